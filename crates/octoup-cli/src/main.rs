@@ -1,1 +1,16 @@
-fn main() {}
+//! The `octoup` binary: parse arguments, build a context, call the library, map the result
+//! to an exit code. All logic lives in the `octoup` library.
+
+mod cli;
+mod commands;
+mod context;
+mod exit;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let ctx = context::Context::from_cli(&cli);
+    let code = commands::dispatch(cli.command, &ctx);
+    code.into()
+}

@@ -1,1 +1,5 @@
+pub mod config;
 pub mod version;
+pub mod fsutil;
+pub mod http;
+pub mod progress;

@@ -1,0 +1,145 @@
+//! Command-line types only: no logic here.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "octoup",
+    version,
+    about = "Upgrade a self-hosted Octopus Deploy server or HA cluster safely, with the shortest outage",
+    after_help = "Environment: OCTOPUS_URL, OCTOPUS_API_KEY (the API key is never accepted as an argument).\nExit status: see README.md."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The config file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "octoup.toml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More detail on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Choose the target version by policy and explain every other candidate.
+    Check(CheckArgs),
+    /// Show what an upgrade would do, with estimated durations. Changes nothing.
+    Plan(PlanArgs),
+    /// Upgrade the server (or cluster); resumes an unfinished run.
+    Upgrade(UpgradeArgs),
+    /// Continue an interrupted run.
+    Resume,
+    /// Restore the database backup and the original version.
+    Rollback,
+    /// The current or last run, in words or JSON.
+    Status,
+    /// Download and verify installers into the cache, without touching the server.
+    Stage(StageArgs),
+    /// Upgrade a simulated installation, with progress and a report.
+    Demo(DemoArgs),
+    /// Node-level steps, run on one node (the orchestrator calls these over the transport).
+    Node(NodeArgs),
+    /// The built-in simulator (same as the octoup-sim binary).
+    #[command(hide = true)]
+    Sim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The installed version, when there is no server to ask.
+    #[arg(long, value_name = "VERSION")]
+    pub current: Option<String>,
+    /// The version feed: a URL or a file (overrides [versions] feed).
+    #[arg(long, value_name = "URL|FILE")]
+    pub feed: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Upgrade to this version instead of the policy's choice.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Upgrade to this version instead of the policy's choice.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// Stage this version instead of the policy's choice.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Nodes in the simulated cluster.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u32,
+    /// Keep the simulated installation in this directory (default: a temporary one).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Simulated-to-real time scale (real seconds per simulated second).
+    #[arg(long, default_value_t = 0.02)]
+    pub time_scale: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    #[command(subcommand)]
+    pub action: NodeAction,
+    /// Which node of [[nodes]] this is (default: the only one).
+    #[arg(long, global = true)]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeAction {
+    /// Download and verify the installer on this node.
+    Stage {
+        #[arg(long)]
+        to: String,
+    },
+    /// Delete the watchdog and stop the service; confirm the node is down.
+    Stop,
+    /// Install the staged installer.
+    Install {
+        #[arg(long)]
+        to: String,
+    },
+    /// Start the service (and recreate the watchdog when asked).
+    Start {
+        #[arg(long)]
+        watchdog: bool,
+    },
+    /// The node's installed version and service state.
+    Status,
+}

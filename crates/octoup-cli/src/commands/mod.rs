@@ -1,0 +1,32 @@
+//! One module per command. Each returns an [`Exit`].
+
+mod check;
+mod demo;
+mod node;
+mod stage;
+mod upgrade;
+
+use crate::cli::Command;
+use crate::context::Context;
+use crate::exit::Exit;
+
+pub fn dispatch(command: Command, ctx: &Context) -> Exit {
+    match command {
+        Command::Check(args) => check::run(args, ctx),
+        Command::Plan(args) => upgrade::plan(args, ctx),
+        Command::Upgrade(args) => upgrade::upgrade(args, ctx),
+        Command::Resume => upgrade::resume(ctx),
+        Command::Rollback => upgrade::rollback(ctx),
+        Command::Status => upgrade::status(ctx),
+        Command::Stage(args) => stage::run(args, ctx),
+        Command::Demo(args) => demo::run(args, ctx),
+        Command::Node(args) => node::run(args, ctx),
+        Command::Sim { args } => demo::sim_passthrough(args),
+    }
+}
+
+/// A command that is not built yet says so plainly instead of pretending.
+pub(crate) fn not_yet(what: &str, ctx: &Context) -> Exit {
+    ctx.report_error(&format!("`octoup {what}` is not implemented yet"));
+    Exit::Failed
+}

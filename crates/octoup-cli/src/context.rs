@@ -1,0 +1,52 @@
+//! What every command gets: the global flags and the environment, read once here.
+
+use std::path::PathBuf;
+
+use octoup::config::{EnvOverrides, Secret};
+
+use crate::cli::Cli;
+
+pub struct Context {
+    pub config_path: PathBuf,
+    pub json: bool,
+    pub verbose: bool,
+    pub env: EnvOverrides,
+}
+
+impl Context {
+    pub fn from_cli(cli: &Cli) -> Context {
+        // The only place that reads the environment.
+        let env = EnvOverrides {
+            url: std::env::var("OCTOPUS_URL").ok().filter(|v| !v.is_empty()),
+            api_key: std::env::var("OCTOPUS_API_KEY")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(Secret::new),
+        };
+        Context {
+            config_path: cli.global.config.clone(),
+            json: cli.global.json,
+            verbose: cli.global.verbose,
+            env,
+        }
+    }
+
+    /// Loads the config and applies the environment.
+    pub fn load_config(&self) -> Result<octoup::config::Config, octoup::config::ConfigError> {
+        let mut config = octoup::config::Config::load(&self.config_path)?;
+        config.apply_env(&self.env);
+        Ok(config)
+    }
+
+    /// Prints an error for people (stderr) or machines (a JSON object on stdout).
+    pub fn report_error(&self, error: &dyn std::fmt::Display) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::json!({ "outcome": "failed", "error": error.to_string() })
+            );
+        } else {
+            eprintln!("error: {error}");
+        }
+    }
+}

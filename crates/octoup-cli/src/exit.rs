@@ -1,0 +1,28 @@
+//! Exit statuses as data (documented in README.md).
+
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Upgraded, up to date, or the command did what it was asked.
+    Ok = 0,
+    /// The run failed; the report says what state the system is in.
+    Failed = 1,
+    /// Bad usage or configuration: nothing was changed.
+    Usage = 2,
+    /// A preflight check refused, or the server/feed could not be reached: nothing was changed.
+    Refused = 3,
+    /// The run stopped in a documented safe state; the report names the next step.
+    Paused = 4,
+    /// The upgrade failed and was rolled back: the original version serves.
+    RolledBack = 5,
+    /// Another octoup run holds the lock.
+    Locked = 6,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}

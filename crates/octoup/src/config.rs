@@ -1,0 +1,777 @@
+//! The `octoup.toml` configuration: the design's stable interface plus octoup's own additions.
+//!
+//! Unknown keys are an error that names the key (every table is `deny_unknown_fields`).
+//! Relative paths are resolved against the directory of the config file, so a config
+//! written next to its key files works wherever octoup is started from.
+//! Nothing here reads the process environment: the binary passes `OCTOPUS_URL` and
+//! `OCTOPUS_API_KEY` in through [`EnvOverrides`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the public version feed lives.
+pub const DEFAULT_FEED: &str = "https://octopus.com/download/upgrade/v3";
+/// The vendor's MSI download pattern.
+pub const DEFAULT_INSTALLER_URL: &str =
+    "https://download.octopusdeploy.com/octopus/Octopus.{version}-x64.msi";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read the config file {path}: {source}. Pass --config FILE or create ./octoup.toml (see docs/configuration.md)"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the config file {path} is not valid: {message}. Fix the key named above (see docs/configuration.md)"
+    )]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+    #[error(
+        "no server URL: set [server] url in the config or the OCTOPUS_URL environment variable"
+    )]
+    MissingUrl,
+    #[error(
+        "no API key: set [server] api_key_file in the config or the OCTOPUS_API_KEY environment variable (the key is never accepted as a command-line argument)"
+    )]
+    MissingApiKey,
+    #[error("cannot read the API key file {path}: {source}. Check the path and its permissions")]
+    ApiKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the SQL password file {path}: {source}. Check [database] password_file")]
+    PasswordFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A secret value (API key, SQL password, master key). Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The value itself, for the one place that must send it (an HTTP header, a child's environment).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Values the binary took from the environment (`OCTOPUS_URL`, `OCTOPUS_API_KEY`).
+#[derive(Debug, Default, Clone)]
+pub struct EnvOverrides {
+    pub url: Option<String>,
+    pub api_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub versions: VersionsConfig,
+    pub installer: InstallerConfig,
+    pub database: DatabaseConfig,
+    pub backup: BackupConfig,
+    pub drain: DrainConfig,
+    pub maintenance: MaintenanceConfig,
+    pub state: StateConfig,
+    pub rollback: RollbackConfig,
+    pub network: NetworkConfig,
+    pub timeouts: TimeoutsConfig,
+    pub cluster: ClusterConfig,
+    pub ssh: SshConfig,
+    pub nodes: Vec<NodeConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            versions: VersionsConfig::default(),
+            installer: InstallerConfig::default(),
+            database: DatabaseConfig::default(),
+            backup: BackupConfig::default(),
+            drain: DrainConfig::default(),
+            maintenance: MaintenanceConfig::default(),
+            state: StateConfig::default(),
+            rollback: RollbackConfig::default(),
+            network: NetworkConfig::default(),
+            timeouts: TimeoutsConfig::default(),
+            cluster: ClusterConfig::default(),
+            ssh: SshConfig::default(),
+            nodes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The server (or load balancer) URL. `OCTOPUS_URL` overrides it.
+    pub url: Option<String>,
+    /// A file holding the API key. `OCTOPUS_API_KEY` overrides it.
+    pub api_key_file: Option<PathBuf>,
+    pub instance: String,
+    /// argv prefix that runs `Octopus.Server.exe` on the node.
+    pub server_exe: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            url: None,
+            api_key_file: None,
+            instance: "OctopusServer".into(),
+            server_exe: vec![r"C:\Program Files\Octopus Deploy\Octopus\Octopus.Server.exe".into()],
+        }
+    }
+}
+
+/// `[versions]`: where versions come from and the policy that chooses one.
+/// The policy fields are kept as written here; `crate::policy` interprets them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VersionsConfig {
+    /// URL or file (air-gapped mirror).
+    pub feed: String,
+    /// `patch`, `minor` or `major`.
+    pub allow: String,
+    /// Soak time: a release must be this many days old.
+    pub min_age_days: u32,
+    /// Stay on this release line, e.g. `2024.3`.
+    pub pin: Option<String>,
+    /// Versions never to install.
+    pub exclude: Vec<String>,
+    /// Consider pre-releases.
+    pub prereleases: bool,
+}
+
+impl Default for VersionsConfig {
+    fn default() -> Self {
+        VersionsConfig {
+            feed: DEFAULT_FEED.into(),
+            allow: "minor".into(),
+            min_age_days: 0,
+            pin: None,
+            exclude: Vec::new(),
+            prereleases: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstallerConfig {
+    /// Download URL template with `{version}`.
+    pub url: String,
+    /// argv that installs `{installer}`, logging to `{log}`.
+    pub install: Vec<String>,
+    /// Optional argv run on `{installer}` (e.g. an Authenticode check); exit 0 = trusted.
+    pub verify: Vec<String>,
+    /// Optional SHA-256 pin for the target's installer.
+    pub sha256: Option<String>,
+    /// Optional sidecar (URL template with `{version}`, or file) holding the hex SHA-256.
+    pub sidecar: Option<String>,
+    /// Install an installer no hash source vouches for. Off unless the operator says so.
+    pub allow_unverified: bool,
+    /// Download cache; default `<state.dir>/cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Retries for msiexec's 1618 ("another installation is in progress").
+    pub busy_retries: u32,
+}
+
+impl Default for InstallerConfig {
+    fn default() -> Self {
+        InstallerConfig {
+            url: DEFAULT_INSTALLER_URL.into(),
+            install: [
+                "msiexec",
+                "/i",
+                "{installer}",
+                "/quiet",
+                "RUNMANAGERONEXIT=no",
+                "/norestart",
+                "/l*v",
+                "{log}",
+            ]
+            .map(String::from)
+            .to_vec(),
+            verify: Vec::new(),
+            sha256: None,
+            sidecar: None,
+            allow_unverified: false,
+            cache_dir: None,
+            busy_retries: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub name: String,
+    /// argv prefix; octoup appends `-Q <T-SQL>`.
+    pub sqlcmd: Vec<String>,
+    /// SQL login password, handed to sqlcmd only as `SQLCMDPASSWORD` in its environment.
+    pub password_file: Option<PathBuf>,
+    pub backup_dir: PathBuf,
+    /// Add `COMPRESSION` to the backup (not every SQL Server edition supports it).
+    pub compression: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            name: "OctopusDeploy".into(),
+            sqlcmd: ["sqlcmd", "-S", "localhost", "-E", "-b"]
+                .map(String::from)
+                .to_vec(),
+            password_file: None,
+            backup_dir: PathBuf::from("backups/sql"),
+            compression: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Master key and license copies (owner-only permissions).
+    pub dir: PathBuf,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            dir: PathBuf::from("backups"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrainConfig {
+    pub wait_seconds: u64,
+    /// Cancel what still runs at the deadline; otherwise undo and stop with a report.
+    pub cancel_tasks: bool,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        DrainConfig {
+            wait_seconds: 1800,
+            cancel_tasks: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceConfig {
+    /// Leave maintenance mode on after a successful upgrade, for a person to verify (the vendor guide's choice).
+    pub leave_on: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Journal, lock, logs and (by default) the installer cache.
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: PathBuf::from("octoup-state"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RollbackConfig {
+    /// Stage the current version's installer so a rollback never needs the network.
+    pub enabled: bool,
+    /// Roll back automatically when a step at or after the database upgrade fails.
+    pub automatic: bool,
+}
+
+impl Default for RollbackConfig {
+    fn default() -> Self {
+        RollbackConfig {
+            enabled: true,
+            automatic: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// HTTPS proxy URL for the feed and downloads.
+    pub proxy: Option<String>,
+    /// Extra CA certificates (PEM) to trust.
+    pub ca_bundle: Option<PathBuf>,
+    /// Accept plain `http://` for non-loopback hosts.
+    pub allow_plain_http: bool,
+}
+
+/// Timeouts in seconds for each kind of step. Every external command has one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    pub command: u64,
+    pub stop: u64,
+    pub start: u64,
+    pub backup: u64,
+    pub install: u64,
+    pub db_upgrade: u64,
+    pub http: u64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            command: 120,
+            stop: 600,
+            start: 900,
+            backup: 7200,
+            install: 3600,
+            db_upgrade: 7200,
+            http: 30,
+        }
+    }
+}
+
+/// What to do when one node fails in a cluster upgrade.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Stop in a documented safe state; a re-run continues.
+    #[default]
+    Pause,
+    /// Restore the database and the original version on every node.
+    Rollback,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Start the primary alone first, as a canary, before the others (costs one start time).
+    pub canary: bool,
+    pub on_failure: OnFailure,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshConfig {
+    /// argv prefix of the OpenSSH client.
+    pub program: Vec<String>,
+    pub connect_timeout_seconds: u64,
+    /// Extra `-o` options, e.g. `UserKnownHostsFile=...`.
+    pub options: Vec<String>,
+    /// How to run octoup on the remote node.
+    pub remote_octoup: Vec<String>,
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        SshConfig {
+            program: vec!["ssh".into()],
+            connect_timeout_seconds: 10,
+            options: Vec::new(),
+            remote_octoup: vec!["octoup".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub name: String,
+    /// The node's own address, for ping and `/api`.
+    pub url: String,
+    /// `user@host`; absent: the node is this machine.
+    pub ssh: Option<String>,
+    pub primary: bool,
+    pub server_exe: Option<Vec<String>>,
+    pub instance: Option<String>,
+    pub install: Option<Vec<String>>,
+    /// Config file for octoup on the remote node (ssh only).
+    pub remote_config: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates a config file; relative paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Parses and validates config text (paths stay as written).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<config>"),
+            message: e.message().to_string()
+                + &e.span()
+                    .map(|s| format!(" (at byte {})", s.start))
+                    .unwrap_or_default(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = self.server.api_key_file.as_mut() {
+            fix(p)
+        }
+        if let Some(p) = self.database.password_file.as_mut() {
+            fix(p)
+        }
+        fix(&mut self.database.backup_dir);
+        fix(&mut self.backup.dir);
+        fix(&mut self.state.dir);
+        if let Some(p) = self.installer.cache_dir.as_mut() {
+            fix(p)
+        }
+        if let Some(p) = self.network.ca_bundle.as_mut() {
+            fix(p)
+        }
+        if !self.versions.feed.contains("://") {
+            let mut feed = PathBuf::from(&self.versions.feed);
+            fix(&mut feed);
+            self.versions.feed = feed.to_string_lossy().into_owned();
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if !matches!(self.versions.allow.as_str(), "patch" | "minor" | "major") {
+            return invalid(format!(
+                "[versions] allow = {:?} is not one of patch, minor, major",
+                self.versions.allow
+            ));
+        }
+        if self.server.server_exe.is_empty() {
+            return invalid(
+                "[server] server_exe is empty: give the argv that runs Octopus.Server.exe".into(),
+            );
+        }
+        if self.server.instance.trim().is_empty() {
+            return invalid(
+                "[server] instance is empty (the default instance is OctopusServer)".into(),
+            );
+        }
+        check_install_argv("[installer] install", &self.installer.install)?;
+        if !self.installer.url.contains("{version}") {
+            return invalid(format!(
+                "[installer] url = {:?} has no {{version}} placeholder",
+                self.installer.url
+            ));
+        }
+        if let Some(sha) = &self.installer.sha256
+            && !(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return invalid(format!(
+                "[installer] sha256 = {sha:?} is not a 64-digit hex SHA-256"
+            ));
+        }
+        if self.database.sqlcmd.is_empty() {
+            return invalid("[database] sqlcmd is empty: give the sqlcmd argv prefix".into());
+        }
+        if self.database.name.trim().is_empty() {
+            return invalid("[database] name is empty".into());
+        }
+        if self.ssh.program.is_empty() {
+            return invalid("[ssh] program is empty".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for node in &self.nodes {
+            if node.name.trim().is_empty() {
+                return invalid("a [[nodes]] entry has no name".into());
+            }
+            if !seen.insert(node.name.to_ascii_lowercase()) {
+                return invalid(format!("node {:?} is listed twice in [[nodes]]", node.name));
+            }
+            if node.url.trim().is_empty() {
+                return invalid(format!(
+                    "node {:?} has no url (its own address, for ping and /api)",
+                    node.name
+                ));
+            }
+            if let Some(argv) = &node.install {
+                check_install_argv(&format!("node {:?} install", node.name), argv)?;
+            }
+            if node.server_exe.as_ref().is_some_and(|v| v.is_empty()) {
+                return invalid(format!("node {:?} server_exe is empty", node.name));
+            }
+        }
+        let primaries = self.nodes.iter().filter(|n| n.primary).count();
+        if primaries > 1 {
+            return invalid(format!(
+                "{primaries} nodes are marked primary = true; exactly one node runs the database upgrade"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies `OCTOPUS_URL` (the API key is resolved by [`Config::api_key`]).
+    pub fn apply_env(&mut self, env: &EnvOverrides) {
+        if let Some(url) = &env.url {
+            self.server.url = Some(url.clone());
+        }
+    }
+
+    pub fn server_url(&self) -> Result<&str, ConfigError> {
+        self.server
+            .url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .ok_or(ConfigError::MissingUrl)
+    }
+
+    /// The API key: `OCTOPUS_API_KEY` wins over `[server] api_key_file`.
+    pub fn api_key(&self, env: &EnvOverrides) -> Result<Secret, ConfigError> {
+        if let Some(key) = env.api_key.as_ref().filter(|k| !k.is_empty()) {
+            return Ok(key.clone());
+        }
+        let path = self
+            .server
+            .api_key_file
+            .as_ref()
+            .ok_or(ConfigError::MissingApiKey)?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ApiKeyFile {
+            path: path.clone(),
+            source,
+        })?;
+        let key = text.trim();
+        if key.is_empty() {
+            return Err(ConfigError::MissingApiKey);
+        }
+        Ok(Secret::new(key))
+    }
+
+    /// The SQL password, when a password file is configured.
+    pub fn sql_password(&self) -> Result<Option<Secret>, ConfigError> {
+        let Some(path) = &self.database.password_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::PasswordFile {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']))))
+    }
+
+    /// The download cache directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.installer
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| self.state.dir.join("cache"))
+    }
+
+    /// The nodes to upgrade: `[[nodes]]`, or this machine as the one node.
+    /// Exactly one is primary (the first when none is marked).
+    pub fn effective_nodes(&self) -> Result<Vec<NodeConfig>, ConfigError> {
+        let mut nodes = if self.nodes.is_empty() {
+            vec![NodeConfig {
+                name: String::new(),
+                url: self.server_url()?.to_string(),
+                primary: true,
+                ..NodeConfig::default()
+            }]
+        } else {
+            self.nodes.clone()
+        };
+        if !nodes.iter().any(|n| n.primary) {
+            nodes[0].primary = true;
+        }
+        Ok(nodes)
+    }
+
+    /// The argv prefix of `Octopus.Server.exe` for a node.
+    pub fn server_exe_for<'a>(&'a self, node: &'a NodeConfig) -> &'a [String] {
+        node.server_exe
+            .as_deref()
+            .unwrap_or(&self.server.server_exe)
+    }
+
+    pub fn instance_for<'a>(&'a self, node: &'a NodeConfig) -> &'a str {
+        node.instance.as_deref().unwrap_or(&self.server.instance)
+    }
+
+    pub fn install_for<'a>(&'a self, node: &'a NodeConfig) -> &'a [String] {
+        node.install.as_deref().unwrap_or(&self.installer.install)
+    }
+}
+
+fn check_install_argv(what: &str, argv: &[String]) -> Result<(), ConfigError> {
+    if argv.is_empty() {
+        return Err(ConfigError::Invalid(format!("{what} is empty")));
+    }
+    if !argv.iter().any(|a| a.contains("{installer}")) {
+        return Err(ConfigError::Invalid(format!(
+            "{what} has no {{installer}} placeholder: octoup cannot tell it which file to install"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+[server]
+url = "https://octopus.example.com"
+api_key_file = 'C:\octoup\api-key.txt'
+instance = "OctopusServer"
+server_exe = ['C:\Program Files\Octopus Deploy\Octopus\Octopus.Server.exe']
+
+[versions]
+feed = "https://octopus.com/download/upgrade/v3"
+allow = "minor"
+min_age_days = 0
+pin = "2024.3"
+exclude = []
+
+[installer]
+url = "https://download.octopusdeploy.com/octopus/Octopus.{version}-x64.msi"
+install = ["msiexec", "/i", "{installer}", "/quiet", "RUNMANAGERONEXIT=no", "/norestart", "/l*v", "{log}"]
+verify = []
+sha256 = ""
+
+[database]
+name = "OctopusDeploy"
+sqlcmd = ["sqlcmd", "-S", "sql01.example.com", "-E", "-b"]
+backup_dir = '\\nas\octopus\backups'
+
+[backup]
+dir = 'D:\octoup\backups'
+
+[drain]
+wait_seconds = 1800
+cancel_tasks = false
+
+[state]
+dir = 'C:\ProgramData\octoup'
+
+[[nodes]]
+name = "OCTO-NODE-01"
+url = "https://octo-node-01"
+ssh = "admin@octo-node-01"
+primary = true
+"#;
+
+    #[test]
+    fn the_design_example_parses_except_for_an_empty_sha256() {
+        // The design's example has `sha256 = ""`; an empty pin is an error, not "no pin".
+        let err = Config::parse(FULL).unwrap_err();
+        assert!(err.to_string().contains("sha256"), "{err}");
+        let cfg = Config::parse(&FULL.replace("sha256 = \"\"\n", "")).unwrap();
+        assert_eq!(cfg.versions.pin.as_deref(), Some("2024.3"));
+        assert_eq!(cfg.nodes.len(), 1);
+        assert_eq!(cfg.nodes[0].ssh.as_deref(), Some("admin@octo-node-01"));
+        assert_eq!(cfg.drain.wait_seconds, 1800);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("[drain]\nwait_second = 5\n").unwrap_err();
+        assert!(err.to_string().contains("wait_second"), "{err}");
+        let err = Config::parse("[serverr]\n").unwrap_err();
+        assert!(err.to_string().contains("serverr"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        for (text, needle) in [
+            ("[versions]\nallow = \"all\"\n", "allow"),
+            ("[installer]\ninstall = [\"msiexec\"]\n", "{installer}"),
+            (
+                "[[nodes]]\nname = \"a\"\nurl = \"http://a\"\nprimary = true\n[[nodes]]\nname = \"b\"\nurl = \"http://b\"\nprimary = true\n",
+                "primary",
+            ),
+            (
+                "[[nodes]]\nname = \"a\"\nurl = \"http://a\"\n[[nodes]]\nname = \"A\"\nurl = \"http://b\"\n",
+                "twice",
+            ),
+        ] {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn env_wins_and_secrets_do_not_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("key.txt");
+        std::fs::write(&key_file, "API-FROMFILE\n").unwrap();
+        let cfg_path = dir.path().join("octoup.toml");
+        std::fs::write(&cfg_path, "[server]\napi_key_file = \"key.txt\"\n").unwrap();
+        let mut cfg = Config::load(&cfg_path).unwrap();
+        assert_eq!(cfg.server.api_key_file.as_deref(), Some(key_file.as_path()));
+        let none = EnvOverrides::default();
+        assert_eq!(cfg.api_key(&none).unwrap().expose(), "API-FROMFILE");
+        let env = EnvOverrides {
+            url: Some("http://127.0.0.1:1".into()),
+            api_key: Some(Secret::new("API-FROMENV")),
+        };
+        cfg.apply_env(&env);
+        assert_eq!(cfg.server_url().unwrap(), "http://127.0.0.1:1");
+        let key = cfg.api_key(&env).unwrap();
+        assert_eq!(key.expose(), "API-FROMENV");
+        assert!(!format!("{key:?} {key}").contains("FROMENV"));
+    }
+
+    #[test]
+    fn one_node_without_nodes_table_is_primary() {
+        let cfg = Config::parse("[server]\nurl = \"http://127.0.0.1:9\"\n").unwrap();
+        let nodes = cfg.effective_nodes().unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert!(nodes[0].primary);
+        assert_eq!(nodes[0].url, "http://127.0.0.1:9");
+    }
+}
