@@ -1,0 +1,212 @@
+//! File-system helpers every module that writes state reuses: renames that survive
+//! Windows antivirus locks, atomic writes, and durable (fsynced) files.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How often and how long to retry an operation that a transient lock blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockRetry {
+    /// Tries in all (the first one included).
+    pub attempts: u32,
+    /// Delay before the second try; doubles each time, capped at `max_delay`.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for LockRetry {
+    /// About 10 tries over ~3 s: long enough for an antivirus scan of a fresh file.
+    fn default() -> Self {
+        LockRetry {
+            attempts: 10,
+            first_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// True for errors a scanner or indexer holding the file briefly open produces.
+pub fn is_transient_lock(err: &io::Error) -> bool {
+    if err.kind() == io::ErrorKind::PermissionDenied {
+        return true;
+    }
+    // ERROR_SHARING_VIOLATION (32) and ERROR_LOCK_VIOLATION (33) are not mapped to
+    // PermissionDenied by std, but they are what an antivirus holding the file gives.
+    cfg!(windows) && matches!(err.raw_os_error(), Some(32 | 33))
+}
+
+/// Runs `op` until it succeeds, fails with a non-lock error, or the tries run out.
+/// Blocking: it sleeps between tries (a few seconds at most with the default policy).
+pub fn retry_locked<T>(policy: LockRetry, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut delay = policy.first_delay;
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Err(e) if is_transient_lock(&e) && attempt < policy.attempts.max(1) => {
+                tracing::debug!(attempt, error = %e, "file locked, retrying");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(policy.max_delay);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `fs::rename` with retries on transient locks (Windows antivirus scanning a fresh file).
+pub fn rename_with_retry(from: &Path, to: &Path) -> io::Result<()> {
+    rename_with_policy(from, to, LockRetry::default())
+}
+
+pub fn rename_with_policy(from: &Path, to: &Path, policy: LockRetry) -> io::Result<()> {
+    retry_locked(policy, || fs::rename(from, to))
+}
+
+/// Makes a completed rename or file creation in `dir` survive a power loss.
+/// A no-op where directories cannot be opened as files (Windows, where NTFS journals it).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    if cfg!(unix) {
+        File::open(dir)?.sync_all()
+    } else {
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` so readers see the old content or the new, never a mix:
+/// a temporary file beside it, fsynced, then renamed over it (with lock retries).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    let tmp_path = tmp.into_temp_path();
+    rename_with_retry(&tmp_path, path)?;
+    // Disarm the temp path's cleanup: the name it guards now belongs to `path`.
+    let _ = tmp_path.keep();
+    sync_dir(dir)
+}
+
+/// Removes a file; a file that is already gone is fine.
+pub fn remove_file_if_exists(path: &Path) -> io::Result<()> {
+    match retry_locked(LockRetry::default(), || fs::remove_file(path)) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// The directory that holds `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// An I/O error with the path it concerns, for messages that tell the operator where.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {path}: {source}")]
+pub struct PathError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Attaches an action and a path to an I/O result: `fs::read(p).at("cannot read", p)?`.
+pub trait IoContext<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T, PathError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T, PathError> {
+        self.map_err(|source| PathError {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn fast() -> LockRetry {
+        LockRetry {
+            attempts: 10,
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        }
+    }
+
+    #[test]
+    fn retries_permission_denied_until_it_clears() {
+        let calls = Cell::new(0);
+        let result = retry_locked(fast(), || {
+            calls.set(calls.get() + 1);
+            if calls.get() < 4 {
+                Err(io::Error::from(io::ErrorKind::PermissionDenied))
+            } else {
+                Ok(7)
+            }
+        });
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(calls.get(), 4);
+    }
+
+    #[test]
+    fn gives_up_after_the_attempts_and_returns_the_last_error() {
+        let calls = Cell::new(0);
+        let result: io::Result<()> = retry_locked(fast(), || {
+            calls.set(calls.get() + 1);
+            Err(io::Error::from(io::ErrorKind::PermissionDenied))
+        });
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(calls.get(), 10);
+    }
+
+    #[test]
+    fn other_errors_are_not_retried() {
+        let calls = Cell::new(0);
+        let result: io::Result<()> = retry_locked(fast(), || {
+            calls.set(calls.get() + 1);
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        });
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn rename_moves_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"x").unwrap();
+        rename_with_policy(&a, &b, fast()).unwrap();
+        assert!(!a.exists());
+        assert_eq!(fs::read(&b).unwrap(), b"x");
+    }
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("r.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("r.json")]);
+    }
+
+    #[test]
+    fn remove_missing_file_is_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        remove_file_if_exists(&dir.path().join("nope")).unwrap();
+    }
+}
