@@ -1,0 +1,319 @@
+//! Fault injection: which operation fails, how, on which node, how often.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Operations of the CLI stand-ins and the HTTP side that faults can target.
+pub const STANDIN_OPS: &[&str] = &[
+    "drain",
+    "service-stop",
+    "service-start",
+    "db-upgrade",
+    "db-upgrade-status",
+    "show-master-key",
+    "show-configuration",
+    "version",
+    "list-instances",
+    "watchdog",
+    "msiexec",
+    "sql-backup",
+    "sql-verify",
+    "sql-restore",
+];
+
+/// HTTP operations (`api:/api/...` names one path).
+pub const HTTP_OPS: &[&str] = &["api", "ping", "feed", "download"];
+
+/// A validated operation name: one of [`STANDIN_OPS`], [`HTTP_OPS`] or `api:/api/<path>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FaultOp(String);
+
+impl FaultOp {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this fault targets the concrete operation `op`. A plain `api` fault matches
+    /// every `api:/...` operation; `api:/api/x` matches only that path.
+    pub fn matches(&self, op: &str) -> bool {
+        self.0 == op || (self.0 == "api" && op.starts_with("api:"))
+    }
+}
+
+impl FromStr for FaultOp {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if STANDIN_OPS.contains(&s) || HTTP_OPS.contains(&s) {
+            return Ok(FaultOp(s.to_string()));
+        }
+        if let Some(path) = s.strip_prefix("api:")
+            && path.starts_with("/api")
+        {
+            return Ok(FaultOp(s.to_string()));
+        }
+        Err(format!(
+            "unknown fault op {s:?}; use one of {}, {} or api:/api/<path>",
+            STANDIN_OPS.join(", "),
+            HTTP_OPS.join(", ")
+        ))
+    }
+}
+
+impl TryFrom<String> for FaultOp {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<FaultOp> for String {
+    fn from(op: FaultOp) -> String {
+        op.0
+    }
+}
+
+impl fmt::Display for FaultOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What happens when a fault fires.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum FaultAction {
+    /// The stand-in prints a realistic error and exits with this code.
+    Exit(i32),
+    /// The stand-in or HTTP handler blocks until killed.
+    Hang,
+    /// Adds simulated seconds before doing the work normally.
+    Delay(f64),
+    /// The HTTP endpoint answers this status with an Octopus error body.
+    Http(u16),
+    /// The download closes the connection after this many bytes.
+    Drop(u64),
+    /// The download flips the byte at this offset.
+    Corrupt(u64),
+    /// The download answers 200 with the whole file to a Range request.
+    IgnoreRange,
+}
+
+impl FromStr for FaultAction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let usage = || {
+            format!(
+                "unknown fault action {s:?}; use exit:N, hang, delay:S, http:CODE, drop:N, corrupt:N or ignore-range"
+            )
+        };
+        let (name, arg) = match s.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (s, None),
+        };
+        let number = |what: &str| -> Result<&str, String> {
+            arg.filter(|a| !a.is_empty()).ok_or_else(|| {
+                format!(
+                    "fault action {name} needs {what}, e.g. {name}:{}",
+                    example(name)
+                )
+            })
+        };
+        let action = match name {
+            "exit" => FaultAction::Exit(number("an exit code")?.parse().map_err(|_| usage())?),
+            "hang" if arg.is_none() => FaultAction::Hang,
+            "delay" => {
+                let secs: f64 = number("simulated seconds")?.parse().map_err(|_| usage())?;
+                if !(secs.is_finite() && secs >= 0.0) {
+                    return Err(usage());
+                }
+                FaultAction::Delay(secs)
+            }
+            "http" => {
+                let code: u16 = number("a status code")?.parse().map_err(|_| usage())?;
+                if !(100..=599).contains(&code) {
+                    return Err(format!(
+                        "fault action http:{code}: status must be 100..=599"
+                    ));
+                }
+                FaultAction::Http(code)
+            }
+            "drop" => FaultAction::Drop(number("a byte count")?.parse().map_err(|_| usage())?),
+            "corrupt" => {
+                FaultAction::Corrupt(number("a byte offset")?.parse().map_err(|_| usage())?)
+            }
+            "ignore-range" if arg.is_none() => FaultAction::IgnoreRange,
+            _ => return Err(usage()),
+        };
+        Ok(action)
+    }
+}
+
+fn example(name: &str) -> &'static str {
+    match name {
+        "exit" => "1603",
+        "delay" => "30",
+        "http" => "503",
+        _ => "1000",
+    }
+}
+
+impl fmt::Display for FaultAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultAction::Exit(n) => write!(f, "exit:{n}"),
+            FaultAction::Hang => f.write_str("hang"),
+            FaultAction::Delay(s) => write!(f, "delay:{s}"),
+            FaultAction::Http(c) => write!(f, "http:{c}"),
+            FaultAction::Drop(n) => write!(f, "drop:{n}"),
+            FaultAction::Corrupt(n) => write!(f, "corrupt:{n}"),
+            FaultAction::IgnoreRange => f.write_str("ignore-range"),
+        }
+    }
+}
+
+impl TryFrom<String> for FaultAction {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<FaultAction> for String {
+    fn from(a: FaultAction) -> String {
+        a.to_string()
+    }
+}
+
+/// One pending fault, as in the spec's `[[faults]]` and `octoup-sim fault`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub op: FaultOp,
+    pub action: FaultAction,
+    /// Only on this node; any node when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// How often it fires before it clears; 0 = forever.
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl FaultSpec {
+    /// Whether this fault applies to `op` on `node` (`None`: not node-specific, e.g. sqlcmd).
+    pub fn applies(&self, op: &str, node: Option<&str>) -> bool {
+        self.op.matches(op)
+            && match (&self.node, node) {
+                (None, _) => true,
+                (Some(want), Some(node)) => want == node,
+                (Some(_), None) => false,
+            }
+    }
+}
+
+/// Takes the first fault in `faults` matching `op` on `node`, consuming one of its `times`.
+pub fn take(faults: &mut Vec<FaultSpec>, op: &str, node: Option<&str>) -> Option<FaultAction> {
+    let i = faults.iter().position(|f| f.applies(op, node))?;
+    let action = faults[i].action;
+    match faults[i].times {
+        0 => {}
+        1 => {
+            faults.remove(i);
+        }
+        _ => faults[i].times -= 1,
+    }
+    Some(action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_and_reject_nonsense() {
+        for s in [
+            "exit:1603",
+            "hang",
+            "delay:2.5",
+            "http:503",
+            "drop:100",
+            "corrupt:7",
+            "ignore-range",
+        ] {
+            assert_eq!(s.parse::<FaultAction>().unwrap().to_string(), s);
+        }
+        for s in [
+            "exit", "exit:x", "hang:1", "http:99", "delay:-1", "explode", "drop:",
+        ] {
+            assert!(s.parse::<FaultAction>().is_err(), "{s}");
+        }
+        assert!(
+            "exit"
+                .parse::<FaultAction>()
+                .unwrap_err()
+                .contains("exit:1603")
+        );
+    }
+
+    #[test]
+    fn ops_are_validated() {
+        assert!("msiexec".parse::<FaultOp>().is_ok());
+        assert!("api:/api/serverstatus".parse::<FaultOp>().is_ok());
+        assert!("api:/elsewhere".parse::<FaultOp>().is_err());
+        assert!(
+            "service"
+                .parse::<FaultOp>()
+                .unwrap_err()
+                .contains("service-stop")
+        );
+    }
+
+    #[test]
+    fn take_consumes_times_and_respects_node() {
+        let spec = |node: Option<&str>, times| FaultSpec {
+            op: "msiexec".parse().unwrap(),
+            action: FaultAction::Exit(1603),
+            node: node.map(str::to_string),
+            times,
+        };
+        let mut faults = vec![spec(Some("A"), 2)];
+        assert_eq!(take(&mut faults, "msiexec", Some("B")), None);
+        assert_eq!(take(&mut faults, "msiexec", None), None);
+        assert_eq!(
+            take(&mut faults, "msiexec", Some("A")),
+            Some(FaultAction::Exit(1603))
+        );
+        assert_eq!(
+            take(&mut faults, "msiexec", Some("A")),
+            Some(FaultAction::Exit(1603))
+        );
+        assert_eq!(take(&mut faults, "msiexec", Some("A")), None);
+        assert!(faults.is_empty());
+
+        let mut forever = vec![spec(None, 0)];
+        for _ in 0..5 {
+            assert!(take(&mut forever, "msiexec", Some("X")).is_some());
+        }
+        assert_eq!(forever.len(), 1);
+
+        let mut api = vec![FaultSpec {
+            op: "api".parse().unwrap(),
+            action: FaultAction::Http(503),
+            node: None,
+            times: 1,
+        }];
+        assert_eq!(take(&mut api, "ping", Some("A")), None);
+        assert_eq!(
+            take(&mut api, "api:/api/tasks", Some("A")),
+            Some(FaultAction::Http(503))
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! The append-only event history `DIR/history.jsonl`: one JSON object per line,
+//! `{"seq", "at", "sim_seconds", "kind", ...fields}`. Written only under the state lock
+//! (see [`crate::state::Store`]), so `seq` is strictly increasing.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::state::StoreError;
+
+/// One line of the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    /// Real time, RFC 3339.
+    pub at: Timestamp,
+    pub sim_seconds: f64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// A node's flags and versions when the installation was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInit {
+    pub node: String,
+    pub binary_version: String,
+    pub running: bool,
+    pub drain: bool,
+    pub watchdog: bool,
+}
+
+/// Everything that happened, tagged by `kind` (kebab-case).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Event {
+    InstallationCreated {
+        schema_version: String,
+        maintenance: bool,
+        nodes: Vec<NodeInit>,
+    },
+    /// Cluster maintenance mode changed. `by`: `api:<node>`, `restore`, ...
+    MaintenanceSet {
+        value: bool,
+        by: String,
+    },
+    /// A node's drain flag changed. `by`: `cli`, `api:<node>`, `restore`, ...
+    DrainSet {
+        node: String,
+        value: bool,
+        by: String,
+    },
+    ServiceStarting {
+        node: String,
+        binary_version: String,
+        schema_version: String,
+    },
+    ServiceStarted {
+        node: String,
+        binary_version: String,
+        schema_version: String,
+        /// `cli` or `watchdog`.
+        by: String,
+    },
+    ServiceStartFailed {
+        node: String,
+        binary_version: String,
+        schema_version: String,
+        reason: String,
+    },
+    ServiceStopping {
+        node: String,
+        binary_version: String,
+        schema_version: String,
+    },
+    ServiceStopped {
+        node: String,
+        binary_version: String,
+        schema_version: String,
+    },
+    WatchdogCreated {
+        node: String,
+        interval_minutes: u32,
+    },
+    WatchdogDeleted {
+        node: String,
+    },
+    InstallStarted {
+        node: String,
+        file: String,
+        /// The version the file carries; `None` when it is not a valid installer.
+        version: Option<String>,
+        previous_version: Option<String>,
+    },
+    InstallFinished {
+        node: String,
+        version: String,
+        previous_version: Option<String>,
+        exit_code: i32,
+    },
+    InstallFailed {
+        node: String,
+        version: Option<String>,
+        exit_code: i32,
+        reason: String,
+    },
+    /// `msiexec /x`: the binaries are gone from the node.
+    UninstallFinished {
+        node: String,
+        version: String,
+    },
+    DbUpgradeStarted {
+        node: String,
+        from: String,
+        to: String,
+    },
+    DbUpgradeFinished {
+        node: String,
+        from: String,
+        to: String,
+    },
+    DbUpgradeFailed {
+        node: String,
+        from: String,
+        to: String,
+        reason: String,
+    },
+    /// `database --upgrade` refused before touching anything (nodes running, license, ...).
+    DbUpgradeRefused {
+        node: String,
+        reason: String,
+    },
+    DbBackupCreated {
+        database: String,
+        path: String,
+        schema_version: String,
+        copy_only: bool,
+        checksum: bool,
+    },
+    DbBackupVerified {
+        path: String,
+        schema_version: String,
+    },
+    DbBackupVerifyFailed {
+        path: String,
+        reason: String,
+    },
+    DbRestored {
+        database: String,
+        path: String,
+        from_schema: String,
+        to_schema: String,
+    },
+    MasterKeyRead {
+        node: String,
+    },
+    /// `via`: `api:<node>` or `cli`.
+    LicenseRead {
+        via: String,
+    },
+    TaskQueued {
+        task_id: String,
+        name: String,
+        node: Option<String>,
+    },
+    TaskStarted {
+        task_id: String,
+        node: String,
+        name: String,
+    },
+    /// `state`: the final state (`Success`, `Failed`, `TimedOut`).
+    TaskFinished {
+        task_id: String,
+        node: String,
+        state: String,
+    },
+    TaskCanceled {
+        task_id: String,
+        node: Option<String>,
+        by: String,
+    },
+    /// The node's service stopped under an executing task.
+    TaskKilled {
+        task_id: String,
+        node: String,
+    },
+    ApiRequest {
+        node: String,
+        method: String,
+        path: String,
+        status: u16,
+    },
+    FaultFired {
+        op: String,
+        action: String,
+        node: Option<String>,
+    },
+    /// A stand-in was run; secrets in `args` are replaced by `***`.
+    StandinInvoked {
+        program: String,
+        node: Option<String>,
+        args: Vec<String>,
+    },
+    /// A secret appeared where it must not (I5): `place` says where, never the secret itself.
+    SecretLeak {
+        place: String,
+        detail: String,
+    },
+}
+
+impl Event {
+    /// The `kind` tag, as written in the history.
+    pub fn kind(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// Appends records to the history file (the caller holds the state lock).
+pub(crate) fn append(path: &Path, records: &[Record]) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let io = |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut text = String::new();
+    for record in records {
+        // Serializing our own types cannot fail (no maps with non-string keys).
+        text.push_str(&serde_json::to_string(record).unwrap_or_default());
+        text.push('\n');
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.flush().map_err(io)
+}
+
+/// Reads every record of a history file (missing file: empty history).
+pub fn load(path: &Path) -> Result<Vec<Record>, StoreError> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    let mut records = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = serde_json::from_str(&line).map_err(|e| StoreError::Corrupt {
+            path: format!("{}:{}", path.display(), i + 1),
+            message: e.to_string(),
+        })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_flat_json_tagged_by_kind() {
+        let record = Record {
+            seq: 7,
+            at: "2025-03-04T09:12:44.120Z".parse().unwrap(),
+            sim_seconds: 12.5,
+            event: Event::DrainSet {
+                node: "OCTO-NODE-01".into(),
+                value: true,
+                by: "cli".into(),
+            },
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["kind"], "drain-set");
+        assert_eq!(json["seq"], 7);
+        assert_eq!(json["node"], "OCTO-NODE-01");
+        assert_eq!(json["at"], "2025-03-04T09:12:44.12Z");
+        let back: Record = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record);
+        assert_eq!(record.event.kind(), "drain-set");
+    }
+}

@@ -1,0 +1,399 @@
+//! The spec file (`octoup-sim up --spec FILE`): how the simulated installation looks and
+//! behaves. Every key is optional; unknown keys are an error naming the key.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::FaultSpec;
+
+/// Default installed version (binary and schema on every node).
+pub const DEFAULT_VERSION: &str = "2024.1.10";
+
+/// Why a spec file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read spec file {path}: {source}; check the path")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "spec file {path} is not valid: {message}; fix the key named above (see docs/simulator.md)"
+    )]
+    Parse { path: String, message: String },
+    #[error("spec is not valid: {0}; fix it (see docs/simulator.md)")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spec {
+    /// Real seconds per simulated second.
+    pub time_scale: f64,
+    /// Installed version and schema version on every node.
+    pub version: String,
+    pub nodes: u32,
+    pub durations: Durations,
+    pub license: LicenseSpec,
+    pub installer: InstallerSpec,
+    pub feed: FeedSpec,
+    pub workload: Vec<WorkloadSpec>,
+    pub faults: Vec<FaultSpec>,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            time_scale: 0.01,
+            version: DEFAULT_VERSION.to_string(),
+            nodes: 1,
+            durations: Durations::default(),
+            license: LicenseSpec::default(),
+            installer: InstallerSpec::default(),
+            feed: FeedSpec::default(),
+            workload: Vec::new(),
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// Durations of the slow operations, in simulated seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Durations {
+    pub stop: f64,
+    pub start: f64,
+    pub backup: f64,
+    pub verify: f64,
+    pub restore: f64,
+    pub install: f64,
+    pub db_upgrade: f64,
+    /// A stopped node still counts as running for `database --upgrade` this long.
+    pub node_stale_after: f64,
+}
+
+impl Default for Durations {
+    fn default() -> Self {
+        Durations {
+            stop: 10.0,
+            start: 30.0,
+            backup: 60.0,
+            verify: 20.0,
+            restore: 60.0,
+            install: 90.0,
+            db_upgrade: 120.0,
+            node_stale_after: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LicenseSpec {
+    /// `yyyy-MM-dd`.
+    pub maintenance_expires: String,
+    /// What `/api/serverstatus` reports as `MaximumAvailableVersionCoveredByLicense`.
+    pub max_version_covered: String,
+}
+
+impl Default for LicenseSpec {
+    fn default() -> Self {
+        LicenseSpec {
+            maintenance_expires: "2025-03-31".to_string(),
+            max_version_covered: "2024.4.9999".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstallerSpec {
+    /// Bytes of each generated installer.
+    pub size: u64,
+}
+
+impl Default for InstallerSpec {
+    fn default() -> Self {
+        InstallerSpec { size: 1_048_576 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedSpec {
+    /// The feed's entries, in the order served (unsorted on purpose).
+    pub versions: Vec<FeedEntry>,
+}
+
+impl Default for FeedSpec {
+    fn default() -> Self {
+        FeedSpec {
+            versions: default_feed(),
+        }
+    }
+}
+
+/// One element of `download/upgrade/v3`: the only two fields public consumers rely on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedEntry {
+    #[serde(rename = "Version")]
+    pub version: String,
+    /// `yyyy-MM-dd`.
+    #[serde(rename = "Released")]
+    pub released: String,
+}
+
+/// The default feed: every line octoup must reason about, deliberately not sorted, with a
+/// patch of an older line released after the first build of a newer one.
+pub fn default_feed() -> Vec<FeedEntry> {
+    [
+        ("2024.1.10", "2024-03-11"),
+        ("2023.4.8166", "2023-12-04"),
+        ("2024.2.9409", "2024-06-10"),
+        ("2024.1.12", "2024-04-22"),
+        ("2024.3.12741", "2024-09-16"),
+        ("2023.4.8440", "2024-02-19"),
+        ("2025.1.5319", "2025-01-27"),
+        ("2024.2.9550", "2024-07-15"),
+        ("2024.3.13050", "2025-02-10"),
+        ("2024.1.9", "2024-03-04"),
+        ("2025.1.5501", "2025-03-10"),
+    ]
+    .into_iter()
+    .map(|(version, released)| FeedEntry {
+        version: version.to_string(),
+        released: released.to_string(),
+    })
+    .collect()
+}
+
+/// A task the installation runs so a drain has something to wait for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSpec {
+    /// Node name; any node when absent.
+    pub node: Option<String>,
+    /// Simulated seconds the task executes.
+    pub duration: f64,
+    /// `Executing` (already running at start) or `Queued`.
+    pub state: String,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec {
+            node: None,
+            duration: 30.0,
+            state: "Executing".to_string(),
+            name: "Deploy".to_string(),
+            description: None,
+        }
+    }
+}
+
+impl Spec {
+    /// Reads and validates a spec file.
+    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let spec: Spec = toml::from_str(&text).map_err(|e| SpecError::Parse {
+            path: shown,
+            message: e.message().to_string(),
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks values serde cannot: ranges, version strings, node names in workload/faults.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let bad = |m: String| Err(SpecError::Invalid(m));
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return bad(format!(
+                "time_scale must be a positive number, got {}",
+                self.time_scale
+            ));
+        }
+        if self.nodes == 0 || self.nodes > 99 {
+            return bad(format!("nodes must be 1..=99, got {}", self.nodes));
+        }
+        if !crate::version::is_valid(&self.version) {
+            return bad(format!("version {:?} is not YYYY.N.BUILD", self.version));
+        }
+        if !crate::version::is_valid(&self.license.max_version_covered) {
+            return bad(format!(
+                "license.max_version_covered {:?} is not YYYY.N.BUILD",
+                self.license.max_version_covered
+            ));
+        }
+        if jiff::civil::Date::strptime("%Y-%m-%d", &self.license.maintenance_expires).is_err() {
+            return bad(format!(
+                "license.maintenance_expires {:?} is not yyyy-MM-dd",
+                self.license.maintenance_expires
+            ));
+        }
+        let d = &self.durations;
+        for (name, value) in [
+            ("stop", d.stop),
+            ("start", d.start),
+            ("backup", d.backup),
+            ("verify", d.verify),
+            ("restore", d.restore),
+            ("install", d.install),
+            ("db_upgrade", d.db_upgrade),
+            ("node_stale_after", d.node_stale_after),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return bad(format!("durations.{name} must be >= 0, got {value}"));
+            }
+        }
+        for entry in &self.feed.versions {
+            if !crate::version::is_valid(&entry.version) {
+                return bad(format!(
+                    "feed version {:?} is not YYYY.N.BUILD",
+                    entry.version
+                ));
+            }
+        }
+        let names = self.node_names();
+        for w in &self.workload {
+            if let Some(node) = &w.node
+                && !names.contains(node)
+            {
+                return bad(format!(
+                    "workload node {node:?} does not exist (nodes: {})",
+                    names.join(", ")
+                ));
+            }
+            if w.state != "Executing" && w.state != "Queued" {
+                return bad(format!(
+                    "workload state must be \"Executing\" or \"Queued\", got {:?}",
+                    w.state
+                ));
+            }
+            if !(w.duration.is_finite() && w.duration >= 0.0) {
+                return bad(format!(
+                    "workload duration must be >= 0, got {}",
+                    w.duration
+                ));
+            }
+        }
+        for f in &self.faults {
+            if let Some(node) = &f.node
+                && !names.contains(node)
+            {
+                return bad(format!(
+                    "fault node {node:?} does not exist (nodes: {})",
+                    names.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `OCTO-NODE-01` … `OCTO-NODE-NN`.
+    pub fn node_names(&self) -> Vec<String> {
+        (1..=self.nodes).map(node_name).collect()
+    }
+}
+
+/// The name of node number `n` (1-based).
+pub fn node_name(n: u32) -> String {
+    format!("OCTO-NODE-{n:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_spec_has_the_documented_defaults() {
+        let spec: Spec = toml::from_str("").unwrap();
+        assert_eq!(spec, Spec::default());
+        assert_eq!(spec.version, "2024.1.10");
+        assert_eq!(spec.durations.db_upgrade, 120.0);
+        assert_eq!(spec.license.max_version_covered, "2024.4.9999");
+        spec.validate().unwrap();
+        // The default feed is unsorted and covers the lines the docs promise.
+        let versions: Vec<&str> = spec
+            .feed
+            .versions
+            .iter()
+            .map(|e| e.version.as_str())
+            .collect();
+        let mut sorted = versions.clone();
+        sorted.sort_by(|a, b| crate::version::compare(a, b));
+        assert_ne!(versions, sorted);
+        for line in ["2023.4.", "2024.1.", "2024.2.", "2024.3.", "2025.1."] {
+            assert!(versions.iter().any(|v| v.starts_with(line)), "{line}");
+        }
+        assert!(versions.contains(&DEFAULT_VERSION));
+    }
+
+    #[test]
+    fn full_spec_parses() {
+        let text = r#"
+time_scale = 0.001
+version = "2024.2.9409"
+nodes = 3
+[durations]
+stop = 1
+db_upgrade = 5.5
+[license]
+maintenance_expires = "2026-01-31"
+max_version_covered = "2025.4.9999"
+[installer]
+size = 4096
+[feed]
+versions = [ { Version = "2024.2.9409", Released = "2024-06-10" } ]
+[[workload]]
+node = "OCTO-NODE-02"
+duration = 30
+state = "Queued"
+name = "Deploy"
+[[faults]]
+op = "msiexec"
+action = "exit:1603"
+node = "OCTO-NODE-01"
+times = 2
+"#;
+        let spec: Spec = toml::from_str(text).unwrap();
+        spec.validate().unwrap();
+        assert_eq!(spec.nodes, 3);
+        assert_eq!(spec.durations.start, 30.0);
+        assert_eq!(spec.durations.db_upgrade, 5.5);
+        assert_eq!(spec.feed.versions.len(), 1);
+        assert_eq!(spec.faults[0].times, 2);
+        assert_eq!(spec.node_names()[2], "OCTO-NODE-03");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = toml::from_str::<Spec>("nodez = 2").unwrap_err();
+        assert!(err.to_string().contains("nodez"), "{err}");
+        let err = toml::from_str::<Spec>("[durations]\nstopp = 2").unwrap_err();
+        assert!(err.to_string().contains("stopp"), "{err}");
+        let spec: Spec = toml::from_str("[[workload]]\nnode = \"OCTO-NODE-07\"").unwrap();
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("OCTO-NODE-07")
+        );
+        let spec: Spec = toml::from_str("time_scale = 0").unwrap();
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("time_scale")
+        );
+        assert!(toml::from_str::<Spec>("[[faults]]\nop = \"bogus\"\naction = \"hang\"").is_err());
+    }
+}
