@@ -3,3 +3,4 @@ pub mod version;
 pub mod fsutil;
 pub mod http;
 pub mod progress;
+pub mod feed;
