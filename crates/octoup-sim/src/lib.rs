@@ -7,3 +7,4 @@ pub mod installer;
 pub mod spec;
 pub mod state;
 pub mod version;
+pub mod standins;
