@@ -1,0 +1,259 @@
+//! The simulator daemon (`octoup-sim serve --dir DIR`): the feed and download server, one
+//! REST API listener per node, and the workload ticker.
+//!
+//! Every ~25 ms it advances the tasks and reconciles the node listeners with the state: a
+//! node's API port is bound while its service is Running and closed otherwise, together
+//! with every open connection, so a stopped node refuses connections like the real service.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+use tower::ServiceExt as _;
+
+use crate::clock::Clock;
+use crate::state::{DaemonInfo, ServiceState, State, Store, StoreError};
+
+/// How often the daemon advances the workload and reconciles listeners (real time).
+const TICK: Duration = Duration::from_millis(25);
+
+/// Consecutive ticks without a state file before the daemon exits on its own (the
+/// directory was deleted, e.g. a test's temporary directory): about one second.
+const ORPHAN_TICKS: u32 = 40;
+
+/// What every HTTP handler of the daemon shares.
+pub(crate) struct Shared {
+    pub store: Store,
+    /// Fixed for an installation: created_at and time_scale never change.
+    pub clock: Clock,
+    pub shutdown: Notify,
+}
+
+impl Shared {
+    /// The current state, read off the async threads (the store takes a file lock).
+    pub async fn state(&self) -> Result<State, StoreError> {
+        let store = self.store.clone();
+        blocking(move || store.snapshot()).await?
+    }
+
+    /// A locked read-modify-write of the state, off the async threads.
+    pub async fn update<T, E>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        blocking(move || store.update(f)).await.map_err(E::from)?
+    }
+
+    /// Real time `sim_seconds` of simulated time take.
+    pub async fn sleep_sim(&self, sim_seconds: f64) {
+        tokio::time::sleep(self.clock.real_duration(sim_seconds)).await;
+    }
+}
+
+/// Runs `f` on the blocking pool; a panic in it becomes an I/O error, never a daemon crash.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io {
+            path: "state".to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })
+}
+
+/// Runs the daemon for the installation in `dir` until `POST /__sim/shutdown` (see
+/// [`crate::feed::SHUTDOWN_PATH`]) or until the directory disappears.
+pub fn serve(dir: &Path) -> anyhow::Result<()> {
+    let store = Store::open(dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(run(store.clone()));
+    // Hung handlers (fault `hang`) must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+async fn run(store: Store) -> anyhow::Result<()> {
+    let state = blocking({
+        let store = store.clone();
+        move || store.snapshot()
+    })
+    .await??;
+    let shared = Arc::new(Shared {
+        store,
+        clock: state.clock(),
+        shutdown: Notify::new(),
+    });
+
+    let feed_listener = TcpListener::bind(("127.0.0.1", state.feed_port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on 127.0.0.1:{} for the feed server; is another octoup-sim daemon running for this directory? Stop it with `octoup-sim down`",
+                state.feed_port
+            )
+        })?;
+    let feed_server = tokio::spawn(serve_listener(
+        feed_listener,
+        crate::feed::router(shared.clone()),
+    ));
+
+    let pid = std::process::id();
+    shared
+        .update(move |s| {
+            s.daemon = Some(DaemonInfo {
+                pid,
+                started_at: jiff::Timestamp::now(),
+            });
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+
+    let mut nodes = NodeServers::default();
+    let mut missing = 0u32;
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.notified() => break,
+            _ = interval.tick() => {}
+        }
+        let store = shared.store.clone();
+        match blocking(move || crate::workload::tick(&store)).await {
+            Ok(Ok(state)) => {
+                missing = 0;
+                nodes.reconcile(&state, &shared).await;
+            }
+            Ok(Err(StoreError::NotFound(_))) => {
+                missing += 1;
+                if missing >= ORPHAN_TICKS {
+                    eprintln!("octoup-sim: the state file is gone; the daemon exits");
+                    break;
+                }
+            }
+            Ok(Err(e)) | Err(e) => eprintln!("octoup-sim: daemon tick failed: {e}"),
+        }
+    }
+
+    nodes.stop_all();
+    feed_server.abort();
+    let store = shared.store.clone();
+    let _ = blocking(move || {
+        store.update(|s| {
+            if s.daemon.as_ref().is_some_and(|d| d.pid == pid) {
+                s.daemon = None;
+            }
+            Ok::<_, StoreError>(())
+        })
+    })
+    .await;
+    Ok(())
+}
+
+/// The API listeners of the nodes whose service runs.
+#[derive(Default)]
+struct NodeServers {
+    running: HashMap<String, NodeServer>,
+    /// Ports we failed to bind, so the warning is printed once, not every tick.
+    warned: HashMap<String, u16>,
+}
+
+struct NodeServer {
+    port: u16,
+    task: JoinHandle<()>,
+}
+
+impl NodeServers {
+    async fn reconcile(&mut self, state: &State, shared: &Arc<Shared>) {
+        self.running.retain(|name, server| {
+            let keep = state
+                .node(name)
+                .is_some_and(|n| n.service == ServiceState::Running && n.api_port == server.port);
+            if !keep {
+                // Dropping the task closes the listener and every connection it owns.
+                server.task.abort();
+            }
+            keep
+        });
+        for node in &state.nodes {
+            if node.service != ServiceState::Running || self.running.contains_key(&node.name) {
+                continue;
+            }
+            match TcpListener::bind(("127.0.0.1", node.api_port)).await {
+                Ok(listener) => {
+                    self.warned.remove(&node.name);
+                    let router = crate::api::router(shared.clone(), &node.name);
+                    let task = tokio::spawn(serve_listener(listener, router));
+                    self.running.insert(
+                        node.name.clone(),
+                        NodeServer {
+                            port: node.api_port,
+                            task,
+                        },
+                    );
+                }
+                Err(e) => {
+                    if self.warned.insert(node.name.clone(), node.api_port) != Some(node.api_port) {
+                        eprintln!(
+                            "octoup-sim: cannot listen on 127.0.0.1:{} for {}: {e}; retrying",
+                            node.api_port, node.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for (_, server) in self.running.drain() {
+            server.task.abort();
+        }
+    }
+}
+
+/// Accepts connections until the task is aborted; aborting drops the listener and (through
+/// the JoinSet) every open connection, so clients see the node vanish.
+pub(crate) async fn serve_listener(listener: TcpListener, router: Router) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, router.clone()));
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, router: Router) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        router.clone().oneshot(request.map(Body::new))
+    });
+    // Errors here are the client's or a simulated drop; nothing to report.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
