@@ -1,0 +1,686 @@
+//! A typed client for the parts of the Octopus REST API an upgrade needs.
+//!
+//! The API key travels only in the `X-Octopus-ApiKey` header (never in a URL). Responses are
+//! read leniently: unknown fields are ignored and missing optional fields are fine, because
+//! servers from 2018 to today differ. Every error names the URL and what to do next.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Secret;
+use crate::http::{HttpClient, HttpError};
+
+pub const API_KEY_HEADER: &str = "X-Octopus-ApiKey";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "{url}: the API key is not valid (HTTP 401). Create an API key for an administrator (Profile → My API Keys) and put it in [server] api_key_file or OCTOPUS_API_KEY"
+    )]
+    Unauthorized { url: String },
+    #[error(
+        "{url}: the API key's user lacks AdministerSystem (HTTP 403{}). octoup changes maintenance mode and node drain, which need it: use an administrator's API key",
+        detail_suffix(.detail)
+    )]
+    Forbidden { url: String, detail: String },
+    #[error(
+        "cannot reach the Octopus server at {url}: {reason}. Check [server] url (or OCTOPUS_URL), that the server runs, and the network"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error("{url} answered HTTP {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "{url} did not answer as an Octopus server: {reason}. Check that [server] url points at Octopus (not a proxy login page)"
+    )]
+    Shape { url: String, reason: String },
+    #[error("{0}")]
+    Http(HttpError),
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+impl ApiError {
+    /// The key is fine but the server did not answer (worth retrying, or the node is down).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ApiError::Unreachable { .. })
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Unauthorized { .. } => Some(401),
+            ApiError::Forbidden { .. } => Some(403),
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// `GET /api`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RootResource {
+    pub application: String,
+    pub version: String,
+    pub api_version: String,
+    pub installation_id: String,
+}
+
+/// `GET /api/serverstatus`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServerStatus {
+    pub is_in_maintenance_mode: bool,
+    pub maximum_available_version: Option<String>,
+    pub maximum_available_version_covered_by_license: Option<String>,
+    pub maintenance_expires: Option<String>,
+    pub is_upgrade_available: bool,
+    pub is_database_encrypted: bool,
+    pub is_potential_clone: bool,
+}
+
+/// `GET /api/serverstatus/system-info` (needs AdministerSystem).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SystemInfo {
+    pub version: String,
+    #[serde(rename = "OSVersion")]
+    pub os_version: String,
+}
+
+/// One node of `GET /api/octopusservernodes/summary`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NodeSummary {
+    pub id: String,
+    pub name: String,
+    /// The node's drain flag (not the cluster's maintenance mode).
+    pub is_in_maintenance_mode: bool,
+    pub is_offline: bool,
+    pub last_seen: Option<String>,
+    pub running_task_count: u32,
+    pub max_concurrent_tasks: u32,
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ClusterSummary {
+    nodes: Vec<NodeSummary>,
+}
+
+/// A server task (the fields an upgrade reports).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TaskResource {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub state: String,
+    pub server_node: Option<String>,
+    pub start_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Page<T> {
+    items: Vec<T>,
+}
+
+/// The body of `/api/octopusservernodes/ping`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PingBody {
+    pub id: String,
+    pub name: String,
+    pub is_in_maintenance_mode: bool,
+    pub version: Option<String>,
+}
+
+/// What a node's ping endpoint said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ping {
+    /// 200: online and taking tasks.
+    Serving(PingBody),
+    /// 418: draining (or offline, per some docs).
+    Draining(PingBody),
+    /// Any other status: something answers, but not a healthy node.
+    Unhealthy(u16),
+    /// No answer at all (connection refused, timeout).
+    Down(String),
+}
+
+impl Ping {
+    /// The node's service answers (serving or draining).
+    pub fn is_up(&self) -> bool {
+        matches!(self, Ping::Serving(_) | Ping::Draining(_))
+    }
+
+    pub fn body(&self) -> Option<&PingBody> {
+        match self {
+            Ping::Serving(b) | Ping::Draining(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Ping::Serving(_) => "serving (200)".into(),
+            Ping::Draining(_) => "draining (418)".into(),
+            Ping::Unhealthy(s) => format!("unhealthy (HTTP {s})"),
+            Ping::Down(r) => format!("not answering ({r})"),
+        }
+    }
+}
+
+/// A client for one base URL (the cluster's, or one node's own).
+#[derive(Debug, Clone)]
+pub struct OctopusApi {
+    http: HttpClient,
+    base: String,
+    key: Secret,
+    timeout: Duration,
+}
+
+impl OctopusApi {
+    pub fn new(http: HttpClient, base: &str, key: Secret, timeout: Duration) -> OctopusApi {
+        OctopusApi {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            key,
+            timeout,
+        }
+    }
+
+    /// The same client aimed at another address (a node's own URL).
+    pub fn at(&self, base: &str) -> OctopusApi {
+        OctopusApi {
+            base: base.trim_end_matches('/').to_string(),
+            ..self.clone()
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        with_key: bool,
+    ) -> Result<(u16, String), ApiError> {
+        let url = self.url(path);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .map_err(ApiError::Http)?
+            .timeout(self.timeout)
+            .header("Accept", "application/json");
+        if with_key {
+            request = request.header(API_KEY_HEADER, self.key.expose());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = self.http.send(request).await.map_err(|e| match e {
+            HttpError::Request { url, reason, .. } => ApiError::Unreachable { url, reason },
+            other => ApiError::Http(other),
+        })?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| ApiError::Unreachable {
+            url: url.clone(),
+            reason: format!("the answer broke off: {e}"),
+        })?;
+        Ok((status, text))
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        with_key: bool,
+    ) -> Result<T, ApiError> {
+        let (status, text) = self.call(method, path, body, with_key).await?;
+        let url = self.url(path);
+        check_status(&url, status, &text)?;
+        parse(&url, &text)
+    }
+
+    /// `GET /api` (anonymous): the version this address serves.
+    pub async fn root(&self) -> Result<RootResource, ApiError> {
+        let root: RootResource = self.json(Method::GET, "/api", None, false).await?;
+        if root.version.trim().is_empty() {
+            return Err(ApiError::Shape {
+                url: self.url("/api"),
+                reason: "the answer has no Version".into(),
+            });
+        }
+        Ok(root)
+    }
+
+    pub async fn server_status(&self) -> Result<ServerStatus, ApiError> {
+        self.json(Method::GET, "/api/serverstatus", None, true)
+            .await
+    }
+
+    /// Needs AdministerSystem: octoup's probe that the key is an administrator's, which
+    /// changes nothing.
+    pub async fn system_info(&self) -> Result<SystemInfo, ApiError> {
+        self.json(Method::GET, "/api/serverstatus/system-info", None, true)
+            .await
+    }
+
+    /// The cluster-wide maintenance mode.
+    pub async fn maintenance(&self) -> Result<bool, ApiError> {
+        let v: Value = self
+            .json(Method::GET, "/api/maintenanceconfiguration", None, true)
+            .await?;
+        read_bool(&v, "IsInMaintenanceMode").ok_or_else(|| ApiError::Shape {
+            url: self.url("/api/maintenanceconfiguration"),
+            reason: "the answer has no IsInMaintenanceMode".into(),
+        })
+    }
+
+    pub async fn set_maintenance(&self, on: bool) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "Id": "maintenance", "IsInMaintenanceMode": on });
+        let _: Value = self
+            .json(
+                Method::PUT,
+                "/api/maintenanceconfiguration",
+                Some(&body),
+                true,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn nodes_summary(&self) -> Result<Vec<NodeSummary>, ApiError> {
+        let s: ClusterSummary = self
+            .json(Method::GET, "/api/octopusservernodes/summary", None, true)
+            .await?;
+        Ok(s.nodes)
+    }
+
+    /// Sets a node's drain flag (`IsInMaintenanceMode` on the node resource), keeping its
+    /// other fields as the server has them.
+    pub async fn set_drain(&self, node_id: &str, on: bool) -> Result<(), ApiError> {
+        let path = format!("/api/octopusservernodes/{}", path_segment(node_id));
+        let mut node: Value = self.json(Method::GET, &path, None, true).await?;
+        let Some(obj) = node.as_object_mut() else {
+            return Err(ApiError::Shape {
+                url: self.url(&path),
+                reason: "the node is not a JSON object".into(),
+            });
+        };
+        obj.insert("IsInMaintenanceMode".into(), Value::Bool(on));
+        obj.entry("Id")
+            .or_insert_with(|| Value::String(node_id.into()));
+        let _: Value = self.json(Method::PUT, &path, Some(&node), true).await?;
+        Ok(())
+    }
+
+    /// The node serving this address, by its ping endpoint (anonymous). Never fails: a
+    /// node that does not answer is [`Ping::Down`].
+    pub async fn ping(&self) -> Ping {
+        match self
+            .call(Method::GET, "/api/octopusservernodes/ping", None, false)
+            .await
+        {
+            Err(e) => Ping::Down(match e {
+                ApiError::Unreachable { reason, .. } => short_reason(&reason),
+                other => other.to_string(),
+            }),
+            Ok((200, text)) => Ping::Serving(serde_json::from_str(&text).unwrap_or_default()),
+            Ok((418, text)) => Ping::Draining(serde_json::from_str(&text).unwrap_or_default()),
+            Ok((status, _)) => Ping::Unhealthy(status),
+        }
+    }
+
+    /// Tasks executing (or being cancelled) on a node.
+    pub async fn running_tasks(&self, node_id: &str) -> Result<Vec<TaskResource>, ApiError> {
+        let path = format!(
+            "/api/tasks?node={}&states=Executing,Cancelling&includeSystem=true&take=100",
+            path_segment(node_id)
+        );
+        let page: Page<TaskResource> = self.json(Method::GET, &path, None, true).await?;
+        Ok(page.items)
+    }
+
+    pub async fn cancel_task(&self, task_id: &str) -> Result<(), ApiError> {
+        let path = format!("/api/tasks/{}/cancel", path_segment(task_id));
+        let _: Value = self.json(Method::POST, &path, None, true).await?;
+        Ok(())
+    }
+
+    /// The license XML (`LicenseText` of `licenses-current`).
+    pub async fn license_text(&self) -> Result<String, ApiError> {
+        let path = "/api/licenses/licenses-current";
+        let v: Value = self.json(Method::GET, path, None, true).await?;
+        v.get("LicenseText")
+            .and_then(Value::as_str)
+            .filter(|t| !t.trim().is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::Shape {
+                url: self.url(path),
+                reason: "the answer has no LicenseText".into(),
+            })
+    }
+}
+
+fn check_status(url: &str, status: u16, text: &str) -> Result<(), ApiError> {
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    let message = error_message(text);
+    Err(match status {
+        401 => ApiError::Unauthorized {
+            url: url.to_string(),
+        },
+        403 => ApiError::Forbidden {
+            url: url.to_string(),
+            detail: message,
+        },
+        _ => ApiError::Status {
+            url: url.to_string(),
+            status,
+            message: if message.is_empty() {
+                "no error message".into()
+            } else {
+                message
+            },
+        },
+    })
+}
+
+/// `ErrorMessage` (and `Errors`) of an Octopus error body, else the start of the body.
+fn error_message(text: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<Value>(text)
+        && let Some(m) = v.get("ErrorMessage").and_then(Value::as_str)
+    {
+        let mut out = m.to_string();
+        if let Some(errors) = v.get("Errors").and_then(Value::as_array) {
+            for e in errors.iter().filter_map(Value::as_str) {
+                out.push_str("; ");
+                out.push_str(e);
+            }
+        }
+        return out;
+    }
+    text.trim().chars().take(200).collect()
+}
+
+fn parse<T: DeserializeOwned>(url: &str, text: &str) -> Result<T, ApiError> {
+    serde_json::from_str(text).map_err(|e| ApiError::Shape {
+        url: url.to_string(),
+        reason: format!("not the expected JSON ({e})"),
+    })
+}
+
+/// A bool field, accepting the string forms `"true"`/`"false"` old scripts send.
+fn read_bool(v: &Value, key: &str) -> Option<bool> {
+    match v.get(key)? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Percent-encodes what cannot stand in a path segment or query value.
+fn path_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The last, most specific part of a transport error ("Connection refused").
+fn short_reason(reason: &str) -> String {
+    reason
+        .rsplit(": ")
+        .next()
+        .unwrap_or(reason)
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::NetworkSettings;
+    use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const KEY: &str = "API-ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+    fn api(base: &str) -> OctopusApi {
+        let http = HttpClient::new(NetworkSettings::default()).unwrap();
+        OctopusApi::new(http, base, Secret::new(KEY), Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn root_is_anonymous_and_lenient() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "Application": "Octopus Deploy", "Version": "2024.1.10", "ApiVersion": "3.0.0",
+                "Links": {"Self": "/api"}, "SomethingNew": [1, 2]
+            })))
+            .mount(&server)
+            .await;
+        let root = api(&server.uri()).root().await.unwrap();
+        assert_eq!(root.version, "2024.1.10");
+        let requests = server.received_requests().await.unwrap();
+        assert!(requests[0].headers.get(API_KEY_HEADER).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_key_goes_in_the_header_only() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/serverstatus/system-info"))
+            .and(header(API_KEY_HEADER, KEY))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "Version": "2024.1.10", "OSVersion": "Microsoft Windows 10.0.20348"
+            })))
+            .mount(&server)
+            .await;
+        let info = api(&server.uri()).system_info().await.unwrap();
+        assert_eq!(info.version, "2024.1.10");
+        let requests = server.received_requests().await.unwrap();
+        assert!(!requests[0].url.as_str().contains(KEY));
+    }
+
+    #[tokio::test]
+    async fn unauthorized_and_forbidden_say_what_to_do() {
+        let server = MockServer::start().await;
+        Mock::given(path("/api/serverstatus/system-info"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+                "ErrorMessage": "You must be logged in to perform this action."
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/maintenanceconfiguration"))
+            .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({
+                "ErrorMessage": "You do not have permission to perform this action. Please contact your Octopus administrator. Missing permission: AdministerSystem",
+                "Errors": []
+            })))
+            .mount(&server)
+            .await;
+        let a = api(&server.uri());
+        let err = a.system_info().await.unwrap_err();
+        assert!(matches!(err, ApiError::Unauthorized { .. }));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("not valid") && msg.contains("system-info"),
+            "{msg}"
+        );
+        assert!(!msg.contains(KEY));
+        let err = a.maintenance().await.unwrap_err();
+        assert!(matches!(err, ApiError::Forbidden { .. }));
+        let msg = err.to_string();
+        assert!(msg.contains("lacks AdministerSystem"), "{msg}");
+        assert!(
+            msg.contains("Missing permission: AdministerSystem"),
+            "{msg}"
+        );
+        assert!(msg.contains("administrator's API key"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn bad_json_and_server_errors_name_the_url() {
+        let server = MockServer::start().await;
+        Mock::given(path("/api"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("<html>Sign in</html>"))
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/octopusservernodes/summary"))
+            .respond_with(ResponseTemplate::new(500).set_body_json(serde_json::json!({
+                "ErrorMessage": "Object reference not set to an instance of an object."
+            })))
+            .mount(&server)
+            .await;
+        let a = api(&server.uri());
+        let err = a.root().await.unwrap_err();
+        assert!(matches!(err, ApiError::Shape { .. }), "{err}");
+        assert!(err.to_string().contains(&format!("{}/api", server.uri())));
+        let err = a.nodes_summary().await.unwrap_err();
+        assert_eq!(err.status(), Some(500));
+        assert!(err.to_string().contains("Object reference"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable() {
+        // Bind and drop a listener: the port is very likely closed now.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let a = api(&format!("http://127.0.0.1:{port}"));
+        let err = a.root().await.unwrap_err();
+        assert!(err.is_unreachable(), "{err}");
+        assert!(err.to_string().contains("[server] url"), "{err}");
+        assert!(matches!(a.ping().await, Ping::Down(_)));
+    }
+
+    #[tokio::test]
+    async fn ping_distinguishes_serving_draining_and_unhealthy() {
+        let server = MockServer::start().await;
+        let node = serde_json::json!({"Id": "OctopusServerNodes-A", "Name": "A", "IsInMaintenanceMode": true});
+        Mock::given(path("/api/octopusservernodes/ping"))
+            .respond_with(ResponseTemplate::new(418).set_body_json(node))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/octopusservernodes/ping"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        let a = api(&server.uri());
+        match a.ping().await {
+            Ping::Draining(body) => assert_eq!(body.name, "A"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(a.ping().await, Ping::Unhealthy(503));
+    }
+
+    #[tokio::test]
+    async fn drain_keeps_the_node_fields_and_sets_the_flag() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/octopusservernodes/OctopusServerNodes-A"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "Id": "OctopusServerNodes-A", "Name": "A", "MaxConcurrentTasks": 7, "IsInMaintenanceMode": false
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path("/api/octopusservernodes/OctopusServerNodes-A"))
+            .and(body_partial_json(serde_json::json!({
+                "Id": "OctopusServerNodes-A", "MaxConcurrentTasks": 7, "IsInMaintenanceMode": true
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        api(&server.uri())
+            .set_drain("OctopusServerNodes-A", true)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn running_tasks_and_summary_parse() {
+        let server = MockServer::start().await;
+        Mock::given(path("/api/tasks"))
+            .and(query_param("node", "OctopusServerNodes-A"))
+            .and(query_param("states", "Executing,Cancelling"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "ItemType": "Task", "TotalResults": 1,
+                "Items": [{"Id": "ServerTasks-1", "Name": "Deploy", "Description": "Deploy Web",
+                           "State": "Executing", "ServerNode": "OctopusServerNodes-A"}]
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/octopusservernodes/summary"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "Nodes": [{"Id": "OctopusServerNodes-A", "Name": "A", "RunningTaskCount": 2,
+                           "IsInMaintenanceMode": false, "IsOffline": false, "Version": "2024.1.10"}]
+            })))
+            .mount(&server)
+            .await;
+        let a = api(&server.uri());
+        let tasks = a.running_tasks("OctopusServerNodes-A").await.unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].description, "Deploy Web");
+        let nodes = a.nodes_summary().await.unwrap();
+        assert_eq!(nodes[0].running_task_count, 2);
+        assert_eq!(nodes[0].version.as_deref(), Some("2024.1.10"));
+    }
+
+    #[tokio::test]
+    async fn maintenance_reads_string_booleans() {
+        let server = MockServer::start().await;
+        Mock::given(path("/api/maintenanceconfiguration"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "Id": "maintenance", "IsInMaintenanceMode": "true"
+            })))
+            .mount(&server)
+            .await;
+        assert!(api(&server.uri()).maintenance().await.unwrap());
+    }
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(
+            path_segment("OctopusServerNodes-A B/1"),
+            "OctopusServerNodes-A%20B%2F1"
+        );
+    }
+}

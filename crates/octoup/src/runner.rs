@@ -1,0 +1,501 @@
+//! Running external programs (`Octopus.Server.exe`, `msiexec`, `sqlcmd`): every command has a
+//! timeout, its output is captured, and it is written to the run's log — except output marked
+//! sensitive (`show-master-key`), which the log shows as `<redacted>`.
+//!
+//! Secrets never travel on a command line: a [`CommandSpec`] carries them as environment
+//! variables (`SQLCMDPASSWORD`), and the log scrubs every secret it was told about.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::config::Secret;
+
+/// One command to run.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// What the command is for, in words ("stop OCTO-NODE-01"); used in messages and the log.
+    pub label: String,
+    pub argv: Vec<String>,
+    /// Extra environment variables, each a secret (never logged).
+    pub env: Vec<(String, Secret)>,
+    pub timeout: Duration,
+    /// The config key that sets `timeout`, so a timeout message can name it.
+    pub timeout_setting: &'static str,
+    /// The output is a secret (e.g. the master key): the log shows `<redacted>`.
+    pub sensitive_output: bool,
+}
+
+impl CommandSpec {
+    pub fn new(label: impl Into<String>, argv: Vec<String>, timeout: Duration) -> Self {
+        CommandSpec {
+            label: label.into(),
+            argv,
+            env: Vec::new(),
+            timeout,
+            timeout_setting: "[timeouts] command",
+            sensitive_output: false,
+        }
+    }
+
+    pub fn env(mut self, name: impl Into<String>, value: Secret) -> Self {
+        self.env.push((name.into(), value));
+        self
+    }
+
+    pub fn timeout_setting(mut self, setting: &'static str) -> Self {
+        self.timeout_setting = setting;
+        self
+    }
+
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive_output = true;
+        self
+    }
+
+    /// The program, for messages.
+    pub fn program(&self) -> &str {
+        self.argv.first().map(String::as_str).unwrap_or("")
+    }
+}
+
+/// What a finished command produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// The exit code; `None` when a signal ended the process.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration: Duration,
+}
+
+impl CommandOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The last `lines` lines of stdout and stderr together, for error messages.
+    pub fn tail(&self, lines: usize) -> String {
+        tail_lines(&format!("{}\n{}", self.stdout, self.stderr), lines)
+    }
+
+    /// The exit code in words.
+    pub fn code_text(&self) -> String {
+        match self.code {
+            Some(c) => format!("exit code {c}"),
+            None => "killed by a signal".to_string(),
+        }
+    }
+}
+
+/// The last `n` non-empty lines of `text`.
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{label}: the command line is empty; check its argv in the config")]
+    Empty { label: String },
+    #[error(
+        "{label}: cannot start `{program}`: {source}. Check that the program exists and that its argv in the config is right"
+    )]
+    Spawn {
+        label: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{label}: `{program}` did not finish within {} and was killed. Look at the run log; raise {setting} if it needs longer",
+        crate::clock::human_duration(*.timeout)
+    )]
+    Timeout {
+        label: String,
+        program: String,
+        timeout: Duration,
+        setting: &'static str,
+    },
+    #[error("{label}: `{program}` failed while running: {source}")]
+    Io {
+        label: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{label}: {message}")]
+    Transport { label: String, message: String },
+}
+
+/// Runs commands. Local processes today; a transport (SSH) implements the same trait.
+#[async_trait]
+pub trait CommandRunner: Send + Sync {
+    async fn run(&self, spec: CommandSpec) -> Result<CommandOutput, RunError>;
+}
+
+/// Runs commands on this machine.
+#[derive(Clone, Default)]
+pub struct LocalRunner {
+    log: Option<Arc<RunLog>>,
+}
+
+impl LocalRunner {
+    pub fn new(log: Option<Arc<RunLog>>) -> Self {
+        LocalRunner { log }
+    }
+}
+
+#[async_trait]
+impl CommandRunner for LocalRunner {
+    async fn run(&self, spec: CommandSpec) -> Result<CommandOutput, RunError> {
+        let result = run_local(&spec).await;
+        if let Some(log) = &self.log {
+            log.command(&spec, &result);
+        }
+        result
+    }
+}
+
+async fn run_local(spec: &CommandSpec) -> Result<CommandOutput, RunError> {
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err(RunError::Empty {
+            label: spec.label.clone(),
+        });
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A timed-out (dropped) child must not outlive us.
+        .kill_on_drop(true);
+    for (name, value) in &spec.env {
+        command.env(name, value.expose());
+    }
+    let started = Instant::now();
+    let child = command.spawn().map_err(|source| RunError::Spawn {
+        label: spec.label.clone(),
+        program: program.clone(),
+        source,
+    })?;
+    match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
+        // Dropping the future dropped the child, which kill_on_drop kills.
+        Err(_) => Err(RunError::Timeout {
+            label: spec.label.clone(),
+            program: program.clone(),
+            timeout: spec.timeout,
+            setting: spec.timeout_setting,
+        }),
+        Ok(Err(source)) => Err(RunError::Io {
+            label: spec.label.clone(),
+            program: program.clone(),
+            source,
+        }),
+        Ok(Ok(output)) => Ok(CommandOutput {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            duration: started.elapsed(),
+        }),
+    }
+}
+
+/// Fills `{installer}`, `{log}`, `{version}` (and any other `{name}` given) in an argv
+/// template. Unknown `{...}` stay as written: msiexec product codes look like `{GUID}`.
+pub fn expand(template: &[String], vars: &[(&str, &str)]) -> Vec<String> {
+    template
+        .iter()
+        .map(|arg| {
+            let mut out = arg.clone();
+            for (name, value) in vars {
+                out = out.replace(&format!("{{{name}}}"), value);
+            }
+            out
+        })
+        .collect()
+}
+
+/// An argv as one line for people: arguments with spaces or quotes are double-quoted.
+pub fn display_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains([' ', '\t', '"', '\'']) {
+                format!("\"{}\"", a.replace('"', "\\\""))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The run's log file: every command with its argv, exit code, duration and output, plus
+/// the engine's notes. Every secret it knows of is replaced by `***` before writing.
+pub struct RunLog {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
+    secrets: Mutex<Vec<String>>,
+}
+
+impl RunLog {
+    /// Opens (appends to) the log file, creating its directory.
+    pub fn open(path: &Path) -> std::io::Result<RunLog> {
+        std::fs::create_dir_all(crate::fsutil::parent_dir(path))?;
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(RunLog {
+            path: path.to_path_buf(),
+            file: Mutex::new(Some(file)),
+            secrets: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A log that writes nothing (plan, tests).
+    pub fn disabled() -> RunLog {
+        RunLog {
+            path: PathBuf::new(),
+            file: Mutex::new(None),
+            secrets: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Never write this value (it is replaced by `***`).
+    pub fn redact(&self, secret: &Secret) {
+        // Very short values would blank out ordinary text; real secrets are long.
+        if secret.expose().len() >= 6
+            && let Ok(mut s) = self.secrets.lock()
+        {
+            s.push(secret.expose().to_string());
+        }
+    }
+
+    /// Replaces every known secret in `text` by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        if let Ok(secrets) = self.secrets.lock() {
+            for s in secrets.iter() {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+        out
+    }
+
+    /// A timestamped note.
+    pub fn note(&self, text: &str) {
+        self.write(&format!("{} {}\n", jiff::Timestamp::now(), text));
+    }
+
+    /// A finished (or failed) command.
+    pub fn command(&self, spec: &CommandSpec, result: &Result<CommandOutput, RunError>) {
+        let mut entry = format!(
+            "{} $ [{}] {}\n",
+            jiff::Timestamp::now(),
+            spec.label,
+            display_argv(&spec.argv)
+        );
+        if !spec.env.is_empty() {
+            let names: Vec<&str> = spec.env.iter().map(|(n, _)| n.as_str()).collect();
+            let _ = writeln!(entry, "  env: {} (values not logged)", names.join(", "));
+        }
+        match result {
+            Ok(out) => {
+                let _ = writeln!(
+                    entry,
+                    "  {} after {:.2}s",
+                    out.code_text(),
+                    out.duration.as_secs_f64()
+                );
+                if spec.sensitive_output {
+                    entry.push_str("  output: <redacted>\n");
+                } else {
+                    append_block(&mut entry, "stdout", &out.stdout);
+                    append_block(&mut entry, "stderr", &out.stderr);
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(entry, "  error: {e}");
+            }
+        }
+        self.write(&entry);
+    }
+
+    fn write(&self, text: &str) {
+        let text = self.scrub(text);
+        if let Ok(mut guard) = self.file.lock()
+            && let Some(file) = guard.as_mut()
+        {
+            // A log that cannot be written must not stop an upgrade half-way.
+            let _ = file.write_all(text.as_bytes());
+            let _ = file.flush();
+        }
+    }
+}
+
+fn append_block(entry: &mut String, name: &str, text: &str) {
+    if text.trim().is_empty() {
+        return;
+    }
+    let _ = writeln!(entry, "  --- {name} ---");
+    for line in text.lines() {
+        let _ = writeln!(entry, "  | {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn placeholders_are_filled_and_unknown_braces_kept() {
+        let template = argv(&[
+            "msiexec",
+            "/i",
+            "{installer}",
+            "/l*v",
+            "{log}",
+            "VERSION={version}",
+            "{8E3A-GUID}",
+        ]);
+        let out = expand(
+            &template,
+            &[
+                ("installer", r"C:\cache\Octopus.2024.2.7-x64.msi"),
+                ("log", "install.log"),
+                ("version", "2024.2.7"),
+            ],
+        );
+        assert_eq!(
+            out,
+            argv(&[
+                "msiexec",
+                "/i",
+                r"C:\cache\Octopus.2024.2.7-x64.msi",
+                "/l*v",
+                "install.log",
+                "VERSION=2024.2.7",
+                "{8E3A-GUID}",
+            ])
+        );
+    }
+
+    #[test]
+    fn tail_keeps_the_last_non_empty_lines() {
+        assert_eq!(tail_lines("a\n\nb\nc\n\n", 2), "b\nc");
+        assert_eq!(tail_lines("a", 5), "a");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn runs_a_command_captures_output_and_passes_secret_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(RunLog::open(&dir.path().join("run.log")).unwrap());
+        log.redact(&Secret::new("hunter2-secret"));
+        let runner = LocalRunner::new(Some(log.clone()));
+        let spec = CommandSpec::new(
+            "echo test",
+            argv(&["sh", "-c", "echo out; echo err >&2; echo $PW; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .env("PW", Secret::new("hunter2-secret"));
+        let out = runner.run(spec).await.unwrap();
+        assert_eq!(out.code, Some(3));
+        assert!(out.stdout.contains("out"));
+        assert!(
+            out.stdout.contains("hunter2-secret"),
+            "the caller gets the output"
+        );
+        assert!(out.stderr.contains("err"));
+        let text = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
+        assert!(text.contains("exit code 3"), "{text}");
+        assert!(text.contains("env: PW (values not logged)"), "{text}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sensitive_output_is_not_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(RunLog::open(&dir.path().join("run.log")).unwrap());
+        let runner = LocalRunner::new(Some(log));
+        let spec = CommandSpec::new(
+            "show-master-key",
+            // The value is computed, so only the output (never the argv) holds it.
+            argv(&["sh", "-c", "echo TOPSECRET$((40+2))KEY=="]),
+            Duration::from_secs(10),
+        )
+        .sensitive();
+        let out = runner.run(spec).await.unwrap();
+        assert_eq!(out.stdout.trim(), "TOPSECRET42KEY==");
+        let text = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(!text.contains("TOPSECRET42KEY"), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_command_past_its_timeout_is_killed_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("still-alive");
+        let script = format!("sleep 2; touch {}", marker.display());
+        let runner = LocalRunner::default();
+        let started = Instant::now();
+        let err = runner
+            .run(
+                CommandSpec::new(
+                    "install",
+                    argv(&["sh", "-c", &script]),
+                    Duration::from_millis(200),
+                )
+                .timeout_setting("[timeouts] install"),
+            )
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(1500));
+        let msg = err.to_string();
+        assert!(matches!(err, RunError::Timeout { .. }), "{msg}");
+        assert!(
+            msg.contains("`sh`") && msg.contains("[timeouts] install"),
+            "{msg}"
+        );
+        // Killed: the command never gets to its second half.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!marker.exists(), "the timed-out child kept running");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_explained() {
+        let err = LocalRunner::default()
+            .run(CommandSpec::new(
+                "version",
+                argv(&["/definitely/not/here/Octopus.Server.exe", "version"]),
+                Duration::from_secs(5),
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RunError::Spawn { .. }));
+        assert!(err.to_string().contains("argv in the config"), "{err}");
+    }
+
+    #[test]
+    fn argv_display_quotes_spaces() {
+        assert_eq!(
+            display_argv(&argv(&["a b", "c", ""])),
+            "\"a b\" c \"\"".to_string()
+        );
+    }
+}
