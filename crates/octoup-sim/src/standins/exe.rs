@@ -974,7 +974,7 @@ fn configuration(dir: &Path, state: &State, node: &str) -> Vec<(String, String)>
         .map(|n| n.max_concurrent_tasks)
         .unwrap_or(5);
     let folder = |name: &str| home.join(name).display().to_string();
-    vec![
+    let mut settings: Vec<(String, String)> = vec![
         ("Octopus.Home".into(), home.display().to_string()),
         (
             "Octopus.Storage.ExternalDatabaseConnectionString".into(),
@@ -1007,7 +1007,22 @@ fn configuration(dir: &Path, state: &State, node: &str) -> Vec<(String, String)>
             folder("EventExports"),
         ),
         ("Octopus.Upgrades.AllowChecking".into(), "True".into()),
-    ]
+    ];
+    // The real server reports the watchdog here too (OctopusDSC's cOctopusServerWatchdog
+    // reads Octopus.Watchdog.* from show-configuration); octoup notes it in its preflight.
+    let watchdog = state.node(node).and_then(|n| n.watchdog.as_ref());
+    settings.push((
+        "Octopus.Watchdog.Enabled".into(),
+        if watchdog.is_some() { "True" } else { "False" }.into(),
+    ));
+    if let Some(w) = watchdog {
+        settings.push((
+            "Octopus.Watchdog.Interval".into(),
+            w.interval_minutes.to_string(),
+        ));
+        settings.push(("Octopus.Watchdog.Instances".into(), w.instances.clone()));
+    }
+    settings
 }
 
 fn insert_dotted(root: &mut Map<String, Value>, key: &str, value: &str) {
