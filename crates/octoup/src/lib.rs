@@ -11,3 +11,6 @@ pub mod platform;
 pub mod runner;
 pub mod tsql;
 pub mod node;
+pub mod policy;
+pub mod upgrade_paths;
+pub mod check;
