@@ -1,0 +1,4 @@
+//! The integration tests of octoup-sim: one binary, one module per area.
+
+mod http;
+mod support;
