@@ -38,7 +38,8 @@ pub struct CheckInput {
     pub current_released: Option<Date>,
     pub feed: Feed,
     pub policy: Policy,
-    /// `/api/serverstatus` MaximumAvailableVersionCoveredByLicense; `None` without a server.
+    /// `/api/serverstatus` MaximumAvailableVersionCoveredByLicense; `None` without a server
+    /// (the caller says so in the report's warnings: it knows why).
     pub license_max: Option<Version>,
     /// Today; never read from the clock in here.
     pub now: Date,
@@ -102,11 +103,6 @@ pub fn check_with(input: &CheckInput, paths: &UpgradePaths) -> CheckReport {
         .collect();
     warnings.extend(input.policy.warnings(current));
     let current_release = current_release(input, &mut warnings);
-    if input.license_max.is_none() {
-        warnings.push(
-            "license coverage not checked (no server to ask): `octoup upgrade` compares the target with the server's MaximumAvailableVersionCoveredByLicense before any downtime".into(),
-        );
-    }
     if let Some(newest) = input.feed.newest()
         && newest.version < *current
     {

@@ -1,7 +1,205 @@
+//! `octoup check`: which version would an upgrade install, by which path, and why not the
+//! others. Reads the server (or `--current`), the license cap and the feed; the choice itself
+//! is `octoup::check`.
+//!
+//! Exit status: 0 when the answer is known (a target, up to date, or nothing eligible);
+//! 2 for bad input or configuration; 3 when the feed or the server cannot be read.
+
+use std::time::Duration;
+
+use octoup::api::{ApiError, OctopusApi};
+use octoup::check::{CheckInput, check};
+use octoup::config::{Config, ConfigError};
+use octoup::feed::{FeedSource, load_feed};
+use octoup::http::{HttpClient, NetworkSettings};
+use octoup::policy::Policy;
+use octoup::version::Version;
+
 use crate::cli::CheckArgs;
 use crate::context::Context;
 use crate::exit::Exit;
 
-pub fn run(_args: CheckArgs, ctx: &Context) -> Exit {
-    super::not_yet("check", ctx)
+/// What the server says, when one is asked.
+struct ServerFacts {
+    current: Version,
+    license_max: Option<Version>,
+    warnings: Vec<String>,
+}
+
+pub fn run(args: CheckArgs, ctx: &Context) -> Exit {
+    let fail = |code: Exit, error: &dyn std::fmt::Display| {
+        ctx.report_error(error);
+        code
+    };
+    let config = match load_config(ctx, args.current.is_some()) {
+        Ok(config) => config,
+        Err(e) => return fail(Exit::Usage, &e),
+    };
+    let policy = match Policy::from_config(&config.versions) {
+        Ok(policy) => policy,
+        Err(e) => return fail(Exit::Usage, &e),
+    };
+    let current_arg = match args
+        .current
+        .as_deref()
+        .map(str::parse::<Version>)
+        .transpose()
+    {
+        Ok(current) => current,
+        Err(e) => return fail(Exit::Usage, &format!("--current: {e}")),
+    };
+    let http = match HttpClient::new(NetworkSettings::from_config(&config)) {
+        Ok(http) => http,
+        Err(e) => return fail(Exit::Usage, &e),
+    };
+    let source = FeedSource::parse(args.feed.as_deref().unwrap_or(&config.versions.feed));
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return fail(
+                Exit::Failed,
+                &format!("cannot start the async runtime: {e}"),
+            );
+        }
+    };
+
+    runtime.block_on(async {
+        let facts = match current_arg {
+            // `--current` means "no server": nothing is contacted but the feed.
+            Some(current) => ServerFacts {
+                current,
+                license_max: None,
+                warnings: vec![
+                    "license coverage not checked (--current: no server asked); `octoup upgrade` compares the target with the server's MaximumAvailableVersionCoveredByLicense before any downtime".into(),
+                ],
+            },
+            None => match ask_server(&config, ctx, &http).await {
+                Ok(facts) => facts,
+                Err((code, message)) => return fail(code, &message),
+            },
+        };
+        let feed = match load_feed(&source, &http).await {
+            Ok(feed) => feed,
+            Err(e) => return fail(Exit::Refused, &e),
+        };
+        let input = CheckInput {
+            current: facts.current,
+            current_released: None,
+            feed,
+            policy,
+            license_max: facts.license_max,
+            now: today(),
+        };
+        let mut report = check(&input);
+        report.warnings.splice(0..0, facts.warnings);
+        if ctx.json {
+            match serde_json::to_string_pretty(&report) {
+                Ok(json) => println!("{json}"),
+                Err(e) => return fail(Exit::Failed, &format!("cannot write the report: {e}")),
+            }
+        } else {
+            print!("{}", report.render_text());
+        }
+        Exit::Ok
+    })
+}
+
+/// The config file; a missing default `./octoup.toml` is fine (defaults plus environment),
+/// so `octoup check --current V --feed F` works with no config at all.
+fn load_config(ctx: &Context, offline: bool) -> Result<Config, ConfigError> {
+    let is_default = ctx.config_path.as_os_str() == "octoup.toml";
+    if is_default && !ctx.config_path.exists() {
+        let mut config = Config::default();
+        config.apply_env(&ctx.env);
+        if !offline {
+            // Without a server there is nothing to check against: say how to give one.
+            config.server_url().map_err(|_| {
+                ConfigError::Invalid(
+                    "no ./octoup.toml and no OCTOPUS_URL: pass --config FILE, set OCTOPUS_URL, or give the installed version with --current VERSION".into(),
+                )
+            })?;
+        }
+        return Ok(config);
+    }
+    ctx.load_config()
+}
+
+/// The running version (`/api`, anonymous) and the license cap (`/api/serverstatus`).
+async fn ask_server(
+    config: &Config,
+    ctx: &Context,
+    http: &HttpClient,
+) -> Result<ServerFacts, (Exit, String)> {
+    let url = config.server_url().map_err(|e| {
+        (
+            Exit::Usage,
+            format!("{e}, or give the installed version with --current VERSION"),
+        )
+    })?;
+    let mut warnings = Vec::new();
+    let key = match config.api_key(&ctx.env) {
+        Ok(key) => Some(key),
+        Err(ConfigError::MissingApiKey) => {
+            warnings.push(
+                "no API key, so the license coverage was not read from /api/serverstatus: set OCTOPUS_API_KEY or [server] api_key_file".into(),
+            );
+            None
+        }
+        Err(e) => return Err((Exit::Usage, e.to_string())),
+    };
+    let timeout = Duration::from_secs(config.timeouts.http.max(1));
+    let api = OctopusApi::new(
+        http.clone(),
+        url,
+        key.clone()
+            .unwrap_or_else(|| octoup::config::Secret::new("")),
+        timeout,
+    );
+    let root = api.root().await.map_err(server_error)?;
+    let current = root.version.parse::<Version>().map_err(|e| {
+        (
+            Exit::Refused,
+            format!("{url}/api reports a version octoup cannot read: {e}"),
+        )
+    })?;
+    let mut license_max = None;
+    if key.is_some() {
+        let status = api.server_status().await.map_err(server_error)?;
+        match status.maximum_available_version_covered_by_license.as_deref().map(str::trim) {
+            Some(text) if !text.is_empty() => match text.parse::<Version>() {
+                Ok(max) => license_max = Some(max),
+                Err(e) => warnings.push(format!(
+                    "license coverage unknown: /api/serverstatus MaximumAvailableVersionCoveredByLicense is unreadable ({e})"
+                )),
+            },
+            _ => warnings.push(
+                "license coverage unknown: /api/serverstatus gives no MaximumAvailableVersionCoveredByLicense (the server's upgrade check may be off)".into(),
+            ),
+        }
+    }
+    Ok(ServerFacts {
+        current,
+        license_max,
+        warnings,
+    })
+}
+
+/// A rejected key is a configuration problem (2); anything else means the server could not
+/// be read (3).
+fn server_error(e: ApiError) -> (Exit, String) {
+    let code = match e {
+        ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => Exit::Usage,
+        _ => Exit::Refused,
+    };
+    (code, e.to_string())
+}
+
+/// Today's date in UTC (feed dates are calendar dates).
+fn today() -> jiff::civil::Date {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
 }
