@@ -2,3 +2,8 @@
 
 mod http;
 mod support;
+mod exe;
+mod lifecycle;
+mod msiexec;
+mod scene;
+mod sqlcmd;

@@ -1,0 +1,45 @@
+//! Everything that differs between operating systems: detaching the daemon and writing
+//! files only the owner may read.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+/// Makes `command` run on after the calling process exits and outside its console/process
+/// group, so a Ctrl-C in the terminal that ran `up` does not kill the daemon.
+pub fn detach(command: &mut Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        const DETACHED_PROCESS: u32 = 0x0000_0008;
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+        command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW);
+    }
+}
+
+/// Writes a secret to `path`, readable only by its owner (mode 0600 on Unix; on Windows
+/// the file inherits the directory's ACL).
+pub fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    #[cfg(unix)]
+    {
+        // `mode` only applies when the file is created; tighten an existing one too.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
