@@ -67,20 +67,22 @@ async fn feed(AxState(shared): AxState<Arc<Shared>>) -> Response {
 }
 
 async fn feed_inner(shared: &Shared) -> Result<Response, Response> {
-    let fault = take_fault(shared, "feed", None, true, request_fault)
+    let internal = |e| ApiError::from(e).into_response();
+    let state = shared.state().await.map_err(internal)?;
+    let fault = take_fault(shared, &state, "feed", None, true, request_fault)
         .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+        .map_err(internal)?;
     if let Some(action) = fault {
         apply_fault(shared, action).await?;
     }
-    let state = shared
-        .state()
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?;
-    Ok(json_response(
+    Ok(feed_body(&state))
+}
+
+fn feed_body(state: &State) -> Response {
+    json_response(
         StatusCode::OK,
         &serde_json::to_value(&state.feed).unwrap_or_default(),
-    ))
+    )
 }
 
 /// `Octopus.2024.2.9409-x64.msi` → `2024.2.9409`.
@@ -135,7 +137,7 @@ async fn download_inner(
     } else {
         download_fault
     };
-    let fault = take_fault(shared, "download", None, true, usable)
+    let fault = take_fault(shared, &state, "download", None, true, usable)
         .await
         .map_err(internal)?;
     let (mut drop_after, mut corrupt, mut ignore_range) = (None, None, false);

@@ -127,17 +127,22 @@ async fn gate(AxState(api): AxState<NodeApi>, request: Request, next: Next) -> R
     // Read before any await: the request body is not Sync, so `&Request` cannot cross one.
     let key = api_key(&request);
 
-    let mut response = match admit(&api, &path, access, key).await {
-        Ok(()) => next.run(request).await,
-        Err(refusal) => refusal,
+    // One read serves the fault check, the key check and the header (the node's binary
+    // version cannot change while its service answers).
+    let (mut response, version) = match api.state().await {
+        Ok(state) => {
+            let version = state
+                .node(&api.node)
+                .map(|n| n.version().to_string())
+                .unwrap_or_default();
+            let response = match admit(&api, &state, &path, access, key).await {
+                Ok(()) => next.run(request).await,
+                Err(refusal) => refusal,
+            };
+            (response, version)
+        }
+        Err(e) => (e.into_response(), String::new()),
     };
-
-    let state = api.state().await.ok();
-    let version = state
-        .as_ref()
-        .and_then(|s| s.node(&api.node))
-        .map(|n| n.version().to_string())
-        .unwrap_or_default();
     if let Ok(value) = HeaderValue::from_str(&format!("name={}; version={version}", api.node)) {
         response.headers_mut().insert("Octopus-Node", value);
     }
@@ -162,6 +167,7 @@ async fn gate(AxState(api): AxState<NodeApi>, request: Request, next: Next) -> R
 /// Applies faults and checks the API key; `Err` is the response to send instead.
 async fn admit(
     api: &NodeApi,
+    state: &State,
     path: &str,
     access: Access,
     key: Option<String>,
@@ -173,7 +179,7 @@ async fn admit(
     } else {
         (format!("api:{path}"), access == Access::Anonymous)
     };
-    let fault = take_fault(&api.shared, &op, Some(&api.node), exact, |a| {
+    let fault = take_fault(&api.shared, state, &op, Some(&api.node), exact, |a| {
         matches!(
             a,
             FaultAction::Http(_) | FaultAction::Hang | FaultAction::Delay(_)
@@ -188,7 +194,6 @@ async fn admit(
         return Ok(());
     }
 
-    let state = api.state().await.map_err(IntoResponse::into_response)?;
     let Some(key) = key else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, MSG_NOT_LOGGED_IN).into_response());
     };
@@ -218,8 +223,10 @@ fn api_key(request: &Request) -> Option<String> {
 
 /// Takes the first pending fault for `op` on `node` that `usable` accepts (consuming one
 /// of its `times`, recording `fault-fired`). `exact`: ignore the catch-all `api` fault.
+/// `seen` is a recent snapshot: most requests meet no fault and then need no write lock.
 pub(crate) async fn take_fault(
     shared: &Shared,
+    seen: &State,
     op: &str,
     node: Option<&str>,
     exact: bool,
@@ -236,8 +243,7 @@ pub(crate) async fn take_fault(
             })
         }
     };
-    // Most requests meet no fault: check a read-only snapshot before locking for a write.
-    if wanted(&shared.state().await?).is_none() {
+    if wanted(seen).is_none() {
         return Ok(None);
     }
     let op = op.to_string();
