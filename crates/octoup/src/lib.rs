@@ -14,3 +14,4 @@ pub mod node;
 pub mod policy;
 pub mod upgrade_paths;
 pub mod check;
+pub mod transport;
