@@ -52,6 +52,20 @@ impl Default for NetworkSettings {
     }
 }
 
+impl NetworkSettings {
+    /// `[network]` and `[timeouts] http` of the config.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let n = &config.network;
+        NetworkSettings {
+            proxy: n.proxy.clone().filter(|p| !p.trim().is_empty()),
+            ca_bundle: n.ca_bundle.clone(),
+            allow_plain_http: n.allow_plain_http,
+            request_timeout: Duration::from_secs(config.timeouts.http.max(1)),
+            ..NetworkSettings::default()
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error(
@@ -321,12 +335,22 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// Maps a transport error; `url` is already redacted.
 pub(crate) fn request_error(url: &str, e: reqwest::Error) -> HttpError {
-    let retryable = e.is_timeout() || e.is_connect() || e.is_body() || e.is_request();
+    let retryable =
+        e.is_timeout() || e.is_connect() || e.is_body() || e.is_decode() || e.is_request();
     let e = e.without_url();
     HttpError::Request {
         url: url.to_string(),
         reason: error_chain(&e),
         retryable: retryable && !e.is_redirect() && !e.is_builder(),
+    }
+}
+
+/// A failure while reading a response body: always a transport problem, so retryable.
+pub(crate) fn body_read_error(url: &str, e: reqwest::Error) -> HttpError {
+    HttpError::Request {
+        url: url.to_string(),
+        reason: error_chain(&e.without_url()),
+        retryable: true,
     }
 }
 
@@ -357,7 +381,11 @@ async fn read_text(mut response: Response, limit: usize) -> Result<String, HttpE
         return Err(HttpError::TooLarge { url, limit });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| request_error(&url, e))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| body_read_error(&url, e))?
+    {
         if body.len() + chunk.len() > limit {
             return Err(HttpError::TooLarge { url, limit });
         }

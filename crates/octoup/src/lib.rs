@@ -15,3 +15,6 @@ pub mod policy;
 pub mod upgrade_paths;
 pub mod check;
 pub mod transport;
+pub mod cache;
+pub mod download;
+pub mod verify;

@@ -1,0 +1,701 @@
+//! Installer delivery against a local HTTP server with injectable faults: resume after a
+//! drop, a server ignoring Range, corruption, pins, missing sources, full or unusable disks.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use octoup::cache::{InstallerCache, InstallerError, InstallerSettings, Receipt, Role};
+use octoup::download::{DownloadError, DownloadOptions, RetryPolicy};
+use octoup::http::{HttpClient, NetworkSettings};
+use octoup::progress::Progress;
+use octoup::runner::{CommandOutput, CommandRunner, CommandSpec, LocalRunner, RunError};
+use octoup::verify::{VerifiedBy, VerifyError};
+use octoup::version::Version;
+use sha2::{Digest, Sha256};
+
+const SIZE: usize = 3 * 1024 * 1024 + 17;
+
+fn content() -> Vec<u8> {
+    (0..SIZE).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[derive(Default)]
+struct Faults {
+    /// Close the connection after this many body bytes, for the next `drops` requests.
+    drop_after: Option<usize>,
+    drops: usize,
+    ignore_range: bool,
+    corrupt_at: Option<usize>,
+    no_header: bool,
+}
+
+struct Server {
+    body: Vec<u8>,
+    faults: Mutex<Faults>,
+    /// The Range header (or "-") of every request, in order.
+    ranges: Mutex<Vec<String>>,
+    requests: AtomicUsize,
+}
+
+async fn serve_installer(
+    State(s): State<Arc<Server>>,
+    UrlPath(file): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    s.requests.fetch_add(1, Ordering::SeqCst);
+    if file != "Octopus.2024.2.7-x64.msi" {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Body::from("no such installer"))
+            .unwrap();
+    }
+    let range = headers
+        .get(header::RANGE)
+        .map(|v| v.to_str().unwrap().to_string());
+    s.ranges
+        .lock()
+        .unwrap()
+        .push(range.clone().unwrap_or_else(|| "-".into()));
+    let mut f = s.faults.lock().unwrap();
+    let mut data = s.body.clone();
+    if let Some(at) = f.corrupt_at {
+        data[at] ^= 0xff;
+    }
+    let total = data.len();
+    let start = match range {
+        Some(r) if !f.ignore_range => r
+            .trim_start_matches("bytes=")
+            .trim_end_matches('-')
+            .parse::<usize>()
+            .unwrap(),
+        _ => 0,
+    };
+    let mut builder = Response::builder()
+        .header(header::CONTENT_LENGTH, total - start)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, "\"v1\"");
+    if !f.no_header {
+        builder = builder.header("x-amz-meta-sha256", sha(&s.body).to_uppercase());
+    }
+    builder = if start > 0 {
+        builder.status(StatusCode::PARTIAL_CONTENT).header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{total}", total - 1),
+        )
+    } else {
+        builder.status(StatusCode::OK)
+    };
+    let slice = data[start..].to_vec();
+    let drop_after = (f.drops > 0).then_some(f.drop_after).flatten();
+    if drop_after.is_some() {
+        f.drops -= 1;
+    }
+    let body = match drop_after {
+        Some(n) => {
+            let first = bytes::Bytes::from(slice[..n.min(slice.len())].to_vec());
+            let stream = futures_util::stream::iter(vec![
+                Ok(first),
+                Err(std::io::Error::other("simulated drop")),
+            ]);
+            Body::from_stream(stream)
+        }
+        None => Body::from(slice),
+    };
+    builder.body(body).unwrap()
+}
+
+async fn start(faults: Faults) -> (Arc<Server>, String) {
+    let server = Arc::new(Server {
+        body: content(),
+        faults: Mutex::new(faults),
+        ranges: Mutex::new(Vec::new()),
+        requests: AtomicUsize::new(0),
+    });
+    let app = axum::Router::new()
+        .route("/octopus/{file}", axum::routing::get(serve_installer))
+        .with_state(server.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (
+        server,
+        format!("http://{addr}/octopus/Octopus.{{version}}-x64.msi"),
+    )
+}
+
+fn settings(url: &str, cache: &Path) -> InstallerSettings {
+    InstallerSettings {
+        url_template: url.into(),
+        sha256: None,
+        sidecar: None,
+        verify: Vec::new(),
+        verify_timeout: Duration::from_secs(10),
+        allow_unverified: false,
+        cache_dir: cache.to_path_buf(),
+        trust_receipt: false,
+        partial_max_age: Duration::from_secs(3600),
+        download: DownloadOptions {
+            retry: RetryPolicy {
+                attempts_without_progress: 3,
+                max_retries: 10,
+                min_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+                give_up_after: Duration::from_secs(30),
+            },
+            ..DownloadOptions::default()
+        },
+    }
+}
+
+fn cache_with(s: InstallerSettings) -> InstallerCache {
+    cache_with_runner(s, Arc::new(LocalRunner::default()))
+}
+
+fn cache_with_runner(s: InstallerSettings, runner: Arc<dyn CommandRunner>) -> InstallerCache {
+    let client = HttpClient::new(NetworkSettings::default()).unwrap();
+    InstallerCache::new(s, client, runner)
+}
+
+fn v() -> Version {
+    "2024.2.7".parse().unwrap()
+}
+
+#[derive(Default)]
+struct Recorder {
+    messages: Mutex<Vec<String>>,
+    advanced: AtomicUsize,
+}
+
+impl Progress for Recorder {
+    fn start(&self, _: &str, _: Option<u64>, _: u64) {}
+    fn advance(&self, bytes: u64) {
+        self.advanced.fetch_add(bytes as usize, Ordering::SeqCst);
+    }
+    fn finish(&self, m: &str) {
+        self.messages.lock().unwrap().push(m.to_string());
+    }
+    fn message(&self, m: &str) {
+        self.messages.lock().unwrap().push(m.to_string());
+    }
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// No complete installer or receipt anywhere in the cache.
+fn assert_nothing_valid(cache: &Path) {
+    let valid: Vec<String> = files(cache)
+        .into_iter()
+        .filter(|f| f.ends_with(".msi") || f.ends_with("receipt.json"))
+        .collect();
+    assert!(valid.is_empty(), "left in the cache: {valid:?}");
+}
+
+#[tokio::test]
+async fn downloads_verifies_and_writes_a_receipt() {
+    let (server, url) = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_with(settings(&url, dir.path()));
+    let staged = cache
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap();
+    let expected = sha(&server.body);
+    assert_eq!(staged.sha256, expected);
+    assert_eq!(staged.size, SIZE as u64);
+    assert_eq!(staged.verified_by, vec![VerifiedBy::HeaderSha256]);
+    assert!(!staged.cached);
+    assert_eq!(
+        staged.path,
+        dir.path()
+            .join("2024.2.7")
+            .join(&expected)
+            .join("Octopus.2024.2.7-x64.msi")
+    );
+    assert_eq!(std::fs::read(&staged.path).unwrap(), server.body);
+    let receipt: Receipt = serde_json::from_slice(
+        &std::fs::read(staged.path.parent().unwrap().join("receipt.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(receipt.sha256, expected);
+    assert_eq!(receipt.size, SIZE as u64);
+    assert_eq!(receipt.version, "2024.2.7");
+    assert!(receipt.url.ends_with("/octopus/Octopus.2024.2.7-x64.msi"));
+    // The partial is gone; only its lock file remains.
+    assert!(
+        files(dir.path()).iter().all(|f| !f.ends_with(".part")),
+        "{:?}",
+        files(dir.path())
+    );
+}
+
+#[tokio::test]
+async fn a_drop_mid_stream_resumes_with_range_and_the_hash_covers_the_whole_file() {
+    let (server, url) = start(Faults {
+        drop_after: Some(1024 * 1024),
+        drops: 2,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let progress = Recorder::default();
+    let staged = cache_with(settings(&url, dir.path()))
+        .ensure_installer(&v(), Role::Target, &progress)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&staged.path).unwrap(), server.body);
+    assert_eq!(staged.sha256, sha(&server.body));
+    let ranges = server.ranges.lock().unwrap().clone();
+    assert_eq!(ranges.len(), 3, "{ranges:?}");
+    assert_eq!(ranges[0], "-");
+    // Each resume starts exactly where the partial ended: 1 MiB, then 2 MiB.
+    assert_eq!(ranges[1], format!("bytes={}-", 1024 * 1024));
+    assert_eq!(ranges[2], format!("bytes={}-", 2 * 1024 * 1024));
+    // Only the bytes actually received were counted, not the whole file three times.
+    assert_eq!(progress.advanced.load(Ordering::SeqCst), SIZE);
+    let messages = progress.messages.lock().unwrap().join("\n");
+    assert!(messages.contains("retrying"), "{messages}");
+}
+
+#[tokio::test]
+async fn a_server_ignoring_range_restarts_from_zero_and_never_appends() {
+    let (server, url) = start(Faults {
+        drop_after: Some(1024 * 1024),
+        drops: 1,
+        ignore_range: true,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let progress = Recorder::default();
+    let staged = cache_with(settings(&url, dir.path()))
+        .ensure_installer(&v(), Role::Target, &progress)
+        .await
+        .unwrap();
+    let ranges = server.ranges.lock().unwrap().clone();
+    assert_eq!(
+        ranges,
+        vec!["-".to_string(), format!("bytes={}-", 1024 * 1024)]
+    );
+    assert_eq!(std::fs::metadata(&staged.path).unwrap().len(), SIZE as u64);
+    assert_eq!(std::fs::read(&staged.path).unwrap(), server.body);
+    let messages = progress.messages.lock().unwrap().join("\n");
+    assert!(messages.contains("ignored the range"), "{messages}");
+}
+
+#[tokio::test]
+async fn a_corrupted_byte_is_a_mismatch_naming_the_source_and_the_file_is_deleted() {
+    let (_server, url) = start(Faults {
+        corrupt_at: Some(SIZE / 2),
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = cache_with(settings(&url, dir.path()))
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.verify_error(), Some(VerifyError::Mismatch { .. })),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("x-amz-meta-sha256"), "{msg}");
+    assert!(msg.contains("deleted"), "{msg}");
+    assert_nothing_valid(dir.path());
+    assert!(
+        files(dir.path()).iter().all(|f| !f.ends_with(".part")),
+        "{:?}",
+        files(dir.path())
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_pin_is_refused_before_the_body_when_the_header_disagrees() {
+    let (server, url) = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&url, dir.path());
+    let wrong = sha(b"something else");
+    s.sha256 = Some(wrong.clone());
+    let progress = Recorder::default();
+    let err = cache_with(s)
+        .ensure_installer(&v(), Role::Target, &progress)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err.verify_error(), Some(VerifyError::Disagree { .. })),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("installer.sha256") && msg.contains(&wrong),
+        "{msg}"
+    );
+    assert!(msg.contains(&sha(&server.body)), "{msg}");
+    assert_eq!(progress.advanced.load(Ordering::SeqCst), 0);
+    assert_nothing_valid(dir.path());
+}
+
+#[tokio::test]
+async fn a_wrong_pin_without_header_is_a_mismatch_after_download() {
+    let (_server, url) = start(Faults {
+        no_header: true,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&url, dir.path());
+    s.sha256 = Some(sha(b"something else").to_uppercase());
+    let err = cache_with(s)
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("does not match") && msg.contains("installer.sha256"),
+        "{msg}"
+    );
+    assert_nothing_valid(dir.path());
+}
+
+#[tokio::test]
+async fn a_right_pin_verifies_the_target_but_not_the_rollback_installer() {
+    let (server, url) = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&url, dir.path());
+    s.sha256 = Some(sha(&server.body));
+    let cache = cache_with(s);
+    let staged = cache
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        staged.verified_by,
+        vec![VerifiedBy::PinnedSha256, VerifiedBy::HeaderSha256]
+    );
+    // The same version as a rollback installer: the pin does not apply, the cache does.
+    let again = cache
+        .ensure_installer(&v(), Role::Rollback, &Recorder::default())
+        .await
+        .unwrap();
+    assert!(again.cached);
+}
+
+#[tokio::test]
+async fn no_hash_source_is_refused_unless_allowed() {
+    let (server, url) = start(Faults {
+        no_header: true,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let progress = Recorder::default();
+    let err = cache_with(settings(&url, dir.path()))
+        .ensure_installer(&v(), Role::Target, &progress)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    for option in [
+        "installer.sha256",
+        "installer.sidecar",
+        "installer.allow_unverified = true",
+    ] {
+        assert!(msg.contains(option), "{option} missing in: {msg}");
+    }
+    assert_eq!(
+        progress.advanced.load(Ordering::SeqCst),
+        0,
+        "refused before the body"
+    );
+    assert_nothing_valid(dir.path());
+
+    let mut s = settings(&url, dir.path());
+    s.allow_unverified = true;
+    let staged = cache_with(s)
+        .ensure_installer(&v(), Role::Target, &progress)
+        .await
+        .unwrap();
+    assert!(staged.verified_by.is_empty());
+    assert_eq!(std::fs::read(&staged.path).unwrap(), server.body);
+    // An unverified entry is not reused once unverified installers are no longer allowed.
+    assert!(
+        cache_with(settings(&url, dir.path()))
+            .lookup(&v(), None)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_sidecar_vouches_and_a_disagreeing_one_is_an_error() {
+    let (server, url) = start(Faults {
+        no_header: true,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let sums = dir.path().join("SHA256SUMS");
+    std::fs::write(
+        &sums,
+        format!(
+            "{}  Octopus.2024.1.10-x64.msi\n{} *Octopus.2024.2.7-x64.msi\n",
+            sha(b"old"),
+            sha(&server.body)
+        ),
+    )
+    .unwrap();
+    let mut s = settings(&url, &dir.path().join("cache"));
+    s.sidecar = Some(sums.display().to_string());
+    let staged = cache_with(s.clone())
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap();
+    assert_eq!(staged.verified_by, vec![VerifiedBy::Sidecar]);
+
+    std::fs::write(&sums, format!("{}\n", sha(b"tampered"))).unwrap();
+    s.cache_dir = dir.path().join("cache2");
+    let err = cache_with(s)
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("does not match") && msg.contains("SHA256SUMS"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_full_disk_is_explained_and_leaves_nothing_that_looks_valid() {
+    let (server, url) = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&url, dir.path());
+    s.download.disk_quota = Some(1024 * 1024);
+    let err = cache_with(s)
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.download_error(), Some(DownloadError::DiskFull { .. })),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("full") && msg.contains("installer.cache_dir"),
+        "{msg}"
+    );
+    assert_nothing_valid(dir.path());
+    // With space again, the next run resumes the partial instead of starting over.
+    let staged = cache_with(settings(&url, dir.path()))
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&staged.path).unwrap(), server.body);
+    let ranges = server.ranges.lock().unwrap().clone();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert!(
+        ranges[1].starts_with("bytes=") && ranges[1] != "bytes=0-",
+        "{ranges:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_cache_directory_is_explained() {
+    let (_server, url) = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the cache directory should be: unusable even for root.
+    let not_a_dir = dir.path().join("cache");
+    std::fs::write(&not_a_dir, b"").unwrap();
+    let err = cache_with(settings(&url, &not_a_dir))
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, InstallerError::CacheDir { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("installer.cache_dir") && msg.contains(&not_a_dir.display().to_string()),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_to_a_remote_host_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(
+        "http://download.example.com/octopus/Octopus.{version}-x64.msi",
+        dir.path(),
+    );
+    let err = cache_with(s)
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("http://download.example.com") && msg.contains("allow_plain_http"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_cache_hit_skips_the_network_and_a_damaged_entry_is_fetched_again() {
+    let (server, url) = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_with(settings(&url, dir.path()));
+    let first = cache
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap();
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    let progress = Recorder::default();
+    let hit = cache
+        .ensure_installer(&v(), Role::Target, &progress)
+        .await
+        .unwrap();
+    assert!(hit.cached);
+    assert_eq!(hit.path, first.path);
+    assert_eq!(hit.verified_by, first.verified_by);
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        1,
+        "no request on a hit"
+    );
+    assert!(progress.messages.lock().unwrap()[0].contains("cached"));
+
+    // Same size, one byte changed on disk: the hash check catches it.
+    let mut bytes = std::fs::read(&first.path).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&first.path, &bytes).unwrap();
+    let again = cache
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap();
+    assert!(!again.cached);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    assert_eq!(std::fs::read(&again.path).unwrap(), server.body);
+}
+
+struct Verifier {
+    ok: bool,
+    seen: Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl CommandRunner for Verifier {
+    async fn run(&self, spec: CommandSpec) -> Result<CommandOutput, RunError> {
+        assert!(Path::new(&spec.argv[1]).exists(), "the file is in place");
+        self.seen.lock().unwrap().push(spec.argv.clone());
+        Ok(CommandOutput {
+            code: Some(if self.ok { 0 } else { 1 }),
+            stderr: if self.ok { "" } else { "NotSigned" }.into(),
+            ..CommandOutput::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_verify_command_runs_on_the_file_and_a_rejection_deletes_it() {
+    let (_server, url) = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&url, dir.path());
+    s.verify = vec!["check-signature".into(), "{installer}".into()];
+    let ok = Arc::new(Verifier {
+        ok: true,
+        seen: Mutex::new(Vec::new()),
+    });
+    let staged = cache_with_runner(s.clone(), ok.clone())
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        staged.verified_by,
+        vec![VerifiedBy::HeaderSha256, VerifiedBy::VerifyCommand]
+    );
+    assert_eq!(
+        ok.seen.lock().unwrap()[0],
+        vec![
+            "check-signature".to_string(),
+            staged.path.display().to_string()
+        ]
+    );
+
+    s.cache_dir = dir.path().join("other");
+    let rejecting = Arc::new(Verifier {
+        ok: false,
+        seen: Mutex::new(Vec::new()),
+    });
+    let err = cache_with_runner(s.clone(), rejecting)
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("check-signature") && msg.contains("NotSigned"),
+        "{msg}"
+    );
+    assert_nothing_valid(&s.cache_dir);
+}
+
+#[tokio::test]
+async fn an_unknown_version_is_a_clear_404() {
+    let (_server, url) = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = cache_with(settings(&url, dir.path()))
+        .ensure_installer(
+            &"2099.1.1".parse().unwrap(),
+            Role::Target,
+            &Recorder::default(),
+        )
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("404") && msg.contains("2099.1.1"), "{msg}");
+}
+
+#[tokio::test]
+async fn stale_partials_are_cleaned_but_kept_versions_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_with(settings("http://127.0.0.1:9/{version}", dir.path()));
+    let partial = |v: &str| -> PathBuf {
+        let d = dir.path().join("partial").join(v);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("Octopus.{v}-x64.msi.part")), b"x").unwrap();
+        d
+    };
+    let (target, current, old) = (
+        partial("2024.2.7"),
+        partial("2024.1.10"),
+        partial("2023.4.1"),
+    );
+    let keep: [Version; 2] = ["2024.2.7".parse().unwrap(), "2024.1.10".parse().unwrap()];
+    let removed = cache.clean_partials(&[&keep[0], &keep[1]]).unwrap();
+    assert_eq!(removed, vec![old.clone()]);
+    assert!(target.exists() && current.exists() && !old.exists());
+}
