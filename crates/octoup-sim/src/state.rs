@@ -701,6 +701,87 @@ impl State {
         }
     }
 
+    /// Why the server would refuse to start with `binary` against the current database.
+    pub fn start_refusal(&self, binary: &str) -> Option<String> {
+        let schema = &self.database.schema_version;
+        let instance = &self.instance;
+        match crate::version::compare(binary, schema) {
+            std::cmp::Ordering::Less => {
+                return Some(format!(
+                    "The database schema ({schema}) is newer than this version of Octopus Server ({binary}). Octopus Server cannot run against a database upgraded by a newer version: install Octopus Server {schema} or later, or restore the database backup taken before the upgrade."
+                ));
+            }
+            std::cmp::Ordering::Greater => {
+                return Some(format!(
+                    "The database schema ({schema}) is older than this version of Octopus Server ({binary}). A database upgrade is required: with every node stopped, run `Octopus.Server.exe database --upgrade --instance={instance}` on one node, then start the service."
+                ));
+            }
+            std::cmp::Ordering::Equal => {}
+        }
+        let license = &self.database.license;
+        if !license.covers(binary) {
+            return Some(format!(
+                "Your license's maintenance period ends {} and covers versions up to {}; Octopus Server {binary} is not covered, so it cannot start. Install a license that covers {binary} or reinstall the previous version.",
+                license.maintenance_expires, license.max_version_covered
+            ));
+        }
+        if self.database.upgrade.is_some() {
+            return Some("The database is being upgraded by another node. Wait for the upgrade to finish, then start the service.".to_string());
+        }
+        None
+    }
+
+    /// The service watchdog (`watchdog --create`): a stopped node with a watchdog is started
+    /// again once its interval has passed since it stopped, as the scheduled
+    /// `checkservices` task does. Call it from the daemon's tick.
+    pub fn run_watchdogs(&mut self) {
+        let now = self.now_sim();
+        let due: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.service == ServiceState::Stopped && n.installed_version.is_some())
+            .filter(|n| {
+                n.watchdog.as_ref().is_some_and(|w| {
+                    now - n.service_changed_sim >= f64::from(w.interval_minutes) * 60.0
+                })
+            })
+            .map(|n| n.name.clone())
+            .collect();
+        for node in due {
+            let binary = self
+                .node(&node)
+                .map(|n| n.version().to_string())
+                .unwrap_or_default();
+            let schema = self.database.schema_version.clone();
+            self.record(Event::ServiceStarting {
+                node: node.clone(),
+                binary_version: binary.clone(),
+                schema_version: schema.clone(),
+            });
+            match self.start_refusal(&binary) {
+                Some(reason) => {
+                    // Stays stopped; the next run is one interval later.
+                    self.set_service(&node, ServiceState::Stopped);
+                    self.record(Event::ServiceStartFailed {
+                        node,
+                        binary_version: binary,
+                        schema_version: schema,
+                        reason,
+                    });
+                }
+                None => {
+                    self.set_service(&node, ServiceState::Running);
+                    self.record(Event::ServiceStarted {
+                        node,
+                        binary_version: binary,
+                        schema_version: schema,
+                        by: "watchdog".to_string(),
+                    });
+                }
+            }
+        }
+    }
+
     /// What a database backup contains.
     pub fn snapshot(&self) -> DatabaseSnapshot {
         DatabaseSnapshot {
@@ -1063,5 +1144,51 @@ mod tests {
                 Ok::<_, StoreError>(())
             })
             .unwrap();
+    }
+
+    #[test]
+    fn the_watchdog_restarts_a_stopped_service_after_its_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = Spec {
+            time_scale: 0.001,
+            nodes: 2,
+            ..Spec::default()
+        };
+        let store = Store::create(
+            dir.path(),
+            State::new(&spec, &ports(2), Secrets::generate()),
+        )
+        .unwrap();
+        store
+            .update(|s| {
+                for n in &mut s.nodes {
+                    n.watchdog = Some(Watchdog {
+                        interval_minutes: 1,
+                        instances: "*".into(),
+                    });
+                }
+                s.set_service("OCTO-NODE-01", ServiceState::Stopped);
+                s.set_service("OCTO-NODE-02", ServiceState::Stopped);
+                // Node 2 was upgraded but the schema was not: its restart fails.
+                s.nodes[1].installed_version = Some("2024.2.9409".into());
+                s.run_watchdogs();
+                assert_eq!(s.nodes[0].service, ServiceState::Stopped, "not yet due");
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        store
+            .update(|s| {
+                s.run_watchdogs();
+                assert_eq!(s.nodes[0].service, ServiceState::Running);
+                assert_eq!(s.nodes[1].service, ServiceState::Stopped);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let history = store.history().unwrap();
+        assert!(history.iter().any(|r| matches!(&r.event,
+            Event::ServiceStarted { node, by, .. } if node == "OCTO-NODE-01" && by == "watchdog")));
+        assert!(history.iter().any(|r| matches!(&r.event,
+            Event::ServiceStartFailed { node, .. } if node == "OCTO-NODE-02")));
     }
 }

@@ -512,7 +512,7 @@ impl Exe<'_> {
                 .map(|n| n.version().to_string())
                 .unwrap_or_default();
             let schema = s.database.schema_version.clone();
-            let refusal = start_refusal(s, &binary);
+            let refusal = s.start_refusal(&binary);
             match refusal {
                 Some(reason) => {
                     s.set_service(node, ServiceState::Stopped);
@@ -884,36 +884,6 @@ impl Exe<'_> {
         })?;
         Ok(Output::ok(message))
     }
-}
-
-/// Why the server would refuse to start with `binary` against the current database.
-fn start_refusal(s: &State, binary: &str) -> Option<String> {
-    let schema = &s.database.schema_version;
-    let instance = &s.instance;
-    match version::compare(binary, schema) {
-        std::cmp::Ordering::Less => {
-            return Some(format!(
-                "The database schema ({schema}) is newer than this version of Octopus Server ({binary}). Octopus Server cannot run against a database upgraded by a newer version: install Octopus Server {schema} or later, or restore the database backup taken before the upgrade."
-            ));
-        }
-        std::cmp::Ordering::Greater => {
-            return Some(format!(
-                "The database schema ({schema}) is older than this version of Octopus Server ({binary}). A database upgrade is required: with every node stopped, run `Octopus.Server.exe database --upgrade --instance={instance}` on one node, then start the service."
-            ));
-        }
-        std::cmp::Ordering::Equal => {}
-    }
-    let license = &s.database.license;
-    if !license.covers(binary) {
-        return Some(format!(
-            "Your license's maintenance period ends {} and covers versions up to {}; Octopus Server {binary} is not covered, so it cannot start. Install a license that covers {binary} or reinstall the previous version.",
-            license.maintenance_expires, license.max_version_covered
-        ));
-    }
-    if s.database.upgrade.is_some() {
-        return Some("The database is being upgraded by another node. Wait for the upgrade to finish, then start the service.".to_string());
-    }
-    None
 }
 
 /// Exclusive lock on `path` if free; `None` when another process holds it.

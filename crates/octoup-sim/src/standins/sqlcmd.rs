@@ -128,7 +128,11 @@ fn run_inner(store: &Store, args: &[String], password_env: Option<&str>) -> Resu
             "Sqlcmd: octoup-sim runs only -Q \"<query>\" (no interactive mode).",
         ));
     };
-    let sql = Sql { store, server };
+    let sql = Sql {
+        store,
+        server,
+        fault_code: std::cell::Cell::new(None),
+    };
     let result = match parse_statement(&query) {
         Ok(statement) => sql.execute(statement),
         Err(near) => Err(sql.msg(102, 15, &format!("Incorrect syntax near '{near}'."))),
@@ -137,7 +141,11 @@ fn run_inner(store: &Store, args: &[String], password_env: Option<&str>) -> Resu
         Ok(out) => Ok(out),
         // Without -b sqlcmd reports the error but still exits 0.
         Err(message) => Err(Output {
-            code: if parsed.exit_on_error { 1 } else { 0 },
+            // An injected `exit:N` fault exits with N whatever -b says.
+            code: sql
+                .fault_code
+                .get()
+                .unwrap_or(if parsed.exit_on_error { 1 } else { 0 }),
             stdout: String::new(),
             stderr: message,
         }),
@@ -437,6 +445,8 @@ struct BackupBody {
 struct Sql<'a> {
     store: &'a Store,
     server: String,
+    /// Exit code of an `exit:N` fault that fired.
+    fault_code: std::cell::Cell<Option<i32>>,
 }
 
 impl Sql<'_> {
@@ -477,7 +487,10 @@ impl Sql<'_> {
 
     fn fault(&self, op: &str, text: &str, what: &str) -> Result<(), String> {
         match apply_fault(self.store, op, None).map_err(|e| e.to_string())? {
-            Some(_code) => Err(self.terminating(3202, text, what)),
+            Some(code) => {
+                self.fault_code.set(Some(code));
+                Err(self.terminating(3202, text, what))
+            }
             None => Ok(()),
         }
     }

@@ -180,10 +180,10 @@ fn the_password_comes_from_sqlcmdpassword_and_p_is_a_leak() {
 fn sql_faults() {
     let scene = Scene::with_nodes(1);
     let bak = scene.path("sql-backups").join("a.bak");
-    scene.fault("sql-backup", "exit:1", None, 1);
+    scene.fault("sql-backup", "exit:7", None, 1);
     scene
         .sqlcmd(&backup_sql(&bak))
-        .code(1)
+        .code(7)
         .stderr(contains("There is not enough space on the disk"));
     assert!(!bak.exists());
     scene.sqlcmd(&backup_sql(&bak)).success();
