@@ -56,7 +56,8 @@ pub struct DownloadOptions {
     pub retry: RetryPolicy,
     /// Write buffer of the partial file.
     pub write_buffer: usize,
-    /// Test seam: fail writes with "storage full" once the partial would exceed this size.
+    /// Test seam: a disk that fills up once the partial holds this many bytes (writes
+    /// beyond fail with "storage full", as when another program takes the space meanwhile).
     #[doc(hidden)]
     pub disk_quota: Option<u64>,
 }
@@ -101,6 +102,14 @@ pub enum DownloadError {
         path: PathBuf,
         written: u64,
         total: Option<u64>,
+    },
+    #[error(
+        "not enough space for {path}: {needed} more bytes are needed, {available} are available. Free space or set installer.cache_dir to a larger disk"
+    )]
+    NoSpace {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
     },
     #[error(
         "cannot write the download to {path}: {source}. Check that the cache directory is writable by this account (installer.cache_dir)"
@@ -331,6 +340,18 @@ async fn attempt(
         tracing::info!(url = %shown_url, from = resume_at, "resuming download");
     }
 
+    // Refuse before the body rather than after a gigabyte when the disk cannot hold it.
+    if let Some(total) = total {
+        let needed = total.saturating_sub(resume_at);
+        let available = crate::platform::available_space(crate::fsutil::parent_dir(part));
+        if available.is_some_and(|a| a < needed) {
+            return Err(DownloadError::NoSpace {
+                path: part.to_path_buf(),
+                needed,
+                available: available.unwrap_or(0),
+            });
+        }
+    }
     progress.start(label, total, resume_at);
     let sink = Sink::open(part, resume_at, total, opts)?;
     let (sink, body_error) = stream_body(response, part, sink, progress, state).await?;

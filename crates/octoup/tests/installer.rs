@@ -37,6 +37,8 @@ struct Faults {
     ignore_range: bool,
     corrupt_at: Option<usize>,
     no_header: bool,
+    /// Announce this Content-Length (a file bigger than any disk).
+    claim_length: Option<u64>,
 }
 
 struct Server {
@@ -80,8 +82,9 @@ async fn serve_installer(
             .unwrap(),
         _ => 0,
     };
+    let length = f.claim_length.unwrap_or((total - start) as u64);
     let mut builder = Response::builder()
-        .header(header::CONTENT_LENGTH, total - start)
+        .header(header::CONTENT_LENGTH, length)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, "\"v1\"");
     if !f.no_header {
@@ -99,6 +102,11 @@ async fn serve_installer(
     let drop_after = (f.drops > 0).then_some(f.drop_after).flatten();
     if drop_after.is_some() {
         f.drops -= 1;
+    }
+    if f.claim_length.is_some() {
+        let stream =
+            futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(slice))]);
+        return builder.body(Body::from_stream(stream)).unwrap();
     }
     let body = match drop_after {
         Some(n) => {
@@ -494,7 +502,7 @@ async fn a_sidecar_vouches_and_a_disagreeing_one_is_an_error() {
 }
 
 #[tokio::test]
-async fn a_full_disk_is_explained_and_leaves_nothing_that_looks_valid() {
+async fn a_disk_filling_up_mid_download_is_explained_and_leaves_nothing_that_looks_valid() {
     let (server, url) = start(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(&url, dir.path());
@@ -525,6 +533,32 @@ async fn a_full_disk_is_explained_and_leaves_nothing_that_looks_valid() {
         ranges[1].starts_with("bytes=") && ranges[1] != "bytes=0-",
         "{ranges:?}"
     );
+}
+
+#[tokio::test]
+async fn an_installer_larger_than_the_free_space_is_refused_before_the_body() {
+    let (_server, url) = start(Faults {
+        claim_length: Some(1 << 60),
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let progress = Recorder::default();
+    let err = cache_with(settings(&url, dir.path()))
+        .ensure_installer(&v(), Role::Target, &progress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.download_error(), Some(DownloadError::NoSpace { .. })),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("not enough space") && msg.contains("installer.cache_dir"),
+        "{msg}"
+    );
+    assert_eq!(progress.advanced.load(Ordering::SeqCst), 0);
+    assert_nothing_valid(dir.path());
 }
 
 #[tokio::test]
