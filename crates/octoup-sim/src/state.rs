@@ -521,6 +521,41 @@ impl State {
         }
     }
 
+    /// Moves `node`'s service to `to` and records the matching `service-*` event with the
+    /// node's binary and the schema version. `by` names who started it (`cli`, `watchdog`).
+    pub fn move_service(&mut self, node: &str, to: ServiceState, by: &str) {
+        let binary_version = self
+            .node(node)
+            .map(|n| n.version().to_string())
+            .unwrap_or_default();
+        let schema_version = self.database.schema_version.clone();
+        self.set_service(node, to);
+        let node = node.to_string();
+        self.record(match to {
+            ServiceState::Starting => Event::ServiceStarting {
+                node,
+                binary_version,
+                schema_version,
+            },
+            ServiceState::Running => Event::ServiceStarted {
+                node,
+                binary_version,
+                schema_version,
+                by: by.to_string(),
+            },
+            ServiceState::Stopping => Event::ServiceStopping {
+                node,
+                binary_version,
+                schema_version,
+            },
+            ServiceState::Stopped => Event::ServiceStopped {
+                node,
+                binary_version,
+                schema_version,
+            },
+        });
+    }
+
     /// Sets the cluster maintenance mode; records `maintenance-set` when it changes.
     pub fn set_maintenance(&mut self, value: bool, by: &str) {
         let m = &mut self.database.maintenance;
@@ -731,6 +766,31 @@ impl State {
         None
     }
 
+    /// Ends a start of `node`'s service: Running (`service-started`), or back to Stopped
+    /// with `service-start-failed` and the reason when [`State::start_refusal`] refuses.
+    pub fn finish_start(&mut self, node: &str, by: &str) -> Result<(), String> {
+        let binary_version = self
+            .node(node)
+            .map(|n| n.version().to_string())
+            .unwrap_or_default();
+        match self.start_refusal(&binary_version) {
+            Some(reason) => {
+                self.set_service(node, ServiceState::Stopped);
+                self.record(Event::ServiceStartFailed {
+                    node: node.to_string(),
+                    binary_version,
+                    schema_version: self.database.schema_version.clone(),
+                    reason: reason.clone(),
+                });
+                Err(reason)
+            }
+            None => {
+                self.move_service(node, ServiceState::Running, by);
+                Ok(())
+            }
+        }
+    }
+
     /// The service watchdog (`watchdog --create`): a stopped node with a watchdog is started
     /// again once its interval has passed since it stopped, as the scheduled
     /// `checkservices` task does. Call it from the daemon's tick.
@@ -748,37 +808,9 @@ impl State {
             .map(|n| n.name.clone())
             .collect();
         for node in due {
-            let binary = self
-                .node(&node)
-                .map(|n| n.version().to_string())
-                .unwrap_or_default();
-            let schema = self.database.schema_version.clone();
-            self.record(Event::ServiceStarting {
-                node: node.clone(),
-                binary_version: binary.clone(),
-                schema_version: schema.clone(),
-            });
-            match self.start_refusal(&binary) {
-                Some(reason) => {
-                    // Stays stopped; the next run is one interval later.
-                    self.set_service(&node, ServiceState::Stopped);
-                    self.record(Event::ServiceStartFailed {
-                        node,
-                        binary_version: binary,
-                        schema_version: schema,
-                        reason,
-                    });
-                }
-                None => {
-                    self.set_service(&node, ServiceState::Running);
-                    self.record(Event::ServiceStarted {
-                        node,
-                        binary_version: binary,
-                        schema_version: schema,
-                        by: "watchdog".to_string(),
-                    });
-                }
-            }
+            self.move_service(&node, ServiceState::Starting, "watchdog");
+            // A refused start stays stopped; the next run is one interval later.
+            let _ = self.finish_start(&node, "watchdog");
         }
     }
 

@@ -445,13 +445,7 @@ impl Exe<'_> {
             };
             let previous = n.service;
             if previous != ServiceState::Stopped {
-                let event = Event::ServiceStopping {
-                    node: node.to_string(),
-                    binary_version: n.version().to_string(),
-                    schema_version: s.database.schema_version.clone(),
-                };
-                s.record(event);
-                s.set_service(node, ServiceState::Stopping);
+                s.move_service(node, ServiceState::Stopping, "cli");
             }
             Ok(previous)
         })?;
@@ -462,17 +456,7 @@ impl Exe<'_> {
         self.store.update(|s| {
             s.advance_tasks();
             s.kill_tasks(node);
-            let binary = s
-                .node(node)
-                .map(|n| n.version().to_string())
-                .unwrap_or_default();
-            s.set_service(node, ServiceState::Stopped);
-            let event = Event::ServiceStopped {
-                node: node.to_string(),
-                binary_version: binary,
-                schema_version: s.database.schema_version.clone(),
-            };
-            s.record(event);
+            s.move_service(node, ServiceState::Stopped, "cli");
             Ok::<_, StoreError>(())
         })?;
         Ok(Output::ok(
@@ -492,13 +476,7 @@ impl Exe<'_> {
             };
             let previous = n.service;
             if previous == ServiceState::Stopped {
-                let event = Event::ServiceStarting {
-                    node: node.to_string(),
-                    binary_version: n.version().to_string(),
-                    schema_version: s.database.schema_version.clone(),
-                };
-                s.record(event);
-                s.set_service(node, ServiceState::Starting);
+                s.move_service(node, ServiceState::Starting, "cli");
             }
             Ok(previous)
         })?;
@@ -507,36 +485,10 @@ impl Exe<'_> {
         }
         self.state.clock().sleep_sim(self.state.durations.start);
         let outcome = self.store.update(|s| {
-            let binary = s
-                .node(node)
-                .map(|n| n.version().to_string())
-                .unwrap_or_default();
-            let schema = s.database.schema_version.clone();
-            let refusal = s.start_refusal(&binary);
-            match refusal {
-                Some(reason) => {
-                    s.set_service(node, ServiceState::Stopped);
-                    s.record(Event::ServiceStartFailed {
-                        node: node.to_string(),
-                        binary_version: binary,
-                        schema_version: schema,
-                        reason: reason.clone(),
-                    });
-                    Ok::<_, StoreError>(Err(reason))
-                }
-                None => {
-                    s.set_service(node, ServiceState::Running);
-                    s.record(Event::ServiceStarted {
-                        node: node.to_string(),
-                        binary_version: binary,
-                        schema_version: schema,
-                        by: "cli".to_string(),
-                    });
-                    s.advance_tasks();
-                    let port = s.node(node).map(|n| n.api_port).unwrap_or(0);
-                    Ok(Ok((s.daemon.is_some(), port)))
-                }
-            }
+            let started = s.finish_start(node, "cli");
+            s.advance_tasks();
+            let port = s.node(node).map(|n| n.api_port).unwrap_or(0);
+            Ok::<_, StoreError>(started.map(|()| (s.daemon.is_some(), port)))
         })?;
         let (daemon, port) = outcome.map_err(|reason| error(100, reason))?;
         if daemon && !wait_for_port(port, Duration::from_secs(20)) {
