@@ -142,14 +142,20 @@ async fn run(store: Store) -> anyhow::Result<()> {
                 missing = 0;
                 nodes.reconcile(&state, &shared).await;
             }
-            Ok(Err(StoreError::NotFound(_))) => {
-                missing += 1;
-                if missing >= ORPHAN_TICKS {
-                    eprintln!("octoup-sim: the state file is gone; the daemon exits");
-                    break;
+            Ok(Err(e)) | Err(e) => {
+                // The directory (or its state file) is gone, e.g. a test's temporary
+                // directory: nobody can ask this daemon to stop any more.
+                if !shared.store.state_path().is_file() {
+                    missing += 1;
+                    if missing >= ORPHAN_TICKS {
+                        eprintln!("octoup-sim: the state file is gone; the daemon exits");
+                        break;
+                    }
+                } else {
+                    missing = 0;
+                    eprintln!("octoup-sim: daemon tick failed: {e}");
                 }
             }
-            Ok(Err(e)) | Err(e) => eprintln!("octoup-sim: daemon tick failed: {e}"),
         }
     }
 

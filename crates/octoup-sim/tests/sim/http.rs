@@ -31,7 +31,7 @@ fn error_message(body: &Value) -> &str {
 async fn root_document_is_anonymous_and_every_response_names_its_node() {
     let sim = Sim::start(&two_nodes()).await;
     for (i, name) in ["OCTO-NODE-01", "OCTO-NODE-02"].iter().enumerate() {
-        let response = sim.client.get(sim.url(i, "/api")).send().await.unwrap();
+        let response = sim.anon(i, "/api").await;
         assert_eq!(response.status(), 200);
         assert_eq!(
             response.headers()["octopus-node"],
@@ -69,12 +69,7 @@ async fn root_document_is_anonymous_and_every_response_names_its_node() {
         );
     }
     // Errors carry the header too.
-    let response = sim
-        .client
-        .get(sim.url(0, "/api/tasks"))
-        .send()
-        .await
-        .unwrap();
+    let response = sim.anon(0, "/api/tasks").await;
     assert_eq!(response.status(), 401);
     assert_eq!(
         response.headers()["octopus-node"],
@@ -213,12 +208,7 @@ async fn maintenance_mode_accepts_bool_and_string_and_is_recorded() {
         true
     );
 
-    let health = sim
-        .client
-        .get(sim.url(0, "/api/serverstatus/health"))
-        .send()
-        .await
-        .unwrap();
+    let health = sim.anon(0, "/api/serverstatus/health").await;
     assert_eq!(health.status(), 418);
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["IsEntireClusterReadOnly"], true);
@@ -350,12 +340,7 @@ async fn nodes_list_get_drain_summary_and_ping() {
         (json!(true), json!(3))
     );
 
-    let ping = sim
-        .client
-        .get(sim.url(1, "/api/octopusservernodes/ping"))
-        .send()
-        .await
-        .unwrap();
+    let ping = sim.anon(1, "/api/octopusservernodes/ping").await;
     assert_eq!(ping.status(), 418);
     let ping: Value = ping.json().await.unwrap();
     assert_eq!(
@@ -377,12 +362,7 @@ async fn nodes_list_get_drain_summary_and_ping() {
         ping["Links"]["Node"],
         format!("/api/octopusservernodes/{id}")
     );
-    let ping = sim
-        .client
-        .get(sim.url(0, "/api/octopusservernodes/ping"))
-        .send()
-        .await
-        .unwrap();
+    let ping = sim.anon(0, "/api/octopusservernodes/ping").await;
     assert_eq!(ping.status(), 200);
     assert_eq!(ping.json::<Value>().await.unwrap()["Name"], "OCTO-NODE-01");
 
@@ -416,15 +396,7 @@ async fn nodes_list_get_drain_summary_and_ping() {
     );
 
     // Health: 200 while some node takes work, 418 once every node drains.
-    assert_eq!(
-        sim.client
-            .get(sim.url(0, "/api/serverstatus/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(sim.anon(0, "/api/serverstatus/health").await.status(), 200);
     for other in ["OCTO-NODE-01", "OCTO-NODE-03"] {
         let path = format!("/api/octopusservernodes/OctopusServerNodes-{other}");
         assert_eq!(
@@ -434,12 +406,7 @@ async fn nodes_list_get_drain_summary_and_ping() {
             200
         );
     }
-    let health = sim
-        .client
-        .get(sim.url(0, "/api/serverstatus/health"))
-        .send()
-        .await
-        .unwrap();
+    let health = sim.anon(0, "/api/serverstatus/health").await;
     assert_eq!(health.status(), 418);
     let health: Value = health.json().await.unwrap();
     assert_eq!(
@@ -753,15 +720,7 @@ async fn a_stopped_node_refuses_connections_and_answers_again_after_start() {
     sim.update(|s| s.set_service("OCTO-NODE-02", ServiceState::Stopping));
     wait_until(Duration::from_secs(3), || refused(&sim, 1)).await;
     assert!(keep_alive.get(sim.url(1, "/api")).send().await.is_err());
-    assert_eq!(
-        sim.client
-            .get(sim.url(0, "/api"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(sim.anon(0, "/api").await.status(), 200);
 
     sim.update(|s| s.set_service("OCTO-NODE-02", ServiceState::Stopped));
     // Stopped for longer than node_stale_after (5 ms here): offline in the summary.
@@ -1106,15 +1065,7 @@ async fn api_and_feed_faults() {
 
     sim.fault("api", "http:503", Some("OCTO-NODE-01"), 1);
     // Anonymous endpoints ignore the catch-all `api` fault, and node 2 is not targeted.
-    assert_eq!(
-        sim.client
-            .get(sim.url(0, "/api"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(sim.anon(0, "/api").await.status(), 200);
     assert_eq!(sim.get(1, "/api/serverstatus").await.status(), 200);
     let response = sim.get(0, "/api/serverstatus").await;
     assert_eq!(response.status(), 503);
@@ -1179,4 +1130,16 @@ async fn api_and_feed_faults() {
         .filter(|k| *k == "fault-fired")
         .count();
     assert_eq!(fired, 7);
+}
+
+#[tokio::test]
+async fn the_daemon_exits_when_its_directory_disappears() {
+    let sim = Sim::start(FAST).await;
+    std::fs::remove_dir_all(sim.dir()).unwrap();
+    // About a second of ticks without a state file, then the listeners close.
+    let feed = format!("{}/download/upgrade/v3", sim.feed);
+    wait_until(Duration::from_secs(5), || async {
+        sim.client.get(&feed).send().await.is_err() && refused(&sim, 0).await
+    })
+    .await;
 }

@@ -1,7 +1,7 @@
 //! A running simulated installation for tests: `octoup-sim up` in a temporary directory,
 //! an HTTP client, and direct access to the state store for setting the scene.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ impl Sim {
         let spec_path = dir.path().join("spec.toml");
         std::fs::write(&spec_path, spec).unwrap();
         let sim_dir = dir.path().join("sim");
-        up_in_process(&sim_dir, &spec_path);
+        up(&sim_dir, &spec_path);
         let store = Store::open(&sim_dir).unwrap();
         let state = store.snapshot().unwrap();
         let sim = Sim {
@@ -82,6 +82,11 @@ impl Sim {
             request = request.json(&body);
         }
         request.send().await.unwrap()
+    }
+
+    /// A request to a node's API without any key.
+    pub async fn anon(&self, node: usize, path: &str) -> Response {
+        self.client.get(self.url(node, path)).send().await.unwrap()
     }
 
     pub async fn get(&self, node: usize, path: &str) -> Response {
@@ -156,18 +161,20 @@ impl Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        // `octoup-sim down`'s control request, sent by hand so Drop needs no runtime.
+        // `octoup-sim down`'s control request, sent by hand so Drop needs no runtime; the
+        // answer is read so the daemon has the request before the connection closes.
         if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.feed_port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
             let _ = stream.write_all(
                 b"POST /__sim/shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             );
+            let _ = stream.read_to_end(&mut Vec::new());
         }
         let _ = &self.dir;
     }
 }
 
 /// Runs `octoup-sim up --dir DIR --spec SPEC`.
-#[allow(dead_code)]
 fn up(dir: &Path, spec: &Path) {
     Command::cargo_bin("octoup-sim")
         .unwrap()
@@ -178,27 +185,6 @@ fn up(dir: &Path, spec: &Path) {
         .timeout(Duration::from_secs(60))
         .assert()
         .success();
-}
-
-/// Until `up` exists: creates the installation and runs the daemon on a thread.
-#[allow(dead_code)]
-fn up_in_process(dir: &Path, spec: &Path) {
-    use octoup_sim::state::{Ports, Secrets};
-    let spec = octoup_sim::spec::Spec::load(spec).unwrap();
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let ports = Ports {
-        feed: port(),
-        nodes: (0..spec.nodes).map(|_| port()).collect(),
-    };
-    Store::create(dir, State::new(&spec, &ports, Secrets::generate())).unwrap();
-    let dir = dir.to_path_buf();
-    std::thread::spawn(move || octoup_sim::daemon::serve(&dir));
 }
 
 /// Polls `condition` every 10 ms until it holds; panics after `timeout`.
