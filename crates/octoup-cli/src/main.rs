@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod exit;
 mod progress;
+mod steps;
 
 use clap::Parser;
 

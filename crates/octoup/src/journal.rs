@@ -104,6 +104,15 @@ impl RunStatus {
     }
 }
 
+/// Which way a run is going.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    #[default]
+    Forward,
+    Undo,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// Unique in the run: `name` or `name@node`.
@@ -180,6 +189,10 @@ pub struct Run {
     pub path: Vec<String>,
     pub nodes: Vec<RunNode>,
     pub status: RunStatus,
+    /// Forward (upgrading) or undo (putting things back after an early failure); a paused
+    /// run resumes in this direction.
+    #[serde(default)]
+    pub direction: Direction,
     pub steps: Vec<Step>,
     /// The first service stop.
     pub outage_started: Option<Timestamp>,
@@ -445,6 +458,7 @@ mod tests {
                 primary: true,
             }],
             status: RunStatus::Running,
+            direction: Direction::Forward,
             steps: vec![
                 Step::new("maintenance-on", None),
                 Step::new("stop", Some("N1")),

@@ -18,3 +18,8 @@ pub mod transport;
 pub mod cache;
 pub mod download;
 pub mod verify;
+pub mod backup;
+pub mod preflight;
+pub mod plan;
+pub mod engine;
+pub mod report;

@@ -431,7 +431,8 @@ impl NodeAgent for LocalAgent {
             attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let spec = CommandSpec::new(format!("install {}", self.name), argv.clone(), timeout)
                 .timeout_setting("[timeouts] install");
-            let out = self.runner.run(spec).await.map_err(Attempt::Run)?;
+            let mut out = self.runner.run(spec).await.map_err(Attempt::Run)?;
+            out.code = msi_exit_code(out.code, &read_log_tail(&log, 5));
             match out.code {
                 Some(MSI_OK | MSI_REBOOT_REQUIRED) => Ok(out),
                 Some(MSI_BUSY) => Err(Attempt::Busy(out)),
@@ -512,7 +513,7 @@ impl NodeAgent for LocalAgent {
         let instance = self.instance_arg();
         let spec = CommandSpec::new(
             format!("database-upgrade-status {}", self.name),
-            self.exe_argv(&["database-upgrade-status", &instance]),
+            self.exe_argv(&["database-upgrade-status", &instance, "--format=json"]),
             self.command_timeout(),
         );
         let out = self.runner.run(spec).await?;
@@ -538,6 +539,26 @@ impl NodeAgent for LocalAgent {
         .await?;
         Ok(())
     }
+}
+
+/// The agent for a configured node: this machine today; the seam where a transport (SSH)
+/// plugs in for nodes with `ssh = "user@host"`.
+pub fn agent_for(
+    config: &Config,
+    node: &NodeConfig,
+    name: &str,
+    api: OctopusApi,
+    runner: Arc<dyn CommandRunner>,
+    log_dir: PathBuf,
+) -> Result<Arc<dyn NodeAgent>, String> {
+    if let Some(ssh) = &node.ssh {
+        return Err(format!(
+            "node {name} is reached over SSH ({ssh}), which this build of octoup cannot do yet; run octoup on that node or remove `ssh`"
+        ));
+    }
+    Ok(Arc::new(LocalAgent::new(
+        config, node, name, api, runner, log_dir,
+    )))
 }
 
 /// One install attempt's failure, for the retry policy.
@@ -705,6 +726,28 @@ fn find_key_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
+/// msiexec's exit code. Unix keeps only 8 bits of an exit status, so a simulated msiexec's
+/// 1603 arrives as 67; the verbose log's "Installation success or error status: N" line
+/// holds the whole code, and is used when it agrees with the low 8 bits.
+pub fn msi_exit_code(raw: Option<i32>, log_tail: &str) -> Option<i32> {
+    let raw = raw?;
+    let from_log = log_tail
+        .rsplit("error status: ")
+        .next()
+        .filter(|_| log_tail.contains("error status: "))
+        .and_then(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<i32>()
+                .ok()
+        });
+    match from_log {
+        Some(full) if full == raw || (full & 0xFF) == raw => Some(full),
+        _ => Some(raw),
+    }
+}
+
 /// The last lines of an installer log (msiexec writes UTF-16 when asked for Unicode).
 fn read_log_tail(path: &Path, lines: usize) -> String {
     let Ok(bytes) = std::fs::read(path) else {
@@ -796,6 +839,21 @@ mod tests {
             Some(false)
         );
         assert_eq!(parse_upgrade_pending("???"), None);
+    }
+
+    #[test]
+    fn truncated_msi_codes_are_recovered_from_the_log() {
+        let log = "MSI (s): Product: Octopus -- Installation success or error status: 1603.";
+        assert_eq!(msi_exit_code(Some(1603 & 0xFF), log), Some(1603));
+        assert_eq!(msi_exit_code(Some(1603), log), Some(1603));
+        assert_eq!(
+            msi_exit_code(Some(3010 & 0xFF), "error status: 3010."),
+            Some(3010)
+        );
+        // A log that disagrees with the exit code does not override it.
+        assert_eq!(msi_exit_code(Some(1), log), Some(1));
+        assert_eq!(msi_exit_code(Some(0), ""), Some(0));
+        assert_eq!(msi_exit_code(None, log), None);
     }
 
     #[test]

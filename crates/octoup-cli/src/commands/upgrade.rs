@@ -1,23 +1,275 @@
+//! `octoup plan`, `upgrade`, `resume`, `rollback` and `status`: thin wrappers around
+//! `octoup::engine` that choose the output (text on stderr/stdout, or one JSON object on
+//! stdout) and map the outcome to the exit status.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use octoup::engine::{self, EngineError, UpgradeOptions};
+use octoup::journal::{JournalError, Run};
+use octoup::preflight::PreflightError;
+use octoup::report::{Outcome, Report};
+
 use crate::cli::{PlanArgs, UpgradeArgs};
 use crate::context::Context;
 use crate::exit::Exit;
+use crate::steps::StepPrinter;
 
-pub fn plan(_args: PlanArgs, ctx: &Context) -> Exit {
-    super::not_yet("plan", ctx)
+/// Runs a future on a fresh runtime (the commands are one-shot).
+pub(crate) fn block_on<F: Future>(future: F) -> Result<F::Output, std::io::Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
 }
 
-pub fn upgrade(_args: UpgradeArgs, ctx: &Context) -> Exit {
-    super::not_yet("upgrade", ctx)
+/// The exit status for a run's outcome (README: "Exit status").
+pub(crate) fn exit_for(outcome: Outcome) -> Exit {
+    match outcome {
+        Outcome::Upgraded | Outcome::UpToDate => Exit::Ok,
+        Outcome::Refused => Exit::Refused,
+        Outcome::Paused => Exit::Paused,
+        Outcome::RolledBack => Exit::RolledBack,
+        Outcome::Failed => Exit::Failed,
+    }
+}
+
+/// The exit status for an error that kept the engine from producing a report.
+pub(crate) fn exit_for_error(error: &EngineError) -> Exit {
+    match error {
+        EngineError::Journal(JournalError::Locked { .. }) => Exit::Locked,
+        EngineError::Config(_)
+        | EngineError::Preflight(PreflightError::Config(_))
+        | EngineError::Retarget { .. }
+        | EngineError::UnknownNode { .. }
+        | EngineError::NothingToResume { .. } => Exit::Usage,
+        EngineError::Preflight(_) => Exit::Refused,
+        EngineError::Journal(_) | EngineError::Log { .. } => Exit::Failed,
+    }
+}
+
+/// Prints a report (JSON on stdout, or the summary on stdout) and returns its exit status.
+pub(crate) fn print_report(report: &Report, ctx: &Context) -> Exit {
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.render_text());
+    }
+    exit_for(report.outcome)
+}
+
+pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
+    let config = match ctx.load_config() {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.report_error(&e);
+            return Exit::Usage;
+        }
+    };
+    let result = match block_on(engine::plan(config, &ctx.env, args.to.as_deref())) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.report_error(&e);
+            return Exit::Failed;
+        }
+    };
+    match result {
+        Ok(plan) => {
+            if ctx.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).unwrap_or_default()
+                );
+            } else {
+                print!("{}", plan.render_text());
+            }
+            if plan.facts.blockers.is_empty() {
+                Exit::Ok
+            } else {
+                Exit::Refused
+            }
+        }
+        Err(e) => {
+            ctx.report_error(&e);
+            exit_for_error(&e)
+        }
+    }
+}
+
+pub fn upgrade(args: UpgradeArgs, ctx: &Context) -> Exit {
+    run_engine(
+        UpgradeOptions {
+            to: args.to,
+            resume_only: false,
+        },
+        args.yes,
+        ctx,
+    )
 }
 
 pub fn resume(ctx: &Context) -> Exit {
-    super::not_yet("resume", ctx)
+    run_engine(
+        UpgradeOptions {
+            to: None,
+            resume_only: true,
+        },
+        true,
+        ctx,
+    )
+}
+
+fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
+    let config = match ctx.load_config() {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.report_error(&e);
+            return Exit::Usage;
+        }
+    };
+    let events = Arc::new(StepPrinter::new(ctx.json, ctx.verbose, yes));
+    match block_on(engine::upgrade(config, &ctx.env, options, events)) {
+        Ok(Ok(report)) => print_report(&report, ctx),
+        Ok(Err(e)) => {
+            ctx.report_error(&e);
+            exit_for_error(&e)
+        }
+        Err(e) => {
+            ctx.report_error(&e);
+            Exit::Failed
+        }
+    }
 }
 
 pub fn rollback(ctx: &Context) -> Exit {
-    super::not_yet("rollback", ctx)
+    ctx.report_error(
+        &"`octoup rollback` (restore the database backup and reinstall the original version) is not available in this build. A failure before the database upgrade is undone automatically; after it, a paused run's next step (`octoup status`) says how to go back by hand",
+    );
+    Exit::Failed
 }
 
 pub fn status(ctx: &Context) -> Exit {
-    super::not_yet("status", ctx)
+    let config = match ctx.load_config() {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.report_error(&e);
+            return Exit::Usage;
+        }
+    };
+    match engine::last_run(&config) {
+        Ok(None) => {
+            if ctx.json {
+                println!("{}", serde_json::json!({ "run": null }));
+            } else {
+                println!("No octoup run recorded in {}.", config.state.dir.display());
+            }
+            Exit::Ok
+        }
+        Ok(Some((run, path))) => {
+            if ctx.json {
+                println!("{}", status_json(&run, &path));
+            } else {
+                print!("{}", status_text(&run, &path));
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            ctx.report_error(&e);
+            exit_for_error(&e)
+        }
+    }
+}
+
+fn status_json(run: &Run, path: &std::path::Path) -> String {
+    let steps: Vec<serde_json::Value> = run
+        .steps
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "node": s.node,
+                "state": s.state.as_str(),
+                "seconds": s.seconds(),
+                "detail": s.output_str("detail"),
+                "error": s.error,
+            })
+        })
+        .collect();
+    let value = serde_json::json!({
+        "run_id": run.id,
+        "status": run.status.as_str(),
+        "finished": run.status.is_finished(),
+        "from": run.from,
+        "to": run.target,
+        "created": run.created.to_string(),
+        "updated": run.updated.to_string(),
+        "nodes": run.nodes.iter().map(|n| &n.name).collect::<Vec<_>>(),
+        "outage_seconds": run.outage_seconds(),
+        "steps": steps,
+        "error": run.error,
+        "next_step": run.next_step,
+        "log": run.log,
+        "journal": path,
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
+fn status_text(run: &Run, path: &std::path::Path) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Run {}: {} → {} is {}{}.",
+        run.id,
+        run.from,
+        run.target,
+        run.status.as_str(),
+        if run.status.is_finished() {
+            ""
+        } else {
+            " (unfinished: `octoup upgrade` continues it)"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Started {}, last change {}; nodes {}.",
+        run.created,
+        run.updated,
+        run.nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for s in &run.steps {
+        let what = match &s.node {
+            Some(n) => format!("{} {n}", s.name),
+            None => s.name.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<8} {what}{}",
+            s.state.as_str(),
+            s.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(e) = &run.error {
+        let _ = writeln!(out, "\nCause: {e}");
+    }
+    if let Some(n) = &run.next_step {
+        let _ = writeln!(out, "Next step: {n}");
+    }
+    let _ = writeln!(
+        out,
+        "Journal: {}\nLog: {}",
+        path.display(),
+        run.log.display()
+    );
+    out
 }

@@ -1,0 +1,547 @@
+//! Everything checked before any downtime, changing nothing: the server answers, the key is
+//! an administrator's, each node's version read two ways (API and `Octopus.Server.exe
+//! version`) agrees, no unknown node runs against the database, the target is chosen and
+//! the license covers it, there is disk space, and each node's watchdog is noted.
+//!
+//! Problems that make an upgrade unsafe are *blockers* (the upgrade refuses, exit 3);
+//! the rest are warnings shown in the plan.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::Serialize;
+
+use crate::api::{ApiError, NodeSummary, OctopusApi, ServerStatus};
+use crate::check::{CheckInput, CheckReport, CheckStatus};
+use crate::config::{Config, ConfigError, EnvOverrides, NodeConfig};
+use crate::feed::{FeedSource, load_feed};
+use crate::http::{HttpClient, NetworkSettings};
+use crate::node::{NodeAgent, WatchdogInfo, agent_for};
+use crate::policy::Policy;
+use crate::runner::{CommandRunner, LocalRunner, RunLog};
+use crate::version::Version;
+
+/// Installer size assumed when the download server does not say (the 2026 MSI is 1.43 GB).
+pub const ASSUMED_INSTALLER_BYTES: u64 = 1_600_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("cannot set up HTTP: {0}")]
+    Http(#[from] crate::http::HttpError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What every command that talks to the installation shares.
+pub struct Connection {
+    pub config: Arc<Config>,
+    pub http: HttpClient,
+    /// The cluster (or load balancer) address.
+    pub api: OctopusApi,
+    pub runner: Arc<dyn CommandRunner>,
+    pub log: Arc<RunLog>,
+}
+
+impl Connection {
+    /// Builds the clients; reads the API key (never from argv) and checks nothing remote yet.
+    pub fn new(
+        config: Config,
+        env: &EnvOverrides,
+        log: Arc<RunLog>,
+    ) -> Result<Connection, PreflightError> {
+        let key = config.api_key(env)?;
+        log.redact(&key);
+        if let Some(pw) = config.sql_password()? {
+            log.redact(&pw);
+        }
+        let http = HttpClient::new(NetworkSettings::from_config(&config))?;
+        let url = config.server_url()?.to_string();
+        http.check_url(&url)?;
+        let api = OctopusApi::new(
+            http.clone(),
+            &url,
+            key,
+            Duration::from_secs(config.timeouts.http),
+        );
+        let runner: Arc<dyn CommandRunner> = Arc::new(LocalRunner::new(Some(log.clone())));
+        Ok(Connection {
+            config: Arc::new(config),
+            http,
+            api,
+            runner,
+            log,
+        })
+    }
+
+    /// The agent for a configured node known by `name` at `url`.
+    pub fn agent(
+        &self,
+        node: &NodeConfig,
+        name: &str,
+        url: &str,
+    ) -> Result<Arc<dyn NodeAgent>, PreflightError> {
+        agent_for(
+            &self.config,
+            node,
+            name,
+            self.api.at(url),
+            self.runner.clone(),
+            self.config.state.dir.join("logs"),
+        )
+        .map_err(|e| PreflightError::Other(e.to_string()))
+    }
+}
+
+/// One node as the preflight found it.
+#[derive(Clone, Serialize)]
+pub struct NodeFacts {
+    pub name: String,
+    pub id: String,
+    pub url: String,
+    pub primary: bool,
+    /// `/api` Version at the node's own address.
+    pub api_version: Option<String>,
+    /// `Octopus.Server.exe version` on the node.
+    pub exe_version: Option<String>,
+    pub ping: String,
+    /// The node's drain flag now.
+    pub drained: bool,
+    pub running_tasks: u32,
+    pub watchdog: Option<WatchdogInfo>,
+    #[serde(skip)]
+    pub config: NodeConfig,
+    #[serde(skip)]
+    pub agent: Option<Arc<dyn NodeAgent>>,
+}
+
+/// The version to install and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetChoice {
+    /// The next version to install (the first stop of `path`).
+    pub target: Option<String>,
+    /// Every version to install in order; a run installs one, a re-run the next.
+    pub path: Vec<String>,
+    pub why: String,
+    pub up_to_date: bool,
+    #[serde(skip)]
+    pub check: Option<CheckReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskFact {
+    pub what: String,
+    pub path: PathBuf,
+    pub available_bytes: Option<u64>,
+    pub needed_bytes: Option<u64>,
+}
+
+/// Everything the preflight found.
+#[derive(Clone, Serialize)]
+pub struct Facts {
+    pub server_url: String,
+    /// `/api` Version at the server URL.
+    pub version: String,
+    pub maintenance: bool,
+    pub server_status: ServerStatus,
+    pub nodes: Vec<NodeFacts>,
+    /// Nodes in the cluster summary that are not in the config.
+    pub other_nodes: Vec<NodeSummary>,
+    pub target: Option<TargetChoice>,
+    pub license_covers_up_to: Option<String>,
+    pub license_maintenance_expires: Option<String>,
+    pub disk: Vec<DiskFact>,
+    pub blockers: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl Facts {
+    pub fn primary(&self) -> Option<&NodeFacts> {
+        self.nodes.iter().find(|n| n.primary)
+    }
+}
+
+/// Runs every check. Errors only when nothing more can be learned (server unreachable, key
+/// refused); everything else is a blocker or a warning in the result.
+pub async fn preflight(conn: &Connection, to: Option<&str>) -> Result<Facts, PreflightError> {
+    let config = &conn.config;
+    let api = &conn.api;
+    let root = api.root().await?;
+    // The admin probe: needs AdministerSystem, changes nothing.
+    api.system_info().await?;
+    let server_status = api.server_status().await?;
+    let maintenance = api.maintenance().await?;
+    let summary = api.nodes_summary().await?;
+
+    let mut blockers = Vec::new();
+    let mut warnings = Vec::new();
+    let mut nodes = Vec::new();
+    for node in config.effective_nodes()? {
+        nodes.push(node_facts(conn, &node, &summary, &mut blockers).await);
+    }
+
+    // Versions must agree everywhere before anything is touched.
+    let current = nodes
+        .iter()
+        .find_map(|n| n.api_version.clone())
+        .unwrap_or_else(|| root.version.clone());
+    for n in &nodes {
+        if let Some(v) = &n.api_version
+            && !same_version(v, &current)
+        {
+            blockers.push(format!(
+                "node {} serves {v} but {current} elsewhere: the cluster runs mixed versions. Bring every node to one version first",
+                n.name
+            ));
+        }
+        if let (Some(a), Some(e)) = (&n.api_version, &n.exe_version)
+            && !same_version(a, e)
+        {
+            blockers.push(format!(
+                "node {}: the API reports {a} but `Octopus.Server.exe version` reports {e}: the service runs a different build than the one installed (a pending restart?). Restart the service, then run octoup again",
+                n.name
+            ));
+        }
+    }
+
+    // Nodes the config does not list but the database knows.
+    let known: Vec<String> = nodes.iter().map(|n| n.name.to_ascii_lowercase()).collect();
+    let other_nodes: Vec<NodeSummary> = summary
+        .iter()
+        .filter(|s| !known.contains(&s.name.to_ascii_lowercase()))
+        .cloned()
+        .collect();
+    for other in &other_nodes {
+        if other.is_offline {
+            warnings.push(format!(
+                "node {} is registered but offline (last seen {}); if it is gone for good, delete it in Configuration → Nodes",
+                other.name,
+                other.last_seen.as_deref().unwrap_or("never")
+            ));
+        } else if config.nodes.is_empty() {
+            blockers.push(format!(
+                "the cluster has another running node, {}: list every node under [[nodes]] so all are stopped and upgraded together",
+                other.name
+            ));
+        } else {
+            blockers.push(format!(
+                "node {} runs against the same database but is not in [[nodes]]: add it, or stop it and delete it in Configuration → Nodes (the database upgrade refuses while it runs)",
+                other.name
+            ));
+        }
+    }
+
+    let license_max = server_status
+        .maximum_available_version_covered_by_license
+        .clone();
+    let target = match current.parse::<Version>() {
+        Ok(cur) => Some(
+            choose_target(
+                conn,
+                &cur,
+                license_max.as_deref().and_then(|v| v.parse().ok()),
+                to,
+                &mut blockers,
+                &mut warnings,
+            )
+            .await,
+        ),
+        Err(e) => {
+            blockers.push(format!("the server's version cannot be read: {e}"));
+            None
+        }
+    };
+
+    let disk = disk_facts(conn, target.as_ref()).await;
+    for d in &disk {
+        if let (Some(avail), Some(need)) = (d.available_bytes, d.needed_bytes)
+            && avail < need
+        {
+            blockers.push(format!(
+                "not enough free space for the {} in {}: {} available, {} needed",
+                d.what,
+                d.path.display(),
+                bytes(avail),
+                bytes(need)
+            ));
+        }
+    }
+    if server_status.is_potential_clone {
+        warnings.push(
+            "the server reports it may be a clone (IsPotentialClone): make sure this is the installation you mean to upgrade".into(),
+        );
+    }
+
+    Ok(Facts {
+        server_url: api.base().to_string(),
+        version: current,
+        maintenance,
+        server_status: server_status.clone(),
+        nodes,
+        other_nodes,
+        target,
+        license_covers_up_to: license_max,
+        license_maintenance_expires: server_status.maintenance_expires.clone(),
+        disk,
+        blockers,
+        warnings,
+    })
+}
+
+async fn node_facts(
+    conn: &Connection,
+    node: &NodeConfig,
+    summary: &[NodeSummary],
+    blockers: &mut Vec<String>,
+) -> NodeFacts {
+    let node_api = conn.api.at(&node.url);
+    let ping = node_api.ping().await;
+    // The single-node config has no name: the node says who it is.
+    let name = if node.name.is_empty() {
+        ping.body()
+            .map(|b| b.name.clone())
+            .filter(|n| !n.is_empty())
+            .or_else(|| (summary.len() == 1).then(|| summary[0].name.clone()))
+            .unwrap_or_else(|| "this node".to_string())
+    } else {
+        node.name.clone()
+    };
+    let entry = summary.iter().find(|s| s.name.eq_ignore_ascii_case(&name));
+    let id = entry
+        .map(|s| s.id.clone())
+        .filter(|i| !i.is_empty())
+        .or_else(|| ping.body().map(|b| b.id.clone()).filter(|i| !i.is_empty()))
+        .unwrap_or_else(|| format!("OctopusServerNodes-{name}"));
+    let mut facts = NodeFacts {
+        name: name.clone(),
+        id,
+        url: node.url.clone(),
+        primary: node.primary,
+        api_version: None,
+        exe_version: None,
+        ping: ping.describe(),
+        drained: entry.map(|s| s.is_in_maintenance_mode).unwrap_or(false),
+        running_tasks: entry.map(|s| s.running_task_count).unwrap_or(0),
+        watchdog: None,
+        config: node.clone(),
+        agent: None,
+    };
+    if !ping.is_up() {
+        blockers.push(format!(
+            "node {name} at {} is {}: every node must run before an upgrade (octoup must see its version and drain it)",
+            node.url,
+            ping.describe()
+        ));
+    } else {
+        match node_api.root().await {
+            Ok(r) => facts.api_version = Some(r.version),
+            Err(e) => blockers.push(format!("node {name}: {e}")),
+        }
+    }
+    let agent = match conn.agent(node, &name, &node.url) {
+        Ok(a) => a,
+        Err(e) => {
+            blockers.push(format!("node {name}: {e}"));
+            return facts;
+        }
+    };
+    match agent.installed_version().await {
+        Ok(v) => facts.exe_version = Some(v.to_string()),
+        Err(e) => blockers.push(format!(
+            "node {name}: cannot read the installed version: {e}. Check [server] server_exe"
+        )),
+    }
+    match agent.watchdog().await {
+        Ok(w) => facts.watchdog = Some(w),
+        Err(e) => blockers.push(format!(
+            "node {name}: cannot read the configuration (for the watchdog): {e}"
+        )),
+    }
+    facts.agent = Some(agent);
+    facts
+}
+
+fn same_version(a: &str, b: &str) -> bool {
+    match (a.parse::<Version>(), b.parse::<Version>()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The target: `--to` when given (checked against the license), else the version policy.
+async fn choose_target(
+    conn: &Connection,
+    current: &Version,
+    license_max: Option<Version>,
+    to: Option<&str>,
+    blockers: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> TargetChoice {
+    if let Some(to) = to {
+        let wanted: Version = match to.parse() {
+            Ok(v) => v,
+            Err(e) => {
+                blockers.push(format!("--to {to}: {e}"));
+                return no_target(format!("--to {to} is not a version"));
+            }
+        };
+        if wanted == *current {
+            return TargetChoice {
+                target: None,
+                path: Vec::new(),
+                why: format!("{current} is already installed"),
+                up_to_date: true,
+                check: None,
+            };
+        }
+        if wanted < *current {
+            blockers.push(format!(
+                "--to {wanted} is older than the installed {current}: octoup does not downgrade (a downgrade is a database restore)"
+            ));
+        }
+        if let Some(max) = &license_max
+            && wanted > *max
+        {
+            blockers.push(format!(
+                "the license covers versions up to {max}; {wanted} is not covered (the database upgrade would refuse). Renew the license or choose an older target"
+            ));
+        }
+        return TargetChoice {
+            target: Some(wanted.to_string()),
+            path: vec![wanted.to_string()],
+            why: format!("{wanted} was asked for with --to"),
+            up_to_date: false,
+            check: None,
+        };
+    }
+    let config = &conn.config;
+    let policy = match Policy::from_config(&config.versions) {
+        Ok(p) => p,
+        Err(e) => {
+            blockers.push(format!("[versions]: {e}"));
+            return no_target("the version policy is not valid".into());
+        }
+    };
+    let source = FeedSource::parse(&config.versions.feed);
+    let feed = match load_feed(&source, &conn.http).await {
+        Ok(f) => f,
+        Err(e) => {
+            blockers.push(e.to_string());
+            return no_target("the version feed could not be read".into());
+        }
+    };
+    let today = jiff::Zoned::now().date();
+    let report = crate::check::check(&CheckInput {
+        current: current.clone(),
+        current_released: None,
+        feed,
+        policy,
+        license_max,
+        now: today,
+    });
+    warnings.extend(report.warnings.iter().cloned());
+    let path: Vec<String> = report.path.iter().map(ToString::to_string).collect();
+    TargetChoice {
+        target: path.first().cloned(),
+        path,
+        why: report.explanation.clone(),
+        up_to_date: report.status != CheckStatus::UpgradeAvailable,
+        check: Some(report),
+    }
+}
+
+fn no_target(why: String) -> TargetChoice {
+    TargetChoice {
+        target: None,
+        path: Vec::new(),
+        why,
+        up_to_date: false,
+        check: None,
+    }
+}
+
+async fn disk_facts(conn: &Connection, target: Option<&TargetChoice>) -> Vec<DiskFact> {
+    let config = &conn.config;
+    let mut out = Vec::new();
+    if let Some(version) = target.and_then(|t| t.target.as_deref()) {
+        let url = config.installer.url.replace("{version}", version);
+        let size = installer_size(&conn.http, &url).await;
+        let copies = if config.rollback.enabled { 2 } else { 1 };
+        out.push(DiskFact {
+            what: if copies == 2 {
+                "installers (target and rollback)".into()
+            } else {
+                "installer".into()
+            },
+            path: config.cache_dir(),
+            available_bytes: crate::platform::available_space(&config.cache_dir()),
+            needed_bytes: Some(size.unwrap_or(ASSUMED_INSTALLER_BYTES) * copies),
+        });
+    }
+    // The database size is not known to octoup; the space is shown for the operator.
+    out.push(DiskFact {
+        what: "database backup".into(),
+        path: config.database.backup_dir.clone(),
+        available_bytes: crate::platform::available_space(&config.database.backup_dir),
+        needed_bytes: None,
+    });
+    out.push(DiskFact {
+        what: "master key and license copies".into(),
+        path: config.backup.dir.clone(),
+        available_bytes: crate::platform::available_space(&config.backup.dir),
+        needed_bytes: Some(1024 * 1024),
+    });
+    out
+}
+
+/// `Content-Length` of a HEAD request, when the server says.
+async fn installer_size(http: &HttpClient, url: &str) -> Option<u64> {
+    let request = http
+        .request(Method::HEAD, url)
+        .ok()?
+        .timeout(Duration::from_secs(15));
+    let response = http.send(request).await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `1.4 GB`, `512 MB`, `12 KB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_read_well() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1_430_000_000), "1.4 GB");
+        assert_eq!(bytes(12_000), "12.0 KB");
+    }
+}
