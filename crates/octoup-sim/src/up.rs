@@ -484,3 +484,62 @@ pub fn config_toml(prefix: &[OsString], dir: &Path, state: &State) -> String {
         "# Written by `octoup-sim up` for the simulated installation in {d}.\n# The API key, SQL password and master key live in files, never here.\n\n{body}"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_embedding_binary_prefixes_every_argv() {
+        let spec = Spec {
+            nodes: 2,
+            ..Spec::default()
+        };
+        let ports = Ports {
+            feed: 41000,
+            nodes: vec![41001, 41002],
+        };
+        let state = State::new(&spec, &ports, Secrets::generate());
+        let prefix: Vec<OsString> = vec!["/opt/octoup".into(), "sim".into()];
+        let text = config_toml(&prefix, Path::new("/d"), &state);
+        let config: toml::Value = toml::from_str(&text).unwrap();
+        let argv = |v: &toml::Value| -> Vec<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            argv(&config["server"]["server_exe"]),
+            [
+                "/opt/octoup",
+                "sim",
+                "exe",
+                "--dir",
+                "/d",
+                "--node",
+                "OCTO-NODE-01"
+            ]
+        );
+        assert_eq!(
+            argv(&config["database"]["sqlcmd"])[..3],
+            ["/opt/octoup", "sim", "sqlcmd"]
+        );
+        assert_eq!(
+            argv(&config["nodes"][1]["install"])[..3],
+            ["/opt/octoup", "sim", "msiexec"]
+        );
+        assert_eq!(
+            config["server"]["url"].as_str(),
+            Some("http://127.0.0.1:41001")
+        );
+        assert_eq!(
+            config["nodes"][1]["url"].as_str(),
+            Some("http://127.0.0.1:41002")
+        );
+        // No secret in the config.
+        assert!(!text.contains(&state.secrets.sql_password));
+        assert!(!text.contains(&state.secrets.admin_api_key));
+    }
+}

@@ -453,12 +453,22 @@ impl Exe<'_> {
             return Ok(Output::ok("Service OctopusDeploy is not running."));
         }
         self.state.clock().sleep_sim(self.state.durations.stop);
-        self.store.update(|s| {
+        let (daemon, port) = self.store.update(|s| {
             s.advance_tasks();
             s.kill_tasks(node);
             s.move_service(node, ServiceState::Stopped, "cli");
-            Ok::<_, StoreError>(())
+            let port = s.node(node).map(|n| n.api_port).unwrap_or(0);
+            Ok::<_, StoreError>((s.daemon.is_some(), port))
         })?;
+        // Like the real service, the stop is over when the node no longer listens.
+        if daemon && !wait_for_port_closed(port, Duration::from_secs(20)) {
+            return Err(error(
+                1,
+                format!(
+                    "Service 'OctopusDeploy' stopped but port {port} still accepts connections."
+                ),
+            ));
+        }
         Ok(Output::ok(
             "Stopping service: OctopusDeploy\nService stopped.",
         ))
@@ -861,6 +871,19 @@ fn poll_interval(clock: &crate::clock::Clock) -> Duration {
     clock
         .real_duration(1.0)
         .clamp(Duration::from_millis(5), Duration::from_millis(200))
+}
+
+/// Waits until nothing accepts connections on 127.0.0.1:`port` any more.
+fn wait_for_port_closed(port: u16, timeout: Duration) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 /// Waits until something accepts connections on 127.0.0.1:`port`.

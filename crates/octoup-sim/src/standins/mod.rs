@@ -66,6 +66,10 @@ pub(crate) fn apply_fault(
     op: &str,
     node: Option<&str>,
 ) -> Result<Option<i32>, StoreError> {
+    // Most runs have no fault: look first, so they do not write the state.
+    if !store.read(|s| s.faults.iter().any(|f| f.applies(op, node)))? {
+        return Ok(None);
+    }
     let (action, clock) =
         store.update(|s| Ok::<_, StoreError>((s.take_fault(op, node), s.clock())))?;
     match action {

@@ -166,6 +166,22 @@ fn up_writes_the_config_and_down_stops_the_daemon() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), NEW);
 
+    // With the daemon up, a stopped node refuses connections and `--start` returns only
+    // once the node answers again.
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new(&exe[0])
+            .args(&exe[1..])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args:?}");
+    };
+    run(&["service", "--stop"]);
+    assert!(!answers(state.nodes[0].api_port));
+    assert!(answers(state.nodes[1].api_port));
+    run(&["service", "--start"]);
+    assert!(answers(state.nodes[0].api_port));
+
     // A second `up` on a running installation is refused.
     sim()
         .args(["up", "--dir"])
