@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -36,6 +36,10 @@ pub(crate) struct Shared {
     /// Fixed for an installation: created_at and time_scale never change.
     pub clock: Clock,
     pub shutdown: Notify,
+    /// The binary version each node last served with. A node registers its version in the
+    /// database when it starts, so a stopped node keeps reporting the version it ran, even
+    /// after new binaries are installed on its host.
+    pub served_versions: Mutex<HashMap<String, String>>,
 }
 
 impl Shared {
@@ -56,6 +60,35 @@ impl Shared {
     {
         let store = self.store.clone();
         blocking(move || store.update(f)).await.map_err(E::from)?
+    }
+
+    fn note_served_versions(&self, state: &State) {
+        let mut served = self
+            .served_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for node in state
+            .nodes
+            .iter()
+            .filter(|n| n.service == ServiceState::Running)
+        {
+            served.insert(node.name.clone(), node.version().to_string());
+        }
+    }
+
+    /// The version a node reports in the cluster summary: what it runs, or, while it is
+    /// not running, what it last ran (its installed binaries when the daemon never saw it).
+    pub fn registered_version(&self, node: &crate::state::Node) -> String {
+        if node.service != ServiceState::Running {
+            let served = self
+                .served_versions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(version) = served.get(&node.name) {
+                return version.clone();
+            }
+        }
+        node.version().to_string()
     }
 
     /// Real time `sim_seconds` of simulated time take.
@@ -101,6 +134,7 @@ async fn run(store: Store) -> anyhow::Result<()> {
         store,
         clock: state.clock(),
         shutdown: Notify::new(),
+        served_versions: Mutex::new(HashMap::new()),
     });
 
     let feed_listener = TcpListener::bind(("127.0.0.1", state.feed_port))
@@ -140,6 +174,7 @@ async fn run(store: Store) -> anyhow::Result<()> {
         match blocking(move || crate::workload::tick(&store)).await {
             Ok(Ok(state)) => {
                 missing = 0;
+                shared.note_served_versions(&state);
                 nodes.reconcile(&state, &shared).await;
             }
             Ok(Err(e)) | Err(e) => {

@@ -43,8 +43,8 @@ fn last_seen(state: &State, node: &Node) -> (String, bool) {
     (timestamp(state.clock().real_at(seen)), offline)
 }
 
-/// One node of the summary (3d).
-fn summary_json(state: &State, node: &Node) -> Value {
+/// One node of the summary (3d). `version`: what the node registered when it last started.
+fn summary_json(state: &State, node: &Node, version: &str) -> Value {
     let (seen, offline) = last_seen(state, node);
     json!({
         "Id": node.id(),
@@ -54,7 +54,7 @@ fn summary_json(state: &State, node: &Node) -> Value {
         "LastSeen": seen,
         "IsOffline": offline,
         "RunningTaskCount": node.running_tasks(&state.database.tasks),
-        "Version": node.version(),
+        "Version": version,
         "MaxSqlConnectionPoolSize": 100,
         "RecommendedMaxSqlConnectionPoolSize": 100,
         "Links": { "Node": self_link(node) },
@@ -158,7 +158,7 @@ pub(super) async fn summary(AxState(api): AxState<NodeApi>) -> Result<Response, 
     let nodes: Vec<Value> = state
         .nodes
         .iter()
-        .map(|n| summary_json(&state, n))
+        .map(|n| summary_json(&state, n, &api.shared.registered_version(n)))
         .collect();
     Ok(ok(json!({
         "Nodes": nodes,

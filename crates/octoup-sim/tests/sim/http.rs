@@ -319,6 +319,13 @@ async fn nodes_list_get_drain_summary_and_ping() {
             .await["Name"],
         "OCTO-NODE-02"
     );
+    let details = sim
+        .get_json(0, &format!("/api/octopusservernodes/{id}/details"))
+        .await;
+    assert_eq!(keys(&details), ["Id", "Links", "RunningTasks"]);
+    assert_eq!(details["RunningTasks"], 0);
+    let bare = sim.get_json(0, "/api/octopusservernodes/all").await;
+    assert_eq!(bare.as_array().unwrap().len(), 3);
     let missing = sim
         .get(0, "/api/octopusservernodes/OctopusServerNodes-NOPE")
         .await;
@@ -722,13 +729,20 @@ async fn a_stopped_node_refuses_connections_and_answers_again_after_start() {
     assert!(keep_alive.get(sim.url(1, "/api")).send().await.is_err());
     assert_eq!(sim.anon(0, "/api").await.status(), 200);
 
-    sim.update(|s| s.set_service("OCTO-NODE-02", ServiceState::Stopped));
+    sim.update(|s| {
+        s.set_service("OCTO-NODE-02", ServiceState::Stopped);
+        // New binaries on the stopped node's host (what msiexec does).
+        s.node_mut("OCTO-NODE-02").unwrap().installed_version = Some("2024.2.9409".into());
+    });
     // Stopped for longer than node_stale_after (5 ms here): offline in the summary.
     wait_until(Duration::from_secs(3), || async {
         let summary = sim.get_json(0, "/api/octopusservernodes/summary").await;
         summary["Nodes"][1]["IsOffline"] == true
     })
     .await;
+    // The summary keeps the version the node registered when it last ran.
+    let summary = sim.get_json(0, "/api/octopusservernodes/summary").await;
+    assert_eq!(summary["Nodes"][1]["Version"], "2024.1.10");
 
     sim.update(|s| s.set_service("OCTO-NODE-02", ServiceState::Starting));
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -740,6 +754,13 @@ async fn a_stopped_node_refuses_connections_and_answers_again_after_start() {
     wait_until(Duration::from_secs(3), || async { !refused(&sim, 1).await }).await;
     let response = sim.get(1, "/api/octopusservernodes/ping").await;
     assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["octopus-node"],
+        "name=OCTO-NODE-02; version=2024.2.9409"
+    );
+    let summary = sim.get_json(0, "/api/octopusservernodes/summary").await;
+    assert_eq!(summary["Nodes"][1]["Version"], "2024.2.9409");
+    assert_eq!(summary["Nodes"][1]["IsOffline"], false);
 }
 
 #[tokio::test]
