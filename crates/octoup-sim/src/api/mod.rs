@@ -74,7 +74,10 @@ pub(crate) fn router(shared: Arc<Shared>, node: &str) -> Router {
             "/api/licenses/licenses-current-status",
             get(status::license_status),
         )
-        .route("/api/octopusservernodes", get(nodes::list))
+        .route(
+            "/api/octopusservernodes",
+            get(nodes::list).put(nodes::put_without_id),
+        )
         .route("/api/octopusservernodes/all", get(nodes::all))
         .route("/api/octopusservernodes/summary", get(nodes::summary))
         .route(PING_PATH, get(nodes::ping))

@@ -114,9 +114,6 @@ pub(super) async fn put_one(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if id.trim().is_empty() {
-        return Err(ApiError::bad_request("No id parameter was provided."));
-    }
     let body = object_body(&body)?;
     let drain = bool_property(&body, "IsInMaintenanceMode")?;
     let cap = match property(&body, "MaxConcurrentTasks") {
@@ -151,6 +148,11 @@ pub(super) async fn put_one(
         })
         .await?;
     node.map(ok).ok_or_else(ApiError::not_found)
+}
+
+/// `PUT /api/octopusservernodes` (no Id in the path).
+pub(super) async fn put_without_id() -> ApiError {
+    ApiError::bad_request("No id parameter was provided.")
 }
 
 pub(super) async fn summary(AxState(api): AxState<NodeApi>) -> Result<Response, ApiError> {

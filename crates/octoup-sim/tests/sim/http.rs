@@ -437,6 +437,18 @@ async fn nodes_list_get_drain_summary_and_ping() {
         error_message(&response.json().await.unwrap()),
         "No request body was supplied."
     );
+    let response = sim
+        .put(
+            0,
+            "/api/octopusservernodes",
+            json!({"IsInMaintenanceMode": true}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        error_message(&response.json().await.unwrap()),
+        "No id parameter was provided."
+    );
     let response = sim.put(0, &path, json!({"MaxConcurrentTasks": -1})).await;
     assert_eq!(response.status(), 400);
     assert_eq!(
