@@ -127,6 +127,10 @@ pub enum NodeAction {
     Stage {
         #[arg(long)]
         to: String,
+        /// The installer is kept for a rollback (the installed version): only per-version
+        /// hash sources apply, not installer.sha256.
+        #[arg(long)]
+        rollback: bool,
     },
     /// Delete the watchdog and stop the service; confirm the node is down.
     Stop,
@@ -134,9 +138,16 @@ pub enum NodeAction {
     Install {
         #[arg(long)]
         to: String,
+        /// Install only the staged installer with this SHA-256 (the same bits on every node).
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
     },
     /// Start the service (and recreate the watchdog when asked).
     Start {
+        /// Refuse unless the installed version is this one; wait until the node serves it.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Recreate the watchdog that `octoup node stop` deleted.
         #[arg(long)]
         watchdog: bool,
     },

@@ -23,3 +23,5 @@ pub mod preflight;
 pub mod plan;
 pub mod engine;
 pub mod report;
+pub mod node_actions;
+pub mod remote_agent;

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::SshConfig;
-use crate::runner::{CommandOutput, CommandRunner, CommandSpec, LocalRunner, RunError, RunLog};
+use crate::runner::{CommandOutput, CommandRunner, CommandSpec, RunError};
 
 /// The exit status OpenSSH uses for its own failures (connection, authentication, host key).
 pub const SSH_FAILURE_EXIT: i32 = 255;
@@ -212,15 +212,14 @@ pub fn remote_command_line(argv: &[String]) -> Result<String, TransportError> {
 /// shorter than local ones.
 pub struct SshRunner {
     transport: SshTransport,
-    local: LocalRunner,
+    /// Runs the local ssh process (and logs it).
+    local: Arc<dyn CommandRunner>,
 }
 
 impl SshRunner {
-    pub fn new(transport: SshTransport, log: Option<Arc<RunLog>>) -> SshRunner {
-        SshRunner {
-            transport,
-            local: LocalRunner::new(log),
-        }
+    /// `local` runs the ssh client itself, usually the run's [`crate::runner::LocalRunner`].
+    pub fn new(transport: SshTransport, local: Arc<dyn CommandRunner>) -> SshRunner {
+        SshRunner { transport, local }
     }
 
     pub fn transport(&self) -> &SshTransport {
@@ -428,7 +427,10 @@ mod tests {
             r#"for last; do :; done; case "$last" in *EXIT255*) echo 'Host key verification failed.' >&2; exit 255;; esac; exec sh -c "$last""#,
             "fake-ssh",
         ]);
-        SshRunner::new(SshTransport::new(&cfg, "N1", "root@h").unwrap(), None)
+        SshRunner::new(
+            SshTransport::new(&cfg, "N1", "root@h").unwrap(),
+            Arc::new(crate::runner::LocalRunner::default()),
+        )
     }
 
     #[cfg(unix)]

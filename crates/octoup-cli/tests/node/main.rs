@@ -1,0 +1,5 @@
+//! Node-level commands (`octoup node ...`) and the SSH transport, against the simulator and
+//! a real sshd on loopback.
+
+mod commands;
+mod support;
