@@ -144,6 +144,14 @@ pub trait NodeAgent: Send + Sync {
     /// Sets the drain flag through `node --drain=...` (for when the API cannot be used).
     async fn drain_cli(&self, on: bool) -> Result<(), NodeError>;
 
+    /// Downloads and verifies the installer for `version` on the node itself, before the
+    /// outage (`rollback`: the installed version's, kept to put it back). A node on this
+    /// machine uses the orchestrator's own cache, so there is nothing to do.
+    async fn stage(&self, version: &Version, rollback: bool) -> Result<(), NodeError> {
+        let _ = (version, rollback);
+        Ok(())
+    }
+
     async fn status(&self) -> NodeStatus {
         let ping = self.api().ping().await;
         let api_version = if ping.is_up() {
@@ -551,10 +559,10 @@ pub fn agent_for(
     runner: Arc<dyn CommandRunner>,
     log_dir: PathBuf,
 ) -> Result<Arc<dyn NodeAgent>, String> {
-    if let Some(ssh) = &node.ssh {
-        return Err(format!(
-            "node {name} is reached over SSH ({ssh}), which this build of octoup cannot do yet; run octoup on that node or remove `ssh`"
-        ));
+    if node.ssh.is_some() {
+        let agent = crate::remote_agent::SshAgent::new(config, node, name, api, runner, log_dir)
+            .map_err(|e| e.to_string())?;
+        return Ok(Arc::new(agent));
     }
     Ok(Arc::new(LocalAgent::new(
         config, node, name, api, runner, log_dir,

@@ -124,7 +124,11 @@ impl SshAgent {
 
     /// Downloads and verifies the installer into the node's own cache (before the outage).
     /// `rollback`: the installed version's installer, kept for a rollback.
-    pub async fn stage(&self, version: &Version, rollback: bool) -> Result<StageReport, NodeError> {
+    pub async fn stage_report(
+        &self,
+        version: &Version,
+        rollback: bool,
+    ) -> Result<StageReport, NodeError> {
         let mut args = vec!["--to".to_string(), version.to_string()];
         if rollback {
             args.push("--rollback".into());
@@ -208,7 +212,7 @@ impl NodeAgent for SshAgent {
         Ok(())
     }
 
-    /// Installs the installer staged on the node by [`SshAgent::stage`]. `installer` is the
+    /// Installs the installer staged on the node by [`NodeAgent::stage`]. `installer` is the
     /// orchestrator's copy: when it sits in a cache entry (`<version>/<sha256>/...`) the node
     /// must install the same bits, so its digest is passed on.
     async fn install(&self, installer: &Path, version: &str) -> Result<InstallOutcome, NodeError> {
@@ -230,6 +234,10 @@ impl NodeAgent for SshAgent {
             attempts: report.attempts,
             log: report.log,
         })
+    }
+
+    async fn stage(&self, version: &Version, rollback: bool) -> Result<(), NodeError> {
+        self.stage_report(version, rollback).await.map(|_| ())
     }
 
     async fn database_upgrade(&self) -> Result<(), NodeError> {
