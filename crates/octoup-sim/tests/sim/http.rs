@@ -22,6 +22,12 @@ fn two_nodes() -> String {
     format!("{FAST}nodes = 2\n")
 }
 
+/// Asserts an Octopus error response: the status and `{"ErrorMessage": message, "Errors": []}`.
+async fn assert_error(response: reqwest::Response, status: u16, message: &str) {
+    assert_eq!(response.status(), status, "{}", response.url());
+    assert_eq!(error_message(&response.json().await.unwrap()), message);
+}
+
 fn error_message(body: &Value) -> &str {
     assert_eq!(body["Errors"], json!([]), "{body}");
     body["ErrorMessage"].as_str().unwrap()
@@ -89,11 +95,7 @@ async fn api_keys_are_checked_and_admin_actions_need_administer_system() {
     };
 
     let response = get(None, "/api/serverstatus").await.unwrap();
-    assert_eq!(response.status(), 401);
-    assert_eq!(
-        error_message(&response.json().await.unwrap()),
-        MSG_NOT_LOGGED_IN
-    );
+    assert_error(response, 401, MSG_NOT_LOGGED_IN).await;
 
     let response = get(Some("API-AAAAAAAAAAAAAAAAAAAAAAAAAA"), "/api/serverstatus")
         .await
@@ -156,11 +158,7 @@ async fn api_keys_are_checked_and_admin_actions_need_administer_system() {
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 403, "{method} {path}");
-        assert_eq!(
-            error_message(&response.json().await.unwrap()),
-            MSG_FORBIDDEN
-        );
+        assert_error(response, 403, MSG_FORBIDDEN).await;
     }
     let state = sim.state();
     assert!(!state.database.maintenance.is_in_maintenance_mode);
@@ -234,11 +232,7 @@ async fn maintenance_mode_accepts_bool_and_string_and_is_recorded() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
-    assert_eq!(
-        error_message(&response.json().await.unwrap()),
-        "No request body was supplied."
-    );
+    assert_error(response, 400, "No request body was supplied.").await;
     let response = sim.put(0, "/api/maintenanceconfiguration", json!({})).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
@@ -432,11 +426,7 @@ async fn nodes_list_get_drain_summary_and_ping() {
     // The 400s.
     let path = format!("/api/octopusservernodes/{id}");
     let response = sim.call(Method::PUT, 0, &path, None).await;
-    assert_eq!(response.status(), 400);
-    assert_eq!(
-        error_message(&response.json().await.unwrap()),
-        "No request body was supplied."
-    );
+    assert_error(response, 400, "No request body was supplied.").await;
     let response = sim
         .put(
             0,
@@ -444,11 +434,7 @@ async fn nodes_list_get_drain_summary_and_ping() {
             json!({"IsInMaintenanceMode": true}),
         )
         .await;
-    assert_eq!(response.status(), 400);
-    assert_eq!(
-        error_message(&response.json().await.unwrap()),
-        "No id parameter was provided."
-    );
+    assert_error(response, 400, "No id parameter was provided.").await;
     let response = sim.put(0, &path, json!({"MaxConcurrentTasks": -1})).await;
     assert_eq!(response.status(), 400);
     assert_eq!(
