@@ -909,7 +909,7 @@ impl Store {
         let store = Store {
             dir: dir.to_path_buf(),
         };
-        let _lock = store.lock(true)?;
+        let _lock = store.lock_file(true, true)?;
         if store.state_path().exists() {
             return Err(StoreError::AlreadyExists(dir.display().to_string()));
         }
@@ -968,18 +968,30 @@ impl Store {
         history::load(&self.history_path())
     }
 
+    /// Takes the state lock. Only [`Store::create`] creates the lock file: an installation
+    /// whose directory is being deleted must not have it recreated under the deleter.
     fn lock(&self, exclusive: bool) -> Result<File, StoreError> {
+        self.lock_file(exclusive, false)
+    }
+
+    fn lock_file(&self, exclusive: bool, create: bool) -> Result<File, StoreError> {
         let path = self.dir.join(LOCK_FILE);
         let io = |source| StoreError::Io {
             path: path.display().to_string(),
             source,
         };
         let file = OpenOptions::new()
-            .create(true)
+            .create(create)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(io)?;
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    StoreError::NotFound(self.dir.display().to_string())
+                } else {
+                    io(source)
+                }
+            })?;
         if exclusive {
             file.lock().map_err(io)?;
         } else {
