@@ -17,6 +17,8 @@ pub fn advance(state: &mut State) {
         state.kill_tasks(&node);
     }
     state.advance_tasks();
+    // The scheduled `checkservices` task of a watchdog restarts stopped services.
+    state.run_watchdogs();
 }
 
 /// Whether [`advance`] would change anything now.
@@ -24,6 +26,11 @@ pub fn due(state: &State) -> bool {
     let mut next = state.clone();
     advance(&mut next);
     next.database.tasks != state.database.tasks
+        || next
+            .nodes
+            .iter()
+            .zip(&state.nodes)
+            .any(|(a, b)| a.service != b.service)
 }
 
 /// One daemon tick: advances the workload when something is due (writing the state only

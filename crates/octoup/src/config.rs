@@ -88,7 +88,7 @@ pub struct EnvOverrides {
     pub api_key: Option<Secret>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -105,27 +105,6 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub ssh: SshConfig,
     pub nodes: Vec<NodeConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            versions: VersionsConfig::default(),
-            installer: InstallerConfig::default(),
-            database: DatabaseConfig::default(),
-            backup: BackupConfig::default(),
-            drain: DrainConfig::default(),
-            maintenance: MaintenanceConfig::default(),
-            state: StateConfig::default(),
-            rollback: RollbackConfig::default(),
-            network: NetworkConfig::default(),
-            timeouts: TimeoutsConfig::default(),
-            cluster: ClusterConfig::default(),
-            ssh: SshConfig::default(),
-            nodes: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1162,3 +1162,25 @@ async fn the_daemon_exits_when_its_directory_disappears() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_watchdog_restarts_a_stopped_service_unless_deleted() {
+    let sim = Sim::start(&two_nodes()).await;
+    // Node 2 has a watchdog (1-minute interval); node 1 has none.
+    sim.update(|s| {
+        s.node_mut("OCTO-NODE-02").unwrap().watchdog = Some(octoup_sim::state::Watchdog {
+            interval_minutes: 1,
+            instances: "*".into(),
+        });
+        s.set_service("OCTO-NODE-01", ServiceState::Stopped);
+        s.set_service("OCTO-NODE-02", ServiceState::Stopped);
+    });
+    wait_until(Duration::from_secs(3), || refused(&sim, 1)).await;
+    // One simulated minute later the watchdog's checkservices has started node 2 again.
+    wait_until(Duration::from_secs(5), || async { !refused(&sim, 1).await }).await;
+    assert!(
+        sim.history_kinds().iter().any(|k| k == "service-started"),
+        "the restart is recorded"
+    );
+    assert!(refused(&sim, 0).await, "without a watchdog node 1 stays down");
+}
