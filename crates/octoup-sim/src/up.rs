@@ -358,6 +358,7 @@ struct VersionsSection {
 struct InstallerSection {
     url: String,
     install: Vec<String>,
+    uninstall: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -386,6 +387,7 @@ struct NodeSection {
     primary: bool,
     server_exe: Vec<String>,
     install: Vec<String>,
+    uninstall: Vec<String>,
 }
 
 /// The text of `DIR/octoup.toml` (see docs/simulator.md).
@@ -400,22 +402,24 @@ pub fn config_toml(prefix: &[OsString], dir: &Path, state: &State) -> String {
             .collect()
     };
     let server_exe = |node: &str| argv(&["exe", "--dir", &d, "--node", node]);
-    let install = |node: &str| {
-        argv(&[
+    let msiexec = |node: &str, action: &str, properties: &[&str]| {
+        let mut tail = vec![
             "msiexec",
             "--dir",
             &d,
             "--node",
             node,
-            "/i",
+            action,
             "{installer}",
             "/quiet",
-            "RUNMANAGERONEXIT=no",
-            "/norestart",
-            "/l*v",
-            "{log}",
-        ])
+        ];
+        tail.extend_from_slice(properties);
+        tail.extend_from_slice(&["/norestart", "/l*v", "{log}"]);
+        argv(&tail)
     };
+    let install = |node: &str| msiexec(node, "/i", &["RUNMANAGERONEXIT=no"]);
+    // A downgrade (rollback) must uninstall first, as the real MSI refuses to go back.
+    let uninstall = |node: &str| msiexec(node, "/x", &[]);
     let first = &state.nodes[0];
     let nodes = if state.nodes.len() > 1 {
         state
@@ -428,6 +432,7 @@ pub fn config_toml(prefix: &[OsString], dir: &Path, state: &State) -> String {
                 primary: i == 0,
                 server_exe: server_exe(&n.name),
                 install: install(&n.name),
+                uninstall: uninstall(&n.name),
             })
             .collect()
     } else {
@@ -449,6 +454,7 @@ pub fn config_toml(prefix: &[OsString], dir: &Path, state: &State) -> String {
                 feed_base(state.feed_port)
             ),
             install: install(&first.name),
+            uninstall: uninstall(&first.name),
         },
         database: DatabaseSection {
             name: state.database.name.clone(),

@@ -169,6 +169,9 @@ pub struct InstallerConfig {
     pub url: String,
     /// argv that installs `{installer}`, logging to `{log}`.
     pub install: Vec<String>,
+    /// argv that uninstalls the installed version (`{installer}` is the installed version's
+    /// staged installer). A rollback to an older version runs it first: the MSI refuses downgrades.
+    pub uninstall: Vec<String>,
     /// Optional argv run on `{installer}` (e.g. an Authenticode check); exit 0 = trusted.
     pub verify: Vec<String>,
     /// Optional SHA-256 pin for the target's installer.
@@ -193,6 +196,17 @@ impl Default for InstallerConfig {
                 "{installer}",
                 "/quiet",
                 "RUNMANAGERONEXIT=no",
+                "/norestart",
+                "/l*v",
+                "{log}",
+            ]
+            .map(String::from)
+            .to_vec(),
+            uninstall: [
+                "msiexec",
+                "/x",
+                "{installer}",
+                "/quiet",
                 "/norestart",
                 "/l*v",
                 "{log}",
@@ -400,6 +414,7 @@ pub struct NodeConfig {
     pub server_exe: Option<Vec<String>>,
     pub instance: Option<String>,
     pub install: Option<Vec<String>>,
+    pub uninstall: Option<Vec<String>>,
     /// Config file for octoup on the remote node (ssh only).
     pub remote_config: Option<String>,
 }
@@ -483,6 +498,7 @@ impl Config {
             );
         }
         check_install_argv("[installer] install", &self.installer.install)?;
+        check_install_argv("[installer] uninstall", &self.installer.uninstall)?;
         if !self.installer.url.contains("{version}") {
             return invalid(format!(
                 "[installer] url = {:?} has no {{version}} placeholder",
@@ -521,6 +537,9 @@ impl Config {
             }
             if let Some(argv) = &node.install {
                 check_install_argv(&format!("node {:?} install", node.name), argv)?;
+            }
+            if let Some(argv) = &node.uninstall {
+                check_install_argv(&format!("node {:?} uninstall", node.name), argv)?;
             }
             if node.server_exe.as_ref().is_some_and(|v| v.is_empty()) {
                 return invalid(format!("node {:?} server_exe is empty", node.name));
@@ -623,6 +642,12 @@ impl Config {
 
     pub fn install_for<'a>(&'a self, node: &'a NodeConfig) -> &'a [String] {
         node.install.as_deref().unwrap_or(&self.installer.install)
+    }
+
+    pub fn uninstall_for<'a>(&'a self, node: &'a NodeConfig) -> &'a [String] {
+        node.uninstall
+            .as_deref()
+            .unwrap_or(&self.installer.uninstall)
     }
 }
 
