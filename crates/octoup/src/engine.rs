@@ -743,6 +743,17 @@ impl Engine {
                     "{e}. The installer of the current version is kept so a failed upgrade can put it back; nothing was changed. Make it downloadable (or cached), or set [rollback] enabled = false to upgrade without it"
                 ),
             })?;
+        // Nodes reached over a transport stage into their own cache, all at once, before the
+        // outage (a node on this machine uses the cache above: nothing to do).
+        join_all(self.nodes.iter().map(|n| async {
+            n.agent
+                .stage(&version, role == Role::Rollback)
+                .await
+                .map_err(|e| format!("{e}. Nothing was changed on the server"))
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, String>>()?;
         let id = match role {
             Role::Target => STAGE_INSTALLER,
             Role::Rollback => STAGE_ROLLBACK,
@@ -1411,8 +1422,14 @@ impl Engine {
             message,
         })?;
         if reversed {
+            // A failed step keeps "failed" (it is the cause); what it had changed is noted.
             let step = self.mark(id, |s| {
-                s.state = StepState::Undone;
+                if s.state == StepState::Failed {
+                    s.outputs
+                        .insert("detail".into(), json!("what it had changed was put back"));
+                } else {
+                    s.state = StepState::Undone;
+                }
                 s.outputs
                     .insert("undone_at".into(), json!(now().to_string()));
             })?;
@@ -1439,30 +1456,44 @@ impl Engine {
         first_failure(join_all(futures).await)
     }
 
-    /// A node whose binaries changed gets the original version back before it may start.
+    /// A node whose binaries changed gets the original version back before it may start:
+    /// the newer product is uninstalled (an MSI refuses to downgrade itself), then the staged
+    /// original installer runs.
     async fn undo_install(&self, n: &EngineNode) -> Result<bool, String> {
         let from = self.from();
         let want: Version = from.parse().map_err(|e| format!("{e}"))?;
-        let installed = n
-            .agent
-            .installed_version()
-            .await
-            .map_err(|e| e.to_string())?;
-        if installed == want {
+        // Nothing installed at all (a crash between the uninstall and the install) reads as
+        // an error from `version`: go on to install.
+        let installed = n.agent.installed_version().await.ok();
+        if installed.as_ref() == Some(&want) {
             return Ok(false);
         }
-        let Some(installer) = self.rollback_installer() else {
+        let shown = installed
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "no Octopus Server".into());
+        let Some(original) = self.rollback_installer() else {
             return Err(format!(
-                "{} has {installed} installed but the database is still {from}, and no installer of {from} was staged ([rollback] enabled = false). Install {from} on {} by hand (the node must not start with {installed}), then run `octoup upgrade` again",
+                "{} has {shown} installed but the database is still {from}, and no installer of {from} was staged ([rollback] enabled = false). Install {from} on {} by hand (the node must not start with {shown}), then run `octoup upgrade` again",
                 n.info.name, n.info.name
             ));
         };
         self.events.note(&format!(
-            "{}: reinstalling {from} (the node must not start with {installed} against a {from} database)",
+            "{}: putting {from} back (the node must not start with {shown} against a {from} database)",
             n.info.name
         ));
+        if let Some(current) = &installed {
+            let package = self
+                .output(STAGE_INSTALLER, "path")
+                .and_then(|v| v.as_str().map(PathBuf::from))
+                .ok_or("no staged installer recorded for the uninstall")?;
+            n.agent
+                .uninstall(&package, &current.to_string())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         n.agent
-            .install(&installer, &from)
+            .install(&original, &from)
             .await
             .map_err(|e| e.to_string())?;
         let now_installed = n

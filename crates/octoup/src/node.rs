@@ -133,6 +133,22 @@ pub trait NodeAgent: Send + Sync {
     /// Runs the installer on `installer`; 0 and 3010 succeed, 1618 is retried.
     async fn install(&self, installer: &Path, version: &str) -> Result<InstallOutcome, NodeError>;
 
+    /// Removes the installed product (`msiexec /x`), the first half of putting an older
+    /// version back: an MSI refuses to install over a newer version of itself. `installer`
+    /// is the package of the installed version.
+    async fn uninstall(
+        &self,
+        installer: &Path,
+        version: &str,
+    ) -> Result<InstallOutcome, NodeError> {
+        let _ = (installer, version);
+        Err(NodeError::Output {
+            node: self.name().to_string(),
+            command: "uninstall".into(),
+            detail: "this node's transport cannot uninstall yet".into(),
+        })
+    }
+
     /// One `database --upgrade`. [`NodeError::NodesStillRunning`] when the server refused
     /// because it still sees running nodes (worth retrying).
     async fn database_upgrade(&self) -> Result<(), NodeError>;
@@ -241,6 +257,93 @@ impl LocalAgent {
             });
         }
         Ok(out)
+    }
+
+    /// Runs an msiexec argv template (install or uninstall) with 1618 retries; 0 and 3010
+    /// succeed, anything else fails with the tail of the installer's log.
+    async fn run_msi(
+        &self,
+        what: &str,
+        template: &[String],
+        installer: &Path,
+        version: &str,
+    ) -> Result<InstallOutcome, NodeError> {
+        std::fs::create_dir_all(&self.log_dir).map_err(|e| NodeError::Output {
+            node: self.name.clone(),
+            command: "install".into(),
+            detail: format!("cannot create {}: {e}", self.log_dir.display()),
+        })?;
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let log = self.log_dir.join(format!(
+            "install-{}-{version}-{stamp}.log",
+            file_safe(&self.name)
+        ));
+        let installer_text = installer.to_string_lossy().into_owned();
+        let log_text = log.to_string_lossy().into_owned();
+        let argv = expand(
+            template,
+            &[
+                ("installer", installer_text.as_str()),
+                ("log", log_text.as_str()),
+                ("version", version),
+            ],
+        );
+        let timeout = Duration::from_secs(self.timeouts.install);
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let once = || async {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let spec = CommandSpec::new(format!("{what} {}", self.name), argv.clone(), timeout)
+                .timeout_setting("[timeouts] install");
+            let mut out = self.runner.run(spec).await.map_err(Attempt::Run)?;
+            out.code = msi_exit_code(out.code, &read_log_tail(&log, 5));
+            match out.code {
+                Some(MSI_OK | MSI_REBOOT_REQUIRED) => Ok(out),
+                Some(MSI_BUSY) => Err(Attempt::Busy(out)),
+                _ => Err(Attempt::Failed(out)),
+            }
+        };
+        // 1618: another installation runs (Windows Update, another MSI): wait and retry.
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_secs(1))
+            .with_max_delay(Duration::from_secs(60))
+            .with_max_times(self.busy_retries as usize);
+        let result = once
+            .retry(policy)
+            .when(|e| matches!(e, Attempt::Busy(_)))
+            .await;
+        let attempts = attempts.into_inner();
+        let out = match result {
+            Ok(out) => out,
+            Err(Attempt::Run(e)) => return Err(e.into()),
+            Err(Attempt::Busy(out) | Attempt::Failed(out)) => {
+                let mut tail = read_log_tail(&log, 15);
+                if tail.is_empty() {
+                    tail = out.tail(10);
+                }
+                let code = match out.code {
+                    Some(MSI_BUSY) => format!(
+                        "exit code 1618: another installation kept running through {attempts} tries"
+                    ),
+                    Some(1603) => "exit code 1603: fatal error during installation".into(),
+                    _ => out.code_text(),
+                };
+                return Err(NodeError::Install {
+                    node: self.name.clone(),
+                    code,
+                    log,
+                    tail,
+                });
+            }
+        };
+        let exit_code = out.code.unwrap_or_default();
+        Ok(InstallOutcome {
+            exit_code,
+            reboot_required: exit_code == MSI_REBOOT_REQUIRED,
+            attempts,
+            log,
+        })
     }
 
     fn command_timeout(&self) -> Duration {
@@ -411,82 +514,21 @@ impl NodeAgent for LocalAgent {
     }
 
     async fn install(&self, installer: &Path, version: &str) -> Result<InstallOutcome, NodeError> {
-        std::fs::create_dir_all(&self.log_dir).map_err(|e| NodeError::Output {
+        self.run_msi("install", &self.install, installer, version)
+            .await
+    }
+
+    async fn uninstall(
+        &self,
+        installer: &Path,
+        version: &str,
+    ) -> Result<InstallOutcome, NodeError> {
+        let argv = uninstall_argv(&self.install).ok_or_else(|| NodeError::Output {
             node: self.name.clone(),
-            command: "install".into(),
-            detail: format!("cannot create {}: {e}", self.log_dir.display()),
+            command: "uninstall".into(),
+            detail: "cannot derive an uninstall command from [installer] install (it has no `/i {installer}`); uninstall the product by hand".into(),
         })?;
-        let stamp = jiff::Timestamp::now()
-            .strftime("%Y%m%dT%H%M%SZ")
-            .to_string();
-        let log = self.log_dir.join(format!(
-            "install-{}-{version}-{stamp}.log",
-            file_safe(&self.name)
-        ));
-        let installer_text = installer.to_string_lossy().into_owned();
-        let log_text = log.to_string_lossy().into_owned();
-        let argv = expand(
-            &self.install,
-            &[
-                ("installer", installer_text.as_str()),
-                ("log", log_text.as_str()),
-                ("version", version),
-            ],
-        );
-        let timeout = Duration::from_secs(self.timeouts.install);
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let once = || async {
-            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let spec = CommandSpec::new(format!("install {}", self.name), argv.clone(), timeout)
-                .timeout_setting("[timeouts] install");
-            let mut out = self.runner.run(spec).await.map_err(Attempt::Run)?;
-            out.code = msi_exit_code(out.code, &read_log_tail(&log, 5));
-            match out.code {
-                Some(MSI_OK | MSI_REBOOT_REQUIRED) => Ok(out),
-                Some(MSI_BUSY) => Err(Attempt::Busy(out)),
-                _ => Err(Attempt::Failed(out)),
-            }
-        };
-        // 1618: another installation runs (Windows Update, another MSI): wait and retry.
-        let policy = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_secs(1))
-            .with_max_delay(Duration::from_secs(60))
-            .with_max_times(self.busy_retries as usize);
-        let result = once
-            .retry(policy)
-            .when(|e| matches!(e, Attempt::Busy(_)))
-            .await;
-        let attempts = attempts.into_inner();
-        let out = match result {
-            Ok(out) => out,
-            Err(Attempt::Run(e)) => return Err(e.into()),
-            Err(Attempt::Busy(out) | Attempt::Failed(out)) => {
-                let mut tail = read_log_tail(&log, 15);
-                if tail.is_empty() {
-                    tail = out.tail(10);
-                }
-                let code = match out.code {
-                    Some(MSI_BUSY) => format!(
-                        "exit code 1618: another installation kept running through {attempts} tries"
-                    ),
-                    Some(1603) => "exit code 1603: fatal error during installation".into(),
-                    _ => out.code_text(),
-                };
-                return Err(NodeError::Install {
-                    node: self.name.clone(),
-                    code,
-                    log,
-                    tail,
-                });
-            }
-        };
-        let exit_code = out.code.unwrap_or_default();
-        Ok(InstallOutcome {
-            exit_code,
-            reboot_required: exit_code == MSI_REBOOT_REQUIRED,
-            attempts,
-            log,
-        })
+        self.run_msi("uninstall", &argv, installer, version).await
     }
 
     async fn database_upgrade(&self) -> Result<(), NodeError> {
@@ -567,6 +609,20 @@ pub fn agent_for(
     Ok(Arc::new(LocalAgent::new(
         config, node, name, api, runner, log_dir,
     )))
+}
+
+/// The uninstall argv for an install template: msiexec's `/i` (or `/package`) becomes `/x`.
+/// `None` when the template does not look like msiexec's.
+pub fn uninstall_argv(install: &[String]) -> Option<Vec<String>> {
+    let pos = install.iter().position(|a| {
+        let a = a.to_ascii_lowercase();
+        matches!(a.as_str(), "/i" | "-i" | "/package" | "-package")
+    })?;
+    let mut argv = install.to_vec();
+    argv[pos] = "/x".to_string();
+    // RUNMANAGERONEXIT only means something to an install.
+    argv.retain(|a| !a.to_ascii_uppercase().starts_with("RUNMANAGERONEXIT="));
+    Some(argv)
 }
 
 /// One install attempt's failure, for the retry policy.
@@ -847,6 +903,42 @@ mod tests {
             Some(false)
         );
         assert_eq!(parse_upgrade_pending("???"), None);
+    }
+
+    #[test]
+    fn uninstall_is_derived_from_the_install_argv() {
+        let install: Vec<String> = [
+            "sim",
+            "msiexec",
+            "--node",
+            "N",
+            "/i",
+            "{installer}",
+            "/quiet",
+            "RUNMANAGERONEXIT=no",
+            "/l*v",
+            "{log}",
+        ]
+        .map(String::from)
+        .to_vec();
+        let x = uninstall_argv(&install).unwrap();
+        assert_eq!(
+            x,
+            [
+                "sim",
+                "msiexec",
+                "--node",
+                "N",
+                "/x",
+                "{installer}",
+                "/quiet",
+                "/l*v",
+                "{log}"
+            ]
+            .map(String::from)
+            .to_vec()
+        );
+        assert!(uninstall_argv(&["setup.cmd".to_string(), "{installer}".to_string()]).is_none());
     }
 
     #[test]

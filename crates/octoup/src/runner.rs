@@ -176,7 +176,9 @@ async fn run_local(spec: &CommandSpec) -> Result<CommandOutput, RunError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // A timed-out (dropped) child must not outlive us.
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+        // No child needs the API key; an operator's OCTOPUS_API_KEY stays with octoup.
+        .env_remove("OCTOPUS_API_KEY");
     for (name, value) in &spec.env {
         command.env(name, value.expose());
     }
