@@ -2,4 +2,6 @@
 //! a real sshd on loopback.
 
 mod commands;
+mod ssh;
+mod sshd;
 mod support;

@@ -28,10 +28,15 @@ pub fn run(args: &[&str]) -> Ran {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     Ran {
         code: out.status.code().unwrap_or(-1),
-        json: stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok())
+        // One object: pretty-printed (upgrade) or on one line after other output (node).
+        json: serde_json::from_str(&stdout)
+            .ok()
+            .or_else(|| {
+                stdout
+                    .lines()
+                    .rev()
+                    .find_map(|l| serde_json::from_str(l).ok())
+            })
             .unwrap_or(Value::Null),
         stdout,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -120,6 +125,13 @@ impl Sim {
                 .filter_map(|l| serde_json::from_str(l).ok())
                 .collect(),
         }
+    }
+}
+
+impl Sim {
+    /// The `octoup.toml` that `up` wrote.
+    pub fn read_config(&self) -> String {
+        std::fs::read_to_string(self.config()).unwrap()
     }
 }
 
