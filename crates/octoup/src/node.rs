@@ -185,6 +185,7 @@ pub struct LocalAgent {
     exe: Vec<String>,
     instance: String,
     install: Vec<String>,
+    uninstall: Vec<String>,
     api: OctopusApi,
     runner: Arc<dyn CommandRunner>,
     timeouts: TimeoutsConfig,
@@ -207,6 +208,7 @@ impl LocalAgent {
             exe: config.server_exe_for(node).to_vec(),
             instance: config.instance_for(node).to_string(),
             install: config.install_for(node).to_vec(),
+            uninstall: config.uninstall_for(node).to_vec(),
             api,
             runner,
             timeouts: config.timeouts.clone(),
@@ -523,12 +525,8 @@ impl NodeAgent for LocalAgent {
         installer: &Path,
         version: &str,
     ) -> Result<InstallOutcome, NodeError> {
-        let argv = uninstall_argv(&self.install).ok_or_else(|| NodeError::Output {
-            node: self.name.clone(),
-            command: "uninstall".into(),
-            detail: "cannot derive an uninstall command from [installer] install (it has no `/i {installer}`); uninstall the product by hand".into(),
-        })?;
-        self.run_msi("uninstall", &argv, installer, version).await
+        self.run_msi("uninstall", &self.uninstall, installer, version)
+            .await
     }
 
     async fn database_upgrade(&self) -> Result<(), NodeError> {
@@ -609,20 +607,6 @@ pub fn agent_for(
     Ok(Arc::new(LocalAgent::new(
         config, node, name, api, runner, log_dir,
     )))
-}
-
-/// The uninstall argv for an install template: msiexec's `/i` (or `/package`) becomes `/x`.
-/// `None` when the template does not look like msiexec's.
-pub fn uninstall_argv(install: &[String]) -> Option<Vec<String>> {
-    let pos = install.iter().position(|a| {
-        let a = a.to_ascii_lowercase();
-        matches!(a.as_str(), "/i" | "-i" | "/package" | "-package")
-    })?;
-    let mut argv = install.to_vec();
-    argv[pos] = "/x".to_string();
-    // RUNMANAGERONEXIT only means something to an install.
-    argv.retain(|a| !a.to_ascii_uppercase().starts_with("RUNMANAGERONEXIT="));
-    Some(argv)
 }
 
 /// One install attempt's failure, for the retry policy.
@@ -903,42 +887,6 @@ mod tests {
             Some(false)
         );
         assert_eq!(parse_upgrade_pending("???"), None);
-    }
-
-    #[test]
-    fn uninstall_is_derived_from_the_install_argv() {
-        let install: Vec<String> = [
-            "sim",
-            "msiexec",
-            "--node",
-            "N",
-            "/i",
-            "{installer}",
-            "/quiet",
-            "RUNMANAGERONEXIT=no",
-            "/l*v",
-            "{log}",
-        ]
-        .map(String::from)
-        .to_vec();
-        let x = uninstall_argv(&install).unwrap();
-        assert_eq!(
-            x,
-            [
-                "sim",
-                "msiexec",
-                "--node",
-                "N",
-                "/x",
-                "{installer}",
-                "/quiet",
-                "/l*v",
-                "{log}"
-            ]
-            .map(String::from)
-            .to_vec()
-        );
-        assert!(uninstall_argv(&["setup.cmd".to_string(), "{installer}".to_string()]).is_none());
     }
 
     #[test]
