@@ -38,6 +38,13 @@ use crate::report::{NodeReport, Outcome, Report};
 use crate::runner::RunLog;
 use crate::version::Version;
 
+// Children of this module (files of their own, owned by the rollback work): they extend
+// `Engine` with the rollback procedure and the rules for steps interrupted by a crash.
+#[path = "recovery.rs"]
+mod recovery;
+#[path = "rollback.rs"]
+pub mod rollback;
+
 /// How long `database --upgrade` is retried while the server still sees nodes running
 /// (a stopped node counts as running until its heartbeat goes stale).
 pub const NODES_RUNNING_GRACE: Duration = Duration::from_secs(600);
@@ -101,6 +108,8 @@ pub struct UpgradeOptions {
     pub to: Option<String>,
     /// Only continue an unfinished run; never start a new one (`octoup resume`).
     pub resume_only: bool,
+    /// Roll the unfinished run back instead of continuing it (`octoup rollback`).
+    pub rollback: bool,
 }
 
 /// `octoup upgrade`: resumes the unfinished run if there is one, else preflights and runs.
@@ -114,6 +123,9 @@ pub async fn upgrade(
     let _lock = state.lock()?;
     if let Some(journal) = state.unfinished()? {
         return resume(config, env, journal, options, events).await;
+    }
+    if options.rollback {
+        return Ok(rollback::no_unfinished_run(state.last()?));
     }
     if options.resume_only {
         return Err(EngineError::NothingToResume {
@@ -353,6 +365,9 @@ async fn resume(
         nodes.push((rn.clone(), cfg));
     }
     let mut engine = Engine::from_parts(conn, state, journal, nodes, events)?;
+    if options.rollback {
+        return Ok(engine.take_over_rollback().await);
+    }
     let note = format!(
         "resuming run {} ({} → {}), which was {}{}",
         run.id,
@@ -390,6 +405,7 @@ async fn resume(
     Ok(match run.direction {
         Direction::Undo => engine.run_undo(None).await,
         Direction::Forward => engine.run_forward().await,
+        Direction::Rollback => engine.run_rollback().await,
     })
 }
 
@@ -558,6 +574,12 @@ impl Engine {
             Some(s) if s.is_settled() => return Ok(()),
             Some(_) => {}
         }
+        // Found `running`: octoup died in this step; see recovery.rs.
+        let interrupted = self
+            .run()
+            .step(id)
+            .filter(|s| s.state == StepState::Running)
+            .cloned();
         let started = self.mark(id, |s| {
             s.state = StepState::Running;
             s.started = Some(now());
@@ -565,7 +587,13 @@ impl Engine {
             s.error = None;
         })?;
         self.events.step_started(&started);
-        let result = body.await;
+        let result = match interrupted {
+            Some(previous) => match self.recover_interrupted(&previous).await {
+                Some(found) => Ok(found),
+                None => body.await,
+            },
+            None => body.await,
+        };
         let finished = self.mark(id, |s| {
             s.finished = Some(now());
             match &result {
@@ -642,7 +670,9 @@ impl Engine {
                     .step_state(&step_id(UPGRADE_DATABASE, Some(&self.primary().info.name)))
                     .is_some_and(|s| s != StepState::Planned);
                 let outage_began = self.run().outage_started.is_some();
-                if past_point_of_no_return {
+                if past_point_of_no_return && self.rolls_back_on_failure() {
+                    self.rollback_after(failure).await
+                } else if past_point_of_no_return {
                     self.pause(&failure).await
                 } else if !outage_began && !self.anything_changed() {
                     self.fail_unchanged(&failure).await

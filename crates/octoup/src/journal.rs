@@ -75,6 +75,9 @@ pub enum RunStatus {
     Running,
     /// Reversing the outage steps after a failure before the database upgrade.
     Undoing,
+    /// Restoring the database backup and the original version (`octoup rollback`, or
+    /// automatically when configured); a re-run continues the rollback.
+    RollingBack,
     /// Stopped in a safe state; a re-run continues.
     Paused,
     Upgraded,
@@ -88,6 +91,7 @@ impl RunStatus {
         match self {
             RunStatus::Running => "running",
             RunStatus::Undoing => "undoing",
+            RunStatus::RollingBack => "rolling-back",
             RunStatus::Paused => "paused",
             RunStatus::Upgraded => "upgraded",
             RunStatus::Failed => "failed",
@@ -111,6 +115,8 @@ pub enum Direction {
     #[default]
     Forward,
     Undo,
+    /// Restoring the database and the original version (see `engine::rollback`).
+    Rollback,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -104,7 +104,7 @@ pub fn upgrade(args: UpgradeArgs, ctx: &Context) -> Exit {
     run_engine(
         UpgradeOptions {
             to: args.to,
-            resume_only: false,
+            ..UpgradeOptions::default()
         },
         args.yes,
         ctx,
@@ -114,8 +114,8 @@ pub fn upgrade(args: UpgradeArgs, ctx: &Context) -> Exit {
 pub fn resume(ctx: &Context) -> Exit {
     run_engine(
         UpgradeOptions {
-            to: None,
             resume_only: true,
+            ..UpgradeOptions::default()
         },
         true,
         ctx,
@@ -144,11 +144,17 @@ fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
     }
 }
 
+/// `octoup rollback`: restores the database backup and the original version for the
+/// unfinished run (or continues a rollback under way).
 pub fn rollback(ctx: &Context) -> Exit {
-    ctx.report_error(
-        &"`octoup rollback` (restore the database backup and reinstall the original version) is not available in this build. A failure before the database upgrade is undone automatically; after it, a paused run's next step (`octoup status`) says how to go back by hand",
-    );
-    Exit::Failed
+    run_engine(
+        UpgradeOptions {
+            rollback: true,
+            ..UpgradeOptions::default()
+        },
+        true,
+        ctx,
+    )
 }
 
 pub fn status(ctx: &Context) -> Exit {
