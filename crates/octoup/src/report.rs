@@ -112,14 +112,9 @@ impl Report {
                     name: s.name.clone(),
                     node: s.node.clone(),
                     status: match s.state {
-                        StepState::Done | StepState::Running => {
-                            if s.state == StepState::Running {
-                                "failed"
-                            } else {
-                                "done"
-                            }
-                        }
-                        StepState::Failed => "failed",
+                        StepState::Done => "done",
+                        // Still "running" in a report: the run stopped inside it.
+                        StepState::Failed | StepState::Running => "failed",
                         StepState::Undone => "undone",
                         StepState::Skipped | StepState::Planned => "skipped",
                     },

@@ -40,7 +40,7 @@ pub(crate) fn exit_for_error(error: &EngineError) -> Exit {
     match error {
         EngineError::Journal(JournalError::Locked { .. }) => Exit::Locked,
         EngineError::Config(_)
-        | EngineError::Preflight(PreflightError::Config(_))
+        | EngineError::Preflight(PreflightError::Config(_) | PreflightError::Http(_))
         | EngineError::Retarget { .. }
         | EngineError::UnknownNode { .. }
         | EngineError::NothingToResume { .. } => Exit::Usage,
