@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::download::{DownloadError, DownloadOptions, download_resumable};
+use crate::download::{DownloadError, DownloadJob, DownloadOptions, download_resumable};
 use crate::fsutil::{self, remove_file_if_exists, rename_with_retry, sync_dir, write_atomic};
 use crate::http::{HttpClient, redact_url};
 use crate::progress::Progress;
@@ -423,15 +423,15 @@ impl InstallerCache {
             }
             check_agreement(&what, &all)
         };
-        let downloaded = download_resumable(
-            &self.client,
-            &url,
-            &part,
-            &self.settings.download,
+        let downloaded = download_resumable(&DownloadJob {
+            client: &self.client,
+            url: &url,
+            part: &part,
+            opts: &self.settings.download,
             progress,
             label,
-            &check_header,
-        )
+            check_header: &check_header,
+        })
         .await;
         let downloaded = match downloaded {
             Ok(d) => d,

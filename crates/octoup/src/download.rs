@@ -155,22 +155,30 @@ impl DownloadError {
     }
 }
 
-/// Downloads `url` into `part`, resuming whatever `part` already holds, retrying per
-/// `opts.retry`. `check_header` sees the server's `x-amz-meta-sha256` (or its absence) as
+/// What to download, where, and how to report and judge it.
+#[derive(Clone, Copy)]
+pub struct DownloadJob<'a> {
+    pub client: &'a HttpClient,
+    pub url: &'a str,
+    /// The partial file (`….part`), resumed when it exists.
+    pub part: &'a Path,
+    pub opts: &'a DownloadOptions,
+    pub progress: &'a dyn Progress,
+    /// What is downloaded, in words, for progress.
+    pub label: &'a str,
+    /// Judges the announced `x-amz-meta-sha256` (or its absence) before the body is read.
+    pub check_header: &'a (dyn Fn(Option<&str>) -> Result<(), VerifyError> + Sync),
+}
+
+/// Downloads `job.url` into `job.part`, resuming whatever the partial already holds,
+/// retrying per `opts.retry`. `check_header` sees the server's `x-amz-meta-sha256` (or its absence) as
 /// soon as a response arrives, so a download nothing can vouch for, or one whose announced
 /// digest contradicts another source, stops before its body is fetched.
 ///
 /// On success `part` is complete and fsynced. On error it is left as is (a later call
 /// resumes it); the caller deletes it when the content itself is at fault.
-pub async fn download_resumable(
-    client: &HttpClient,
-    url: &str,
-    part: &Path,
-    opts: &DownloadOptions,
-    progress: &dyn Progress,
-    label: &str,
-    check_header: &(dyn Fn(Option<&str>) -> Result<(), VerifyError> + Sync),
-) -> Result<Downloaded, DownloadError> {
+pub async fn download_resumable(job: &DownloadJob<'_>) -> Result<Downloaded, DownloadError> {
+    let (url, part, opts, progress) = (job.url, job.part, job.opts, job.progress);
     let started = Instant::now();
     let policy = opts.retry;
     let new_backoff = || {
@@ -186,18 +194,7 @@ pub async fn download_resumable(
     let (mut retries, mut idle) = (0u32, 0u32);
     loop {
         let received_before = state.received;
-        let error = match attempt(
-            client,
-            url,
-            part,
-            opts,
-            progress,
-            label,
-            check_header,
-            &mut state,
-        )
-        .await
-        {
+        let error = match attempt(job, &mut state).await {
             Ok(done) => return Ok(done),
             Err(e) if e.is_retryable() => e,
             Err(e) => return Err(e),
@@ -250,17 +247,16 @@ struct State {
     from_zero: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn attempt(
-    client: &HttpClient,
-    url: &str,
-    part: &Path,
-    opts: &DownloadOptions,
-    progress: &dyn Progress,
-    label: &str,
-    check_header: &(dyn Fn(Option<&str>) -> Result<(), VerifyError> + Sync),
-    state: &mut State,
-) -> Result<Downloaded, DownloadError> {
+async fn attempt(job: &DownloadJob<'_>, state: &mut State) -> Result<Downloaded, DownloadError> {
+    let DownloadJob {
+        client,
+        url,
+        part,
+        opts,
+        progress,
+        label,
+        check_header,
+    } = *job;
     let shown_url = redact_url(url);
     let have = if state.from_zero { 0 } else { file_len(part) };
     state.from_zero = false;

@@ -10,7 +10,9 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use octoup::cache::{InstallerCache, InstallerError, InstallerSettings, Receipt, Role};
+use octoup::cache::{
+    InstallerCache, InstallerError, InstallerSettings, Receipt, Role, StagedInstaller,
+};
 use octoup::download::{DownloadError, DownloadOptions, RetryPolicy};
 use octoup::http::{HttpClient, NetworkSettings};
 use octoup::progress::Progress;
@@ -178,6 +180,13 @@ fn v() -> Version {
     "2024.2.7".parse().unwrap()
 }
 
+/// The target's installer for `v()`, without progress.
+async fn target(cache: &InstallerCache) -> Result<StagedInstaller, InstallerError> {
+    cache
+        .ensure_installer(&v(), Role::Target, &Recorder::default())
+        .await
+}
+
 #[derive(Default)]
 struct Recorder {
     messages: Mutex<Vec<String>>,
@@ -232,10 +241,7 @@ async fn downloads_verifies_and_writes_a_receipt() {
     let (server, url) = start(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let cache = cache_with(settings(&url, dir.path()));
-    let staged = cache
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
-        .await
-        .unwrap();
+    let staged = target(&cache).await.unwrap();
     let expected = sha(&server.body);
     assert_eq!(staged.sha256, expected);
     assert_eq!(staged.size, SIZE as u64);
@@ -327,8 +333,7 @@ async fn a_corrupted_byte_is_a_mismatch_naming_the_source_and_the_file_is_delete
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let err = cache_with(settings(&url, dir.path()))
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
+    let err = target(&cache_with(settings(&url, dir.path())))
         .await
         .unwrap_err();
     assert!(
@@ -382,10 +387,7 @@ async fn a_wrong_pin_without_header_is_a_mismatch_after_download() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(&url, dir.path());
     s.sha256 = Some(sha(b"something else").to_uppercase());
-    let err = cache_with(s)
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
-        .await
-        .unwrap_err();
+    let err = target(&cache_with(s)).await.unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("does not match") && msg.contains("installer.sha256"),
@@ -401,10 +403,7 @@ async fn a_right_pin_verifies_the_target_but_not_the_rollback_installer() {
     let mut s = settings(&url, dir.path());
     s.sha256 = Some(sha(&server.body));
     let cache = cache_with(s);
-    let staged = cache
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
-        .await
-        .unwrap();
+    let staged = target(&cache).await.unwrap();
     assert_eq!(
         staged.verified_by,
         vec![VerifiedBy::PinnedSha256, VerifiedBy::HeaderSha256]
@@ -482,18 +481,12 @@ async fn a_sidecar_vouches_and_a_disagreeing_one_is_an_error() {
     .unwrap();
     let mut s = settings(&url, &dir.path().join("cache"));
     s.sidecar = Some(sums.display().to_string());
-    let staged = cache_with(s.clone())
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
-        .await
-        .unwrap();
+    let staged = target(&cache_with(s.clone())).await.unwrap();
     assert_eq!(staged.verified_by, vec![VerifiedBy::Sidecar]);
 
     std::fs::write(&sums, format!("{}\n", sha(b"tampered"))).unwrap();
     s.cache_dir = dir.path().join("cache2");
-    let err = cache_with(s)
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
-        .await
-        .unwrap_err();
+    let err = target(&cache_with(s)).await.unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("does not match") && msg.contains("SHA256SUMS"),
@@ -507,10 +500,7 @@ async fn a_disk_filling_up_mid_download_is_explained_and_leaves_nothing_that_loo
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(&url, dir.path());
     s.download.disk_quota = Some(1024 * 1024);
-    let err = cache_with(s)
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
-        .await
-        .unwrap_err();
+    let err = target(&cache_with(s)).await.unwrap_err();
     assert!(
         matches!(err.download_error(), Some(DownloadError::DiskFull { .. })),
         "{err}"
@@ -522,8 +512,7 @@ async fn a_disk_filling_up_mid_download_is_explained_and_leaves_nothing_that_loo
     );
     assert_nothing_valid(dir.path());
     // With space again, the next run resumes the partial instead of starting over.
-    let staged = cache_with(settings(&url, dir.path()))
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
+    let staged = target(&cache_with(settings(&url, dir.path())))
         .await
         .unwrap();
     assert_eq!(std::fs::read(&staged.path).unwrap(), server.body);
@@ -568,8 +557,7 @@ async fn an_unusable_cache_directory_is_explained() {
     // A file where the cache directory should be: unusable even for root.
     let not_a_dir = dir.path().join("cache");
     std::fs::write(&not_a_dir, b"").unwrap();
-    let err = cache_with(settings(&url, &not_a_dir))
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
+    let err = target(&cache_with(settings(&url, &not_a_dir)))
         .await
         .unwrap_err();
     assert!(matches!(err, InstallerError::CacheDir { .. }), "{err}");
@@ -587,10 +575,7 @@ async fn plain_http_to_a_remote_host_is_refused() {
         "http://download.example.com/octopus/Octopus.{version}-x64.msi",
         dir.path(),
     );
-    let err = cache_with(s)
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
-        .await
-        .unwrap_err();
+    let err = target(&cache_with(s)).await.unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("http://download.example.com") && msg.contains("allow_plain_http"),
@@ -603,10 +588,7 @@ async fn a_cache_hit_skips_the_network_and_a_damaged_entry_is_fetched_again() {
     let (server, url) = start(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let cache = cache_with(settings(&url, dir.path()));
-    let first = cache
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
-        .await
-        .unwrap();
+    let first = target(&cache).await.unwrap();
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
     let progress = Recorder::default();
     let hit = cache
@@ -627,10 +609,7 @@ async fn a_cache_hit_skips_the_network_and_a_damaged_entry_is_fetched_again() {
     let mut bytes = std::fs::read(&first.path).unwrap();
     bytes[10] ^= 1;
     std::fs::write(&first.path, &bytes).unwrap();
-    let again = cache
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
-        .await
-        .unwrap();
+    let again = target(&cache).await.unwrap();
     assert!(!again.cached);
     assert_eq!(server.requests.load(Ordering::SeqCst), 2);
     assert_eq!(std::fs::read(&again.path).unwrap(), server.body);
@@ -664,8 +643,7 @@ async fn the_verify_command_runs_on_the_file_and_a_rejection_deletes_it() {
         ok: true,
         seen: Mutex::new(Vec::new()),
     });
-    let staged = cache_with_runner(s.clone(), ok.clone())
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
+    let staged = target(&cache_with_runner(s.clone(), ok.clone()))
         .await
         .unwrap();
     assert_eq!(
@@ -685,8 +663,7 @@ async fn the_verify_command_runs_on_the_file_and_a_rejection_deletes_it() {
         ok: false,
         seen: Mutex::new(Vec::new()),
     });
-    let err = cache_with_runner(s.clone(), rejecting)
-        .ensure_installer(&v(), Role::Target, &Recorder::default())
+    let err = target(&cache_with_runner(s.clone(), rejecting))
         .await
         .unwrap_err();
     let msg = err.to_string();

@@ -1,6 +1,8 @@
 //! `octoup stage` against `octoup sim up`: the target's and the rollback installer are
 //! downloaded through a dropped connection, verified, cached, and a corrupted one refused.
 
+// The simulator helpers of the node tests; this binary uses only some of them.
+#[allow(dead_code)]
 #[path = "../node/support.rs"]
 mod support;
 
