@@ -4,16 +4,19 @@
 //!
 //! | interrupted step | what is checked |
 //! |---|---|
-//! | install | the installed version (`Octopus.Server.exe version`): the target → done |
-//! | database upgrade | the schema (`database-upgrade-status`); while it is not yet the target, the interrupted `database --upgrade` may still run (octoup died, its child need not have): wait for it, up to `[timeouts] db_upgrade` after it began, before running another (I1) |
-//! | stop, start | the step itself pings the node first and only acts on what it finds |
+//! | install | the installed version (`Octopus.Server.exe version`): once it is the target, done |
+//! | database upgrade | the schema (`database-upgrade-status`): once it is the target, done; while it is not, the interrupted `database --upgrade` may still run, and is waited for before another one starts (I1) |
+//! | stop, start | ping: waits until the node is down (up), then the step confirms it |
+//! | watchdog delete/create | `show-configuration`: waits until it is gone (there), then the step confirms it |
 //! | database backup | redone to a new file (a half-written backup is never trusted) |
 //! | backup verification | `RESTORE VERIFYONLY` runs again |
-//! | maintenance, drain, watchdog | the step reads the flags from the API / the configuration first |
+//! | maintenance, drain | the step reads the flags from the API first |
 //!
-//! Before a rollback acts on an interrupted run, what octoup had started may likewise still
-//! be finishing in the background: an install, a database upgrade, a service start. Each is
-//! waited for (up to its own timeout after it began) and then recorded as it ended.
+//! Octoup may die while its child command goes on (an install, a `database --upgrade`, a
+//! service start keep running). The waits above let such a command finish, up to its own
+//! timeout after it began (capped at [`ORPHAN_WAIT_CAP`], except the database upgrade), so
+//! nothing is done twice at once. A rollback of an interrupted run does the same for
+//! every step found running before it acts, and records how each ended.
 
 use std::time::Duration;
 
@@ -22,9 +25,15 @@ use jiff::Timestamp;
 use super::rollback::is_rollback_step;
 use super::*;
 
+/// The longest wait for a command an earlier octoup left running (an install, a start),
+/// whatever its own timeout: after a restart of the machine nothing runs any more, and
+/// the step itself copes with what it finds.
+pub const ORPHAN_WAIT_CAP: Duration = Duration::from_secs(600);
+
 impl Engine {
     /// Before an interrupted step runs again: `Some` when the real state shows it finished
-    /// (it is then recorded as done without repeating it), `None` to run it again.
+    /// (it is then recorded as done without repeating it), `None` to run it again (every
+    /// step body reads the real state before it acts).
     pub(super) async fn recover_interrupted(&self, previous: &Step) -> Option<Done> {
         let text = format!(
             "step {} was interrupted in an earlier run (octoup stopped while it ran): checking what it did before going on",
@@ -32,28 +41,96 @@ impl Engine {
         );
         self.log.note(&text);
         self.events.note(&text);
-        let found = match previous.name.as_str() {
-            INSTALL => {
-                let n = self.node_of(previous)?;
+        let found = self.settle(previous).await?;
+        self.log
+            .note(&format!("step {}: found finished: {found}", previous.id));
+        // Installing and upgrading the schema are never repeated once done; the others
+        // run again and confirm what they find (a start also checks the version served).
+        matches!(previous.name.as_str(), INSTALL | UPGRADE_DATABASE).then_some(Done::Ok(found))
+    }
+
+    /// Before a rollback: forward steps still marked `running` (octoup died in them) are
+    /// let finish and recorded as they ended.
+    pub(super) async fn settle_interrupted(&self) -> Result<(), Failure> {
+        let interrupted: Vec<Step> = self
+            .run()
+            .steps
+            .into_iter()
+            .filter(|s| s.state == StepState::Running && !is_rollback_step(&s.name))
+            .collect();
+        for step in interrupted {
+            let ended = self.settle(&step).await;
+            self.mark(&step.id, |s| {
+                s.finished = Some(now());
+                match &ended {
+                    Some(detail) => {
+                        s.state = StepState::Done;
+                        s.outputs.insert("detail".into(), json!(detail));
+                    }
+                    None => {
+                        s.state = StepState::Failed;
+                        s.error = Some("interrupted: octoup stopped while this step ran".into());
+                    }
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// What an interrupted step's command may still be doing in the background (octoup
+    /// died, its child need not have) is waited for, up to that command's own timeout after
+    /// the step began (capped at [`ORPHAN_WAIT_CAP`], except the database upgrade, which is
+    /// never run twice at once). `Some` with what was found when the step's effect is there.
+    async fn settle(&self, step: &Step) -> Option<String> {
+        let timeouts = &self.config().timeouts;
+        let capped = |secs: u64| secs.min(ORPHAN_WAIT_CAP.as_secs());
+        let node = self.node_of(step);
+        match (step.name.as_str(), node) {
+            (UPGRADE_DATABASE, _) => self.settle_database_upgrade(step).await,
+            (INSTALL, Some(n)) => {
                 let target = self.target();
-                self.installed_is(n, &target).await.then(|| {
-                    format!("{target} is installed (the interrupted install had finished)")
+                self.wait_since(step.started, capped(timeouts.install), async || {
+                    Wait::settled_if(self.installed_is(n, &target).await)
+                })
+                .await
+                .then(|| format!("{target} is installed (the interrupted install finished)"))
+            }
+            (STOP, Some(n)) => self
+                .wait_since(step.started, capped(timeouts.stop), async || {
+                    Wait::settled_if(!n.api().ping().await.is_up())
+                })
+                .await
+                .then(|| "the node is stopped".to_string()),
+            (START, Some(n)) => self
+                .wait_since(step.started, capped(timeouts.start), async || {
+                    Wait::settled_if(n.api().ping().await.is_up())
+                })
+                .await
+                .then(|| "the node answers (the interrupted start finished)".to_string()),
+            (DELETE_WATCHDOG | CREATE_WATCHDOG, Some(n)) => {
+                let want = step.name == CREATE_WATCHDOG;
+                self.wait_since(step.started, capped(timeouts.command), async || {
+                    match n.agent.watchdog().await {
+                        Ok(w) => Wait::settled_if(w.enabled == want),
+                        Err(_) => Wait::Unknown,
+                    }
+                })
+                .await
+                .then(|| {
+                    format!(
+                        "the watchdog is {}",
+                        if want { "present" } else { "deleted" }
+                    )
                 })
             }
-            UPGRADE_DATABASE => self.settle_database_upgrade(previous).await,
             _ => None,
-        };
-        if let Some(detail) = &found {
-            self.log
-                .note(&format!("step {}: found done: {detail}", previous.id));
         }
-        found.map(Done::Ok)
     }
 
     /// Waits for the outcome of a `database --upgrade` octoup started before it died.
     /// `Some` once the schema is the target's; `None` when it is not (after waiting up to
     /// `[timeouts] db_upgrade` from the step's start) or the server cannot tell.
-    pub(super) async fn settle_database_upgrade(&self, previous: &Step) -> Option<String> {
+    async fn settle_database_upgrade(&self, previous: &Step) -> Option<String> {
         let target = self.target();
         let primary = self.primary();
         let limit = self.config().timeouts.db_upgrade;
@@ -81,72 +158,6 @@ impl Engine {
         settled.then(|| {
             format!("the schema is already {target} (the interrupted upgrade had finished)")
         })
-    }
-
-    /// Before a rollback: forward steps still marked `running` (octoup died in them) are
-    /// let finish — an install, a database upgrade or a service start may still be under
-    /// way in the background — and are recorded as they ended.
-    pub(super) async fn settle_interrupted(&self) -> Result<(), Failure> {
-        let interrupted: Vec<Step> = self
-            .run()
-            .steps
-            .into_iter()
-            .filter(|s| s.state == StepState::Running && !is_rollback_step(&s.name))
-            .collect();
-        for step in interrupted {
-            let ended = match step.name.as_str() {
-                UPGRADE_DATABASE => self.settle_database_upgrade(&step).await,
-                INSTALL => self.settle_install(&step).await,
-                START => self.settle_start(&step).await,
-                _ => None,
-            };
-            self.mark(&step.id, |s| {
-                s.finished = Some(now());
-                match &ended {
-                    Some(detail) => {
-                        s.state = StepState::Done;
-                        s.outputs.insert("detail".into(), json!(detail));
-                    }
-                    None => {
-                        s.state = StepState::Failed;
-                        s.error = Some("interrupted: octoup stopped while this step ran".into());
-                    }
-                }
-            })?;
-        }
-        Ok(())
-    }
-
-    /// An interrupted install of the target: waits until the target is installed, up to
-    /// `[timeouts] install` after the install began.
-    async fn settle_install(&self, step: &Step) -> Option<String> {
-        let n = self.node_of(step)?;
-        let target = self.target();
-        self.wait_since(step.started, self.config().timeouts.install, async || {
-            if self.installed_is(n, &target).await {
-                Wait::Settled
-            } else {
-                Wait::Again
-            }
-        })
-        .await
-        .then(|| format!("{target} installed (the interrupted install finished)"))
-    }
-
-    /// An interrupted service start: waits until the node answers, up to `[timeouts] start`
-    /// after the start began (a service the operating system was asked to start still
-    /// comes up after octoup died).
-    async fn settle_start(&self, step: &Step) -> Option<String> {
-        let n = self.node_of(step)?;
-        self.wait_since(step.started, self.config().timeouts.start, async || {
-            if n.api().ping().await.is_up() {
-                Wait::Settled
-            } else {
-                Wait::Again
-            }
-        })
-        .await
-        .then(|| "the node started (the interrupted start finished)".to_string())
     }
 
     /// Polls `check` until it settles, or `limit` seconds after `since` (now when unknown).
@@ -194,4 +205,10 @@ enum Wait {
     Again,
     /// Cannot be told: stop waiting.
     Unknown,
+}
+
+impl Wait {
+    fn settled_if(done: bool) -> Wait {
+        if done { Wait::Settled } else { Wait::Again }
+    }
 }

@@ -3,6 +3,7 @@
 //! checker. One test binary; scenarios run in parallel threads at a tiny time scale.
 
 mod failures;
+mod fault_matrix;
 mod happy;
 mod resume;
 mod secrets;
