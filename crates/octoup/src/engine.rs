@@ -1235,11 +1235,16 @@ impl Engine {
                 "was drained before the upgrade: stays drained".into(),
             ));
         }
-        self.conn
-            .api
+        self.cluster()
+            .await
             .set_drain(&n.info.id, false)
             .await
             .map_err(|e| e.to_string())?;
+        if !n.api().ping().await.is_up() {
+            return Ok(Done::Ok(
+                "drain flag cleared; the node is stopped and takes tasks once it starts".into(),
+            ));
+        }
         // The node takes tasks again once its ping says 200.
         let deadline = Deadline::after(Duration::from_secs(self.config().timeouts.command));
         let mut poll = Poller::standard();
@@ -1273,8 +1278,8 @@ impl Engine {
                 "left on as configured ([maintenance] leave_on): check the server, then turn it off".into(),
             ));
         }
-        self.conn
-            .api
+        self.cluster()
+            .await
             .set_maintenance(false)
             .await
             .map_err(|e| e.to_string())?;
@@ -1325,6 +1330,9 @@ impl Engine {
     }
 
     async fn pause(&self, failure: &Failure) -> Report {
+        if matches!(failure.step.split('@').next(), Some(START | VERIFY)) {
+            self.restore_what_serves().await;
+        }
         let next = self.next_step_after(failure).await;
         self.journal_update(|r| {
             r.error = Some(format!("{}: {}", failure.step, failure.message));
@@ -1333,6 +1341,54 @@ impl Engine {
         .ok();
         self.set_status(RunStatus::Paused);
         self.report(Outcome::Paused).await
+    }
+
+    /// After a node failed to start: the nodes that serve the target get their watchdogs
+    /// back and take tasks again, and maintenance mode is restored, so the cluster works on
+    /// fewer nodes while the failed one waits for the operator (I6 holds). Nothing happens
+    /// when no node serves (the API is down with them).
+    async fn restore_what_serves(&self) {
+        let target = self.target();
+        let mut serving = Vec::new();
+        for n in &self.nodes {
+            let s = n.agent.status().await;
+            if s.ping.is_up() && s.api_version.as_deref() == Some(target.as_str()) {
+                serving.push(n);
+            }
+        }
+        if serving.is_empty() {
+            return;
+        }
+        self.events.note(&format!(
+            "{} serve {target}: restoring their watchdogs, the drain flags and maintenance mode while the failed node waits",
+            serving
+                .iter()
+                .map(|n| n.info.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        for n in &serving {
+            let id = step_id(CREATE_WATCHDOG, Some(&n.info.name));
+            let _ = self.step(&id, self.create_watchdog(n)).await;
+        }
+        let _ = self.each(UNDRAIN, |n| self.undrain(n)).await;
+        let _ = self
+            .step(MAINTENANCE_RESTORE, self.maintenance_restore())
+            .await;
+    }
+
+    /// The cluster's API: the configured address, or (when that node is the one down, as
+    /// without a load balancer) any node that answers.
+    async fn cluster(&self) -> OctopusApi {
+        if self.conn.api.ping().await.is_up() {
+            return self.conn.api.clone();
+        }
+        for n in &self.nodes {
+            if n.api().ping().await.is_up() {
+                return n.api().clone();
+            }
+        }
+        self.conn.api.clone()
     }
 
     /// Exactly what to do after a failure at or after the database upgrade.
@@ -1366,8 +1422,16 @@ impl Engine {
                 )
             }
             START | VERIFY => format!(
-                "The database is upgraded to {target}; {}. Maintenance mode is on and the nodes stay drained. Look at the Octopus server log on the node named above, fix the cause, then run `octoup upgrade` again: it starts what is not running, verifies, and restores the watchdogs, drain and maintenance mode. Never start a node with {from} installed against this database.",
-                self.serving_summary().await
+                "The database is upgraded to {target}; {}. {} Look at the Octopus server log on the node named above, fix the cause, then run `octoup upgrade` again: it starts what is not running, verifies, and restores what is left (watchdogs, drain, maintenance mode). Never start a node with {from} installed against this database.",
+                self.serving_summary().await,
+                if self
+                    .step_state(MAINTENANCE_RESTORE)
+                    .is_some_and(|s| s.is_settled())
+                {
+                    "The nodes that serve take tasks again and maintenance mode is restored."
+                } else {
+                    "Maintenance mode is on and the nodes stay drained."
+                }
             ),
             _ => format!(
                 "Every node serves {target}. Run `octoup upgrade` again to finish the remaining steps (watchdogs, undrain, maintenance mode), or do them by hand as the failed step above says."
