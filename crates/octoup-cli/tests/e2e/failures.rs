@@ -249,6 +249,11 @@ fn a_failed_start_pauses_and_a_rerun_finishes() {
     let next = r.report["next_step"].as_str().unwrap();
     assert!(next.contains("upgraded to 2024.3.13050"), "{next}");
     assert!(next.contains("OCTO-NODE-02 is stopped"), "{next}");
+    // The node that serves the target takes tasks again and maintenance mode is restored
+    // while the failed one waits: the invariants hold even in this paused state.
+    assert_eq!(r.step("undrain", Some("OCTO-NODE-01")), "done");
+    assert_eq!(r.step("maintenance-restore", None), "done");
+    sim.assert_check();
     let again = sim.octoup(&["upgrade", "--json"]);
     again.expect_code(0);
     assert!(
