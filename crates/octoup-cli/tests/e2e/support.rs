@@ -3,7 +3,7 @@
 //! came out (exit code, the JSON report, the simulator's history and invariant check).
 //! The simulation is always stopped (`octoup-sim down`) when the [`Sim`] is dropped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -86,6 +86,13 @@ impl Scenario {
 
     pub fn time_scale(mut self, scale: f64) -> Self {
         self.time_scale = scale;
+        self
+    }
+
+    /// Extra spec TOML (e.g. `[durations]`), appended to the generated spec.
+    pub fn spec(mut self, toml: &str) -> Self {
+        self.spec_extra.push_str(toml);
+        self.spec_extra.push('\n');
         self
     }
 
@@ -252,10 +259,6 @@ pub struct Ran {
 }
 
 impl Sim {
-    pub fn dir(&self) -> &Path {
-        &self.sim_dir
-    }
-
     pub fn config_path(&self) -> PathBuf {
         self.sim_dir.join("octoup.toml")
     }
