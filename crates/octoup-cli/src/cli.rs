@@ -142,6 +142,16 @@ pub enum NodeAction {
         #[arg(long, value_name = "HEX")]
         sha256: Option<String>,
     },
+    /// Remove the installed version with its staged installer (msiexec /x), before
+    /// installing an older one.
+    Uninstall {
+        /// The installed version to remove (its installer must be staged on this node).
+        #[arg(long, value_name = "VERSION")]
+        installed: String,
+        /// Use only the staged installer with this SHA-256.
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+    },
     /// Start the service (and recreate the watchdog when asked).
     Start {
         /// Refuse unless the installed version is this one; wait until the node serves it.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{OctopusApi, Ping};
-use crate::cache::{InstallerCache, InstallerError, InstallerSettings, Role};
+use crate::cache::{InstallerCache, InstallerError, InstallerSettings, Role, StagedInstaller};
 use crate::config::{Config, EnvOverrides, NodeConfig, Secret};
 use crate::http::{HttpClient, NetworkSettings};
 use crate::node::{LocalAgent, NodeAgent, NodeError, WatchdogInfo, file_safe};
@@ -44,6 +44,12 @@ pub enum Action {
         version: String,
         sha256: Option<String>,
     },
+    /// Remove the installed `version` with its staged installer (`msiexec /x`): the first
+    /// half of putting an older version back, as an MSI refuses to downgrade itself.
+    Uninstall {
+        version: String,
+        sha256: Option<String>,
+    },
     /// Start the service and wait until it serves `version` (default: the installed one);
     /// `watchdog` recreates the watchdog `stop` deleted.
     Start {
@@ -61,6 +67,7 @@ impl Action {
             Action::Stage { .. } => "stage",
             Action::Stop => "stop",
             Action::Install { .. } => "install",
+            Action::Uninstall { .. } => "uninstall",
             Action::Start { .. } => "start",
             Action::Status => "status",
         }
@@ -102,6 +109,18 @@ pub struct InstallReport {
     pub installed_version: String,
 }
 
+/// The answer of `uninstall`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UninstallReport {
+    /// The version that was removed.
+    pub version: String,
+    pub installer: PathBuf,
+    pub exit_code: i32,
+    pub reboot_required: bool,
+    pub attempts: u32,
+    pub log: PathBuf,
+}
+
 /// The answer of `start`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartReport {
@@ -141,6 +160,7 @@ pub enum Outcome {
     Stage(StageReport),
     Stop(StopReport),
     Install(InstallReport),
+    Uninstall(UninstallReport),
     Start(StartReport),
     Status(StatusReport),
 }
@@ -275,6 +295,7 @@ impl Reply {
             Ok(Outcome::Stage(r)) => serde_json::to_value(r),
             Ok(Outcome::Stop(r)) => serde_json::to_value(r),
             Ok(Outcome::Install(r)) => serde_json::to_value(r),
+            Ok(Outcome::Uninstall(r)) => serde_json::to_value(r),
             Ok(Outcome::Start(r)) => serde_json::to_value(r),
             Ok(Outcome::Status(r)) => serde_json::to_value(r),
             Err(f) => serde_json::to_value(f).map(|e| serde_json::json!({ "error": e })),
@@ -381,6 +402,10 @@ impl NodeContext {
                 .install(version, sha256.as_deref())
                 .await
                 .map(Outcome::Install),
+            Action::Uninstall { version, sha256 } => self
+                .uninstall(version, sha256.as_deref())
+                .await
+                .map(Outcome::Uninstall),
             Action::Start { version, watchdog } => self
                 .start(version.as_deref(), *watchdog)
                 .await
@@ -439,8 +464,8 @@ impl NodeContext {
         })
     }
 
-    async fn install(&self, version: &str, sha256: Option<&str>) -> Result<InstallReport, Failure> {
-        let version = parse_version(version)?;
+    /// Refuses while the service answers: installers run on stopped nodes only.
+    async fn ensure_stopped(&self) -> Result<(), Failure> {
         let ping = self.agent.api().ping().await;
         if ping.is_up() {
             return Err(Failure::new(
@@ -453,6 +478,15 @@ impl NodeContext {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The verified installer of `version` in this node's cache (with `sha256`, when given).
+    async fn staged(
+        &self,
+        version: &Version,
+        sha256: Option<&str>,
+    ) -> Result<StagedInstaller, Failure> {
         let cache = self.cache.clone();
         let (v, pin) = (version.clone(), sha256.map(str::to_ascii_lowercase));
         let staged = tokio::task::spawn_blocking(move || cache.lookup(&v, pin.as_deref()))
@@ -470,6 +504,13 @@ impl NodeContext {
                 ),
             ));
         };
+        Ok(staged)
+    }
+
+    async fn install(&self, version: &str, sha256: Option<&str>) -> Result<InstallReport, Failure> {
+        let version = parse_version(version)?;
+        self.ensure_stopped().await?;
+        let staged = self.staged(&version, sha256).await?;
         let outcome = self
             .agent
             .install(&staged.path, &version.to_string())
@@ -497,6 +538,38 @@ impl NodeContext {
             attempts: outcome.attempts,
             log: outcome.log,
             installed_version: installed.to_string(),
+        })
+    }
+
+    async fn uninstall(
+        &self,
+        version: &str,
+        sha256: Option<&str>,
+    ) -> Result<UninstallReport, Failure> {
+        let version = parse_version(version)?;
+        self.ensure_stopped().await?;
+        let installed = self.agent.installed_version().await?;
+        if installed != version {
+            return Err(Failure::new(
+                FailureKind::VersionMismatch,
+                format!(
+                    "{}: the installed version is {installed}, not {version}; nothing was changed",
+                    self.name
+                ),
+            ));
+        }
+        let staged = self.staged(&version, sha256).await?;
+        let outcome = self
+            .agent
+            .uninstall(&staged.path, &version.to_string())
+            .await?;
+        Ok(UninstallReport {
+            version: version.to_string(),
+            installer: staged.path,
+            exit_code: outcome.exit_code,
+            reboot_required: outcome.reboot_required,
+            attempts: outcome.attempts,
+            log: outcome.log,
         })
     }
 

@@ -25,7 +25,8 @@ use crate::api::OctopusApi;
 use crate::config::{Config, NodeConfig, Secret, TimeoutsConfig};
 use crate::node::{InstallOutcome, LocalAgent, NodeAgent, NodeError, WatchdogInfo};
 use crate::node_actions::{
-    FORMAT, Failure, FailureKind, InstallReport, StageReport, StartReport, StatusReport, StopReport,
+    FORMAT, Failure, FailureKind, InstallReport, StageReport, StartReport, StatusReport,
+    StopReport, UninstallReport,
 };
 use crate::runner::{CommandRunner, CommandSpec, RunError, tail_lines};
 use crate::transport::{SshRunner, SshTransport, TransportError};
@@ -150,6 +151,13 @@ impl SshAgent {
         .await
     }
 
+    /// msiexec 1618 is retried on the node with backoff of up to a minute per try.
+    fn msi_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.install) * (self.busy_retries + 1)
+            + Duration::from_secs(60) * self.busy_retries
+            + self.command_timeout() * 2
+    }
+
     fn command_timeout(&self) -> Duration {
         Duration::from_secs(self.timeouts.command)
     }
@@ -220,13 +228,8 @@ impl NodeAgent for SshAgent {
         if let Some(sha256) = cache_entry_digest(installer) {
             args.extend(["--sha256".to_string(), sha256]);
         }
-        // msiexec 1618 is retried on the node with backoff of up to a minute per try.
-        let retries = self.busy_retries + 1;
-        let timeout = Duration::from_secs(self.timeouts.install) * retries
-            + Duration::from_secs(60) * self.busy_retries
-            + self.command_timeout() * 2;
         let report: InstallReport = self
-            .call("install", &args, timeout, "[timeouts] install")
+            .call("install", &args, self.msi_timeout(), "[timeouts] install")
             .await?;
         Ok(InstallOutcome {
             exit_code: report.exit_code,
@@ -238,6 +241,28 @@ impl NodeAgent for SshAgent {
 
     async fn stage(&self, version: &Version, rollback: bool) -> Result<(), NodeError> {
         self.stage_report(version, rollback).await.map(|_| ())
+    }
+
+    /// Removes the installed `version` with the installer staged on the node (the same bits
+    /// as `installer`, when that is a cache entry).
+    async fn uninstall(
+        &self,
+        installer: &Path,
+        version: &str,
+    ) -> Result<InstallOutcome, NodeError> {
+        let mut args = vec!["--installed".to_string(), version.to_string()];
+        if let Some(sha256) = cache_entry_digest(installer) {
+            args.extend(["--sha256".to_string(), sha256]);
+        }
+        let report: UninstallReport = self
+            .call("uninstall", &args, self.msi_timeout(), "[timeouts] install")
+            .await?;
+        Ok(InstallOutcome {
+            exit_code: report.exit_code,
+            reboot_required: report.reboot_required,
+            attempts: report.attempts,
+            log: report.log,
+        })
     }
 
     async fn database_upgrade(&self) -> Result<(), NodeError> {

@@ -18,6 +18,10 @@ pub fn run(args: NodeArgs, ctx: &Context) -> Exit {
             version: to,
             sha256,
         },
+        NodeAction::Uninstall { installed, sha256 } => Action::Uninstall {
+            version: installed,
+            sha256,
+        },
         NodeAction::Start { to, watchdog } => Action::Start {
             version: to,
             watchdog,
@@ -98,6 +102,12 @@ fn render(node: &str, outcome: &Outcome) -> String {
             } else {
                 ""
             },
+            r.log.display()
+        ),
+        Outcome::Uninstall(r) => format!(
+            "{node}: uninstalled {} (exit code {}), log {}",
+            r.version,
+            r.exit_code,
             r.log.display()
         ),
         Outcome::Start(r) => format!(

@@ -4,6 +4,7 @@
 
 mod failures;
 mod fault_matrix;
+mod ha;
 mod happy;
 mod resume;
 mod secrets;
