@@ -41,7 +41,7 @@ impl Engine {
         );
         self.log.note(&text);
         self.events.note(&text);
-        let found = self.settle(previous).await?;
+        let found = self.settle(previous, Settle::Resume).await?;
         self.log
             .note(&format!("step {}: found finished: {found}", previous.id));
         // Installing and upgrading the schema are never repeated once done; the others
@@ -59,7 +59,7 @@ impl Engine {
             .filter(|s| s.state == StepState::Running && !is_rollback_step(&s.name))
             .collect();
         for step in interrupted {
-            let ended = self.settle(&step).await;
+            let ended = self.settle(&step, Settle::Rollback).await;
             self.mark(&step.id, |s| {
                 s.finished = Some(now());
                 match &ended {
@@ -81,7 +81,7 @@ impl Engine {
     /// died, its child need not have) is waited for, up to that command's own timeout after
     /// the step began (capped at [`ORPHAN_WAIT_CAP`], except the database upgrade, which is
     /// never run twice at once). `Some` with what was found when the step's effect is there.
-    async fn settle(&self, step: &Step) -> Option<String> {
+    async fn settle(&self, step: &Step, purpose: Settle) -> Option<String> {
         let timeouts = &self.config().timeouts;
         let capped = |secs: u64| secs.min(ORPHAN_WAIT_CAP.as_secs());
         let node = self.node_of(step);
@@ -89,7 +89,13 @@ impl Engine {
             (UPGRADE_DATABASE, _) => self.settle_database_upgrade(step).await,
             (INSTALL, Some(n)) => {
                 let target = self.target();
-                self.wait_since(step.started, capped(timeouts.install), async || {
+                // Going forward, a second installer waits for the first by itself (1618,
+                // retried); a rollback must not decide on a version still being replaced.
+                let limit = match purpose {
+                    Settle::Resume => 0,
+                    Settle::Rollback => capped(timeouts.install),
+                };
+                self.wait_since(step.started, limit, async || {
                     Wait::settled_if(self.installed_is(n, &target).await)
                 })
                 .await
@@ -197,6 +203,15 @@ impl Engine {
         };
         n.agent.installed_version().await.is_ok_and(|v| v == want)
     }
+}
+
+/// Why an interrupted step is looked at.
+#[derive(Clone, Copy)]
+enum Settle {
+    /// Before it runs again.
+    Resume,
+    /// Before a rollback acts.
+    Rollback,
 }
 
 /// One look at something that is still finishing.
