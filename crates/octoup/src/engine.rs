@@ -648,14 +648,24 @@ impl Engine {
         F: Fn(&'a EngineNode) -> Fut,
         Fut: Future<Output = StepResult> + 'a,
     {
+        self.on_every_node(name, |id, n| {
+            let fut = body(n);
+            async move { self.step(&id, fut).await }
+        })
+        .await
+    }
+
+    /// Runs `one(step id, node)` for every node at once, waits for all, and reports the
+    /// first failure.
+    async fn on_every_node<'a, F, Fut>(&'a self, name: &str, one: F) -> Result<(), Failure>
+    where
+        F: Fn(String, &'a EngineNode) -> Fut,
+        Fut: Future<Output = Result<(), Failure>> + 'a,
+    {
         let futures = self
             .nodes
             .iter()
-            .map(|n| {
-                let id = step_id(name, Some(&n.info.name));
-                let fut = body(n);
-                async move { self.step(&id, fut).await }
-            })
+            .map(|n| one(step_id(name, Some(&n.info.name)), n))
             .collect::<Vec<_>>();
         first_failure(join_all(futures).await)
     }
@@ -1549,16 +1559,11 @@ impl Engine {
         F: Fn(&'a EngineNode) -> Fut,
         Fut: Future<Output = Result<bool, String>> + 'a,
     {
-        let futures = self
-            .nodes
-            .iter()
-            .map(|n| {
-                let id = step_id(name, Some(&n.info.name));
-                let fut = body(n);
-                async move { self.undo_step(&id, fut).await }
-            })
-            .collect::<Vec<_>>();
-        first_failure(join_all(futures).await)
+        self.on_every_node(name, |id, n| {
+            let fut = body(n);
+            async move { self.undo_step(&id, fut).await }
+        })
+        .await
     }
 
     /// A node whose binaries changed gets the original version back before it may start:

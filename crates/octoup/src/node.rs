@@ -351,6 +351,23 @@ impl LocalAgent {
     fn command_timeout(&self) -> Duration {
         Duration::from_secs(self.timeouts.command)
     }
+
+    /// A short `Octopus.Server.exe` command under `[timeouts] command`.
+    async fn quick(
+        &self,
+        what: &str,
+        args: &[&str],
+        sensitive: bool,
+    ) -> Result<CommandOutput, NodeError> {
+        self.exe(
+            what,
+            args,
+            self.command_timeout(),
+            "[timeouts] command",
+            sensitive,
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -365,13 +382,7 @@ impl NodeAgent for LocalAgent {
 
     async fn installed_version(&self) -> Result<Version, NodeError> {
         let out = self
-            .exe(
-                "version",
-                &["version", "--format=json"],
-                self.command_timeout(),
-                "[timeouts] command",
-                false,
-            )
+            .quick("version", &["version", "--format=json"], false)
             .await?;
         parse_version_output(&out.stdout).ok_or_else(|| NodeError::Output {
             node: self.name.clone(),
@@ -383,11 +394,9 @@ impl NodeAgent for LocalAgent {
     async fn watchdog(&self) -> Result<WatchdogInfo, NodeError> {
         let instance = self.instance_arg();
         let out = self
-            .exe(
+            .quick(
                 "show-configuration",
                 &["show-configuration", &instance, "--format=json"],
-                self.command_timeout(),
-                "[timeouts] command",
                 false,
             )
             .await?;
@@ -399,14 +408,8 @@ impl NodeAgent for LocalAgent {
     }
 
     async fn delete_watchdog(&self) -> Result<(), NodeError> {
-        self.exe(
-            "delete watchdog",
-            &["watchdog", "--delete"],
-            self.command_timeout(),
-            "[timeouts] command",
-            false,
-        )
-        .await?;
+        self.quick("delete watchdog", &["watchdog", "--delete"], false)
+            .await?;
         Ok(())
     }
 
@@ -416,11 +419,9 @@ impl NodeAgent for LocalAgent {
             "--instances={}",
             watchdog.instances.as_deref().unwrap_or(&self.instance)
         );
-        self.exe(
+        self.quick(
             "create watchdog",
             &["watchdog", "--create", &interval, &instances],
-            self.command_timeout(),
-            "[timeouts] command",
             false,
         )
         .await?;
@@ -430,11 +431,9 @@ impl NodeAgent for LocalAgent {
     async fn master_key(&self) -> Result<Secret, NodeError> {
         let instance = self.instance_arg();
         let out = self
-            .exe(
+            .quick(
                 "show-master-key",
                 &["show-master-key", &instance, "--format=json"],
-                self.command_timeout(),
-                "[timeouts] command",
                 true,
             )
             .await?;
@@ -577,14 +576,8 @@ impl NodeAgent for LocalAgent {
     async fn drain_cli(&self, on: bool) -> Result<(), NodeError> {
         let instance = self.instance_arg();
         let drain = format!("--drain={on}");
-        self.exe(
-            "drain",
-            &["node", &instance, &drain],
-            self.command_timeout(),
-            "[timeouts] command",
-            false,
-        )
-        .await?;
+        self.quick("drain", &["node", &instance, &drain], false)
+            .await?;
         Ok(())
     }
 }

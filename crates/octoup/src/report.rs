@@ -125,22 +125,18 @@ impl Report {
                 }
             })
             .collect();
-        let backups = Backups {
-            database: run
-                .step("backup-database")
+        let path_of = |step: &str| {
+            run.step(step)
                 .and_then(|s| s.output_str("path"))
-                .map(str::to_string),
+                .map(str::to_string)
+        };
+        let backups = Backups {
+            database: path_of("backup-database"),
             database_verified: run
                 .step("verify-backup")
                 .is_some_and(|s| matches!(s.state, StepState::Done)),
-            master_key: run
-                .step("backup-master-key")
-                .and_then(|s| s.output_str("path"))
-                .map(str::to_string),
-            license: run
-                .step("backup-license")
-                .and_then(|s| s.output_str("path"))
-                .map(str::to_string),
+            master_key: path_of("backup-master-key"),
+            license: path_of("backup-license"),
         };
         let outage_seconds = match (run.outage_started, run.outage_ended) {
             (Some(a), Some(b)) => crate::clock::seconds_between(a, b),

@@ -24,9 +24,3 @@ pub fn dispatch(command: Command, ctx: &Context) -> Exit {
         Command::Sim { args } => demo::sim_passthrough(args),
     }
 }
-
-/// A command that is not built yet says so plainly instead of pretending.
-pub(crate) fn not_yet(what: &str, ctx: &Context) -> Exit {
-    ctx.report_error(&format!("`octoup {what}` is not implemented yet"));
-    Exit::Failed
-}

@@ -271,13 +271,8 @@ fn a_second_run_while_one_holds_the_lock_exits_6() {
         .time_scale(0.002)
         .fault("db-upgrade", "delay:1000")
         .start();
-    let mut first_run = sim
-        .octoup_cmd(&["upgrade", "--json"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // The database upgrade is slowed down: the first run holds the lock meanwhile.
-    assert!(sim.wait_for_event("fault-fired", std::time::Duration::from_secs(60)));
+    let mut first_run = sim.spawn_until(&["upgrade", "--json"], "fault-fired");
     let second = sim.octoup(&["upgrade", "--json"]);
     second.expect_code(6);
     assert!(

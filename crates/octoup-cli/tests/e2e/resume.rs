@@ -1,7 +1,6 @@
 //! Crash safety: a run killed half-way is resumed from its journal by the next
 //! `octoup upgrade`, which checks the real state instead of repeating steps blindly.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -10,16 +9,7 @@ const TARGET: &str = "2024.3.13050";
 
 /// Kills `octoup` once the history shows `kind` (the slowed-down step has begun).
 fn crash_when(sim: &Sim, kind: &str) {
-    let mut child = sim
-        .octoup_cmd(&["upgrade", "--json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        sim.wait_for_event(kind, Duration::from_secs(60)),
-        "no {kind}"
-    );
+    let mut child = sim.spawn_until(&["upgrade", "--json"], kind);
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -382,6 +382,22 @@ impl Sim {
         });
     }
 
+    /// Starts `octoup <args>` in the background and returns once the history shows an
+    /// event of `kind` (the run is then inside the step that event belongs to).
+    pub fn spawn_until(&self, args: &[&str], kind: &str) -> std::process::Child {
+        let child = self
+            .octoup_cmd(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start octoup");
+        assert!(
+            self.wait_for_event(kind, Duration::from_secs(60)),
+            "no {kind} event"
+        );
+        child
+    }
+
     /// Waits until the history has an event of `kind` (true) or `timeout` passes (false).
     pub fn wait_for_event(&self, kind: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
