@@ -495,6 +495,11 @@ fn play(cell: &Cell, out: &mut Outcome) {
     let outcome = r.outcome().to_string();
     out.follow = format!("`octoup {}`: {outcome} (exit {})", cell.follow, r.code);
     let (want_code, want) = cell.then;
+    if r.code == 6 {
+        // The killed octoup's lock must have died with it (an OS file lock).
+        out.problems
+            .push("the follow-up found the lock still held (exit 6)".to_string());
+    }
     if r.code != want_code || outcome != want {
         out.problems.push(format!(
             "follow-up `octoup {}`: {outcome} (exit {}), expected {want} (exit {want_code}); error: {}; next: {}; stderr: {}",
