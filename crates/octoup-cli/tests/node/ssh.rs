@@ -388,3 +388,64 @@ fn octoup_upgrade_upgrades_a_two_node_cluster_over_ssh() {
     }
     assert!(text.contains("BatchMode=yes"));
 }
+
+#[test]
+fn a_node_failing_to_install_over_ssh_is_put_back_and_a_rerun_finishes() {
+    let sshd = Sshd::start();
+    let sim = Sim::up(2, "");
+    let config = ssh_cluster_config(&sim, &sshd);
+    let config = config.to_str().unwrap();
+    let fault = sim.sim(&[
+        "fault",
+        "--op",
+        "msiexec",
+        "--action",
+        "exit:1603",
+        "--node",
+        "OCTO-NODE-02",
+    ]);
+    assert_eq!(fault.code, 0, "{}", fault.stderr);
+    let ran = crate::support::run(&[
+        "upgrade", "-y", "--json", "--to", TARGET, "--config", config,
+    ]);
+    assert_eq!(
+        ran.code, 1,
+        "stdout: {}\nstderr: {}",
+        ran.stdout, ran.stderr
+    );
+    let error = ran.json["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("OCTO-NODE-02") && error.contains("1603"),
+        "{error}"
+    );
+    for node in ran.json["nodes"].as_array().unwrap() {
+        assert_eq!(node["version"], "2024.1.10", "{}", ran.stdout);
+        assert_eq!(node["serving"], true, "{}", ran.stdout);
+    }
+    sim.assert_invariants();
+    let history = sim.history();
+    // Whatever node 1 had installed was taken off over SSH (msiexec /x, then the original).
+    let target_installs = history
+        .iter()
+        .filter(|e| e["kind"] == "install-finished" && e["version"] == TARGET)
+        .count();
+    let uninstalls = history
+        .iter()
+        .filter(|e| e["kind"] == "uninstall-finished")
+        .count();
+    assert_eq!(
+        target_installs, uninstalls,
+        "every install of {TARGET} was undone"
+    );
+
+    let again = crate::support::run(&[
+        "upgrade", "-y", "--json", "--to", TARGET, "--config", config,
+    ]);
+    assert_eq!(
+        again.code, 0,
+        "stdout: {}\nstderr: {}",
+        again.stdout, again.stderr
+    );
+    assert_eq!(again.json["outcome"], "upgraded");
+    sim.assert_invariants();
+}
