@@ -217,12 +217,27 @@ fn an_installer_failure_is_reported_with_its_code_and_log() {
     // The fault fired once: a second try installs.
     let installed = sim.node(&["install", "--to", TARGET]);
     ok(&installed);
+    // A runbook's way back (the schema was never upgraded): take the new product off with
+    // its staged installer, put the original back, start it.
+    refused(
+        &sim.node(&["uninstall", "--installed", "2024.1.10"]),
+        "version-mismatch",
+    );
+    ok(&sim.node(&["stage", "--to", "2024.1.10", "--rollback"]));
+    let removed = sim.node(&["uninstall", "--installed", TARGET]);
+    ok(&removed);
+    assert_eq!(removed.json["version"], TARGET);
+    ok(&sim.node(&["install", "--to", "2024.1.10"]));
+    let started = sim.node(&["start", "--to", "2024.1.10"]);
+    ok(&started);
+    assert_eq!(started.json["version"], "2024.1.10");
+    sim.assert_invariants();
     // Human output (no --json) says the same in words.
     let config = sim.config();
     let text = crate::support::run(&["node", "status", "--config", config.to_str().unwrap()]);
     assert_eq!(text.code, 0, "{}", text.stderr);
     assert!(
-        text.stdout.contains(&format!("installed {TARGET}")),
+        text.stdout.contains("installed 2024.1.10"),
         "{}",
         text.stdout
     );
