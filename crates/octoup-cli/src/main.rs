@@ -5,12 +5,14 @@ mod cli;
 mod commands;
 mod context;
 mod exit;
+mod platform;
 mod progress;
 mod steps;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    platform::quiet_broken_pipe();
     let cli = cli::Cli::parse();
     let ctx = context::Context::from_cli(&cli);
     let code = commands::dispatch(cli.command, &ctx);
