@@ -10,7 +10,7 @@
 //! existing partial into the hash, so the final digest always covers the whole file.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -54,8 +54,6 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownloadOptions {
     pub retry: RetryPolicy,
-    /// Write buffer of the partial file.
-    pub write_buffer: usize,
     /// Test seam: a disk that fills up once the partial holds this many bytes (writes
     /// beyond fail with "storage full", as when another program takes the space meanwhile).
     #[doc(hidden)]
@@ -66,7 +64,6 @@ impl Default for DownloadOptions {
     fn default() -> Self {
         DownloadOptions {
             retry: RetryPolicy::default(),
-            write_buffer: 1024 * 1024,
             disk_quota: None,
         }
     }
@@ -74,6 +71,11 @@ impl Default for DownloadOptions {
 
 /// Chunks in flight between the receiving and the writing side (each at most a few hundred KiB).
 const CHANNEL_CHUNKS: usize = 32;
+/// The writer hands the file system up to this much per (vectored) write.
+const BATCH_BYTES: usize = 1024 * 1024;
+/// Ask for background writeback after this much: the final fsync then has little left to do,
+/// instead of flushing a whole gigabyte while the download already stands still.
+const SYNC_EVERY: u64 = 64 * 1024 * 1024;
 
 /// A completed download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,7 +292,7 @@ async fn attempt(job: &DownloadJob<'_>, state: &mut State) -> Result<Downloaded,
                 // The partial is already whole (the last run died between the last byte and the rename).
                 merge_header(state, announced_sha256(response.headers()));
                 check_header(state.header_sha256.as_deref())?;
-                return finish_complete_partial(part, state);
+                return finish_complete_partial(part, state).await;
             }
             state.from_zero = true;
             return Err(DownloadError::Restart {
@@ -349,8 +351,11 @@ async fn attempt(job: &DownloadJob<'_>, state: &mut State) -> Result<Downloaded,
         }
     }
     progress.start(label, total, resume_at);
-    let sink = Sink::open(part, resume_at, total, opts)?;
-    let (sink, body_error) = stream_body(response, part, sink, progress, state).await?;
+    let (path, quota) = (part.to_path_buf(), opts.disk_quota);
+    let (sink, mut hasher) =
+        blocking(part, move || Sink::open(path, resume_at, total, quota)).await?;
+    let (sink, body_error) =
+        stream_body(response, part, sink, &mut hasher, progress, state).await?;
     if let Some(e) = body_error {
         return Err(e.into());
     }
@@ -363,7 +368,8 @@ async fn attempt(job: &DownloadJob<'_>, state: &mut State) -> Result<Downloaded,
             expected,
         });
     }
-    let (sha256, size) = sink.complete()?;
+    let size = blocking(part, move || sink.complete()).await?;
+    let sha256 = hex::encode(hasher.finalize());
     Ok(Downloaded {
         path: part.to_path_buf(),
         sha256,
@@ -390,8 +396,9 @@ fn merge_header(state: &mut State, header: Option<String>) -> bool {
     }
 }
 
-fn finish_complete_partial(part: &Path, state: &State) -> Result<Downloaded, DownloadError> {
-    let (sha256, size) = verify::hash_file(part)?;
+async fn finish_complete_partial(part: &Path, state: &State) -> Result<Downloaded, DownloadError> {
+    let path = part.to_path_buf();
+    let (sha256, size) = blocking(part, move || Ok(verify::hash_file(&path)?)).await?;
     Ok(Downloaded {
         path: part.to_path_buf(),
         sha256,
@@ -402,12 +409,27 @@ fn finish_complete_partial(part: &Path, state: &State) -> Result<Downloaded, Dow
     })
 }
 
-/// Pumps the body into the writer thread. Returns the sink (all received bytes written and
-/// flushed) and the transport error that cut the body short, if any.
+/// Runs file work (hashing a partial, fsync) off the async workers.
+async fn blocking<T: Send + 'static>(
+    part: &Path,
+    work: impl FnOnce() -> Result<T, DownloadError> + Send + 'static,
+) -> Result<T, DownloadError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DownloadError::Write {
+            path: part.to_path_buf(),
+            source: io::Error::other(e.to_string()),
+        })?
+}
+
+/// Pumps the body into the writer thread, hashing it on the way: receiving + hashing here
+/// and writing there keep the two busiest jobs on separate cores. Returns the sink (every
+/// received byte written) and the transport error that cut the body short, if any.
 async fn stream_body(
     mut response: Response,
     part: &Path,
     sink: Sink,
+    hasher: &mut Sha256,
     progress: &dyn Progress,
     state: &mut State,
 ) -> Result<(Sink, Option<HttpError>), DownloadError> {
@@ -415,10 +437,20 @@ async fn stream_body(
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let writer = tokio::task::spawn_blocking(move || {
         let mut sink = sink;
-        while let Some(chunk) = rx.blocking_recv() {
-            sink.write(&chunk)?;
+        let mut batch = Vec::with_capacity(CHANNEL_CHUNKS + 1);
+        while let Some(first) = rx.blocking_recv() {
+            // Take whatever else is already waiting: fewer, larger writes, no extra copy.
+            let mut size = first.len();
+            batch.push(first);
+            while size < BATCH_BYTES
+                && let Ok(chunk) = rx.try_recv()
+            {
+                size += chunk.len();
+                batch.push(chunk);
+            }
+            sink.write_batch(&batch)?;
+            batch.clear();
         }
-        sink.flush()?;
         Ok::<Sink, DownloadError>(sink)
     });
     let mut body_error = None;
@@ -426,6 +458,7 @@ async fn stream_body(
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 let n = chunk.len() as u64;
+                hasher.update(&chunk);
                 if tx.send(chunk).await.is_err() {
                     break; // the writer failed; its error is reported below
                 }
@@ -447,26 +480,63 @@ async fn stream_body(
     Ok((sink, body_error))
 }
 
-/// The partial file with the running hash of everything in it.
+/// The partial file being written.
 struct Sink {
     path: PathBuf,
-    file: BufWriter<File>,
-    hasher: Sha256,
+    file: File,
+    /// Bytes in the file.
     written: u64,
     quota: Option<u64>,
     total_hint: Option<u64>,
+    syncer: Option<Syncer>,
+    synced_at: u64,
+}
+
+/// A thread that flushes the partial to disk in the background while the download goes on.
+struct Syncer {
+    nudge: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    /// `None` when the file cannot be shared with a thread: then only the final fsync runs.
+    fn start(file: &File) -> Option<Syncer> {
+        let file = file.try_clone().ok()?;
+        let (nudge, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("octoup-sync".into())
+            .spawn(move || {
+                // Errors surface in the final fsync, which must succeed.
+                while rx.recv().is_ok() {
+                    let _ = file.sync_data();
+                }
+            })
+            .ok()?;
+        Some(Syncer { nudge, thread })
+    }
+
+    /// Asks for a flush unless one is already pending.
+    fn nudge(&self) {
+        let _ = self.nudge.try_send(());
+    }
+
+    fn stop(self) {
+        drop(self.nudge);
+        let _ = self.thread.join();
+    }
 }
 
 impl Sink {
-    /// Opens the partial: continued at `resume_at` (re-hashing what is there) or truncated.
+    /// Opens the partial: continued at `resume_at` or truncated. Returns it with the hash of
+    /// what it already holds (re-read from disk, so the final digest covers the whole file).
     fn open(
-        path: &Path,
+        path: PathBuf,
         resume_at: u64,
         total: Option<u64>,
-        opts: &DownloadOptions,
-    ) -> Result<Sink, DownloadError> {
+        quota: Option<u64>,
+    ) -> Result<(Sink, Sha256), DownloadError> {
         let write_err = |source| DownloadError::Write {
-            path: path.to_path_buf(),
+            path: path.clone(),
             source,
         };
         let mut hasher = Sha256::new();
@@ -474,7 +544,7 @@ impl Sink {
             let mut file = OpenOptions::new()
                 .read(true)
                 .write(true)
-                .open(path)
+                .open(&path)
                 .map_err(write_err)?;
             let hashed =
                 verify::hash_reader(&mut io::Read::take(&mut file, resume_at), &mut hasher)
@@ -494,50 +564,58 @@ impl Sink {
                 .write(true)
                 .create(true)
                 .truncate(true)
-                .open(path)
+                .open(&path)
                 .map_err(write_err)?
         };
-        Ok(Sink {
-            path: path.to_path_buf(),
-            file: BufWriter::with_capacity(opts.write_buffer, file),
-            hasher,
+        let syncer = Syncer::start(&file);
+        let sink = Sink {
+            path,
+            file,
             written: resume_at,
-            quota: opts.disk_quota,
+            quota,
             total_hint: total,
-        })
+            syncer,
+            synced_at: resume_at,
+        };
+        Ok((sink, hasher))
     }
 
-    fn write(&mut self, chunk: &[u8]) -> Result<(), DownloadError> {
-        let result = match self.quota {
-            Some(q) if self.written + chunk.len() as u64 > q => {
-                let fits = q.saturating_sub(self.written) as usize;
-                self.file
-                    .write_all(&chunk[..fits])
-                    .and(Err(io::Error::from(io::ErrorKind::StorageFull)))
+    /// Appends received chunks with as few system calls as they allow.
+    fn write_batch(&mut self, batch: &[Bytes]) -> Result<(), DownloadError> {
+        let len: u64 = batch.iter().map(|c| c.len() as u64).sum();
+        if let Some(quota) = self.quota
+            && self.written + len > quota
+        {
+            // The test seam: fill the "disk" to the brim, then fail as a full one does.
+            let mut room = quota.saturating_sub(self.written);
+            for chunk in batch {
+                let n = room.min(chunk.len() as u64) as usize;
+                let result = self.file.write_all(&chunk[..n]);
+                self.map_io(result)?;
+                (self.written, room) = (self.written + n as u64, room - n as u64);
             }
-            _ => self.file.write_all(chunk),
-        };
+            return self.map_io(Err(io::ErrorKind::StorageFull.into()));
+        }
+        let result = write_all_vectored(&mut self.file, batch);
         self.map_io(result)?;
-        self.hasher.update(chunk);
-        self.written += chunk.len() as u64;
+        self.written += len;
+        if self.written - self.synced_at >= SYNC_EVERY
+            && let Some(syncer) = &self.syncer
+        {
+            syncer.nudge();
+            self.synced_at = self.written;
+        }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), DownloadError> {
-        let result = self.file.flush();
-        self.map_io(result)
-    }
-
-    /// Makes the file durable and returns its digest and size.
-    fn complete(self) -> Result<(String, u64), DownloadError> {
-        let path = self.path.clone();
-        let file = self.file.into_inner().map_err(|e| DownloadError::Write {
-            path: path.clone(),
-            source: e.into_error(),
-        })?;
-        file.sync_all()
-            .map_err(|source| DownloadError::Write { path, source })?;
-        Ok((hex::encode(self.hasher.finalize()), self.written))
+    /// Makes the file durable and returns its size.
+    fn complete(mut self) -> Result<u64, DownloadError> {
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop();
+        }
+        let result = self.file.sync_all();
+        self.map_io(result)?;
+        Ok(self.written)
     }
 
     fn map_io<T>(&self, result: io::Result<T>) -> Result<T, DownloadError> {
@@ -556,6 +634,21 @@ impl Sink {
             }
         })
     }
+}
+
+/// `write_all` over several buffers (std's `write_all_vectored` is not stable yet).
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn is_disk_full(e: &io::Error) -> bool {
