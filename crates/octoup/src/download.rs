@@ -51,22 +51,13 @@ impl Default for RetryPolicy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DownloadOptions {
     pub retry: RetryPolicy,
     /// Test seam: a disk that fills up once the partial holds this many bytes (writes
     /// beyond fail with "storage full", as when another program takes the space meanwhile).
     #[doc(hidden)]
     pub disk_quota: Option<u64>,
-}
-
-impl Default for DownloadOptions {
-    fn default() -> Self {
-        DownloadOptions {
-            retry: RetryPolicy::default(),
-            disk_quota: None,
-        }
-    }
 }
 
 /// Chunks in flight between the receiving and the writing side (each at most a few hundred KiB).
