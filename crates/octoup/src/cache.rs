@@ -18,7 +18,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::download::{DownloadError, DownloadJob, DownloadOptions, download_resumable};
+use crate::download::{
+    DownloadError, DownloadJob, DownloadOptions, RetryPolicy, download_resumable,
+};
 use crate::fsutil::{self, remove_file_if_exists, rename_with_retry, sync_dir, write_atomic};
 use crate::http::{HttpClient, redact_url};
 use crate::progress::Progress;
@@ -70,7 +72,14 @@ impl InstallerSettings {
             cache_dir: config.cache_dir(),
             trust_receipt: false,
             partial_max_age: Duration::from_secs(7 * 24 * 3600),
-            download: DownloadOptions::default(),
+            download: DownloadOptions {
+                retry: RetryPolicy {
+                    attempts_without_progress: i.download_retries.max(1),
+                    give_up_after: Duration::from_secs(i.download_give_up_minutes.max(1) * 60),
+                    ..RetryPolicy::default()
+                },
+                ..DownloadOptions::default()
+            },
         }
     }
 }

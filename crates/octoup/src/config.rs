@@ -184,6 +184,10 @@ pub struct InstallerConfig {
     pub cache_dir: Option<PathBuf>,
     /// Retries for msiexec's 1618 ("another installation is in progress").
     pub busy_retries: u32,
+    /// A download gives up after this many failed attempts in a row that received nothing.
+    pub download_retries: u32,
+    /// A download starts no new attempt after this many minutes.
+    pub download_give_up_minutes: u64,
 }
 
 impl Default for InstallerConfig {
@@ -219,6 +223,8 @@ impl Default for InstallerConfig {
             allow_unverified: false,
             cache_dir: None,
             busy_retries: 5,
+            download_retries: 6,
+            download_give_up_minutes: 120,
         }
     }
 }
