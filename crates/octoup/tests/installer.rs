@@ -41,6 +41,8 @@ struct Faults {
     no_header: bool,
     /// Announce this Content-Length (a file bigger than any disk).
     claim_length: Option<u64>,
+    /// Answer 302 to this location.
+    redirect_to: Option<String>,
 }
 
 struct Server {
@@ -71,6 +73,13 @@ async fn serve_installer(
         .unwrap()
         .push(range.clone().unwrap_or_else(|| "-".into()));
     let mut f = s.faults.lock().unwrap();
+    if let Some(to) = &f.redirect_to {
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, to)
+            .body(Body::empty())
+            .unwrap();
+    }
     let mut data = s.body.clone();
     if let Some(at) = f.corrupt_at {
         data[at] ^= 0xff;
@@ -700,7 +709,7 @@ async fn stale_partials_are_cleaned_but_kept_versions_stay() {
         std::fs::write(d.join(format!("Octopus.{v}-x64.msi.part")), b"x").unwrap();
         d
     };
-    let (target, current, old) = (
+    let (target_dir, current, old) = (
         partial("2024.2.7"),
         partial("2024.1.10"),
         partial("2023.4.1"),
@@ -708,5 +717,55 @@ async fn stale_partials_are_cleaned_but_kept_versions_stay() {
     let keep: [Version; 2] = ["2024.2.7".parse().unwrap(), "2024.1.10".parse().unwrap()];
     let removed = cache.clean_partials(&[&keep[0], &keep[1]]).unwrap();
     assert_eq!(removed, vec![old.clone()]);
-    assert!(target.exists() && current.exists() && !old.exists());
+    assert!(target_dir.exists() && current.exists() && !old.exists());
+
+    // A kept version's partial that has not moved for longer than the limit goes too.
+    let part = current.join("Octopus.2024.1.10-x64.msi.part");
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    for f in [current.clone(), part] {
+        std::fs::File::open(&f)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+    }
+    let removed = cache.clean_partials(&[&keep[0], &keep[1]]).unwrap();
+    assert_eq!(removed, vec![current.clone()]);
+    assert!(target_dir.exists());
+}
+
+#[tokio::test]
+async fn a_redirect_to_plain_http_elsewhere_is_refused() {
+    let (_server, url) = start(Faults {
+        redirect_to: Some("http://mirror.example.com/Octopus.2024.2.7-x64.msi".into()),
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = target(&cache_with(settings(&url, dir.path())))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("mirror.example.com") && msg.contains("allow_plain_http"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_download_in_progress_elsewhere_is_not_disturbed() {
+    let (server, url) = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join("partial").join("2024.2.7");
+    std::fs::create_dir_all(&partial).unwrap();
+    let lock = std::fs::File::create(partial.join("download.lock")).unwrap();
+    lock.lock().unwrap();
+    let cache = cache_with(settings(&url, dir.path()));
+    let err = target(&cache).await.unwrap_err();
+    assert!(matches!(err, InstallerError::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("another octoup"), "{err}");
+    assert_eq!(server.requests.load(Ordering::SeqCst), 0);
+    // Cleaning skips the locked partial too.
+    assert!(cache.clean_partials(&[]).unwrap().is_empty());
+    drop(lock);
+    target(&cache).await.unwrap();
 }
