@@ -164,9 +164,9 @@ pub struct DownloadJob<'a> {
 }
 
 /// Downloads `job.url` into `job.part`, resuming whatever the partial already holds,
-/// retrying per `opts.retry`. `check_header` sees the server's `x-amz-meta-sha256` (or its absence) as
-/// soon as a response arrives, so a download nothing can vouch for, or one whose announced
-/// digest contradicts another source, stops before its body is fetched.
+/// retrying per `opts.retry`. `check_header` sees the server's `x-amz-meta-sha256` (or its
+/// absence) as soon as a response arrives, so a download nothing can vouch for, or one whose
+/// announced digest contradicts another source, stops before its body is fetched.
 ///
 /// On success `part` is complete and fsynced. On error it is left as is (a later call
 /// resumes it); the caller deletes it when the content itself is at fault.
@@ -312,7 +312,7 @@ async fn attempt(job: &DownloadJob<'_>, state: &mut State) -> Result<Downloaded,
         _ => return Err(status_error(response).await.into()),
     };
 
-    if merge_header(state, announced_sha256(response.headers())) {
+    if merge_header(state, announced_sha256(response.headers())) && resume_at > 0 {
         // The file changed upstream; what the partial holds is of the old one.
         state.from_zero = true;
         return Err(DownloadError::Restart {
