@@ -251,7 +251,8 @@ impl InstallerCache {
         let result = self.fetch(version, role, pin, &label, progress).await;
         progress.finish(&match &result {
             Ok(s) => format!("{label}: verified ({})", describe(&s.verified_by)),
-            Err(e) => format!("{label}: failed: {e}"),
+            // The error itself reaches the operator through the caller.
+            Err(_) => format!("{label}: failed"),
         });
         result
     }
