@@ -240,6 +240,19 @@ struct State {
     from_zero: bool,
 }
 
+impl State {
+    fn downloaded(&self, part: &Path, sha256: String, size: u64) -> Downloaded {
+        Downloaded {
+            path: part.to_path_buf(),
+            sha256,
+            size,
+            header_sha256: self.header_sha256.clone(),
+            resumed: self.resumed,
+            restarted: self.restarted,
+        }
+    }
+}
+
 async fn attempt(job: &DownloadJob<'_>, state: &mut State) -> Result<Downloaded, DownloadError> {
     let DownloadJob {
         client,
@@ -360,15 +373,7 @@ async fn attempt(job: &DownloadJob<'_>, state: &mut State) -> Result<Downloaded,
         });
     }
     let size = blocking(part, move || sink.complete()).await?;
-    let sha256 = hex::encode(hasher.finalize());
-    Ok(Downloaded {
-        path: part.to_path_buf(),
-        sha256,
-        size,
-        header_sha256: state.header_sha256.clone(),
-        resumed: state.resumed,
-        restarted: state.restarted,
-    })
+    Ok(state.downloaded(part, hex::encode(hasher.finalize()), size))
 }
 
 /// Records the announced digest; `true` when it differs from the one seen before.
@@ -390,14 +395,7 @@ fn merge_header(state: &mut State, header: Option<String>) -> bool {
 async fn finish_complete_partial(part: &Path, state: &State) -> Result<Downloaded, DownloadError> {
     let path = part.to_path_buf();
     let (sha256, size) = blocking(part, move || Ok(verify::hash_file(&path)?)).await?;
-    Ok(Downloaded {
-        path: part.to_path_buf(),
-        sha256,
-        size,
-        header_sha256: state.header_sha256.clone(),
-        resumed: state.resumed,
-        restarted: state.restarted,
-    })
+    Ok(state.downloaded(part, sha256, size))
 }
 
 /// Runs file work (hashing a partial, fsync) off the async workers.

@@ -215,6 +215,14 @@ impl Progress for Recorder {
     }
 }
 
+/// The error's message names every one of `needles`.
+fn assert_mentions(err: &dyn std::fmt::Display, needles: &[&str]) {
+    let msg = err.to_string();
+    for needle in needles {
+        assert!(msg.contains(needle), "{needle:?} missing in: {msg}");
+    }
+}
+
 /// Every file under `dir`, relative, sorted.
 fn files(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -349,9 +357,7 @@ async fn a_corrupted_byte_is_a_mismatch_naming_the_source_and_the_file_is_delete
         matches!(err.verify_error(), Some(VerifyError::Mismatch { .. })),
         "{err}"
     );
-    let msg = err.to_string();
-    assert!(msg.contains("x-amz-meta-sha256"), "{msg}");
-    assert!(msg.contains("deleted"), "{msg}");
+    assert_mentions(&err, &["x-amz-meta-sha256", "deleted"]);
     assert_nothing_valid(dir.path());
     assert!(
         files(dir.path()).iter().all(|f| !f.ends_with(".part")),
@@ -372,16 +378,11 @@ async fn a_wrong_pin_is_refused_before_the_body_when_the_header_disagrees() {
         .ensure_installer(&v(), Role::Target, &progress)
         .await
         .unwrap_err();
-    let msg = err.to_string();
     assert!(
         matches!(err.verify_error(), Some(VerifyError::Disagree { .. })),
-        "{msg}"
+        "{err}"
     );
-    assert!(
-        msg.contains("installer.sha256") && msg.contains(&wrong),
-        "{msg}"
-    );
-    assert!(msg.contains(&sha(&server.body)), "{msg}");
+    assert_mentions(&err, &["installer.sha256", &wrong, &sha(&server.body)]);
     assert_eq!(progress.advanced.load(Ordering::SeqCst), 0);
     assert_nothing_valid(dir.path());
 }
@@ -397,11 +398,7 @@ async fn a_wrong_pin_without_header_is_a_mismatch_after_download() {
     let mut s = settings(&url, dir.path());
     s.sha256 = Some(sha(b"something else").to_uppercase());
     let err = target(&cache_with(s)).await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("does not match") && msg.contains("installer.sha256"),
-        "{msg}"
-    );
+    assert_mentions(&err, &["does not match", "installer.sha256"]);
     assert_nothing_valid(dir.path());
 }
 
@@ -438,14 +435,14 @@ async fn no_hash_source_is_refused_unless_allowed() {
         .ensure_installer(&v(), Role::Target, &progress)
         .await
         .unwrap_err();
-    let msg = err.to_string();
-    for option in [
-        "installer.sha256",
-        "installer.sidecar",
-        "installer.allow_unverified = true",
-    ] {
-        assert!(msg.contains(option), "{option} missing in: {msg}");
-    }
+    assert_mentions(
+        &err,
+        &[
+            "installer.sha256",
+            "installer.sidecar",
+            "installer.allow_unverified = true",
+        ],
+    );
     assert_eq!(
         progress.advanced.load(Ordering::SeqCst),
         0,
@@ -496,11 +493,7 @@ async fn a_sidecar_vouches_and_a_disagreeing_one_is_an_error() {
     std::fs::write(&sums, format!("{}\n", sha(b"tampered"))).unwrap();
     s.cache_dir = dir.path().join("cache2");
     let err = target(&cache_with(s)).await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("does not match") && msg.contains("SHA256SUMS"),
-        "{msg}"
-    );
+    assert_mentions(&err, &["does not match", "SHA256SUMS"]);
 }
 
 #[tokio::test]
@@ -514,11 +507,7 @@ async fn a_disk_filling_up_mid_download_is_explained_and_leaves_nothing_that_loo
         matches!(err.download_error(), Some(DownloadError::DiskFull { .. })),
         "{err}"
     );
-    let msg = err.to_string();
-    assert!(
-        msg.contains("full") && msg.contains("installer.cache_dir"),
-        "{msg}"
-    );
+    assert_mentions(&err, &["full", "installer.cache_dir"]);
     assert_nothing_valid(dir.path());
     // With space again, the next run resumes the partial instead of starting over.
     let staged = target(&cache_with(settings(&url, dir.path())))
@@ -550,11 +539,7 @@ async fn an_installer_larger_than_the_free_space_is_refused_before_the_body() {
         matches!(err.download_error(), Some(DownloadError::NoSpace { .. })),
         "{err}"
     );
-    let msg = err.to_string();
-    assert!(
-        msg.contains("not enough space") && msg.contains("installer.cache_dir"),
-        "{msg}"
-    );
+    assert_mentions(&err, &["not enough space", "installer.cache_dir"]);
     assert_eq!(progress.advanced.load(Ordering::SeqCst), 0);
     assert_nothing_valid(dir.path());
 }
@@ -570,10 +555,9 @@ async fn an_unusable_cache_directory_is_explained() {
         .await
         .unwrap_err();
     assert!(matches!(err, InstallerError::CacheDir { .. }), "{err}");
-    let msg = err.to_string();
-    assert!(
-        msg.contains("installer.cache_dir") && msg.contains(&not_a_dir.display().to_string()),
-        "{msg}"
+    assert_mentions(
+        &err,
+        &["installer.cache_dir", &not_a_dir.display().to_string()],
     );
 }
 
@@ -585,11 +569,7 @@ async fn plain_http_to_a_remote_host_is_refused() {
         dir.path(),
     );
     let err = target(&cache_with(s)).await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("http://download.example.com") && msg.contains("allow_plain_http"),
-        "{msg}"
-    );
+    assert_mentions(&err, &["http://download.example.com", "allow_plain_http"]);
 }
 
 #[tokio::test]
@@ -675,11 +655,7 @@ async fn the_verify_command_runs_on_the_file_and_a_rejection_deletes_it() {
     let err = target(&cache_with_runner(s.clone(), rejecting))
         .await
         .unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("check-signature") && msg.contains("NotSigned"),
-        "{msg}"
-    );
+    assert_mentions(&err, &["check-signature", "NotSigned"]);
     assert_nothing_valid(&s.cache_dir);
 }
 
@@ -695,8 +671,7 @@ async fn an_unknown_version_is_a_clear_404() {
         )
         .await
         .unwrap_err();
-    let msg = err.to_string();
-    assert!(msg.contains("404") && msg.contains("2099.1.1"), "{msg}");
+    assert_mentions(&err, &["404", "2099.1.1"]);
 }
 
 #[tokio::test]
@@ -744,11 +719,7 @@ async fn a_redirect_to_plain_http_elsewhere_is_refused() {
     let err = target(&cache_with(settings(&url, dir.path())))
         .await
         .unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("mirror.example.com") && msg.contains("allow_plain_http"),
-        "{msg}"
-    );
+    assert_mentions(&err, &["mirror.example.com", "allow_plain_http"]);
 }
 
 #[tokio::test]
