@@ -146,7 +146,14 @@ impl Progress for CliProgress {
 
 impl Lines {
     fn describe(&self) -> String {
-        let elapsed = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        self.describe_at(Instant::now())
+    }
+
+    /// The line as of `now` (a parameter, so the wording is testable without timing).
+    fn describe_at(&self, now: Instant) -> String {
+        let elapsed = self
+            .started
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
         let rate = if elapsed > 0.0 {
             (self.done - self.start_done) as f64 / elapsed
         } else {
@@ -219,15 +226,16 @@ mod tests {
 
     #[test]
     fn lines_describe_progress_rate_and_eta() {
+        let now = Instant::now();
         let l = Lines {
             label: "Octopus 2024.2.7 installer".into(),
             total: Some(1000),
             done: 250,
             start_done: 0,
-            started: Some(Instant::now() - Duration::from_secs(5)),
+            started: Some(now - Duration::from_secs(5)),
             last_print: None,
         };
-        let text = l.describe();
+        let text = l.describe_at(now);
         assert!(
             text.starts_with("Octopus 2024.2.7 installer: 250 B of 1000 B (25%)"),
             "{text}"
