@@ -246,3 +246,26 @@ fn a_node_failing_to_install_leaves_the_cluster_on_the_original_version_and_a_re
 fn a_node_failing_to_start_pauses_without_a_mismatched_node_and_a_rerun_finishes() {
     one_node_fails("start", "service-start", "exit:1", 4);
 }
+
+/// Issue 7.1: a node registered against the database but missing from `[[nodes]]` is
+/// reported before anything changes (it would block the database upgrade, or be left on
+/// the old version against the new schema).
+#[test]
+fn a_running_node_missing_from_the_config_is_refused_before_anything_changes() {
+    let sim = Scenario::new().nodes(3).start();
+    sim.edit_config(|cfg| {
+        let nodes = cfg.get_mut("nodes").and_then(|n| n.as_array_mut()).unwrap();
+        nodes.retain(|n| n["name"].as_str() != Some(FAILING));
+    });
+    let r = sim.octoup(&["upgrade", "--json"]);
+    r.expect_code(3);
+    let text = r.stdout.clone() + &r.stderr;
+    assert!(text.contains(FAILING), "the unknown node is named: {text}");
+    let h = sim.history();
+    assert!(
+        mutating(&h).is_empty(),
+        "nothing may change: {:?}",
+        mutating(&h)
+    );
+    sim.assert_check();
+}
