@@ -352,6 +352,49 @@ impl LocalAgent {
         Duration::from_secs(self.timeouts.command)
     }
 
+    /// `Octopus.Server.exe <command> --instance=NAME --format=json` under `[timeouts] command`,
+    /// its output read by `parse`; output it cannot read fails as `shown` with `detail`.
+    async fn show<T>(
+        &self,
+        command: &str,
+        sensitive: bool,
+        parse: impl FnOnce(&str) -> Option<T>,
+        shown: &str,
+        detail: &str,
+    ) -> Result<T, NodeError> {
+        let instance = self.instance_arg();
+        let out = self
+            .quick(command, &[command, &instance, "--format=json"], sensitive)
+            .await?;
+        parse(&out.stdout).ok_or_else(|| NodeError::Output {
+            node: self.name.clone(),
+            command: shown.into(),
+            detail: detail.into(),
+        })
+    }
+
+    /// `service --<action>` under `timeout`. The returned deadline covers the command and
+    /// the wait that follows it, so it starts before the command.
+    async fn service(
+        &self,
+        action: &str,
+        timeout: Duration,
+        setting: &'static str,
+    ) -> Result<Deadline, NodeError> {
+        let deadline = Deadline::after(timeout);
+        let instance = self.instance_arg();
+        let flag = format!("--{action}");
+        self.exe(
+            action,
+            &["service", &flag, &instance],
+            timeout,
+            setting,
+            false,
+        )
+        .await?;
+        Ok(deadline)
+    }
+
     /// A short `Octopus.Server.exe` command under `[timeouts] command`.
     async fn quick(
         &self,
@@ -392,19 +435,14 @@ impl NodeAgent for LocalAgent {
     }
 
     async fn watchdog(&self) -> Result<WatchdogInfo, NodeError> {
-        let instance = self.instance_arg();
-        let out = self
-            .quick(
-                "show-configuration",
-                &["show-configuration", &instance, "--format=json"],
-                false,
-            )
-            .await?;
-        parse_watchdog(&out.stdout).ok_or_else(|| NodeError::Output {
-            node: self.name.clone(),
-            command: "Octopus.Server.exe show-configuration --format=json".into(),
-            detail: "not a JSON object".into(),
-        })
+        self.show(
+            "show-configuration",
+            false,
+            parse_watchdog,
+            "Octopus.Server.exe show-configuration --format=json",
+            "not a JSON object",
+        )
+        .await
     }
 
     async fn delete_watchdog(&self) -> Result<(), NodeError> {
@@ -429,33 +467,19 @@ impl NodeAgent for LocalAgent {
     }
 
     async fn master_key(&self) -> Result<Secret, NodeError> {
-        let instance = self.instance_arg();
-        let out = self
-            .quick(
-                "show-master-key",
-                &["show-master-key", &instance, "--format=json"],
-                true,
-            )
-            .await?;
-        parse_master_key(&out.stdout).ok_or_else(|| NodeError::Output {
-            node: self.name.clone(),
-            command: "Octopus.Server.exe show-master-key".into(),
-            detail: "no master key in the output (output not shown)".into(),
-        })
+        self.show(
+            "show-master-key",
+            true,
+            parse_master_key,
+            "Octopus.Server.exe show-master-key",
+            "no master key in the output (output not shown)",
+        )
+        .await
     }
 
     async fn stop(&self) -> Result<(), NodeError> {
-        let instance = self.instance_arg();
         let timeout = Duration::from_secs(self.timeouts.stop);
-        let deadline = Deadline::after(timeout);
-        self.exe(
-            "stop",
-            &["service", "--stop", &instance],
-            timeout,
-            "[timeouts] stop",
-            false,
-        )
-        .await?;
+        let deadline = self.service("stop", timeout, "[timeouts] stop").await?;
         let mut poll = Poller::standard();
         loop {
             let ping = self.api.ping().await;
@@ -475,17 +499,8 @@ impl NodeAgent for LocalAgent {
     }
 
     async fn start(&self, expected: &str) -> Result<(), NodeError> {
-        let instance = self.instance_arg();
         let timeout = Duration::from_secs(self.timeouts.start);
-        let deadline = Deadline::after(timeout);
-        self.exe(
-            "start",
-            &["service", "--start", &instance],
-            timeout,
-            "[timeouts] start",
-            false,
-        )
-        .await?;
+        let deadline = self.service("start", timeout, "[timeouts] start").await?;
         let want: Option<Version> = expected.parse().ok();
         let mut poll = Poller::standard();
         loop {

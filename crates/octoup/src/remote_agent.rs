@@ -151,6 +151,25 @@ impl SshAgent {
         .await
     }
 
+    /// `install` or `uninstall` (`action`, naming the version with `version_flag`) with the
+    /// installer staged on the node: the same bits as `installer` when that is a cache entry.
+    async fn msi<R: DeserializeOwned + Into<InstallOutcome>>(
+        &self,
+        action: &str,
+        version_flag: &str,
+        installer: &Path,
+        version: &str,
+    ) -> Result<InstallOutcome, NodeError> {
+        let mut args = vec![version_flag.to_string(), version.to_string()];
+        if let Some(sha256) = cache_entry_digest(installer) {
+            args.extend(["--sha256".to_string(), sha256]);
+        }
+        let report: R = self
+            .call(action, &args, self.msi_timeout(), "[timeouts] install")
+            .await?;
+        Ok(report.into())
+    }
+
     /// msiexec 1618 is retried on the node with backoff of up to a minute per try.
     fn msi_timeout(&self) -> Duration {
         Duration::from_secs(self.timeouts.install) * (self.busy_retries + 1)
@@ -224,19 +243,8 @@ impl NodeAgent for SshAgent {
     /// orchestrator's copy: when it sits in a cache entry (`<version>/<sha256>/...`) the node
     /// must install the same bits, so its digest is passed on.
     async fn install(&self, installer: &Path, version: &str) -> Result<InstallOutcome, NodeError> {
-        let mut args = vec!["--to".to_string(), version.to_string()];
-        if let Some(sha256) = cache_entry_digest(installer) {
-            args.extend(["--sha256".to_string(), sha256]);
-        }
-        let report: InstallReport = self
-            .call("install", &args, self.msi_timeout(), "[timeouts] install")
-            .await?;
-        Ok(InstallOutcome {
-            exit_code: report.exit_code,
-            reboot_required: report.reboot_required,
-            attempts: report.attempts,
-            log: report.log,
-        })
+        self.msi::<InstallReport>("install", "--to", installer, version)
+            .await
     }
 
     async fn stage(&self, version: &Version, rollback: bool) -> Result<(), NodeError> {
@@ -250,19 +258,8 @@ impl NodeAgent for SshAgent {
         installer: &Path,
         version: &str,
     ) -> Result<InstallOutcome, NodeError> {
-        let mut args = vec!["--installed".to_string(), version.to_string()];
-        if let Some(sha256) = cache_entry_digest(installer) {
-            args.extend(["--sha256".to_string(), sha256]);
-        }
-        let report: UninstallReport = self
-            .call("uninstall", &args, self.msi_timeout(), "[timeouts] install")
-            .await?;
-        Ok(InstallOutcome {
-            exit_code: report.exit_code,
-            reboot_required: report.reboot_required,
-            attempts: report.attempts,
-            log: report.log,
-        })
+        self.msi::<UninstallReport>("uninstall", "--installed", installer, version)
+            .await
     }
 
     async fn database_upgrade(&self) -> Result<(), NodeError> {
@@ -277,6 +274,23 @@ impl NodeAgent for SshAgent {
         self.exe.drain_cli(on).await
     }
 }
+
+/// Both msiexec answers carry the outcome under the same field names.
+macro_rules! install_outcome_from {
+    ($($report:ty),*) => {$(
+        impl From<$report> for InstallOutcome {
+            fn from(r: $report) -> InstallOutcome {
+                InstallOutcome {
+                    exit_code: r.exit_code,
+                    reboot_required: r.reboot_required,
+                    attempts: r.attempts,
+                    log: r.log,
+                }
+            }
+        }
+    )*};
+}
+install_outcome_from!(InstallReport, UninstallReport);
 
 /// The digest of a cached installer, from its directory (`<version>/<sha256>/<file>`).
 fn cache_entry_digest(installer: &Path) -> Option<String> {
