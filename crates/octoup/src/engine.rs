@@ -794,17 +794,6 @@ impl Engine {
         .await
         .into_iter()
         .collect::<Result<Vec<()>, String>>()?;
-        // Nodes reached over a transport stage into their own cache, all at once, before the
-        // outage (a node on this machine uses the cache above: nothing to do).
-        join_all(self.nodes.iter().map(|n| async {
-            n.agent
-                .stage(&version, role == Role::Rollback)
-                .await
-                .map_err(|e| format!("{e}. Nothing was changed on the server"))
-        }))
-        .await
-        .into_iter()
-        .collect::<Result<Vec<()>, String>>()?;
         let id = match role {
             Role::Target => STAGE_INSTALLER,
             Role::Rollback => STAGE_ROLLBACK,
