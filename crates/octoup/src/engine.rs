@@ -1292,22 +1292,51 @@ impl Engine {
             None
         };
         let run = self.run();
-        if run.path.len() > 1
+        let next = if run.path.len() > 1
             && let Some(pos) = run.path.iter().position(|v| *v == run.target)
             && pos + 1 < run.path.len()
         {
             let rest = run.path[pos + 1..].join(" → ");
-            let text = format!(
+            Some(format!(
                 "{} is a stop on the way to {}: run `octoup upgrade` again for the next version ({rest})",
                 run.target,
                 run.path.last().cloned().unwrap_or_default()
-            );
-            self.journal_update(|r| r.next_step = Some(text)).ok();
+            ))
         } else {
-            self.journal_update(|r| r.next_step = next).ok();
-        }
-        self.set_status(RunStatus::Upgraded);
-        self.report(Outcome::Upgraded).await
+            next
+        };
+        self.end(RunStatus::Upgraded, Outcome::Upgraded, |r| {
+            r.next_step = next
+        })
+        .await
+    }
+
+    /// Ends the run: `record` notes in the journal how it ended (error, next step), then the
+    /// run takes `status` and the report says `outcome`.
+    async fn end(
+        &self,
+        status: RunStatus,
+        outcome: Outcome,
+        record: impl FnOnce(&mut Run),
+    ) -> Report {
+        self.journal_update(record).ok();
+        self.set_status(status);
+        self.report(outcome).await
+    }
+
+    /// Ends the run stopped by `error`, with the operator's `next` step.
+    async fn end_stopped(
+        &self,
+        status: RunStatus,
+        outcome: Outcome,
+        error: String,
+        next: String,
+    ) -> Report {
+        self.end(status, outcome, |r| {
+            r.error = Some(error);
+            r.next_step = Some(next);
+        })
+        .await
     }
 
     // ------------------------------------------------------------- safe stops
@@ -1316,13 +1345,10 @@ impl Engine {
         let text =
             "Nothing on the server was changed. Fix the cause, then run `octoup upgrade` again."
                 .to_string();
-        self.journal_update(|r| {
-            r.error = Some(format!("{}: {}", failure.step, failure.message));
-            r.next_step = Some(text);
-        })
-        .ok();
-        self.set_status(RunStatus::Failed);
-        let mut report = self.report(Outcome::Failed).await;
+        let error = format!("{}: {}", failure.step, failure.message);
+        let mut report = self
+            .end_stopped(RunStatus::Failed, Outcome::Failed, error, text)
+            .await;
         report.refused = true;
         report.outcome = Outcome::Refused;
         report
@@ -1333,13 +1359,9 @@ impl Engine {
             self.restore_what_serves().await;
         }
         let next = self.next_step_after(failure).await;
-        self.journal_update(|r| {
-            r.error = Some(format!("{}: {}", failure.step, failure.message));
-            r.next_step = Some(next);
-        })
-        .ok();
-        self.set_status(RunStatus::Paused);
-        self.report(Outcome::Paused).await
+        let error = format!("{}: {}", failure.step, failure.message);
+        self.end_stopped(RunStatus::Paused, Outcome::Paused, error, next)
+            .await
     }
 
     /// After a node failed to start: the nodes that serve the target get their watchdogs
@@ -1474,7 +1496,7 @@ impl Engine {
         match self.undo().await {
             Ok(()) => {
                 let from = self.from();
-                self.journal_update(|r| {
+                self.end(RunStatus::Failed, Outcome::Failed, |r| {
                     if r.outage_started.is_some() && r.outage_ended.is_none() {
                         r.outage_ended = Some(now());
                     }
@@ -1482,21 +1504,19 @@ impl Engine {
                         "Everything was put back: every node serves {from}, and the watchdogs, drain flags and maintenance mode are as they were. Fix the cause above, then run `octoup upgrade` again."
                     ));
                 })
-                .ok();
-                self.set_status(RunStatus::Failed);
-                self.report(Outcome::Failed).await
+                .await
             }
             Err(f) => {
-                self.journal_update(|r| {
-                    r.error = Some(format!("{cause}; then putting things back failed at {}: {}", f.step, f.message));
-                    r.next_step = Some(format!(
-                        "The upgrade failed before the database upgrade (the database is unchanged), and putting things back stopped at {}: {}. Fix that, then run `octoup upgrade` again: it continues putting things back (it never starts a node whose installed version differs from the database).",
-                        f.step, f.message
-                    ));
-                })
-                .ok();
-                self.set_status(RunStatus::Paused);
-                self.report(Outcome::Paused).await
+                let error = format!(
+                    "{cause}; then putting things back failed at {}: {}",
+                    f.step, f.message
+                );
+                let next = format!(
+                    "The upgrade failed before the database upgrade (the database is unchanged), and putting things back stopped at {}: {}. Fix that, then run `octoup upgrade` again: it continues putting things back (it never starts a node whose installed version differs from the database).",
+                    f.step, f.message
+                );
+                self.end_stopped(RunStatus::Paused, Outcome::Paused, error, next)
+                    .await
             }
         }
     }

@@ -314,7 +314,7 @@ impl Engine {
                     .filter(|_| self.step_state(RB_RESTORE) == Some(StepState::Done))
                     .map(|p| format!(" on the database restored from {}", p.display()))
                     .unwrap_or_default();
-                self.journal_update(|r| {
+                self.end(RunStatus::RolledBack, Outcome::RolledBack, |r| {
                     if r.outage_started.is_some() {
                         r.outage_ended = Some(now());
                     }
@@ -322,24 +322,19 @@ impl Engine {
                         "Rolled back: every node serves {from} again{backup}, and the watchdogs, drain flags and maintenance mode are as they were before the run. Fix the cause above before trying again; `octoup upgrade` then starts a new run."
                     ));
                 })
-                .ok();
-                self.set_status(RunStatus::RolledBack);
-                self.report(Outcome::RolledBack).await
+                .await
             }
             Err(f) => {
-                self.journal_update(|r| {
-                    r.error = Some(format!(
-                        "{cause}; then the rollback stopped at {}: {}",
-                        f.step, f.message
-                    ));
-                    r.next_step = Some(format!(
-                        "The rollback is not finished: it stopped at {} ({}). Fix that, then run `octoup rollback` again (`octoup upgrade` also continues the rollback); `octoup status` shows which rollback steps are done. No node is started with binaries that differ from the database.",
-                        f.step, f.message
-                    ));
-                })
-                .ok();
-                self.set_status(RunStatus::Paused);
-                self.report(Outcome::Paused).await
+                let error = format!(
+                    "{cause}; then the rollback stopped at {}: {}",
+                    f.step, f.message
+                );
+                let next = format!(
+                    "The rollback is not finished: it stopped at {} ({}). Fix that, then run `octoup rollback` again (`octoup upgrade` also continues the rollback); `octoup status` shows which rollback steps are done. No node is started with binaries that differ from the database.",
+                    f.step, f.message
+                );
+                self.end_stopped(RunStatus::Paused, Outcome::Paused, error, next)
+                    .await
             }
         }
     }
