@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use crate::checker::{self, CheckOptions};
-use crate::faults::{FaultAction, FaultOp, FaultSpec};
+use crate::faults::FaultSpec;
 use crate::history::Record;
 use crate::standins::{self, Output};
 use crate::state::{State, Store, StoreError};
@@ -214,14 +214,7 @@ fn run_command(prefix: &[OsString], command: Command) -> Result<i32, String> {
             node,
             times,
         } => {
-            let op: FaultOp = op.parse()?;
-            let action: FaultAction = action.parse()?;
-            let fault = FaultSpec {
-                op,
-                action,
-                node,
-                times,
-            };
+            let fault = FaultSpec::parse(&op, &action, node, times)?;
             let shown = format!(
                 "{} -> {} on {} ({})",
                 fault.op,

@@ -208,6 +208,21 @@ fn one() -> u32 {
 }
 
 impl FaultSpec {
+    /// A fault from its words, as `octoup-sim fault` takes them.
+    pub fn parse(
+        op: &str,
+        action: &str,
+        node: Option<String>,
+        times: u32,
+    ) -> Result<FaultSpec, String> {
+        Ok(FaultSpec {
+            op: op.parse()?,
+            action: action.parse()?,
+            node,
+            times,
+        })
+    }
+
     /// Whether this fault applies to `op` on `node` (`None`: not node-specific, e.g. sqlcmd).
     pub fn applies(&self, op: &str, node: Option<&str>) -> bool {
         self.op.matches(op)
@@ -221,7 +236,19 @@ impl FaultSpec {
 
 /// Takes the first fault in `faults` matching `op` on `node`, consuming one of its `times`.
 pub fn take(faults: &mut Vec<FaultSpec>, op: &str, node: Option<&str>) -> Option<FaultAction> {
-    let i = faults.iter().position(|f| f.applies(op, node))?;
+    take_if(faults, op, node, |_| true)
+}
+
+/// [`take`] among the faults that `accept` also accepts.
+pub fn take_if(
+    faults: &mut Vec<FaultSpec>,
+    op: &str,
+    node: Option<&str>,
+    accept: impl Fn(&FaultSpec) -> bool,
+) -> Option<FaultAction> {
+    let i = faults
+        .iter()
+        .position(|f| f.applies(op, node) && accept(f))?;
     let action = faults[i].action;
     match faults[i].times {
         0 => {}

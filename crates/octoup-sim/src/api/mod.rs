@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use crate::daemon::Shared;
-use crate::faults::FaultAction;
+use crate::faults::{self, FaultAction, FaultSpec};
 use crate::history::Event;
 use crate::state::{State, StoreError};
 
@@ -235,35 +235,20 @@ pub(crate) async fn take_fault(
     exact: bool,
     usable: fn(FaultAction) -> bool,
 ) -> Result<Option<FaultAction>, StoreError> {
-    let wanted = {
+    let accept = {
         let op = op.to_string();
-        let node = node.map(str::to_string);
-        move |s: &State| {
-            s.faults.iter().position(|f| {
-                f.applies(&op, node.as_deref())
-                    && (!exact || f.op.as_str() == op)
-                    && usable(f.action)
-            })
-        }
+        move |f: &FaultSpec| (!exact || f.op.as_str() == op) && usable(f.action)
     };
-    if wanted(seen).is_none() {
+    if !seen.faults.iter().any(|f| f.applies(op, node) && accept(f)) {
         return Ok(None);
     }
     let op = op.to_string();
     let node = node.map(str::to_string);
     shared
         .update(move |s| {
-            let Some(i) = wanted(s) else {
+            let Some(action) = faults::take_if(&mut s.faults, &op, node.as_deref(), accept) else {
                 return Ok::<_, StoreError>(None);
             };
-            let action = s.faults[i].action;
-            match s.faults[i].times {
-                0 => {}
-                1 => {
-                    s.faults.remove(i);
-                }
-                _ => s.faults[i].times -= 1,
-            }
             s.record(Event::FaultFired {
                 op,
                 action: action.to_string(),

@@ -9,7 +9,7 @@ use assert_cmd::Command;
 use assert_cmd::assert::Assert;
 use octoup_sim::history::Record;
 use octoup_sim::spec::Spec;
-use octoup_sim::state::{Ports, Secrets, State, Store, StoreError};
+use octoup_sim::state::{Ports, Secrets, State, Store};
 
 pub const OLD: &str = "2024.1.10";
 pub const NEW: &str = "2024.2.9409";
@@ -56,12 +56,7 @@ impl Scene {
     }
 
     pub fn update(&self, f: impl FnOnce(&mut State)) {
-        self.store
-            .update(|s| {
-                f(s);
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
+        crate::support::update(&self.store, f);
     }
 
     pub fn history(&self) -> Vec<Record> {
@@ -81,13 +76,7 @@ impl Scene {
     }
 
     pub fn fault(&self, op: &str, action: &str, node: Option<&str>, times: u32) {
-        let fault = octoup_sim::faults::FaultSpec {
-            op: op.parse().unwrap(),
-            action: action.parse().unwrap(),
-            node: node.map(str::to_string),
-            times,
-        };
-        self.update(|s| s.faults.push(fault));
+        crate::support::add_fault(&self.store, op, action, node, times);
     }
 
     fn command(&self, program: &str, node: Option<&str>) -> Command {

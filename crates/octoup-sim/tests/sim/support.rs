@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use octoup_sim::faults::FaultSpec;
 use octoup_sim::state::{State, Store, StoreError};
 use reqwest::{Method, Response};
 use serde_json::Value;
@@ -106,12 +107,7 @@ impl Sim {
 
     /// Changes the state directly (what the stand-ins or another node would do).
     pub fn update(&self, f: impl FnOnce(&mut State)) {
-        self.store
-            .update(|s| {
-                f(s);
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
+        update(&self.store, f);
     }
 
     pub fn state(&self) -> State {
@@ -120,13 +116,7 @@ impl Sim {
 
     /// Adds a fault as `octoup-sim fault` does.
     pub fn fault(&self, op: &str, action: &str, node: Option<&str>, times: u32) {
-        let fault = octoup_sim::faults::FaultSpec {
-            op: op.parse().unwrap(),
-            action: action.parse().unwrap(),
-            node: node.map(str::to_string),
-            times,
-        };
-        self.update(|s| s.faults.push(fault));
+        add_fault(&self.store, op, action, node, times);
     }
 
     /// The `kind`s of the history so far.
@@ -224,4 +214,20 @@ pub fn is_octopus_timestamp(value: &Value) -> bool {
         && s.ends_with("+00:00")
         && s.as_bytes()[19] == b'.'
         && s.parse::<jiff::Timestamp>().is_ok()
+}
+
+/// Changes `store`'s state directly (what the stand-ins or another node would do).
+pub fn update(store: &Store, f: impl FnOnce(&mut State)) {
+    store
+        .update(|s| {
+            f(s);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+/// Adds a fault to `store` as `octoup-sim fault` does.
+pub fn add_fault(store: &Store, op: &str, action: &str, node: Option<&str>, times: u32) {
+    let fault = FaultSpec::parse(op, action, node.map(str::to_string), times).unwrap();
+    update(store, |s| s.faults.push(fault));
 }
