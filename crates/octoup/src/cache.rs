@@ -95,7 +95,7 @@ pub enum Role {
 }
 
 /// A complete, verified installer on disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StagedInstaller {
     pub version: String,
     pub path: PathBuf,

@@ -26,7 +26,6 @@ use crate::http::{HttpClient, NetworkSettings};
 use crate::node::{LocalAgent, NodeAgent, NodeError, WatchdogInfo, file_safe};
 use crate::progress::NoProgress;
 use crate::runner::{LocalRunner, RunError, RunLog};
-use crate::verify::VerifiedBy;
 use crate::version::Version;
 
 /// The JSON format version of every node answer; raised only for incompatible changes.
@@ -74,17 +73,8 @@ impl Action {
     }
 }
 
-/// The answer of `stage`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageReport {
-    pub version: String,
-    pub path: PathBuf,
-    pub sha256: String,
-    pub size: u64,
-    pub verified_by: Vec<VerifiedBy>,
-    /// Already in the cache: nothing was downloaded.
-    pub cached: bool,
-}
+/// The answer of `stage`: the staged installer (`cached`: nothing was downloaded).
+pub type StageReport = StagedInstaller;
 
 /// The answer of `stop`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -426,18 +416,10 @@ impl NodeContext {
         } else {
             Role::Target
         };
-        let staged = self
+        Ok(self
             .cache
             .ensure_installer(&version, role, &NoProgress)
-            .await?;
-        Ok(StageReport {
-            version: staged.version,
-            path: staged.path,
-            sha256: staged.sha256,
-            size: staged.size,
-            verified_by: staged.verified_by,
-            cached: staged.cached,
-        })
+            .await?)
     }
 
     async fn stop(&self) -> Result<StopReport, Failure> {
