@@ -78,41 +78,25 @@ mod tests {
     /// Parses a `[...]` identifier at the start of `s` the way SQL Server does; returns the
     /// name and the rest.
     fn parse_ident(s: &str) -> Option<(String, &str)> {
-        let mut chars = s.char_indices().peekable();
-        if chars.next()?.1 != '[' {
-            return None;
-        }
-        let mut name = String::new();
-        while let Some((i, c)) = chars.next() {
-            if c == ']' {
-                if let Some(&(_, ']')) = chars.peek() {
-                    chars.next();
-                    name.push(']');
-                } else {
-                    return Some((name, &s[i + 1..]));
-                }
-            } else {
-                name.push(c);
-            }
-        }
-        None
+        parse_quoted(s.strip_prefix('[')?, ']')
     }
 
     /// Parses an `N'...'` literal at the start of `s`.
     fn parse_string(s: &str) -> Option<(String, &str)> {
-        let rest = s.strip_prefix("N'")?;
-        let mut chars = rest.char_indices().peekable();
+        parse_quoted(s.strip_prefix("N'")?, '\'')
+    }
+
+    /// The text up to `close` (a doubled `close` stands for one) and the rest after it.
+    fn parse_quoted(s: &str, close: char) -> Option<(String, &str)> {
+        let mut chars = s.char_indices().peekable();
         let mut text = String::new();
         while let Some((i, c)) = chars.next() {
-            if c == '\'' {
-                if let Some(&(_, '\'')) = chars.peek() {
-                    chars.next();
-                    text.push('\'');
-                } else {
-                    return Some((text, &rest[i + 1..]));
-                }
-            } else {
+            if c != close {
                 text.push(c);
+            } else if chars.next_if(|&(_, n)| n == close).is_some() {
+                text.push(close);
+            } else {
+                return Some((text, &s[i + close.len_utf8()..]));
             }
         }
         None

@@ -177,6 +177,30 @@ impl Token {
 }
 
 /// Splits T-SQL into tokens; `Err` carries the text near the problem.
+/// The text of a quoted identifier or string from `chars[*i..]` up to `close` (a doubled
+/// `close` stands for one), leaving `*i` after it; `Err` with what was read when it is not
+/// closed.
+fn quoted(chars: &[char], i: &mut usize, close: char) -> Result<String, String> {
+    let mut text = String::new();
+    loop {
+        match chars.get(*i) {
+            None => return Err(text),
+            Some(&c) if c == close && chars.get(*i + 1) == Some(&close) => {
+                text.push(close);
+                *i += 2;
+            }
+            Some(&c) if c == close => {
+                *i += 1;
+                return Ok(text);
+            }
+            Some(&c) => {
+                text.push(c);
+                *i += 1;
+            }
+        }
+    }
+}
+
 fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
     let chars: Vec<char> = sql.chars().collect();
     let mut tokens = Vec::new();
@@ -186,46 +210,12 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
         if c.is_whitespace() {
             i += 1;
         } else if c == '[' {
-            let mut ident = String::new();
             i += 1;
-            loop {
-                match chars.get(i) {
-                    None => return Err(format!("[{ident}")),
-                    Some(']') if chars.get(i + 1) == Some(&']') => {
-                        ident.push(']');
-                        i += 2;
-                    }
-                    Some(']') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(&ch) => {
-                        ident.push(ch);
-                        i += 1;
-                    }
-                }
-            }
+            let ident = quoted(&chars, &mut i, ']').map_err(|part| format!("[{part}"))?;
             tokens.push(Token::Ident(ident));
         } else if c == '\'' || ((c == 'N' || c == 'n') && chars.get(i + 1) == Some(&'\'')) {
             i += if c == '\'' { 1 } else { 2 };
-            let mut text = String::new();
-            loop {
-                match chars.get(i) {
-                    None => return Err(format!("'{text}")),
-                    Some('\'') if chars.get(i + 1) == Some(&'\'') => {
-                        text.push('\'');
-                        i += 2;
-                    }
-                    Some('\'') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(&ch) => {
-                        text.push(ch);
-                        i += 1;
-                    }
-                }
-            }
+            let text = quoted(&chars, &mut i, '\'').map_err(|part| format!("'{part}"))?;
             tokens.push(Token::Str(text));
         } else if c.is_ascii_digit() {
             let start = i;
