@@ -57,12 +57,24 @@ fn upgrade_cluster(n: u32) {
     let sim = Scenario::new().nodes(n).spec(DURATIONS).start();
     let r = sim.octoup(&["upgrade", "--json"]);
     let h = assert_upgraded(&sim, &r, n);
-    let target_event = |kind: &'static str, node: &str| {
-        find(&h, kind, |e| {
-            e["node"] == node && (e["version"] == TARGET || e["binary_version"] == TARGET)
-        })
-        .unwrap_or_else(|| panic!("no {kind} on {node}: {}", kinds(&h)))
+    let names = node_names(n);
+    // The first and the last position of `kind` over all nodes (one event per node; with
+    // `target`, only events about the target version).
+    let span = |kind: &str, target: bool| {
+        let at: Vec<usize> = names
+            .iter()
+            .map(|node| {
+                find(&h, kind, |e| {
+                    e["node"] == node.as_str()
+                        && (!target || e["version"] == TARGET || e["binary_version"] == TARGET)
+                })
+                .unwrap_or_else(|| panic!("no {kind} on {node}: {}", kinds(&h)))
+            })
+            .collect();
+        (*at.iter().min().unwrap(), *at.iter().max().unwrap())
     };
+    let (install_began, last_install_begun) = span("install-started", true);
+    let (first_install_done, install_ended) = span("install-finished", true);
     // The backup overlaps the installs: it began before the last install ended and ended
     // after the first install began.
     let backup_began = find(&h, "standin-invoked", |e| {
@@ -74,66 +86,32 @@ fn upgrade_cluster(n: u32) {
     })
     .expect("the backup ran");
     let backup_ended = first(&h, "db-backup-created");
-    let names = node_names(n);
-    let install_began = names
-        .iter()
-        .map(|node| target_event("install-started", node))
-        .min()
-        .unwrap();
-    let install_ended = names
-        .iter()
-        .map(|node| target_event("install-finished", node))
-        .max()
-        .unwrap();
     assert!(
         backup_began < install_ended && install_began < backup_ended,
         "the backup and the installs did not overlap: {}",
         kinds(&h)
     );
-    // Every node installs at once too: all began before any finished.
-    let first_install_done = names
-        .iter()
-        .map(|node| target_event("install-finished", node))
-        .min()
-        .unwrap();
-    let last_install_begun = names
-        .iter()
-        .map(|node| target_event("install-started", node))
-        .max()
-        .unwrap();
-    assert!(
-        last_install_begun < first_install_done,
-        "installs ran one by one: {}",
-        kinds(&h)
-    );
-    // All starts in parallel: every node was starting before the first one served.
-    let last_starting = names
-        .iter()
-        .map(|node| target_event("service-starting", node))
-        .max()
-        .unwrap();
-    let first_started = names
-        .iter()
-        .map(|node| target_event("service-started", node))
-        .min()
-        .unwrap();
-    assert!(
-        last_starting < first_started,
-        "starts ran one by one: {}",
-        kinds(&h)
-    );
-    // Stops too: the outage begins with every node stopping at once.
-    let last_stopping = names
-        .iter()
-        .map(|node| find(&h, "service-stopping", |e| e["node"] == node.as_str()).unwrap())
-        .max()
-        .unwrap();
-    let first_stopped = first(&h, "service-stopped");
-    assert!(
-        last_stopping < first_stopped,
-        "stops ran one by one: {}",
-        kinds(&h)
-    );
+    // Every node stops, installs and starts at once: all began before any finished.
+    let parallel = [
+        (
+            "stops",
+            span("service-stopping", false).1,
+            span("service-stopped", false).0,
+        ),
+        ("installs", last_install_begun, first_install_done),
+        (
+            "starts",
+            span("service-starting", true).1,
+            span("service-started", true).0,
+        ),
+    ];
+    for (what, last_began, first_done) in parallel {
+        assert!(
+            last_began < first_done,
+            "{what} ran one by one: {}",
+            kinds(&h)
+        );
+    }
     let summary_ok = r.report["steps"]
         .as_array()
         .unwrap()

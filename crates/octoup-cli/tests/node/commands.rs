@@ -108,36 +108,7 @@ fn a_runbook_upgrades_a_cluster_with_node_commands_and_is_refused_out_of_order()
     );
 
     // What the orchestrator does between the stops and the installs: backup, master key.
-    let password = std::fs::read_to_string(sim.dir().join("sql-password.txt")).unwrap();
-    let bak = sim.dir().join("sql-backups").join("pre.bak");
-    std::fs::create_dir_all(bak.parent().unwrap()).unwrap();
-    for sql in [
-        format!(
-            "BACKUP DATABASE [OctopusDeploy] TO DISK = N'{}' WITH COPY_ONLY, CHECKSUM",
-            bak.display()
-        ),
-        format!(
-            "RESTORE VERIFYONLY FROM DISK = N'{}' WITH CHECKSUM",
-            bak.display()
-        ),
-    ] {
-        let out = sim.standin(
-            &[
-                "sqlcmd",
-                "-S",
-                "127.0.0.1,1433",
-                "-d",
-                "master",
-                "-U",
-                "octoup",
-                "-b",
-                "-Q",
-                &sql,
-            ],
-            &[("SQLCMDPASSWORD", password.trim())],
-        );
-        assert!(out.status.success(), "{sql}: {out:?}");
-    }
+    sim.back_up_database();
     let out = sim.standin(
         &[
             "exe",
@@ -188,10 +159,8 @@ fn a_runbook_upgrades_a_cluster_with_node_commands_and_is_refused_out_of_order()
     assert_eq!(s1.json["watchdog"]["interval_minutes"], 7);
     sim.assert_invariants();
     // Exactly one schema upgrade, and no node ever started on a mismatched version.
-    let history = sim.history();
-    let count = |kind: &str| history.iter().filter(|e| e["kind"] == kind).count();
-    assert_eq!(count("db-upgrade-finished"), 1);
-    assert_eq!(count("service-start-failed"), 0);
+    assert_eq!(sim.count("db-upgrade-finished"), 1);
+    assert_eq!(sim.count("service-start-failed"), 0);
 }
 
 #[test]

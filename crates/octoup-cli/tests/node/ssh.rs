@@ -55,6 +55,25 @@ fn ssh_cluster_config(sim: &Sim, sshd: &Sshd) -> PathBuf {
     path
 }
 
+/// `octoup upgrade --to TARGET` with `config`, expecting exit status `code`.
+fn upgrade(config: &std::path::Path, code: i32) -> crate::support::Ran {
+    let ran = crate::support::run(&[
+        "upgrade",
+        "-y",
+        "--json",
+        "--to",
+        TARGET,
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        ran.code, code,
+        "stdout: {}\nstderr: {}",
+        ran.stdout, ran.stderr
+    );
+    ran
+}
+
 fn api_for(config: &Config, url: &str) -> OctopusApi {
     OctopusApi::new(
         HttpClient::new(NetworkSettings::from_config(config)).unwrap(),
@@ -249,35 +268,7 @@ async fn the_ssh_agent_drives_every_node_step_on_a_real_sshd() {
         assert!(!a.api().ping().await.is_up());
     }
     // The backup the checker wants before a schema upgrade (I3), run here as the engine does.
-    let password = std::fs::read_to_string(sim.dir().join("sql-password.txt")).unwrap();
-    let bak = sim.dir().join("pre.bak");
-    for sql in [
-        format!(
-            "BACKUP DATABASE [OctopusDeploy] TO DISK = N'{}' WITH COPY_ONLY, CHECKSUM",
-            bak.display()
-        ),
-        format!(
-            "RESTORE VERIFYONLY FROM DISK = N'{}' WITH CHECKSUM",
-            bak.display()
-        ),
-    ] {
-        let out = sim.standin(
-            &[
-                "sqlcmd",
-                "-S",
-                "127.0.0.1,1433",
-                "-d",
-                "master",
-                "-U",
-                "octoup",
-                "-b",
-                "-Q",
-                &sql,
-            ],
-            &[("SQLCMDPASSWORD", password.trim())],
-        );
-        assert!(out.status.success(), "{out:?}");
-    }
+    sim.back_up_database();
     // The orchestrator's copy of the installer names the digest the nodes must install.
     let sha_dir = std::fs::read_dir(sim.dir().join("OCTO-NODE-01-state/cache").join(TARGET))
         .unwrap()
@@ -318,14 +309,7 @@ async fn the_ssh_agent_drives_every_node_step_on_a_real_sshd() {
         assert_eq!(s.api_version.as_deref(), Some(TARGET));
     }
     sim.assert_invariants();
-    let history = sim.history();
-    assert_eq!(
-        history
-            .iter()
-            .filter(|e| e["kind"] == "db-upgrade-finished")
-            .count(),
-        1
-    );
+    assert_eq!(sim.count("db-upgrade-finished"), 1);
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         text.contains("BatchMode=yes") && text.contains("StrictHostKeyChecking=yes"),
@@ -342,30 +326,15 @@ fn octoup_upgrade_upgrades_a_two_node_cluster_over_ssh() {
     let sshd = Sshd::start();
     let sim = Sim::up(2, "");
     let config = ssh_cluster_config(&sim, &sshd);
-    let ran = crate::support::run(&[
-        "upgrade",
-        "-y",
-        "--json",
-        "--to",
-        TARGET,
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        ran.code, 0,
-        "stdout: {}\nstderr: {}",
-        ran.stdout, ran.stderr
-    );
+    let ran = upgrade(&config, 0);
     assert_eq!(ran.json["outcome"], "upgraded", "{}", ran.stdout);
     for node in ran.json["nodes"].as_array().unwrap() {
         assert_eq!(node["version"], TARGET, "{node}");
     }
     sim.assert_invariants();
-    let history = sim.history();
-    let count = |kind: &str| history.iter().filter(|e| e["kind"] == kind).count();
-    assert_eq!(count("db-upgrade-finished"), 1);
-    assert_eq!(count("service-start-failed"), 0);
-    assert_eq!(count("install-finished"), 2);
+    assert_eq!(sim.count("db-upgrade-finished"), 1);
+    assert_eq!(sim.count("service-start-failed"), 0);
+    assert_eq!(sim.count("install-finished"), 2);
     // Each node staged and installed from its own cache (as on separate machines).
     for node in ["OCTO-NODE-01", "OCTO-NODE-02"] {
         let cache = sim
@@ -394,7 +363,6 @@ fn a_node_failing_to_install_over_ssh_is_put_back_and_a_rerun_finishes() {
     let sshd = Sshd::start();
     let sim = Sim::up(2, "");
     let config = ssh_cluster_config(&sim, &sshd);
-    let config = config.to_str().unwrap();
     let fault = sim.sim(&[
         "fault",
         "--op",
@@ -405,14 +373,7 @@ fn a_node_failing_to_install_over_ssh_is_put_back_and_a_rerun_finishes() {
         "OCTO-NODE-02",
     ]);
     assert_eq!(fault.code, 0, "{}", fault.stderr);
-    let ran = crate::support::run(&[
-        "upgrade", "-y", "--json", "--to", TARGET, "--config", config,
-    ]);
-    assert_eq!(
-        ran.code, 1,
-        "stdout: {}\nstderr: {}",
-        ran.stdout, ran.stderr
-    );
+    let ran = upgrade(&config, 1);
     let error = ran.json["error"].as_str().unwrap_or("");
     assert!(
         error.contains("OCTO-NODE-02") && error.contains("1603"),
@@ -423,29 +384,19 @@ fn a_node_failing_to_install_over_ssh_is_put_back_and_a_rerun_finishes() {
         assert_eq!(node["serving"], true, "{}", ran.stdout);
     }
     sim.assert_invariants();
-    let history = sim.history();
     // Whatever node 1 had installed was taken off over SSH (msiexec /x, then the original).
-    let target_installs = history
+    let target_installs = sim
+        .history()
         .iter()
         .filter(|e| e["kind"] == "install-finished" && e["version"] == TARGET)
         .count();
-    let uninstalls = history
-        .iter()
-        .filter(|e| e["kind"] == "uninstall-finished")
-        .count();
+    let uninstalls = sim.count("uninstall-finished");
     assert_eq!(
         target_installs, uninstalls,
         "every install of {TARGET} was undone"
     );
 
-    let again = crate::support::run(&[
-        "upgrade", "-y", "--json", "--to", TARGET, "--config", config,
-    ]);
-    assert_eq!(
-        again.code, 0,
-        "stdout: {}\nstderr: {}",
-        again.stdout, again.stderr
-    );
+    let again = upgrade(&config, 0);
     assert_eq!(again.json["outcome"], "upgraded");
     sim.assert_invariants();
 }

@@ -120,7 +120,10 @@ impl Sshd {
                 self.known_hosts().display()
             ))),
             // One connection for all the calls of a test, as an operator would configure it.
-            cm = q(Path::new(&format!("ControlPath={}", self.dir().join("cm-%C").display()))),
+            cm = q(Path::new(&format!(
+                "ControlPath={}",
+                self.dir().join("cm-%C").display()
+            ))),
             octoup = q(remote_octoup),
         )
     }

@@ -129,6 +129,45 @@ impl Sim {
 }
 
 impl Sim {
+    /// A verified database backup through the sqlcmd stand-in, as the orchestrator makes
+    /// it before a schema upgrade (the checker's I3 wants one).
+    pub fn back_up_database(&self) {
+        let password = std::fs::read_to_string(self.dir().join("sql-password.txt")).unwrap();
+        let bak = self.dir().join("pre.bak");
+        for sql in [
+            format!(
+                "BACKUP DATABASE [OctopusDeploy] TO DISK = N'{}' WITH COPY_ONLY, CHECKSUM",
+                bak.display()
+            ),
+            format!(
+                "RESTORE VERIFYONLY FROM DISK = N'{}' WITH CHECKSUM",
+                bak.display()
+            ),
+        ] {
+            let out = self.standin(
+                &[
+                    "sqlcmd",
+                    "-S",
+                    "127.0.0.1,1433",
+                    "-d",
+                    "master",
+                    "-U",
+                    "octoup",
+                    "-b",
+                    "-Q",
+                    &sql,
+                ],
+                &[("SQLCMDPASSWORD", password.trim())],
+            );
+            assert!(out.status.success(), "{sql}: {out:?}");
+        }
+    }
+
+    /// How many history events are of `kind`.
+    pub fn count(&self, kind: &str) -> usize {
+        self.history().iter().filter(|e| e["kind"] == kind).count()
+    }
+
     /// The `octoup.toml` that `up` wrote.
     pub fn read_config(&self) -> String {
         std::fs::read_to_string(self.config()).unwrap()
