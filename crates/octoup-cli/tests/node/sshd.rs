@@ -3,7 +3,6 @@
 //! temporary directory is trusted or changed (except creating sshd's privilege-separation
 //! directory, which sshd itself requires).
 
-use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -62,12 +61,14 @@ impl Sshd {
             format!("[127.0.0.1]:{port} {kind} {blob}\n"),
         )
         .unwrap();
+        // Its log goes to a file: a pipe nobody reads could fill up and stall sshd.
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
         let child = Command::new(SSHD)
             .args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .expect("start sshd");
         let mut sshd = Sshd { child, port, dir };
@@ -79,11 +80,8 @@ impl Sshd {
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("sshd exited ({status}): {err}");
+                let log = std::fs::read_to_string(self.dir().join("sshd.log")).unwrap_or_default();
+                panic!("sshd exited ({status}): {log}");
             }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
