@@ -40,11 +40,11 @@ pub enum BackupError {
     },
 }
 
-/// A file-name stamp: `20250304T091244Z`.
+/// A file-name stamp, new for every engine: `20250304T091244Z-3fa1`. The random suffix keeps
+/// two runs within one second (an undone run and its immediate re-run) from colliding on
+/// the owner-only files, which are created with `create_new`.
 pub fn stamp() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
-        .to_string()
+    crate::journal::new_run_id()
 }
 
 /// Reads the master key on `agent`'s node and writes it to an owner-only file in `dir`.
