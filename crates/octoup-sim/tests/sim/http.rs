@@ -1182,5 +1182,8 @@ async fn the_watchdog_restarts_a_stopped_service_unless_deleted() {
         sim.history_kinds().iter().any(|k| k == "service-started"),
         "the restart is recorded"
     );
-    assert!(refused(&sim, 0).await, "without a watchdog node 1 stays down");
+    assert!(
+        refused(&sim, 0).await,
+        "without a watchdog node 1 stays down"
+    );
 }
