@@ -444,6 +444,8 @@ struct Engine {
     cache: InstallerCache,
     stamp: String,
     resumed: bool,
+    /// Per-node steps whose start and end are journaled once for all nodes (see `each`).
+    batched: Mutex<std::collections::HashSet<String>>,
 }
 
 type StepResult = Result<Done, String>;
@@ -497,6 +499,7 @@ impl Engine {
             cache,
             stamp: backup::stamp(),
             resumed: false,
+            batched: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -574,18 +577,19 @@ impl Engine {
             Some(s) if s.is_settled() => return Ok(()),
             Some(_) => {}
         }
-        // Found `running`: octoup died in this step; see recovery.rs.
+        let batched = self.batched.lock().expect("batch lock").contains(id);
+        // Found `running`: octoup died in this step; see recovery.rs. (A batched step was
+        // marked running a moment ago by `each`, for every node at once.)
         let interrupted = self
             .run()
             .step(id)
-            .filter(|s| s.state == StepState::Running)
+            .filter(|s| s.state == StepState::Running && !batched)
             .cloned();
-        let started = self.mark(id, |s| {
-            s.state = StepState::Running;
-            s.started = Some(now());
-            s.finished = None;
-            s.error = None;
-        })?;
+        let started = if batched {
+            self.run().step(id).cloned().expect("step exists")
+        } else {
+            self.mark(id, start_step)?
+        };
         self.events.step_started(&started);
         let result = match interrupted {
             Some(previous) => match self.recover_interrupted(&previous).await {
@@ -594,7 +598,7 @@ impl Engine {
             },
             None => body.await,
         };
-        let finished = self.mark(id, |s| {
+        let finished = self.mark_maybe_later(id, batched, |s| {
             s.finished = Some(now());
             match &result {
                 Ok(Done::Ok(detail)) => {
@@ -632,6 +636,82 @@ impl Engine {
         }
     }
 
+    /// Like `mark`, but a batched step's end is only changed in memory: `each` writes the
+    /// ends of all nodes at once. Until then a crash finds it `running`, which recovery
+    /// checks against the real state.
+    fn mark_maybe_later(
+        &self,
+        id: &str,
+        later: bool,
+        f: impl FnOnce(&mut Step),
+    ) -> Result<Step, Failure> {
+        if !later {
+            return self.mark(id, f);
+        }
+        let mut journal = self.journal.lock().expect("journal lock");
+        if let Some(step) = journal.run.step_mut(id) {
+            f(step);
+        }
+        Ok(journal.run.step(id).cloned().expect("step exists"))
+    }
+
+    /// Marks the fresh per-node steps of `name` running with one journal write (with many
+    /// nodes, one write per node would delay the last node's start by every other's fsync).
+    fn start_together(&self, name: &str) -> Result<Vec<String>, Failure> {
+        let fresh: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| step_id(name, Some(&n.info.name)))
+            .filter(|id| {
+                self.step_state(id)
+                    .is_some_and(|s| !s.is_settled() && s != StepState::Running)
+            })
+            .collect();
+        if fresh.len() < 2 {
+            return Ok(Vec::new());
+        }
+        self.journal
+            .lock()
+            .expect("journal lock")
+            .update(|run| {
+                for id in &fresh {
+                    if let Some(step) = run.step_mut(id) {
+                        start_step(step);
+                    }
+                }
+            })
+            .map_err(|e| Failure {
+                step: fresh[0].clone(),
+                message: e.to_string(),
+            })?;
+        self.batched
+            .lock()
+            .expect("batch lock")
+            .extend(fresh.iter().cloned());
+        Ok(fresh)
+    }
+
+    /// Writes the ends of the steps `start_together` began, once.
+    fn finish_together(&self, ids: &[String]) -> Result<(), Failure> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut batched = self.batched.lock().expect("batch lock");
+        for id in ids {
+            batched.remove(id);
+        }
+        drop(batched);
+        self.journal
+            .lock()
+            .expect("journal lock")
+            .update(|_| ())
+            .map(|_| ())
+            .map_err(|e| Failure {
+                step: ids[0].clone(),
+                message: e.to_string(),
+            })
+    }
+
     fn mark(&self, id: &str, f: impl FnOnce(&mut Step)) -> Result<Step, Failure> {
         let mut journal = self.journal.lock().expect("journal lock");
         journal.update_step(id, f).map_err(|e| Failure {
@@ -648,11 +728,15 @@ impl Engine {
         F: Fn(&'a EngineNode) -> Fut,
         Fut: Future<Output = StepResult> + 'a,
     {
-        self.on_every_node(name, |id, n| {
-            let fut = body(n);
-            async move { self.step(&id, fut).await }
-        })
-        .await
+        let together = self.start_together(name)?;
+        let result = self
+            .on_every_node(name, |id, n| {
+                let fut = body(n);
+                async move { self.step(&id, fut).await }
+            })
+            .await;
+        let written = self.finish_together(&together);
+        result.and(written)
     }
 
     /// Runs `one(step id, node)` for every node at once, waits for all, and reports the
@@ -1786,4 +1870,12 @@ pub async fn plan(
     let conn = Connection::new(config, env, log)?;
     let facts = preflight(&conn, to).await?;
     Ok(plan::make_plan(&conn.config, facts, &history))
+}
+
+/// A step begins: running from now, no end or error yet.
+fn start_step(s: &mut Step) {
+    s.state = StepState::Running;
+    s.started = Some(now());
+    s.finished = None;
+    s.error = None;
 }
