@@ -5,9 +5,9 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use octoup::clock::human_duration;
 use octoup::engine::Events;
 use octoup::journal::{Step, StepState};
+use octoup::process::clock::human_duration;
 use octoup::progress::Progress;
 
 use crate::progress::CliProgress;

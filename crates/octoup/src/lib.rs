@@ -1,33 +1,33 @@
 //! octoup: safe, automatic upgrades of self-hosted Octopus Deploy servers and HA clusters.
 //!
-//! The library holds all the logic; the `octoup` binary parses arguments and maps results to
-//! exit codes. Effects sit behind small seams: [`runner::CommandRunner`] (external programs),
-//! [`http::HttpClient`] (HTTP), [`clock`] (time) and [`progress::Progress`] (progress reporting).
+//! The library holds the logic and returns data; the `octoup` binary parses arguments,
+//! renders results and maps them to exit codes. The parts, in dependency order (each uses
+//! only those above it; see docs/architecture.md):
+//!
+//! - [`version`]: the four-part Octopus version type.
+//! - [`process`]: the effects seams for programs, time and files (runner, run log, clock,
+//!   fs, the platform module).
+//! - [`config`]: `octoup.toml`, secrets and environment overrides.
+//! - [`octopus`]: HTTP and the Octopus REST API client.
+//! - [`choice`]: which version to install (feed, policy, upgrade paths, `check`).
+//! - [`installer`]: installer delivery (download, verify, cache).
+//! - [`nodes`]: node operations, behind the [`nodes::NodeAgent`] trait: this machine, or
+//!   another over SSH speaking the `octoup node` protocol.
+//! - [`backup`]: master key, license and SQL backups (with T-SQL quoting).
+//! - [`journal`]: the crash-safe run journal and the state directory's lock.
+//! - [`engine`]: preflight, plan, the typed step catalogue, the executor, the step
+//!   bodies, undo, rollback, recovery and the report.
+//!
+//! Progress is reported through [`progress::Progress`] and [`engine::Events`].
 
-pub mod api;
 pub mod backup;
-pub mod cache;
-pub mod check;
-pub mod clock;
+pub mod choice;
 pub mod config;
-pub mod download;
 pub mod engine;
-pub mod feed;
-pub mod fsutil;
-pub mod http;
+pub mod installer;
 pub mod journal;
-pub mod node;
-pub mod node_actions;
-pub mod plan;
-pub mod platform;
-pub mod policy;
-pub mod preflight;
+pub mod nodes;
+pub mod octopus;
+pub mod process;
 pub mod progress;
-pub mod remote_agent;
-pub mod report;
-pub mod runner;
-pub mod transport;
-pub mod tsql;
-pub mod upgrade_paths;
-pub mod verify;
 pub mod version;

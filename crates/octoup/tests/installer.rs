@@ -10,14 +10,14 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use octoup::cache::{
+use octoup::installer::cache::{
     InstallerCache, InstallerError, InstallerSettings, Receipt, Role, StagedInstaller,
 };
-use octoup::download::{DownloadError, DownloadOptions, RetryPolicy};
-use octoup::http::{HttpClient, NetworkSettings};
+use octoup::installer::download::{DownloadError, DownloadOptions, RetryPolicy};
+use octoup::installer::verify::{VerifiedBy, VerifyError};
+use octoup::octopus::http::{HttpClient, NetworkSettings};
+use octoup::process::runner::{CommandOutput, CommandRunner, CommandSpec, LocalRunner, RunError};
 use octoup::progress::Progress;
-use octoup::runner::{CommandOutput, CommandRunner, CommandSpec, LocalRunner, RunError};
-use octoup::verify::{VerifiedBy, VerifyError};
 use octoup::version::Version;
 use sha2::{Digest, Sha256};
 

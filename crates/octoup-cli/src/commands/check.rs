@@ -1,18 +1,18 @@
 //! `octoup check`: which version would an upgrade install, by which path, and why not the
 //! others. Reads the server (or `--current`), the license cap and the feed; the choice itself
-//! is `octoup::check`.
+//! is `octoup::choice::check`.
 //!
 //! Exit status: 0 when the answer is known (a target, up to date, or nothing eligible);
 //! 2 for bad input or configuration; 3 when the feed or the server cannot be read.
 
 use std::time::Duration;
 
-use octoup::api::{ApiError, OctopusApi};
-use octoup::check::{CheckInput, check};
+use octoup::choice::check::{CheckInput, check};
+use octoup::choice::feed::{FeedSource, load_feed};
+use octoup::choice::policy::Policy;
 use octoup::config::{Config, ConfigError};
-use octoup::feed::{FeedSource, load_feed};
-use octoup::http::{HttpClient, NetworkSettings};
-use octoup::policy::Policy;
+use octoup::octopus::api::{ApiError, OctopusApi};
+use octoup::octopus::http::{HttpClient, NetworkSettings};
 use octoup::version::Version;
 
 use crate::cli::CheckArgs;

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use octoup::config::{Config, EnvOverrides};
+use octoup::engine::report::Outcome;
 use octoup::engine::{self, UpgradeOptions};
-use octoup::report::Outcome;
 
 use crate::cli::DemoArgs;
 use crate::context::Context;

@@ -1,7 +1,7 @@
 //! `octoup node <action>`: one node-level step on this machine (the JSON is documented in
-//! docs/node-commands.md; the logic is `octoup::node_actions`).
+//! docs/node-commands.md; the logic is `octoup::nodes::actions`).
 
-use octoup::node_actions::{Action, Failure, NodeContext, Outcome, Reply};
+use octoup::nodes::actions::{Action, Failure, NodeContext, Outcome, Reply};
 
 use crate::cli::{NodeAction, NodeArgs};
 use crate::context::Context;
@@ -67,7 +67,7 @@ fn answer(action: &Action, node: Option<&str>, ctx: &Context) -> Reply {
 fn exit_for(reply: &Reply) -> Exit {
     match &reply.result {
         Ok(_) => Exit::Ok,
-        Err(f) if f.kind == octoup::node_actions::FailureKind::Config => Exit::Usage,
+        Err(f) if f.kind == octoup::nodes::actions::FailureKind::Config => Exit::Usage,
         Err(f) if f.kind.changed_nothing() => Exit::Refused,
         Err(_) => Exit::Failed,
     }

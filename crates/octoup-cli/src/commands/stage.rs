@@ -9,17 +9,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use octoup::api::OctopusApi;
-use octoup::cache::{
+use octoup::choice::check::{CheckInput, check};
+use octoup::choice::feed::{FeedSource, load_feed};
+use octoup::choice::policy::Policy;
+use octoup::config::{Config, Secret};
+use octoup::installer::cache::{
     InstallerCache, InstallerError, InstallerSettings, Role, StagedInstaller, describe,
 };
-use octoup::check::{CheckInput, check};
-use octoup::config::{Config, Secret};
-use octoup::feed::{FeedSource, load_feed};
-use octoup::http::{HttpClient, NetworkSettings};
-use octoup::policy::Policy;
+use octoup::octopus::api::OctopusApi;
+use octoup::octopus::http::{HttpClient, NetworkSettings};
+use octoup::process::runner::LocalRunner;
 use octoup::progress::Progress;
-use octoup::runner::LocalRunner;
 use octoup::version::Version;
 use serde::Serialize;
 

@@ -5,10 +5,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use octoup::engine::preflight::PreflightError;
+use octoup::engine::report::{Outcome, Report};
 use octoup::engine::{self, EngineError, UpgradeOptions};
 use octoup::journal::{JournalError, Run};
-use octoup::preflight::PreflightError;
-use octoup::report::{Outcome, Report};
 
 use crate::cli::{PlanArgs, UpgradeArgs};
 use crate::context::Context;

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use octoup::api::OctopusApi;
 use octoup::config::{Config, Secret};
-use octoup::http::{HttpClient, NetworkSettings};
-use octoup::node::{NodeAgent, agent_for};
-use octoup::remote_agent::SshAgent;
-use octoup::runner::{CommandRunner, CommandSpec, LocalRunner, RunLog};
-use octoup::transport::{SshRunner, SshTransport};
+use octoup::nodes::remote::SshAgent;
+use octoup::nodes::ssh::{SshRunner, SshTransport};
+use octoup::nodes::{NodeAgent, agent_for};
+use octoup::octopus::api::OctopusApi;
+use octoup::octopus::http::{HttpClient, NetworkSettings};
+use octoup::process::runner::{CommandRunner, CommandSpec, LocalRunner, RunLog};
 
 use crate::sshd::Sshd;
 use crate::support::{Sim, octoup};
@@ -228,7 +228,7 @@ async fn the_ssh_agent_drives_every_node_step_on_a_real_sshd() {
     }
     // Direct Octopus.Server.exe calls over SSH: watchdog and master key.
     second
-        .create_watchdog(&octoup::node::WatchdogInfo {
+        .create_watchdog(&octoup::nodes::WatchdogInfo {
             enabled: true,
             interval_minutes: Some(9),
             instances: None,

@@ -175,7 +175,7 @@ impl Engine {
         mut check: impl AsyncFnMut() -> Wait,
     ) -> bool {
         let elapsed = since
-            .map(|t| Duration::from_secs_f64(crate::clock::seconds_between(t, now())))
+            .map(|t| Duration::from_secs_f64(crate::process::clock::seconds_between(t, now())))
             .unwrap_or_default();
         let deadline = Deadline::after(Duration::from_secs(limit).saturating_sub(elapsed));
         let mut poll = Poller::new(Duration::from_millis(100), Duration::from_secs(5));

@@ -1,6 +1,6 @@
 //! The node-level actions behind `octoup node <action>`, run on the node itself: stage,
 //! stop, install, start and status. The orchestrator calls them over SSH
-//! ([`crate::remote_agent::SshAgent`]); Octopus runbooks, Ansible or any other engine can
+//! ([`crate::nodes::remote::SshAgent`]); Octopus runbooks, Ansible or any other engine can
 //! call them the same way.
 //!
 //! Each action answers with one JSON object — a stable interface, documented in
@@ -19,13 +19,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{OctopusApi, Ping};
-use crate::cache::{InstallerCache, InstallerError, InstallerSettings, Role, StagedInstaller};
 use crate::config::{Config, EnvOverrides, NodeConfig, Secret};
-use crate::http::{HttpClient, NetworkSettings};
-use crate::node::{LocalAgent, NodeAgent, NodeError, WatchdogInfo, file_safe};
+use crate::installer::cache::{
+    InstallerCache, InstallerError, InstallerSettings, Role, StagedInstaller,
+};
+use crate::nodes::{LocalAgent, NodeAgent, NodeError, WatchdogInfo, file_safe};
+use crate::octopus::api::{OctopusApi, Ping};
+use crate::octopus::http::{HttpClient, NetworkSettings};
+use crate::process::runner::{LocalRunner, RunError, RunLog};
 use crate::progress::NoProgress;
-use crate::runner::{LocalRunner, RunError, RunLog};
 use crate::version::Version;
 
 /// The JSON format version of every node answer; raised only for incompatible changes.
@@ -428,7 +430,7 @@ impl NodeContext {
         let watchdog = self.agent.watchdog().await?;
         let watchdog_deleted = if watchdog.enabled {
             let saved = serde_json::to_vec_pretty(&watchdog).unwrap_or_default();
-            crate::fsutil::write_atomic(&self.watchdog_file(), &saved).map_err(|e| {
+            crate::process::fsutil::write_atomic(&self.watchdog_file(), &saved).map_err(|e| {
                 Failure::config(format!(
                     "cannot remember the watchdog settings in {}: {e}; nothing was changed. Check [state] dir",
                     self.watchdog_file().display()
@@ -573,7 +575,7 @@ impl NodeContext {
         let mut watchdog_created = false;
         if watchdog && let Some(saved) = self.saved_watchdog() {
             self.agent.create_watchdog(&saved).await?;
-            let _ = crate::fsutil::remove_file_if_exists(&self.watchdog_file());
+            let _ = crate::process::fsutil::remove_file_if_exists(&self.watchdog_file());
             watchdog_created = true;
         }
         Ok(StartReport {

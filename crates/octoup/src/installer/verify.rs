@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::runner::{CommandRunner, CommandSpec, RunError, expand};
+use crate::process::runner::{CommandRunner, CommandSpec, RunError, expand};
 
 /// Response header carrying the MSI's SHA-256 on the vendor's download host (S3 metadata).
 pub const SHA256_HEADER: &str = "x-amz-meta-sha256";
@@ -257,7 +257,7 @@ pub async fn run_verify_command(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::CommandOutput;
+    use crate::process::runner::CommandOutput;
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -397,7 +397,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_verify_program_is_explained() {
         let err = run_verify_command(
-            &crate::runner::LocalRunner::default(),
+            &crate::process::runner::LocalRunner::default(),
             &["/nonexistent/octoup-verify".to_string()],
             Path::new("x"),
             Duration::from_secs(5),

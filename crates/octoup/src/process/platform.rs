@@ -11,7 +11,7 @@ use std::path::Path;
 /// octoup adds nothing, so `[backup] dir` must be a directory whose ACL lets only
 /// administrators read it (the README says so).
 pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = crate::fsutil::parent_dir(path);
+    let dir = crate::process::fsutil::parent_dir(path);
     std::fs::create_dir_all(dir)?;
     restrict_dir(dir)?;
     let mut options = std::fs::OpenOptions::new();
@@ -24,7 +24,7 @@ pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    crate::fsutil::sync_dir(dir)
+    crate::process::fsutil::sync_dir(dir)
 }
 
 #[cfg(unix)]

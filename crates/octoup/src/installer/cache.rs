@@ -18,17 +18,19 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::download::{
+use crate::installer::download::{
     DownloadError, DownloadJob, DownloadOptions, RetryPolicy, download_resumable,
 };
-use crate::fsutil::{self, remove_file_if_exists, rename_with_retry, sync_dir, write_atomic};
-use crate::http::{HttpClient, redact_url};
-use crate::progress::Progress;
-use crate::runner::CommandRunner;
-use crate::verify::{
+use crate::installer::verify::{
     self, ExpectedHash, HashSource, VerifiedBy, VerifyError, check_agreement, check_digest,
     parse_sha256, parse_sidecar, run_verify_command,
 };
+use crate::octopus::http::{HttpClient, redact_url};
+use crate::process::fsutil::{
+    self, remove_file_if_exists, rename_with_retry, sync_dir, write_atomic,
+};
+use crate::process::runner::CommandRunner;
+use crate::progress::Progress;
 use crate::version::Version;
 
 /// Name of the receipt beside each cached installer.

@@ -13,14 +13,14 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::Serialize;
 
-use crate::api::{ApiError, NodeSummary, OctopusApi, ServerStatus};
-use crate::check::{CheckInput, CheckReport, CheckStatus};
+use crate::choice::check::{CheckInput, CheckReport, CheckStatus};
+use crate::choice::feed::{FeedSource, load_feed};
+use crate::choice::policy::Policy;
 use crate::config::{Config, ConfigError, EnvOverrides, NodeConfig};
-use crate::feed::{FeedSource, load_feed};
-use crate::http::{HttpClient, NetworkSettings};
-use crate::node::{NodeAgent, WatchdogInfo, agent_for};
-use crate::policy::Policy;
-use crate::runner::{CommandRunner, LocalRunner, RunLog};
+use crate::nodes::{NodeAgent, WatchdogInfo, agent_for};
+use crate::octopus::api::{ApiError, NodeSummary, OctopusApi, ServerStatus};
+use crate::octopus::http::{HttpClient, NetworkSettings};
+use crate::process::runner::{CommandRunner, LocalRunner, RunLog};
 use crate::version::Version;
 
 /// Installer size assumed when the download server does not say (the 2026 MSI is 1.43 GB).
@@ -33,7 +33,7 @@ pub enum PreflightError {
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error("cannot set up HTTP: {0}")]
-    Http(#[from] crate::http::HttpError),
+    Http(#[from] crate::octopus::http::HttpError),
     #[error("{0}")]
     Other(String),
 }
@@ -436,7 +436,7 @@ async fn choose_target(
         }
     };
     let today = jiff::Zoned::now().date();
-    let report = crate::check::check(&CheckInput {
+    let report = crate::choice::check::check(&CheckInput {
         current: current.clone(),
         current_released: None,
         feed,
@@ -479,7 +479,7 @@ async fn disk_facts(conn: &Connection, target: Option<&TargetChoice>) -> Vec<Dis
                 "installer".into()
             },
             path: config.cache_dir(),
-            available_bytes: crate::platform::available_space(&config.cache_dir()),
+            available_bytes: crate::process::platform::available_space(&config.cache_dir()),
             needed_bytes: Some(size.unwrap_or(ASSUMED_INSTALLER_BYTES) * copies),
         });
     }
@@ -487,13 +487,13 @@ async fn disk_facts(conn: &Connection, target: Option<&TargetChoice>) -> Vec<Dis
     out.push(DiskFact {
         what: "database backup".into(),
         path: config.database.backup_dir.clone(),
-        available_bytes: crate::platform::available_space(&config.database.backup_dir),
+        available_bytes: crate::process::platform::available_space(&config.database.backup_dir),
         needed_bytes: None,
     });
     out.push(DiskFact {
         what: "master key and license copies".into(),
         path: config.backup.dir.clone(),
-        available_bytes: crate::platform::available_space(&config.backup.dir),
+        available_bytes: crate::process::platform::available_space(&config.backup.dir),
         needed_bytes: Some(1024 * 1024),
     });
     out

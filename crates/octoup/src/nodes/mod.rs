@@ -5,6 +5,10 @@
 //! and a [`CommandRunner`] (so every command has a timeout and lands in the run log), and
 //! watches the node's own HTTP address to confirm what the command claims.
 
+pub mod actions;
+pub mod remote;
+pub mod ssh;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +18,12 @@ use backon::{ExponentialBuilder, Retryable};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{OctopusApi, Ping};
-use crate::clock::{Deadline, Poller, human_duration};
 use crate::config::{Config, NodeConfig, Secret, TimeoutsConfig};
-use crate::runner::{CommandOutput, CommandRunner, CommandSpec, RunError, expand, tail_lines};
+use crate::octopus::api::{OctopusApi, Ping};
+use crate::process::clock::{Deadline, Poller, human_duration};
+use crate::process::runner::{
+    CommandOutput, CommandRunner, CommandSpec, RunError, expand, tail_lines,
+};
 use crate::version::Version;
 
 /// msiexec: success.
@@ -608,7 +614,7 @@ pub fn agent_for(
     log_dir: PathBuf,
 ) -> Result<Arc<dyn NodeAgent>, String> {
     if node.ssh.is_some() {
-        let agent = crate::remote_agent::SshAgent::new(config, node, name, api, runner, log_dir)
+        let agent = crate::nodes::remote::SshAgent::new(config, node, name, api, runner, log_dir)
             .map_err(|e| e.to_string())?;
         return Ok(Arc::new(agent));
     }

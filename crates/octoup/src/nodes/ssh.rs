@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::SshConfig;
-use crate::runner::{CommandOutput, CommandRunner, CommandSpec, RunError};
+use crate::process::runner::{CommandOutput, CommandRunner, CommandSpec, RunError};
 
 /// The exit status OpenSSH uses for its own failures (connection, authentication, host key).
 pub const SSH_FAILURE_EXIT: i32 = 255;
@@ -217,7 +217,7 @@ pub struct SshRunner {
 }
 
 impl SshRunner {
-    /// `local` runs the ssh client itself, usually the run's [`crate::runner::LocalRunner`].
+    /// `local` runs the ssh client itself, usually the run's [`crate::process::runner::LocalRunner`].
     pub fn new(transport: SshTransport, local: Arc<dyn CommandRunner>) -> SshRunner {
         SshRunner { transport, local }
     }
@@ -269,7 +269,7 @@ impl CommandRunner for SshRunner {
 
 /// ssh's own failure, with the operator's next step for the common causes.
 fn ssh_failure_message(destination: &str, stderr: &str) -> String {
-    let said = crate::runner::tail_lines(stderr, 3);
+    let said = crate::process::runner::tail_lines(stderr, 3);
     let lower = said.to_ascii_lowercase();
     let advice = if lower.contains("host key verification failed")
         || lower.contains("no matching host key")
@@ -429,7 +429,7 @@ mod tests {
         ]);
         SshRunner::new(
             SshTransport::new(&cfg, "N1", "root@h").unwrap(),
-            Arc::new(crate::runner::LocalRunner::default()),
+            Arc::new(crate::process::runner::LocalRunner::default()),
         )
     }
 

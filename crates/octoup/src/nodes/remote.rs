@@ -2,7 +2,7 @@
 //!
 //! The node-level steps (stage, stop, install, start, status) run as
 //! `<remote_octoup> node <action> --json --node NAME [--config <remote_config>]` on the node,
-//! whose JSON answer ([`crate::node_actions`]) is turned back into the agent's results and
+//! whose JSON answer ([`crate::nodes::actions`]) is turned back into the agent's results and
 //! errors. Those steps wait on the node itself (for the service to go down or to serve the
 //! version) and install the installer staged in the node's own cache.
 //!
@@ -21,15 +21,15 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::OctopusApi;
 use crate::config::{Config, NodeConfig, Secret, TimeoutsConfig};
-use crate::node::{InstallOutcome, LocalAgent, NodeAgent, NodeError, WatchdogInfo};
-use crate::node_actions::{
+use crate::nodes::actions::{
     FORMAT, Failure, FailureKind, InstallReport, StageReport, StartReport, StatusReport,
     StopReport, UninstallReport,
 };
-use crate::runner::{CommandRunner, CommandSpec, RunError, tail_lines};
-use crate::transport::{SshRunner, SshTransport, TransportError};
+use crate::nodes::ssh::{SshRunner, SshTransport, TransportError};
+use crate::nodes::{InstallOutcome, LocalAgent, NodeAgent, NodeError, WatchdogInfo};
+use crate::octopus::api::OctopusApi;
+use crate::process::runner::{CommandRunner, CommandSpec, RunError, tail_lines};
 use crate::version::Version;
 
 /// A node reached over SSH.
@@ -295,7 +295,7 @@ install_outcome_from!(InstallReport, UninstallReport);
 /// The digest of a cached installer, from its directory (`<version>/<sha256>/<file>`).
 fn cache_entry_digest(installer: &Path) -> Option<String> {
     let dir = installer.parent()?.file_name()?.to_str()?;
-    crate::verify::parse_sha256(dir).filter(|s| s == dir)
+    crate::installer::verify::parse_sha256(dir).filter(|s| s == dir)
 }
 
 /// The last line of `text` that is a JSON object (login banners may come first).
@@ -370,8 +370,8 @@ fn kind_text(kind: FailureKind) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{HttpClient, NetworkSettings};
-    use crate::runner::LocalRunner;
+    use crate::octopus::http::{HttpClient, NetworkSettings};
+    use crate::process::runner::LocalRunner;
 
     fn agent(node_toml: &str) -> SshAgent {
         let config = Config::parse(&format!(

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Secret;
-use crate::http::{HttpClient, HttpError};
+use crate::octopus::http::{HttpClient, HttpError};
 
 pub const API_KEY_HEADER: &str = "X-Octopus-ApiKey";
 
@@ -471,7 +471,7 @@ fn short_reason(reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::NetworkSettings;
+    use crate::octopus::http::NetworkSettings;
     use wiremock::matchers::{body_partial_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -307,7 +307,7 @@ pub fn parse_released(text: &str) -> Option<Date> {
 }
 
 /// Where the feed comes from: `http(s)://` is a URL; a plain path or `file://` URL is a file
-/// (the same rule as `crate::http::location_path`).
+/// (the same rule as `crate::octopus::http::location_path`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedSource {
     Url(String),
@@ -317,7 +317,7 @@ pub enum FeedSource {
 impl FeedSource {
     pub fn parse(text: &str) -> FeedSource {
         let text = text.trim();
-        match crate::http::location_path(text) {
+        match crate::octopus::http::location_path(text) {
             Some(path) => FeedSource::File(path),
             None => FeedSource::Url(text.to_string()),
         }
@@ -340,9 +340,9 @@ pub trait FetchText {
 }
 
 /// The project's HTTP client (plain http only to loopback, proxy, CA bundle).
-impl FetchText for crate::http::HttpClient {
+impl FetchText for crate::octopus::http::HttpClient {
     async fn get_text(&self, url: &str) -> Result<String, String> {
-        crate::http::HttpClient::get_text(self, url)
+        crate::octopus::http::HttpClient::get_text(self, url)
             .await
             .map_err(|e| e.to_string())
     }

@@ -115,7 +115,7 @@ pub enum RunError {
     },
     #[error(
         "{label}: `{program}` did not finish within {} and was killed. Look at the run log; raise {setting} if it needs longer",
-        crate::clock::human_duration(*.timeout)
+        crate::process::clock::human_duration(*.timeout)
     )]
     Timeout {
         label: String,
@@ -250,7 +250,7 @@ pub struct RunLog {
 impl RunLog {
     /// Opens (appends to) the log file, creating its directory.
     pub fn open(path: &Path) -> std::io::Result<RunLog> {
-        std::fs::create_dir_all(crate::fsutil::parent_dir(path))?;
+        std::fs::create_dir_all(crate::process::fsutil::parent_dir(path))?;
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(RunLog {
             path: path.to_path_buf(),

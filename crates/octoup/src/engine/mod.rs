@@ -21,28 +21,27 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::api::{OctopusApi, Ping, TaskResource};
 use crate::backup::{self, Sql};
-use crate::cache::{InstallerCache, InstallerSettings, Role};
-use crate::clock::{Deadline, Poller, human_duration, now};
 use crate::config::{Config, ConfigError, EnvOverrides, NodeConfig};
+use crate::engine::preflight::{Connection, Facts, PreflightError, preflight};
+use crate::engine::report::{NodeReport, Outcome, Report};
+use crate::installer::cache::{InstallerCache, InstallerSettings, Role};
 use crate::journal::{
     Direction, FORMAT, Journal, JournalError, Run, RunNode, RunStatus, StateDir, Step, StepState,
     new_run_id, step_id,
 };
-use crate::node::{NodeAgent, NodeError, WatchdogInfo};
-use crate::plan::{self, *};
-use crate::preflight::{Connection, Facts, PreflightError, preflight};
+use crate::nodes::{NodeAgent, NodeError, WatchdogInfo};
+use crate::octopus::api::{OctopusApi, Ping, TaskResource};
+use crate::process::clock::{Deadline, Poller, human_duration, now};
+use crate::process::runner::RunLog;
 use crate::progress::{NoProgress, Progress};
-use crate::report::{NodeReport, Outcome, Report};
-use crate::runner::RunLog;
 use crate::version::Version;
+use plan::*;
 
-// Children of this module (files of their own, owned by the rollback work): they extend
-// `Engine` with the rollback procedure and the rules for steps interrupted by a crash.
-#[path = "recovery.rs"]
+pub mod plan;
+pub mod preflight;
 mod recovery;
-#[path = "rollback.rs"]
+pub mod report;
 pub mod rollback;
 
 /// How long `database --upgrade` is retried while the server still sees nodes running
@@ -236,7 +235,7 @@ fn create_run(
     run_id: &str,
     digest: &str,
     facts: &Facts,
-    target: &crate::preflight::TargetChoice,
+    target: &crate::engine::preflight::TargetChoice,
     config: &Config,
     log: &RunLog,
 ) -> Result<Journal, EngineError> {
@@ -887,12 +886,12 @@ impl Engine {
         self.record(
             id,
             "verified_by",
-            json!(crate::cache::describe(&staged.verified_by)),
+            json!(crate::installer::cache::describe(&staged.verified_by)),
         )?;
         Ok(Done::Ok(format!(
             "{} ({})",
             staged.path.display(),
-            crate::cache::describe(&staged.verified_by)
+            crate::installer::cache::describe(&staged.verified_by)
         )))
     }
 

@@ -21,9 +21,9 @@ use reqwest::{Method, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::http::{HttpClient, HttpError, body_read_error, redact_url, status_error};
+use crate::installer::verify::{self, SHA256_HEADER, VerifyError};
+use crate::octopus::http::{HttpClient, HttpError, body_read_error, redact_url, status_error};
 use crate::progress::Progress;
-use crate::verify::{self, SHA256_HEADER, VerifyError};
 
 /// When to give up retrying a download.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,7 +345,8 @@ async fn attempt(job: &DownloadJob<'_>, state: &mut State) -> Result<Downloaded,
     // Refuse before the body rather than after a gigabyte when the disk cannot hold it.
     if let Some(total) = total {
         let needed = total.saturating_sub(resume_at);
-        let available = crate::platform::available_space(crate::fsutil::parent_dir(part));
+        let available =
+            crate::process::platform::available_space(crate::process::fsutil::parent_dir(part));
         if available.is_some_and(|a| a < needed) {
             return Err(DownloadError::NoSpace {
                 path: part.to_path_buf(),

@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::fsutil::{self, IoContext, PathError};
+use crate::process::fsutil::{self, IoContext, PathError};
 
 /// The journal file format; a newer octoup reads older formats.
 pub const FORMAT: u32 = 1;
@@ -158,7 +158,10 @@ impl Step {
 
     /// Seconds the step took, when it finished.
     pub fn seconds(&self) -> Option<f64> {
-        Some(crate::clock::seconds_between(self.started?, self.finished?))
+        Some(crate::process::clock::seconds_between(
+            self.started?,
+            self.finished?,
+        ))
     }
 }
 
@@ -227,7 +230,7 @@ impl Run {
     }
 
     pub fn outage_seconds(&self) -> Option<f64> {
-        Some(crate::clock::seconds_between(
+        Some(crate::process::clock::seconds_between(
             self.outage_started?,
             self.outage_ended?,
         ))

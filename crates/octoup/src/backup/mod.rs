@@ -6,14 +6,15 @@
 //! the key is added to the run log's redaction list. The SQL password reaches `sqlcmd` only
 //! as `SQLCMDPASSWORD` in its environment.
 
+pub mod tsql;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::api::{ApiError, OctopusApi};
 use crate::config::{Config, ConfigError, Secret};
-use crate::node::{NodeAgent, NodeError, file_safe};
-use crate::runner::{CommandOutput, CommandRunner, CommandSpec, RunError, RunLog};
-use crate::tsql;
+use crate::nodes::{NodeAgent, NodeError, file_safe};
+use crate::octopus::api::{ApiError, OctopusApi};
+use crate::process::runner::{CommandOutput, CommandRunner, CommandSpec, RunError, RunLog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -77,7 +78,7 @@ pub async fn save_license(
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
-    crate::platform::write_owner_only(path, bytes).map_err(|source| BackupError::Write {
+    crate::process::platform::write_owner_only(path, bytes).map_err(|source| BackupError::Write {
         path: path.to_path_buf(),
         source,
     })

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::clock::human_duration;
 use crate::config::Config;
+use crate::engine::preflight::{Facts, bytes};
 use crate::journal::{Run, RunStatus};
-use crate::preflight::{Facts, bytes};
+use crate::process::clock::human_duration;
 
 /// Step names, in order. Per-node steps carry the node.
 pub const PREFLIGHT: &str = "preflight";

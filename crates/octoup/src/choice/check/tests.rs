@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::feed::parse_feed;
-use crate::policy::Allow;
+use crate::choice::feed::parse_feed;
+use crate::choice::policy::Allow;
 
 fn v(s: &str) -> Version {
     s.parse().unwrap()

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Serialize, Serializer};
 
-use crate::clock::human_duration;
 use crate::journal::{Run, StepState};
+use crate::process::clock::human_duration;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,8 +139,8 @@ impl Report {
             license: path_of("backup-license"),
         };
         let outage_seconds = match (run.outage_started, run.outage_ended) {
-            (Some(a), Some(b)) => crate::clock::seconds_between(a, b),
-            (Some(a), None) => crate::clock::seconds_between(a, run.updated),
+            (Some(a), Some(b)) => crate::process::clock::seconds_between(a, b),
+            (Some(a), None) => crate::process::clock::seconds_between(a, run.updated),
             _ => 0.0,
         };
         Report {

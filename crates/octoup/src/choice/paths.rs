@@ -7,11 +7,11 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::feed::Feed;
+use crate::choice::feed::Feed;
 use crate::version::Version;
 
 /// The data file shipped with octoup.
-pub const BUILTIN: &str = include_str!("../data/upgrade-paths.toml");
+pub const BUILTIN: &str = include_str!("../../data/upgrade-paths.toml");
 
 /// Guards against data whose rules keep inserting stops (each hop is routed again).
 const MAX_DEPTH: usize = 8;
@@ -327,7 +327,7 @@ fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::Release;
+    use crate::choice::feed::Release;
 
     fn v(s: &str) -> Version {
         s.parse().unwrap()

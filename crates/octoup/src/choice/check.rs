@@ -23,9 +23,9 @@ use std::fmt::Write as _;
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::feed::{Feed, Release};
-use crate::policy::{CurrentRelease, Policy, Reason};
-use crate::upgrade_paths::{BrokenHop, PathError, Route, UpgradePaths};
+use crate::choice::feed::{Feed, Release};
+use crate::choice::paths::{BrokenHop, PathError, Route, UpgradePaths};
+use crate::choice::policy::{CurrentRelease, Policy, Reason};
 use crate::version::Version;
 
 /// Everything the choice depends on.

@@ -3,7 +3,7 @@
 //! never to install, and whether pre-releases count.
 //!
 //! This module holds the per-version rules and the words that explain a rejection;
-//! `crate::check` applies them in order together with the upgrade-path facts.
+//! `crate::choice::check` applies them in order together with the upgrade-path facts.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,0 +1,4 @@
+//! Talking to Octopus: the HTTP client (URL policy, proxies, redaction) and the REST API.
+
+pub mod api;
+pub mod http;
