@@ -1,7 +1,8 @@
 //! `octoup node <action>`: one node-level step on this machine (the JSON is documented in
 //! docs/node-commands.md; the logic is `octoup::nodes::actions`).
 
-use octoup::nodes::actions::{Action, Failure, NodeContext, Outcome, Reply};
+use octoup::nodes::actions::NodeContext;
+use octoup::nodes::protocol::{Action, Failure, Outcome, Reply};
 
 use crate::cli::{NodeAction, NodeArgs};
 use crate::context::Context;
@@ -67,7 +68,7 @@ fn answer(action: &Action, node: Option<&str>, ctx: &Context) -> Reply {
 fn exit_for(reply: &Reply) -> Exit {
     match &reply.result {
         Ok(_) => Exit::Ok,
-        Err(f) if f.kind == octoup::nodes::actions::FailureKind::Config => Exit::Usage,
+        Err(f) if f.kind == octoup::nodes::protocol::FailureKind::Config => Exit::Usage,
         Err(f) if f.kind.changed_nothing() => Exit::Refused,
         Err(_) => Exit::Failed,
     }

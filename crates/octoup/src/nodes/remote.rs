@@ -21,13 +21,14 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::config::{Config, NodeConfig, Secret, TimeoutsConfig};
-use crate::nodes::actions::{
+use super::agent::{InstallOutcome, NodeAgent, NodeError, WatchdogInfo};
+use super::local::LocalAgent;
+use super::protocol::{
     FORMAT, Failure, FailureKind, InstallReport, StageReport, StartReport, StatusReport,
     StopReport, UninstallReport,
 };
-use crate::nodes::ssh::{SshRunner, SshTransport, TransportError};
-use crate::nodes::{InstallOutcome, LocalAgent, NodeAgent, NodeError, WatchdogInfo};
+use super::ssh::{SshRunner, SshTransport, TransportError};
+use crate::config::{Config, NodeConfig, Secret, TimeoutsConfig};
 use crate::octopus::api::OctopusApi;
 use crate::process::runner::{CommandRunner, CommandSpec, RunError, tail_lines};
 use crate::version::Version;
