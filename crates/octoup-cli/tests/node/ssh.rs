@@ -265,7 +265,7 @@ async fn the_ssh_agent_drives_every_node_step_on_a_real_sshd() {
 
     for a in &agents {
         a.stop().await.unwrap();
-        assert!(!a.api().ping().await.is_up());
+        assert!(!a.ping().await.is_up());
     }
     // The backup the checker wants before a schema upgrade (I3), run here as the engine does.
     sim.back_up_database();

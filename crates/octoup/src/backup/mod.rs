@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError, Secret};
 use crate::nodes::{NodeAgent, NodeError, file_safe};
-use crate::octopus::api::{ApiError, OctopusApi};
+use crate::octopus::api::ApiError;
 use crate::process::runner::{CommandOutput, CommandRunner, CommandSpec, RunError, RunLog};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +66,7 @@ pub async fn save_master_key(
 }
 
 /// Saves the license XML (`licenses-current`) to an owner-only file in `dir`.
-pub async fn save_license(
-    api: &OctopusApi,
-    dir: &Path,
-    stamp: &str,
-) -> Result<PathBuf, BackupError> {
-    let text = api.license_text().await?;
+pub fn save_license(text: &str, dir: &Path, stamp: &str) -> Result<PathBuf, BackupError> {
     let path = dir.join(format!("license-{stamp}.xml"));
     write_private(&path, text.as_bytes())?;
     Ok(path)

@@ -9,86 +9,12 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::engine::preflight::{Facts, bytes};
+
+use crate::version::Version;
+
+use super::catalogue::{self, FORWARD, StepKind};
 use crate::journal::{Run, RunStatus};
 use crate::process::clock::human_duration;
-
-/// Step names, in order. Per-node steps carry the node.
-pub const PREFLIGHT: &str = "preflight";
-pub const STAGE_INSTALLER: &str = "stage-installer";
-pub const STAGE_ROLLBACK: &str = "stage-rollback-installer";
-pub const BACKUP_MASTER_KEY: &str = "backup-master-key";
-pub const BACKUP_LICENSE: &str = "backup-license";
-pub const MAINTENANCE_ON: &str = "maintenance-on";
-pub const DRAIN: &str = "drain";
-pub const DELETE_WATCHDOG: &str = "delete-watchdog";
-pub const STOP: &str = "stop";
-pub const BACKUP_DATABASE: &str = "backup-database";
-pub const VERIFY_BACKUP: &str = "verify-backup";
-pub const INSTALL: &str = "install";
-pub const UPGRADE_DATABASE: &str = "upgrade-database";
-pub const START: &str = "start";
-pub const VERIFY: &str = "verify";
-pub const CREATE_WATCHDOG: &str = "create-watchdog";
-pub const UNDRAIN: &str = "undrain";
-pub const MAINTENANCE_RESTORE: &str = "maintenance-restore";
-
-/// One step of the plan: `(name, node)`.
-pub type StepKey = (&'static str, Option<String>);
-
-/// The steps for these nodes, in journal order. `primary` runs the database upgrade.
-pub fn steps(nodes: &[String], primary: &str, rollback: bool) -> Vec<StepKey> {
-    let mut out: Vec<StepKey> = vec![(PREFLIGHT, None), (STAGE_INSTALLER, None)];
-    if rollback {
-        out.push((STAGE_ROLLBACK, None));
-    }
-    out.push((BACKUP_MASTER_KEY, None));
-    out.push((BACKUP_LICENSE, None));
-    out.push((MAINTENANCE_ON, None));
-    let each = |out: &mut Vec<StepKey>, name: &'static str| {
-        for n in nodes {
-            out.push((name, Some(n.clone())));
-        }
-    };
-    each(&mut out, DRAIN);
-    each(&mut out, DELETE_WATCHDOG);
-    each(&mut out, STOP);
-    out.push((BACKUP_DATABASE, None));
-    out.push((VERIFY_BACKUP, None));
-    each(&mut out, INSTALL);
-    out.push((UPGRADE_DATABASE, Some(primary.to_string())));
-    each(&mut out, START);
-    out.push((VERIFY, None));
-    each(&mut out, CREATE_WATCHDOG);
-    each(&mut out, UNDRAIN);
-    out.push((MAINTENANCE_RESTORE, None));
-    out
-}
-
-/// Whether a step is part of the outage (between the first stop and every node serving).
-pub fn in_outage(name: &str) -> bool {
-    matches!(
-        name,
-        STOP | BACKUP_DATABASE | VERIFY_BACKUP | INSTALL | UPGRADE_DATABASE | START | VERIFY
-    )
-}
-
-/// Seconds a step takes when nothing better is known (a mid-size installation).
-pub fn default_estimate(name: &str) -> f64 {
-    match name {
-        STAGE_INSTALLER | STAGE_ROLLBACK => 120.0,
-        BACKUP_MASTER_KEY | BACKUP_LICENSE | MAINTENANCE_ON | MAINTENANCE_RESTORE => 2.0,
-        DRAIN => 5.0,
-        DELETE_WATCHDOG | CREATE_WATCHDOG | UNDRAIN => 3.0,
-        STOP => 30.0,
-        BACKUP_DATABASE => 300.0,
-        VERIFY_BACKUP => 120.0,
-        INSTALL => 180.0,
-        UPGRADE_DATABASE => 300.0,
-        START => 90.0,
-        VERIFY => 5.0,
-        _ => 1.0,
-    }
-}
 
 /// Measured step durations (the longest per name) of the newest upgraded run.
 pub fn measured(history: &[Run]) -> Option<(String, BTreeMap<String, f64>)> {
@@ -119,8 +45,8 @@ pub struct PlannedStep {
 #[derive(Clone, Serialize)]
 pub struct Plan {
     pub from: String,
-    pub to: Option<String>,
-    pub path: Vec<String>,
+    pub to: Option<Version>,
+    pub path: Vec<Version>,
     pub why: String,
     pub up_to_date: bool,
     pub facts: Facts,
@@ -138,27 +64,28 @@ pub struct Plan {
 /// The plan for the preflight's findings. Changes nothing.
 pub fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan {
     let measured = measured(history);
-    let estimate = |name: &str| -> f64 {
+    let estimate = |kind: StepKind| -> f64 {
         measured
             .as_ref()
-            .and_then(|(_, m)| m.get(name).copied())
-            .unwrap_or_else(|| default_estimate(name))
+            .and_then(|(_, m)| m.get(kind.name()).copied())
+            .unwrap_or_else(|| kind.default_estimate())
     };
     let nodes: Vec<String> = facts.nodes.iter().map(|n| n.name.clone()).collect();
     let primary = facts.primary().map(|n| n.name.clone()).unwrap_or_default();
     let rollback = config.rollback.enabled;
     let mut steps = Vec::new();
-    for (name, node) in self::steps(&nodes, &primary, rollback) {
-        if name == PREFLIGHT {
+    for id in catalogue::steps(FORWARD, &nodes, &primary, rollback) {
+        let (kind, node) = (id.kind, id.node);
+        if kind == StepKind::Preflight {
             continue;
         }
         let node_facts = node
             .as_ref()
             .and_then(|n| facts.nodes.iter().find(|f| &f.name == n));
         let mut note = None;
-        let mut secs = estimate(name);
-        match name {
-            DRAIN => {
+        let mut secs = estimate(kind);
+        match kind {
+            StepKind::Drain => {
                 if let Some(f) = node_facts
                     && f.running_tasks > 0
                 {
@@ -175,7 +102,7 @@ pub fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan {
                     secs = secs.max(config.drain.wait_seconds as f64);
                 }
             }
-            DELETE_WATCHDOG | CREATE_WATCHDOG => {
+            StepKind::DeleteWatchdog | StepKind::CreateWatchdog => {
                 let exists = node_facts
                     .and_then(|f| f.watchdog.as_ref())
                     .is_some_and(|w| w.enabled);
@@ -184,14 +111,14 @@ pub fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan {
                     secs = 0.0;
                 }
             }
-            UNDRAIN if node_facts.is_some_and(|f| f.drained) => {
+            StepKind::Undrain if node_facts.is_some_and(|f| f.drained) => {
                 note = Some("was drained before: stays drained".into());
                 secs = 0.0;
             }
-            MAINTENANCE_ON if facts.maintenance => {
+            StepKind::MaintenanceOn if facts.maintenance => {
                 note = Some("already on".into());
             }
-            MAINTENANCE_RESTORE => {
+            StepKind::MaintenanceRestore => {
                 note = Some(if config.maintenance.leave_on {
                     "left on ([maintenance] leave_on): turn it off after checking".into()
                 } else if facts.maintenance {
@@ -200,39 +127,39 @@ pub fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan {
                     "turned off again".into()
                 });
             }
-            UPGRADE_DATABASE => {
+            StepKind::UpgradeDatabase => {
                 note = Some("the only schema upgrade, with every node stopped".into());
             }
             _ => {}
         }
         steps.push(PlannedStep {
-            name: name.to_string(),
+            name: kind.name().to_string(),
             node,
             estimate_seconds: secs,
-            in_outage: in_outage(name),
+            in_outage: kind.in_outage(),
             note,
         });
     }
-    let longest = |name: &str| {
+    let longest = |kind: StepKind| {
         steps
             .iter()
-            .filter(|s| s.name == name)
+            .filter(|s| s.name == kind.name())
             .map(|s| s.estimate_seconds)
             .fold(0.0, f64::max)
     };
-    let sum = |name: &str| -> f64 {
+    let sum = |kind: StepKind| -> f64 {
         steps
             .iter()
-            .filter(|s| s.name == name)
+            .filter(|s| s.name == kind.name())
             .map(|s| s.estimate_seconds)
             .sum()
     };
     let (s, b, i, u, t) = (
-        longest(STOP),
-        longest(BACKUP_DATABASE) + longest(VERIFY_BACKUP),
-        longest(INSTALL),
-        longest(UPGRADE_DATABASE),
-        longest(START),
+        longest(StepKind::Stop),
+        longest(StepKind::BackupDatabase) + longest(StepKind::VerifyBackup),
+        longest(StepKind::Install),
+        longest(StepKind::UpgradeDatabase),
+        longest(StepKind::Start),
     );
     let canary_extra = if config.cluster.canary && nodes.len() > 1 {
         t
@@ -240,9 +167,13 @@ pub fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan {
         0.0
     };
     let overlap = rollback;
-    let outage =
-        s + if overlap { b.max(i) } else { b + i } + u + t + canary_extra + longest(VERIFY);
-    let serial = sum(STOP) + b + sum(INSTALL) + u + sum(START);
+    let outage = s
+        + if overlap { b.max(i) } else { b + i }
+        + u
+        + t
+        + canary_extra
+        + longest(StepKind::Verify);
+    let serial = sum(StepKind::Stop) + b + sum(StepKind::Install) + u + sum(StepKind::Start);
     let target = facts.target.clone();
     Plan {
         from: facts.version.clone(),
@@ -310,7 +241,11 @@ impl Plan {
                     let _ = writeln!(
                         out,
                         "Path     {} (one version per run: re-run for the next)",
-                        self.path.join(" → ")
+                        self.path
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" → ")
                     );
                 }
             }
@@ -392,32 +327,5 @@ impl Plan {
         }
         let _ = writeln!(out, "\nNothing was changed.");
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_step_list_has_one_database_upgrade_on_the_primary() {
-        let nodes = vec!["A".to_string(), "B".to_string()];
-        let s = steps(&nodes, "B", true);
-        let ups: Vec<_> = s.iter().filter(|(n, _)| *n == UPGRADE_DATABASE).collect();
-        assert_eq!(ups.len(), 1);
-        assert_eq!(ups[0].1.as_deref(), Some("B"));
-        assert_eq!(s.iter().filter(|(n, _)| *n == STOP).count(), 2);
-        let pos = |name: &str| s.iter().position(|(n, _)| *n == name).unwrap();
-        assert!(pos(MAINTENANCE_ON) < pos(DRAIN));
-        assert!(pos(STOP) < pos(BACKUP_DATABASE));
-        assert!(pos(VERIFY_BACKUP) < pos(UPGRADE_DATABASE));
-        assert!(pos(INSTALL) < pos(UPGRADE_DATABASE));
-        assert!(pos(UPGRADE_DATABASE) < pos(START));
-        assert!(pos(UNDRAIN) < pos(MAINTENANCE_RESTORE));
-        assert!(
-            !steps(&nodes, "A", false)
-                .iter()
-                .any(|(n, _)| *n == STAGE_ROLLBACK)
-        );
     }
 }

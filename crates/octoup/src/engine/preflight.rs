@@ -124,9 +124,9 @@ pub struct NodeFacts {
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetChoice {
     /// The next version to install (the first stop of `path`).
-    pub target: Option<String>,
+    pub target: Option<Version>,
     /// Every version to install in order; a run installs one, a re-run the next.
-    pub path: Vec<String>,
+    pub path: Vec<Version>,
     pub why: String,
     pub up_to_date: bool,
     #[serde(skip)]
@@ -412,8 +412,8 @@ async fn choose_target(
             ));
         }
         return TargetChoice {
-            target: Some(wanted.to_string()),
-            path: vec![wanted.to_string()],
+            target: Some(wanted.clone()),
+            path: vec![wanted.clone()],
             why: format!("{wanted} was asked for with --to"),
             up_to_date: false,
             check: None,
@@ -445,7 +445,7 @@ async fn choose_target(
         now: today,
     });
     warnings.extend(report.warnings.iter().cloned());
-    let path: Vec<String> = report.path.iter().map(ToString::to_string).collect();
+    let path = report.path.clone();
     TargetChoice {
         target: path.first().cloned(),
         path,
@@ -468,8 +468,11 @@ fn no_target(why: String) -> TargetChoice {
 async fn disk_facts(conn: &Connection, target: Option<&TargetChoice>) -> Vec<DiskFact> {
     let config = &conn.config;
     let mut out = Vec::new();
-    if let Some(version) = target.and_then(|t| t.target.as_deref()) {
-        let url = config.installer.url.replace("{version}", version);
+    if let Some(version) = target.and_then(|t| t.target.as_ref()) {
+        let url = config
+            .installer
+            .url
+            .replace("{version}", &version.to_string());
         let size = installer_size(&conn.http, &url).await;
         let copies = if config.rollback.enabled { 2 } else { 1 };
         out.push(DiskFact {

@@ -22,8 +22,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::rollback::is_rollback_step;
-use super::*;
+use crate::journal::{Step, StepState};
+use crate::process::clock::{Deadline, Poller, human_duration, now};
+
+use super::catalogue::{StepId, StepKind};
+use super::executor::{Done, Engine, Failure};
+use super::record::Record;
 
 /// The longest wait for a command an earlier octoup left running (an install, a start),
 /// whatever its own timeout: after a restart of the machine nothing runs any more, and
@@ -34,38 +38,48 @@ impl Engine {
     /// Before an interrupted step runs again: `Some` when the real state shows it finished
     /// (it is then recorded as done without repeating it), `None` to run it again (every
     /// step body reads the real state before it acts).
-    pub(super) async fn recover_interrupted(&self, previous: &Step) -> Option<Done> {
+    pub(super) async fn recover_interrupted(&self, id: &StepId, previous: &Step) -> Option<Done> {
         let text = format!(
             "step {} was interrupted in an earlier run (octoup stopped while it ran): checking what it did before going on",
             previous.id
         );
         self.log.note(&text);
         self.events.note(&text);
-        let found = self.settle(previous, Settle::Resume).await?;
+        let found = self.settle(id, previous, Settle::Resume).await?;
         self.log
             .note(&format!("step {}: found finished: {found}", previous.id));
         // Installing and upgrading the schema are never repeated once done; the others
         // run again and confirm what they find (a start also checks the version served).
-        matches!(previous.name.as_str(), INSTALL | UPGRADE_DATABASE).then_some(Done::Ok(found))
+        id.kind.never_repeated().then_some(Done::Ok(found))
     }
 
     /// Before a rollback: forward steps still marked `running` (octoup died in them) are
     /// let finish and recorded as they ended.
     pub(super) async fn settle_interrupted(&self) -> Result<(), Failure> {
-        let interrupted: Vec<Step> = self
+        let interrupted: Vec<(StepId, Step)> = self
             .run()
             .steps
             .into_iter()
-            .filter(|s| s.state == StepState::Running && !is_rollback_step(&s.name))
+            .filter(|s| s.state == StepState::Running)
+            .filter_map(|s| {
+                let kind = StepKind::parse(&s.name).filter(|k| !k.is_rollback())?;
+                Some((
+                    StepId {
+                        kind,
+                        node: s.node.clone(),
+                    },
+                    s,
+                ))
+            })
             .collect();
-        for step in interrupted {
-            let ended = self.settle(&step, Settle::Rollback).await;
+        for (id, step) in interrupted {
+            let ended = self.settle(&id, &step, Settle::Rollback).await;
             self.mark(&step.id, |s| {
                 s.finished = Some(now());
                 match &ended {
                     Some(detail) => {
                         s.state = StepState::Done;
-                        s.outputs.insert("detail".into(), json!(detail));
+                        Record::Detail(detail.clone()).write(s);
                     }
                     None => {
                         s.state = StepState::Failed;
@@ -81,13 +95,13 @@ impl Engine {
     /// died, its child need not have) is waited for, up to that command's own timeout after
     /// the step began (capped at [`ORPHAN_WAIT_CAP`], except the database upgrade, which is
     /// never run twice at once). `Some` with what was found when the step's effect is there.
-    async fn settle(&self, step: &Step, purpose: Settle) -> Option<String> {
-        let timeouts = &self.config().timeouts;
+    async fn settle(&self, id: &StepId, step: &Step, purpose: Settle) -> Option<String> {
+        let timeouts = &self.config.timeouts;
         let capped = |secs: u64| secs.min(ORPHAN_WAIT_CAP.as_secs());
-        let node = self.node_of(step);
-        match (step.name.as_str(), node) {
-            (UPGRADE_DATABASE, _) => self.settle_database_upgrade(step).await,
-            (INSTALL, Some(n)) => {
+        let node = id.node.as_deref().and_then(|name| self.node_named(name));
+        match (id.kind, node) {
+            (StepKind::UpgradeDatabase, _) => self.settle_database_upgrade(step).await,
+            (StepKind::Install, Some(n)) => {
                 let target = self.target();
                 // Going forward, a second installer waits for the first by itself (1618,
                 // retried); a rollback must not decide on a version still being replaced.
@@ -101,20 +115,20 @@ impl Engine {
                 .await
                 .then(|| format!("{target} is installed (the interrupted install finished)"))
             }
-            (STOP, Some(n)) => self
+            (StepKind::Stop, Some(n)) => self
                 .wait_since(step.started, capped(timeouts.stop), async || {
-                    Wait::settled_if(!n.api().ping().await.is_up())
+                    Wait::settled_if(!n.agent.ping().await.is_up())
                 })
                 .await
                 .then(|| "the node is stopped".to_string()),
-            (START, Some(n)) => self
+            (StepKind::Start, Some(n)) => self
                 .wait_since(step.started, capped(timeouts.start), async || {
-                    Wait::settled_if(n.api().ping().await.is_up())
+                    Wait::settled_if(n.agent.ping().await.is_up())
                 })
                 .await
                 .then(|| "the node answers (the interrupted start finished)".to_string()),
-            (DELETE_WATCHDOG | CREATE_WATCHDOG, Some(n)) => {
-                let want = step.name == CREATE_WATCHDOG;
+            (StepKind::DeleteWatchdog | StepKind::CreateWatchdog, Some(n)) => {
+                let want = id.kind == StepKind::CreateWatchdog;
                 self.wait_since(step.started, capped(timeouts.command), async || {
                     match n.agent.watchdog().await {
                         Ok(w) => Wait::settled_if(w.enabled == want),
@@ -139,7 +153,7 @@ impl Engine {
     async fn settle_database_upgrade(&self, previous: &Step) -> Option<String> {
         let target = self.target();
         let primary = self.primary();
-        let limit = self.config().timeouts.db_upgrade;
+        let limit = self.config.timeouts.db_upgrade;
         let mut announced = false;
         let settled = self
             .wait_since(previous.started, limit, async || {
@@ -187,21 +201,6 @@ impl Engine {
                 Wait::Again => poll.wait(Some(&deadline)).await,
             }
         }
-    }
-
-    fn node_of(&self, step: &Step) -> Option<&EngineNode> {
-        let name = step.node.as_deref()?;
-        self.nodes
-            .iter()
-            .find(|n| n.info.name.eq_ignore_ascii_case(name))
-    }
-
-    /// Whether `version` is what the node has installed (false when it cannot be read).
-    pub(super) async fn installed_is(&self, n: &EngineNode, version: &str) -> bool {
-        let Ok(want) = version.parse::<Version>() else {
-            return false;
-        };
-        n.agent.installed_version().await.is_ok_and(|v| v == want)
     }
 }
 

@@ -146,8 +146,8 @@ impl Report {
         Report {
             outcome,
             refused: false,
-            from: run.from.clone(),
-            to: run.target.clone(),
+            from: run.from.to_string(),
+            to: run.target.to_string(),
             outage_seconds: (outage_seconds * 1000.0).round() / 1000.0,
             nodes,
             steps,

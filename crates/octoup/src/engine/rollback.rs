@@ -24,40 +24,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::OnFailure;
-use crate::journal::RunStatus;
+use crate::journal::{Direction, Run, RunStatus, Step, StepState};
+use crate::process::clock::{Deadline, Poller, now};
 
-use super::*;
-
-pub const RB_STOP: &str = "rollback-stop";
-pub const RB_RESTORE: &str = "rollback-restore-database";
-pub const RB_INSTALL: &str = "rollback-install";
-pub const RB_START: &str = "rollback-start";
-pub const RB_VERIFY: &str = "rollback-verify";
-pub const RB_WATCHDOG: &str = "rollback-create-watchdog";
-pub const RB_DRAIN: &str = "rollback-drain";
-pub const RB_MAINTENANCE: &str = "rollback-maintenance";
-
-/// Whether a journal step belongs to a rollback.
-pub fn is_rollback_step(name: &str) -> bool {
-    name.starts_with("rollback-")
-}
-
-/// The rollback's steps for these nodes, in order.
-fn rollback_steps(nodes: &[String]) -> Vec<Step> {
-    let each = |name: &'static str| nodes.iter().map(move |n| Step::new(name, Some(n)));
-    each(RB_STOP)
-        .chain([Step::new(RB_RESTORE, None)])
-        .chain(each(RB_INSTALL))
-        .chain(each(RB_START))
-        .chain([Step::new(RB_VERIFY, None)])
-        .chain(each(RB_WATCHDOG))
-        .chain(each(RB_DRAIN))
-        .chain([Step::new(RB_MAINTENANCE, None)])
-        .collect()
-}
+use super::catalogue::{ROLLBACK, StepId, StepKind, steps};
+use super::error::StepError;
+use super::executor::{Done, Engine, EngineNode, Failure, StepResult};
+use super::report::{Outcome, Report};
+use super::steps::serves;
 
 /// The refusal when there is no unfinished run to roll back.
-pub(super) fn no_unfinished_run(last: Option<Run>) -> Report {
+pub(crate) fn no_unfinished_run(last: Option<Run>) -> Report {
     let (reason, next) = match &last {
         None => (
             "there is no octoup run to roll back".to_string(),
@@ -72,9 +49,10 @@ pub(super) fn no_unfinished_run(last: Option<Run>) -> Report {
                 format!(
                     "Nothing was changed. To go back to {} anyway, follow docs/recovery.md (\"Going back after a finished upgrade\"): stop every node, restore the backup {}, install {} on every node, start them.",
                     run.from,
-                    run.step(BACKUP_DATABASE)
-                        .and_then(|s| s.output_str("path"))
-                        .unwrap_or("(none recorded)"),
+                    run.step(StepKind::BackupDatabase.name())
+                        .and_then(Step::recorded_path)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "(none recorded)".into()),
                     run.from
                 ),
             ),
@@ -98,9 +76,9 @@ pub(super) fn no_unfinished_run(last: Option<Run>) -> Report {
     };
     let (from, to) = last
         .as_ref()
-        .map(|r| (r.from.as_str(), r.target.as_str()))
-        .unwrap_or(("", ""));
-    let mut report = Report::without_run(Outcome::Refused, from, to);
+        .map(|r| (r.from.to_string(), r.target.to_string()))
+        .unwrap_or_default();
+    let mut report = Report::without_run(Outcome::Refused, &from, &to);
     report.error = Some(reason);
     report.next_step = Some(next);
     report
@@ -116,14 +94,14 @@ impl Engine {
     /// Whether a failure at or after the database upgrade is rolled back by itself: when
     /// configured, and only while the target is not yet served everywhere (afterwards only
     /// watchdogs, drain and maintenance are left, and a re-run finishes them).
-    pub(super) fn rolls_back_on_failure(&self) -> bool {
-        let config = self.config();
+    pub(crate) fn rolls_back_on_failure(&self) -> bool {
+        let config = &self.config;
         (config.rollback.automatic || config.cluster.on_failure == OnFailure::Rollback)
-            && self.step_state(VERIFY) != Some(StepState::Done)
+            && self.state_of(&StepId::once(StepKind::Verify)) != Some(StepState::Done)
     }
 
     /// A failure at or after the database upgrade, with automatic rollback configured.
-    pub(super) async fn rollback_after(&self, failure: Failure) -> Report {
+    pub(crate) async fn rollback_after(&self, failure: Failure) -> Report {
         if let Some(refusal) = self.rollback_refusal().await {
             let mut report = self.pause(&failure).await;
             let text = format!(
@@ -147,7 +125,7 @@ impl Engine {
 
     /// `octoup rollback` on an unfinished run: refused when it cannot be done (nothing is
     /// changed then), else rolled back; a rollback already under way continues.
-    pub(super) async fn take_over_rollback(&mut self) -> Report {
+    pub(crate) async fn take_over_rollback(&mut self) -> Report {
         self.resumed = true;
         self.journal_update(|r| r.pid = std::process::id()).ok();
         let run = self.run();
@@ -212,13 +190,13 @@ impl Engine {
             "Nothing was changed. Either fix the cause and run `octoup upgrade` to finish the upgrade to {target}, or go back by hand (docs/recovery.md)."
         );
         if self.restore_needed() {
-            let Some(path) = self.backup_path() else {
+            let Some(path) = self.database_backup() else {
                 return Some(Refusal {
                     reason: "the database may have been upgraded, and the run recorded no database backup to restore".into(),
                     next: by_hand,
                 });
             };
-            if self.step_state(VERIFY_BACKUP) != Some(StepState::Done) {
+            if self.state_of(&StepId::once(StepKind::VerifyBackup)) != Some(StepState::Done) {
                 return Some(Refusal {
                     reason: format!(
                         "the database backup {} was never verified (RESTORE VERIFYONLY did not pass in this run), so it is not trusted for a restore",
@@ -230,7 +208,7 @@ impl Engine {
             // A backup share may be visible to the SQL Server only: when the file is not
             // here, SQL Server checks it again.
             if !path.exists()
-                && let Err(e) = self.sql.verify(self.conn.runner.as_ref(), &path).await
+                && let Err(e) = self.database.verify(&path).await
             {
                 return Some(Refusal {
                     reason: format!(
@@ -242,15 +220,19 @@ impl Engine {
             }
         }
         for n in &self.nodes {
-            let id = step_id(RB_INSTALL, Some(&n.info.name));
-            if self.step_state(&id).is_some_and(StepState::is_settled)
+            if self.settled(&StepId::on(StepKind::RollbackInstall, &n.info.name))
                 || self.installed_is(n, &from).await
             {
                 continue;
             }
             let staged = self.rollback_installer().filter(|p| p.exists());
-            let package = self.output_path(STAGE_INSTALLER).filter(|p| p.exists());
+            let package = self.staged_target_installer().filter(|p| p.exists());
             if staged.is_none() || package.is_none() {
+                let missing = if staged.is_none() {
+                    self.recorded(&StepId::once(StepKind::StageRollback), Step::recorded_path)
+                } else {
+                    self.staged_target_installer()
+                };
                 return Some(Refusal {
                     reason: format!(
                         "{} no longer has {from} installed, and {} is not in the cache ({}); a rollback never downloads",
@@ -260,13 +242,9 @@ impl Engine {
                         } else {
                             format!("the installer of {target} (needed to uninstall it)")
                         },
-                        self.output_path(if staged.is_none() {
-                            STAGE_ROLLBACK
-                        } else {
-                            STAGE_INSTALLER
-                        })
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "never staged: [rollback] enabled = false".into())
+                        missing
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| "never staged: [rollback] enabled = false".into())
                     ),
                     next: format!(
                         "Nothing was changed. Install {from} on {} by hand (uninstall {target} first), then run `octoup rollback` again; or fix the cause and run `octoup upgrade` to finish the upgrade.",
@@ -293,14 +271,15 @@ impl Engine {
 
     /// Runs (or continues) the rollback and reports `rolled-back`, or `paused` with the
     /// next step when a rollback step fails.
-    pub(super) async fn run_rollback(&self) -> Report {
+    pub(crate) async fn run_rollback(&self) -> Report {
         let names: Vec<String> = self.nodes.iter().map(|n| n.info.name.clone()).collect();
+        let primary = self.primary().info.name.clone();
         self.journal_update(|r| {
             r.direction = Direction::Rollback;
             r.status = RunStatus::RollingBack;
-            for step in rollback_steps(&names) {
-                if r.step(&step.id).is_none() {
-                    r.steps.push(step);
+            for id in steps(ROLLBACK, &names, &primary, true) {
+                if r.step(&id.key()).is_none() {
+                    r.steps.push(Step::new(id.kind.name(), id.node.as_deref()));
                 }
             }
         })
@@ -310,8 +289,11 @@ impl Engine {
             Ok(()) => {
                 let from = self.from();
                 let backup = self
-                    .backup_path()
-                    .filter(|_| self.step_state(RB_RESTORE) == Some(StepState::Done))
+                    .database_backup()
+                    .filter(|_| {
+                        self.state_of(&StepId::once(StepKind::RollbackRestore))
+                            == Some(StepState::Done)
+                    })
                     .map(|p| format!(" on the database restored from {}", p.display()))
                     .unwrap_or_default();
                 self.end(RunStatus::RolledBack, Outcome::RolledBack, |r| {
@@ -342,40 +324,7 @@ impl Engine {
     async fn roll_back(&self) -> Result<(), Failure> {
         // A crash may have left forward steps running (resumed rollback after a crash).
         self.settle_interrupted().await?;
-        let restore = self.restore_needed();
-        let stops_pending = self
-            .nodes
-            .iter()
-            .any(|n| !self.settled(&step_id(RB_STOP, Some(&n.info.name))));
-        let must_stop = stops_pending && (restore || self.binaries_changed().await);
-        self.each(RB_STOP, |n| self.rb_stop(n, must_stop)).await?;
-        self.step(RB_RESTORE, self.rb_restore(restore)).await?;
-        self.each(RB_INSTALL, |n| self.rb_install(n)).await?;
-        self.each(RB_START, |n| self.rb_start(n)).await?;
-        self.step(RB_VERIFY, self.rb_verify()).await?;
-        self.each(RB_WATCHDOG, |n| self.rb_watchdog(n)).await?;
-        self.each(RB_DRAIN, |n| self.rb_drain(n)).await?;
-        self.step(RB_MAINTENANCE, self.rb_maintenance()).await
-    }
-
-    fn settled(&self, id: &str) -> bool {
-        self.step_state(id).is_some_and(StepState::is_settled)
-    }
-
-    /// The schema may differ from the original: the database upgrade was started.
-    fn restore_needed(&self) -> bool {
-        let id = step_id(UPGRADE_DATABASE, Some(&self.primary().info.name));
-        self.step_state(&id)
-            .is_some_and(|s| s != StepState::Planned)
-    }
-
-    fn backup_path(&self) -> Option<PathBuf> {
-        self.output_path(BACKUP_DATABASE)
-    }
-
-    fn output_path(&self, id: &str) -> Option<PathBuf> {
-        self.output(id, "path")
-            .and_then(|v| v.as_str().map(PathBuf::from))
+        self.run_phases(ROLLBACK).await
     }
 
     async fn binaries_changed(&self) -> bool {
@@ -388,32 +337,19 @@ impl Engine {
         false
     }
 
-    /// Marks a forward step the rollback reversed (when it had been reached).
-    fn mark_undone(&self, id: &str) {
-        if matches!(
-            self.step_state(id),
-            Some(StepState::Done | StepState::Running | StepState::Failed)
-        ) {
-            let _ = self.mark(id, |s| {
-                s.state = StepState::Undone;
-                s.outputs
-                    .insert("undone_at".into(), json!(now().to_string()));
-            });
-        }
-    }
-
-    async fn rb_stop(&self, n: &EngineNode, must_stop: bool) -> StepResult {
+    pub(super) async fn rb_stop(&self, n: &EngineNode) -> StepResult {
+        // Decided once for every node, before the first stop: only when the database or
+        // a node's binaries must change.
+        let must_stop = *self
+            .rollback_must_stop
+            .get_or_init(|| async { self.restore_needed() || self.binaries_changed().await })
+            .await;
         if !must_stop {
             return Ok(Done::Skipped(
                 "the database and the binaries are unchanged: the node is left as it is".into(),
             ));
         }
-        self.journal_update(|r| {
-            if r.outage_started.is_none() {
-                r.outage_started = Some(now());
-            }
-        })
-        .map_err(|e| e.to_string())?;
+        self.outage_begins()?;
         let was_up = self.stop_for_rollback(n).await?;
         Ok(Done::Ok(
             if was_up {
@@ -427,43 +363,38 @@ impl Engine {
 
     /// Deletes the node's watchdog (it would start the service again during the restore)
     /// and stops the service, confirming it is down. True when it was answering.
-    async fn stop_for_rollback(&self, n: &EngineNode) -> Result<bool, String> {
-        if n.agent.watchdog().await.map_err(|e| e.to_string())?.enabled {
-            n.agent.delete_watchdog().await.map_err(|e| e.to_string())?;
+    async fn stop_for_rollback(&self, n: &EngineNode) -> Result<bool, StepError> {
+        if n.agent.watchdog().await?.enabled {
+            n.agent.delete_watchdog().await?;
         }
-        let was_up = n.api().ping().await.is_up();
-        n.agent.stop().await.map_err(|e| e.to_string())?;
+        let was_up = n.agent.ping().await.is_up();
+        n.agent.stop().await?;
         Ok(was_up)
     }
 
-    async fn rb_restore(&self, needed: bool) -> StepResult {
+    pub(super) async fn rb_restore(&self) -> StepResult {
         let from = self.from();
-        if !needed {
+        if !self.restore_needed() {
             return Ok(Done::Skipped(format!(
                 "the database upgrade never started: the schema is still {from}"
             )));
         }
-        let path = self
-            .backup_path()
-            .ok_or("the run recorded no database backup to restore")?;
-        if self.step_state(VERIFY_BACKUP) != Some(StepState::Done) {
-            return Err(format!(
-                "the backup {} was never verified; it is not restored",
-                path.display()
-            ));
+        let path: PathBuf = self.database_backup().ok_or(StepError::NoBackupToRestore)?;
+        if self.state_of(&StepId::once(StepKind::VerifyBackup)) != Some(StepState::Done) {
+            return Err(StepError::BackupNeverVerified { path });
         }
         // SQL Server needs exclusive use of the database: nothing may run against it. A
         // restore refused as "in use" (a service that came up, an interrupted restore
         // still finishing) is retried for up to [timeouts] backup.
-        let deadline = Deadline::after(Duration::from_secs(self.config().timeouts.backup));
+        let deadline = Deadline::after(Duration::from_secs(self.config.timeouts.backup));
         let mut poll = Poller::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             for n in &self.nodes {
-                if n.api().ping().await.is_up() {
+                if n.agent.ping().await.is_up() {
                     self.stop_for_rollback(n).await?;
                 }
             }
-            match self.sql.restore(self.conn.runner.as_ref(), &path).await {
+            match self.database.restore(&path).await {
                 Ok(()) => break,
                 Err(e) if in_use(&e.to_string()) && !deadline.expired() => {
                     self.events.note(&format!(
@@ -471,24 +402,23 @@ impl Engine {
                     ));
                     poll.wait(Some(&deadline)).await;
                 }
-                Err(e) => {
-                    return Err(format!(
-                        "{e}. The database was not restored; check [database] sqlcmd and that nothing else uses the database"
-                    ));
-                }
+                Err(e) => return Err(StepError::Restore(e)),
             }
         }
-        self.mark_undone(&step_id(UPGRADE_DATABASE, Some(&self.primary().info.name)));
+        self.mark_undone(&StepId::on(
+            StepKind::UpgradeDatabase,
+            &self.primary().info.name,
+        ));
         Ok(Done::Ok(format!(
             "restored {}: the schema is {from} again",
             path.display()
         )))
     }
 
-    async fn rb_install(&self, n: &EngineNode) -> StepResult {
+    pub(super) async fn rb_install(&self, n: &EngineNode) -> StepResult {
         let from = self.from();
-        let reinstalled = self.undo_install(n).await?;
-        self.mark_undone(&step_id(INSTALL, Some(&n.info.name)));
+        let reinstalled = self.reinstall_original(n).await?;
+        self.mark_undone(&StepId::on(StepKind::Install, &n.info.name));
         Ok(if reinstalled {
             Done::Ok(format!("{from} reinstalled from the staged installer"))
         } else {
@@ -496,100 +426,57 @@ impl Engine {
         })
     }
 
-    async fn rb_start(&self, n: &EngineNode) -> StepResult {
+    pub(super) async fn rb_start(&self, n: &EngineNode) -> StepResult {
         let from = self.from();
-        let want: Version = from.parse().map_err(|e| format!("{e}"))?;
         let status = n.agent.status().await;
-        let serves = status
-            .api_version
-            .as_deref()
-            .and_then(|v| v.parse::<Version>().ok());
         if status.ping.is_up() {
-            return match serves {
-                Some(v) if v == want => {
-                    self.mark_undone(&step_id(STOP, Some(&n.info.name)));
-                    Ok(Done::Ok(format!("serves {from}")))
-                }
-                _ => Err(format!(
-                    "{} answers ({}) but not with {from}: stop it and run `octoup rollback` again",
-                    n.info.name,
-                    status.api_version.unwrap_or_else(|| status.ping.describe())
-                )),
-            };
+            if !serves(&status, &from) {
+                return Err(StepError::ServesOther {
+                    node: n.info.name.clone(),
+                    serving: status.api_version.unwrap_or_else(|| status.ping.describe()),
+                    want: from,
+                });
+            }
+        } else {
+            // I2: a node starts only on the original binaries against the original schema.
+            if !self.installed_is(n, &from).await {
+                return Err(StepError::NotInstalled {
+                    node: n.info.name.clone(),
+                    want: from,
+                });
+            }
+            n.agent.start(&from.to_string()).await?;
         }
-        // I2: a node starts only on the original binaries against the original schema.
-        if !self.installed_is(n, &from).await {
-            return Err(format!(
-                "{} does not have {from} installed: it is left stopped",
-                n.info.name
-            ));
-        }
-        n.agent.start(&from).await.map_err(|e| e.to_string())?;
-        self.mark_undone(&step_id(STOP, Some(&n.info.name)));
+        self.mark_undone(&StepId::on(StepKind::Stop, &n.info.name));
         Ok(Done::Ok(format!("serves {from}")))
     }
 
-    async fn rb_verify(&self) -> StepResult {
+    pub(super) async fn rb_verify(&self) -> StepResult {
         let from = self.from();
-        let want: Version = from.parse().map_err(|e| format!("{e}"))?;
-        for n in &self.nodes {
-            let s = n.agent.status().await;
-            let serves = s
-                .api_version
-                .as_deref()
-                .and_then(|v| v.parse::<Version>().ok());
-            if !(s.ping.is_up() && serves.as_ref() == Some(&want)) {
-                return Err(format!(
-                    "node {} does not serve {from}: {}",
-                    n.info.name,
-                    s.ping.describe()
-                ));
-            }
-        }
-        let summary = self
-            .conn
-            .api
-            .nodes_summary()
-            .await
-            .map_err(|e| e.to_string())?;
-        for s in &summary {
-            let known = self
-                .nodes
-                .iter()
-                .any(|n| n.info.name.eq_ignore_ascii_case(&s.name));
-            if let (true, Some(v)) = (known, &s.version)
-                && v.parse::<Version>().ok().as_ref() != Some(&want)
-            {
-                return Err(format!(
-                    "the cluster summary reports {} on {v}, not {from}",
-                    s.name
-                ));
-            }
-        }
-        self.journal_update(|r| r.outage_ended = Some(now()))
-            .map_err(|e| e.to_string())?;
+        self.verify_serving(&from).await?;
+        self.journal_update(|r| r.outage_ended = Some(now()))?;
         Ok(Done::Ok(format!(
             "every node serves {from} (/api, ping, cluster summary)"
         )))
     }
 
-    async fn rb_watchdog(&self, n: &EngineNode) -> StepResult {
+    pub(super) async fn rb_watchdog(&self, n: &EngineNode) -> StepResult {
         let done = self.create_watchdog(n).await?;
         if matches!(done, Done::Ok(_)) {
-            self.mark_undone(&step_id(DELETE_WATCHDOG, Some(&n.info.name)));
+            self.mark_undone(&StepId::on(StepKind::DeleteWatchdog, &n.info.name));
         }
         Ok(done)
     }
 
-    async fn rb_drain(&self, n: &EngineNode) -> StepResult {
+    pub(super) async fn rb_drain(&self, n: &EngineNode) -> StepResult {
         let done = self.undrain(n).await?;
-        self.mark_undone(&step_id(DRAIN, Some(&n.info.name)));
+        self.mark_undone(&StepId::on(StepKind::Drain, &n.info.name));
         Ok(done)
     }
 
-    async fn rb_maintenance(&self) -> StepResult {
+    pub(super) async fn rb_maintenance(&self) -> StepResult {
         let turned_off = self.undo_maintenance().await?;
-        self.mark_undone(MAINTENANCE_ON);
+        self.mark_undone(&StepId::once(StepKind::MaintenanceOn));
         Ok(if turned_off {
             Done::Ok("turned off, as before the run".into())
         } else {
@@ -607,34 +494,6 @@ fn in_use(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rollback_steps_are_in_order_per_node() {
-        let ids: Vec<String> = rollback_steps(&["A".into(), "B".into()])
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-        assert_eq!(
-            ids,
-            [
-                "rollback-stop@A",
-                "rollback-stop@B",
-                "rollback-restore-database",
-                "rollback-install@A",
-                "rollback-install@B",
-                "rollback-start@A",
-                "rollback-start@B",
-                "rollback-verify",
-                "rollback-create-watchdog@A",
-                "rollback-create-watchdog@B",
-                "rollback-drain@A",
-                "rollback-drain@B",
-                "rollback-maintenance",
-            ]
-        );
-        assert!(is_rollback_step(RB_RESTORE));
-        assert!(!is_rollback_step(UPGRADE_DATABASE));
-    }
 
     #[test]
     fn in_use_refusals_are_recognised() {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::process::fsutil::{self, IoContext, PathError};
+use crate::version::Version;
 
 /// The journal file format; a newer octoup reads older formats.
 pub const FORMAT: u32 = 1;
@@ -192,10 +193,10 @@ pub struct Run {
     pub pid: u32,
     /// SHA-256 (hex, shortened) of the config the run started with.
     pub config_digest: String,
-    pub from: String,
-    pub target: String,
+    pub from: Version,
+    pub target: Version,
     /// The whole upgrade path the target belongs to (stepping stones first).
-    pub path: Vec<String>,
+    pub path: Vec<Version>,
     pub nodes: Vec<RunNode>,
     pub status: RunStatus,
     /// Forward (upgrading) or undo (putting things back after an early failure); a paused
@@ -219,10 +220,6 @@ impl Run {
 
     pub fn step_mut(&mut self, id: &str) -> Option<&mut Step> {
         self.steps.iter_mut().find(|s| s.id == id)
-    }
-
-    pub fn steps_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Step> + 'a {
-        self.steps.iter().filter(move |s| s.name == name)
     }
 
     pub fn primary(&self) -> Option<&RunNode> {
@@ -457,9 +454,9 @@ mod tests {
             updated: Timestamp::now(),
             pid: std::process::id(),
             config_digest: "abc".into(),
-            from: "2024.1.10".into(),
-            target: "2024.2.7".into(),
-            path: vec!["2024.2.7".into()],
+            from: "2024.1.10".parse().unwrap(),
+            target: "2024.2.7".parse().unwrap(),
+            path: vec!["2024.2.7".parse().unwrap()],
             nodes: vec![RunNode {
                 name: "N1".into(),
                 id: "OctopusServerNodes-N1".into(),

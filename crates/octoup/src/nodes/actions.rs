@@ -180,14 +180,14 @@ impl NodeContext {
 
     /// Refuses while the service answers: installers run on stopped nodes only.
     async fn ensure_stopped(&self) -> Result<(), Failure> {
-        let ping = self.agent.api().ping().await;
+        let ping = self.agent.ping().await;
         if ping.is_up() {
             return Err(Failure::new(
                 FailureKind::Running,
                 format!(
                     "{}: the service still answers at {} ({}); nothing was changed. Run `octoup node stop` first",
                     self.name,
-                    self.agent.api().base(),
+                    self.agent.url(),
                     ping.describe()
                 ),
             ));

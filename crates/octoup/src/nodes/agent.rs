@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
-use crate::octopus::api::{OctopusApi, Ping};
+use crate::octopus::api::Ping;
 use crate::process::runner::RunError;
 use crate::version::Version;
 
@@ -100,8 +100,14 @@ pub trait NodeAgent: Send + Sync {
     /// The node's name as registered in Octopus.
     fn name(&self) -> &str;
 
-    /// The node's own API (for ping and `/api`).
-    fn api(&self) -> &OctopusApi;
+    /// The node's own address (for messages).
+    fn url(&self) -> &str;
+
+    /// The node's own `/api/octopusservernodes/ping`.
+    async fn ping(&self) -> Ping;
+
+    /// `/api` Version at the node's own address, when it answers.
+    async fn served_version(&self) -> Option<String>;
 
     /// The installed binary version (`Octopus.Server.exe version`).
     async fn installed_version(&self) -> Result<Version, NodeError>;
@@ -159,9 +165,9 @@ pub trait NodeAgent: Send + Sync {
     }
 
     async fn status(&self) -> NodeStatus {
-        let ping = self.api().ping().await;
+        let ping = self.ping().await;
         let api_version = if ping.is_up() {
-            self.api().root().await.ok().map(|r| r.version)
+            self.served_version().await
         } else {
             None
         };

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 
 use crate::config::{Config, NodeConfig, Secret, TimeoutsConfig};
-use crate::octopus::api::OctopusApi;
+use crate::octopus::api::{OctopusApi, Ping};
 use crate::process::clock::{Deadline, Poller, human_duration};
 use crate::process::runner::{
     CommandOutput, CommandRunner, CommandSpec, RunError, expand, tail_lines,
@@ -260,8 +260,16 @@ impl NodeAgent for LocalAgent {
         &self.name
     }
 
-    fn api(&self) -> &OctopusApi {
-        &self.api
+    fn url(&self) -> &str {
+        self.api.base()
+    }
+
+    async fn ping(&self) -> Ping {
+        self.api.ping().await
+    }
+
+    async fn served_version(&self) -> Option<String> {
+        self.api.root().await.ok().map(|r| r.version)
     }
 
     async fn installed_version(&self) -> Result<Version, NodeError> {

@@ -29,7 +29,7 @@ use super::protocol::{
 };
 use super::ssh::{SshRunner, SshTransport, TransportError};
 use crate::config::{Config, NodeConfig, Secret, TimeoutsConfig};
-use crate::octopus::api::OctopusApi;
+use crate::octopus::api::{OctopusApi, Ping};
 use crate::process::runner::{CommandRunner, CommandSpec, RunError, tail_lines};
 use crate::version::Version;
 
@@ -189,8 +189,16 @@ impl NodeAgent for SshAgent {
         &self.name
     }
 
-    fn api(&self) -> &OctopusApi {
-        &self.api
+    fn url(&self) -> &str {
+        self.api.base()
+    }
+
+    async fn ping(&self) -> Ping {
+        self.api.ping().await
+    }
+
+    async fn served_version(&self) -> Option<String> {
+        self.api.root().await.ok().map(|r| r.version)
     }
 
     async fn installed_version(&self) -> Result<Version, NodeError> {

@@ -1,0 +1,130 @@
+//! What the engine asks of the world, beyond the nodes ([`NodeAgent`]): the cluster's API,
+//! the database, and the installer cache. Production implements them over HTTP, `sqlcmd`
+//! and the download cache; the engine's in-process tests implement them with a fake.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::backup::{BackupError, Sql};
+use crate::installer::cache::{InstallerCache, InstallerError, Role, StagedInstaller};
+use crate::nodes::NodeAgent;
+use crate::octopus::api::{ApiError, NodeSummary, OctopusApi, TaskResource};
+use crate::process::runner::CommandRunner;
+use crate::progress::Progress;
+use crate::version::Version;
+
+/// The cluster-wide Octopus API (maintenance mode, drain flags, tasks, license).
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    async fn maintenance(&self) -> Result<bool, ApiError>;
+    async fn set_maintenance(&self, on: bool) -> Result<(), ApiError>;
+    async fn nodes_summary(&self) -> Result<Vec<NodeSummary>, ApiError>;
+    async fn set_drain(&self, node_id: &str, on: bool) -> Result<(), ApiError>;
+    async fn running_tasks(&self, node_id: &str) -> Result<Vec<TaskResource>, ApiError>;
+    async fn cancel_task(&self, task_id: &str) -> Result<(), ApiError>;
+    /// The license XML (`licenses-current`).
+    async fn license_text(&self) -> Result<String, ApiError>;
+}
+
+/// The configured cluster address; when it does not answer (it is a node that is down, as
+/// without a load balancer), the flags are written through any node that answers.
+pub struct ClusterApi {
+    pub main: OctopusApi,
+    pub nodes: Vec<Arc<dyn NodeAgent>>,
+}
+
+impl ClusterApi {
+    async fn writable(&self) -> OctopusApi {
+        if self.main.ping().await.is_up() {
+            return self.main.clone();
+        }
+        for n in &self.nodes {
+            if n.ping().await.is_up() {
+                return self.main.at(n.url());
+            }
+        }
+        self.main.clone()
+    }
+}
+
+#[async_trait]
+impl Cluster for ClusterApi {
+    async fn maintenance(&self) -> Result<bool, ApiError> {
+        self.main.maintenance().await
+    }
+    async fn set_maintenance(&self, on: bool) -> Result<(), ApiError> {
+        self.writable().await.set_maintenance(on).await
+    }
+    async fn nodes_summary(&self) -> Result<Vec<NodeSummary>, ApiError> {
+        self.main.nodes_summary().await
+    }
+    async fn set_drain(&self, node_id: &str, on: bool) -> Result<(), ApiError> {
+        self.writable().await.set_drain(node_id, on).await
+    }
+    async fn running_tasks(&self, node_id: &str) -> Result<Vec<TaskResource>, ApiError> {
+        self.main.running_tasks(node_id).await
+    }
+    async fn cancel_task(&self, task_id: &str) -> Result<(), ApiError> {
+        self.main.cancel_task(task_id).await
+    }
+    async fn license_text(&self) -> Result<String, ApiError> {
+        self.main.license_text().await
+    }
+}
+
+/// The Octopus database: backup, verification, restore.
+#[async_trait]
+pub trait Database: Send + Sync {
+    /// A `COPY_ONLY, CHECKSUM` backup to a new file named after `from` and `stamp`.
+    async fn backup(&self, from: &Version, stamp: &str) -> Result<PathBuf, BackupError>;
+    /// `RESTORE VERIFYONLY`.
+    async fn verify(&self, file: &Path) -> Result<(), BackupError>;
+    /// `RESTORE … WITH REPLACE`.
+    async fn restore(&self, file: &Path) -> Result<(), BackupError>;
+}
+
+/// The database through the configured `sqlcmd` argv.
+pub struct SqlDatabase {
+    pub sql: Sql,
+    pub runner: Arc<dyn CommandRunner>,
+}
+
+#[async_trait]
+impl Database for SqlDatabase {
+    async fn backup(&self, from: &Version, stamp: &str) -> Result<PathBuf, BackupError> {
+        self.sql
+            .backup(self.runner.as_ref(), &from.to_string(), stamp)
+            .await
+    }
+    async fn verify(&self, file: &Path) -> Result<(), BackupError> {
+        self.sql.verify(self.runner.as_ref(), file).await
+    }
+    async fn restore(&self, file: &Path) -> Result<(), BackupError> {
+        self.sql.restore(self.runner.as_ref(), file).await
+    }
+}
+
+/// Verified installers, downloaded once into the cache.
+#[async_trait]
+pub trait Installers: Send + Sync {
+    async fn ensure(
+        &self,
+        version: &Version,
+        role: Role,
+        progress: &dyn Progress,
+    ) -> Result<StagedInstaller, InstallerError>;
+}
+
+#[async_trait]
+impl Installers for InstallerCache {
+    async fn ensure(
+        &self,
+        version: &Version,
+        role: Role,
+        progress: &dyn Progress,
+    ) -> Result<StagedInstaller, InstallerError> {
+        self.ensure_installer(version, role, progress).await
+    }
+}
