@@ -1,15 +1,13 @@
 //! octoup-sim: a faithful local Octopus Server installation (see docs/simulator.md).
 
-pub mod api;
 pub mod checker;
 pub mod cli;
 pub mod clock;
-pub mod daemon;
 pub mod faults;
-pub mod feed;
 pub mod history;
 pub mod installer;
 pub mod platform;
+pub mod server;
 pub mod spec;
 pub mod standins;
 pub mod state;

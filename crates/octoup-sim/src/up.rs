@@ -98,7 +98,7 @@ pub fn up(prefix: &[OsString], options: &UpOptions) -> Result<UpReport, UpError>
     let (store, created) = match Store::open(&dir) {
         Ok(store) => {
             let port = store.read(|s| s.feed_port)?;
-            if http_status(port, "GET", crate::feed::FEED_PATH).is_ok() {
+            if http_status(port, "GET", crate::server::FEED_PATH).is_ok() {
                 return Err(UpError::AlreadyRunning {
                     dir: dir.display().to_string(),
                     port,
@@ -131,7 +131,7 @@ pub fn up(prefix: &[OsString], options: &UpOptions) -> Result<UpReport, UpError>
     waiting.push((
         format!("the feed (port {})", state.feed_port),
         state.feed_port,
-        crate::feed::FEED_PATH,
+        crate::server::FEED_PATH,
     ));
     while let Some((what, port, path)) = waiting.first().cloned() {
         if http_status(port, "GET", path).is_ok() {
@@ -161,7 +161,7 @@ pub fn up(prefix: &[OsString], options: &UpOptions) -> Result<UpReport, UpError>
             .iter()
             .map(|n| (n.name.clone(), node_url(n.api_port)))
             .collect(),
-        feed: format!("{}{}", feed_base(state.feed_port), crate::feed::FEED_PATH),
+        feed: format!("{}{}", feed_base(state.feed_port), crate::server::FEED_PATH),
         config,
         dir,
         created,
@@ -223,13 +223,13 @@ fn create(dir: &Path, options: &UpOptions) -> Result<Store, UpError> {
 pub fn down(dir: &Path) -> Result<bool, UpError> {
     let store = Store::open(dir)?;
     let (port, pid) = store.read(|s| (s.feed_port, s.daemon.as_ref().map(|d| d.pid)))?;
-    if http_status(port, "POST", crate::feed::SHUTDOWN_PATH).is_err() {
+    if http_status(port, "POST", crate::server::SHUTDOWN_PATH).is_err() {
         return Ok(false);
     }
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         let gone = store.read(|s| s.daemon.is_none())?
-            && http_status(port, "GET", crate::feed::FEED_PATH).is_err();
+            && http_status(port, "GET", crate::server::FEED_PATH).is_err();
         if gone {
             return Ok(true);
         }
@@ -446,7 +446,7 @@ pub fn config_toml(prefix: &[OsString], dir: &Path, state: &State) -> String {
             server_exe: server_exe(&first.name),
         },
         versions: VersionsSection {
-            feed: format!("{}{}", feed_base(state.feed_port), crate::feed::FEED_PATH),
+            feed: format!("{}{}", feed_base(state.feed_port), crate::server::FEED_PATH),
         },
         installer: InstallerSection {
             url: format!(

@@ -6,9 +6,11 @@ use axum::response::Response;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, NodeApi, Page, Query, ok, timestamp};
+use super::common::{NodeApi, Page, ok, timestamp};
+use super::query::Query;
 use crate::clock::Clock;
 use crate::history::Event;
+use crate::server::http::ApiError;
 use crate::state::{State, Task, TaskState, node_id};
 
 const BASE: &str = "/api/tasks";
