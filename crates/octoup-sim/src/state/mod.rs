@@ -12,9 +12,10 @@ mod store;
 mod transitions;
 
 pub use model::{
-    BackupRecord, DaemonInfo, Database, DatabaseSnapshot, License, Maintenance, Node, Ports,
-    Secrets, ServiceState, State, Task, TaskState, UpgradeInProgress, Watchdog, node_id,
+    BackupRecord, DaemonInfo, Database, License, Maintenance, Node, Ports, Secrets, ServiceState,
+    State, Task, TaskState, UpgradeInProgress, Watchdog,
 };
+pub(crate) use model::{DatabaseSnapshot, node_id};
 pub use store::{Store, StoreError};
 
 #[cfg(test)]

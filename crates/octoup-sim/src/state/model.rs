@@ -13,13 +13,13 @@ use crate::history::Event;
 use crate::spec::{Durations, FeedEntry};
 
 /// Instance name every node uses.
-pub const INSTANCE: &str = "OctopusServer";
+pub(crate) const INSTANCE: &str = "OctopusServer";
 /// The Octopus database's name.
-pub const DATABASE: &str = "OctopusDeploy";
+pub(crate) const DATABASE: &str = "OctopusDeploy";
 /// The SQL login octoup uses with `-U`.
-pub const SQL_LOGIN: &str = "octoup";
+pub(crate) const SQL_LOGIN: &str = "octoup";
 /// What `-S` names in the generated config.
-pub const SQL_SERVER: &str = "127.0.0.1,1433";
+pub(crate) const SQL_SERVER: &str = "127.0.0.1,1433";
 
 /// The Windows service state of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 7] = [
+    pub(crate) const ALL: [TaskState; 7] = [
         TaskState::Queued,
         TaskState::Executing,
         TaskState::Cancelling,
@@ -53,7 +53,7 @@ impl TaskState {
         TaskState::TimedOut,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TaskState::Queued => "Queued",
             TaskState::Executing => "Executing",
@@ -66,7 +66,7 @@ impl TaskState {
     }
 
     /// Not finished: Queued, Executing or Cancelling (the API's `active=true`).
-    pub fn is_active(self) -> bool {
+    pub(crate) fn is_active(self) -> bool {
         matches!(
             self,
             TaskState::Queued | TaskState::Executing | TaskState::Cancelling
@@ -74,7 +74,7 @@ impl TaskState {
     }
 
     /// Executing or Cancelling (the API's `running=true`; counts for a drain).
-    pub fn is_running(self) -> bool {
+    pub(crate) fn is_running(self) -> bool {
         matches!(self, TaskState::Executing | TaskState::Cancelling)
     }
 }
@@ -99,7 +99,7 @@ pub struct License {
 }
 
 impl License {
-    pub fn new(maintenance_expires: &str, max_version_covered: &str, nodes: u32) -> License {
+    pub(crate) fn new(maintenance_expires: &str, max_version_covered: &str, nodes: u32) -> License {
         let serial_number = "71463-82930-11457-60082".to_string();
         let valid_from = jiff::civil::Date::strptime("%Y-%m-%d", maintenance_expires)
             .ok()
@@ -123,7 +123,7 @@ impl License {
     }
 
     /// Whether the license's maintenance period covers `version`.
-    pub fn covers(&self, version: &str) -> bool {
+    pub(crate) fn covers(&self, version: &str) -> bool {
         crate::version::compare(version, &self.max_version_covered).is_le()
     }
 }
@@ -151,7 +151,7 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn server_node_id(&self) -> Option<String> {
+    pub(crate) fn server_node_id(&self) -> Option<String> {
         self.server_node.as_deref().map(node_id)
     }
 }
@@ -205,17 +205,17 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         node_id(&self.name)
     }
 
     /// The binary version, or `""` when nothing is installed.
-    pub fn version(&self) -> &str {
+    pub(crate) fn version(&self) -> &str {
         self.installed_version.as_deref().unwrap_or("")
     }
 
     /// When the node last checked in, seen at `now` (a live service checks in now).
-    pub fn last_seen(&self, now_sim: f64) -> f64 {
+    pub(crate) fn last_seen(&self, now_sim: f64) -> f64 {
         if self.service == ServiceState::Stopped {
             self.last_seen_sim
         } else {
@@ -223,7 +223,7 @@ impl Node {
         }
     }
 
-    pub fn running_tasks(&self, tasks: &[Task]) -> usize {
+    pub(crate) fn running_tasks(&self, tasks: &[Task]) -> usize {
         tasks
             .iter()
             .filter(|t| t.state.is_running() && t.server_node.as_deref() == Some(&self.name))
@@ -232,7 +232,7 @@ impl Node {
 }
 
 /// `OctopusServerNodes-<name>`.
-pub fn node_id(name: &str) -> String {
+pub(crate) fn node_id(name: &str) -> String {
     format!("OctopusServerNodes-{name}")
 }
 
@@ -276,16 +276,6 @@ impl Secrets {
             sql_password: format!("Sq1-{sql_password}"),
             master_key: base64::engine::general_purpose::STANDARD.encode(master),
         }
-    }
-
-    /// Every secret value, for leak detection.
-    pub fn all(&self) -> [&str; 4] {
-        [
-            &self.admin_api_key,
-            &self.readonly_api_key,
-            &self.sql_password,
-            &self.master_key,
-        ]
     }
 }
 
@@ -345,20 +335,20 @@ pub struct State {
 }
 
 impl State {
-    pub fn clock(&self) -> Clock {
+    pub(crate) fn clock(&self) -> Clock {
         Clock::new(self.created_at, self.time_scale)
     }
 
-    pub fn now_sim(&self) -> f64 {
+    pub(crate) fn now_sim(&self) -> f64 {
         self.clock().now_sim()
     }
 
     /// Queues an event; it is appended to the history when the current update commits.
-    pub fn record(&mut self, event: Event) {
+    pub(crate) fn record(&mut self, event: Event) {
         self.pending.push(event);
     }
 
-    pub fn node(&self, name: &str) -> Option<&Node> {
+    pub(crate) fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }
 
@@ -366,14 +356,14 @@ impl State {
         self.nodes.iter_mut().find(|n| n.name == name)
     }
 
-    pub fn node_names(&self) -> Vec<String> {
+    pub(crate) fn node_names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.clone()).collect()
     }
 }
 
 /// The part of the state a database backup holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DatabaseSnapshot {
+pub(crate) struct DatabaseSnapshot {
     pub database: String,
     pub schema_version: String,
     pub maintenance: bool,

@@ -70,7 +70,7 @@ impl Store {
         &self.dir
     }
 
-    pub fn state_path(&self) -> PathBuf {
+    pub(crate) fn state_path(&self) -> PathBuf {
         self.dir.join(STATE_FILE)
     }
 
@@ -79,7 +79,7 @@ impl Store {
     }
 
     /// Reads the state under a shared lock.
-    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T, StoreError> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T, StoreError> {
         let _lock = self.lock(false)?;
         let state = self.load()?;
         Ok(f(&state))
@@ -104,7 +104,7 @@ impl Store {
     }
 
     /// Appends one event to the history.
-    pub fn record(&self, event: Event) -> Result<(), StoreError> {
+    pub(crate) fn record(&self, event: Event) -> Result<(), StoreError> {
         self.update(|s| {
             s.record(event);
             Ok::<_, StoreError>(())

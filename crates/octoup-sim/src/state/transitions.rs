@@ -102,7 +102,7 @@ impl State {
 
     /// Takes a pending fault for `op` on `node` (consuming one of its `times`) and records
     /// `fault-fired`.
-    pub fn take_fault(&mut self, op: &str, node: Option<&str>) -> Option<FaultAction> {
+    pub(crate) fn take_fault(&mut self, op: &str, node: Option<&str>) -> Option<FaultAction> {
         let action = crate::faults::take(&mut self.faults, op, node)?;
         self.record(Event::FaultFired {
             op: op.to_string(),
@@ -113,7 +113,7 @@ impl State {
     }
 
     /// Nodes other than `except` whose service runs, or ran within `node_stale_after`.
-    pub fn nodes_seen_running(&self, except: &str) -> Vec<String> {
+    pub(crate) fn nodes_seen_running(&self, except: &str) -> Vec<String> {
         let now = self.now_sim();
         self.nodes
             .iter()
@@ -140,7 +140,7 @@ impl State {
 
     /// Moves `node`'s service to `to` and records the matching `service-*` event with the
     /// node's binary and the schema version. `by` names who started it (`cli`, `watchdog`).
-    pub fn move_service(&mut self, node: &str, to: ServiceState, by: &str) {
+    pub(crate) fn move_service(&mut self, node: &str, to: ServiceState, by: &str) {
         let binary_version = self
             .node(node)
             .map(|n| n.version().to_string())
@@ -256,7 +256,7 @@ impl State {
     /// Moves tasks forward to `now`: executing tasks past their duration succeed,
     /// cancelling tasks become canceled, queued tasks start on a running, undrained node
     /// below its task cap (maintenance mode does not stop queued tasks from starting).
-    pub fn advance_tasks(&mut self) {
+    pub(crate) fn advance_tasks(&mut self) {
         let now = self.now_sim();
         let clock = self.clock();
         let mut events = Vec::new();
@@ -306,7 +306,7 @@ impl State {
     }
 
     /// Cancels the running and queued tasks of `node` (all nodes when `None`).
-    pub fn cancel_tasks(&mut self, node: Option<&str>, by: &str) -> usize {
+    pub(crate) fn cancel_tasks(&mut self, node: Option<&str>, by: &str) -> usize {
         let now = Timestamp::now();
         let mut events = Vec::new();
         for t in &mut self.database.tasks {
@@ -333,7 +333,7 @@ impl State {
     }
 
     /// The service of `node` went down under its executing tasks: they fail.
-    pub fn kill_tasks(&mut self, node: &str) {
+    pub(crate) fn kill_tasks(&mut self, node: &str) {
         let now = Timestamp::now();
         let mut events = Vec::new();
         for t in &mut self.database.tasks {
@@ -354,7 +354,7 @@ impl State {
     }
 
     /// Why the server would refuse to start with `binary` against the current database.
-    pub fn start_refusal(&self, binary: &str) -> Option<String> {
+    pub(crate) fn start_refusal(&self, binary: &str) -> Option<String> {
         let schema = &self.database.schema_version;
         let instance = &self.instance;
         match crate::version::compare(binary, schema) {
@@ -385,7 +385,7 @@ impl State {
 
     /// Ends a start of `node`'s service: Running (`service-started`), or back to Stopped
     /// with `service-start-failed` and the reason when [`State::start_refusal`] refuses.
-    pub fn finish_start(&mut self, node: &str, by: &str) -> Result<(), String> {
+    pub(crate) fn finish_start(&mut self, node: &str, by: &str) -> Result<(), String> {
         let binary_version = self
             .node(node)
             .map(|n| n.version().to_string())
@@ -411,7 +411,7 @@ impl State {
     /// The service watchdog (`watchdog --create`): a stopped node with a watchdog is started
     /// again once its interval has passed since it stopped, as the scheduled
     /// `checkservices` task does. Call it from the daemon's tick.
-    pub fn run_watchdogs(&mut self) {
+    pub(crate) fn run_watchdogs(&mut self) {
         let now = self.now_sim();
         let due: Vec<String> = self
             .nodes
@@ -432,7 +432,7 @@ impl State {
     }
 
     /// What a database backup contains.
-    pub fn snapshot(&self) -> DatabaseSnapshot {
+    pub(crate) fn snapshot(&self) -> DatabaseSnapshot {
         DatabaseSnapshot {
             database: self.database.name.clone(),
             schema_version: self.database.schema_version.clone(),
@@ -453,7 +453,7 @@ impl State {
 
     /// Puts the database back as `snapshot` describes; records the flag changes and
     /// `db-restored`. Tasks are kept (the history of work is not rolled back here).
-    pub fn restore(&mut self, snapshot: &DatabaseSnapshot, path: &str) {
+    pub(crate) fn restore(&mut self, snapshot: &DatabaseSnapshot, path: &str) {
         let from = self.database.schema_version.clone();
         self.database.schema_version = snapshot.schema_version.clone();
         self.database.license = snapshot.license.clone();

@@ -40,7 +40,7 @@ fn words(seconds: f64) -> String {
 }
 
 /// The task resource, field for field as Octopus sends it.
-pub(super) fn task_json(task: &Task, clock: &Clock, now: Timestamp) -> Value {
+fn task_json(task: &Task, clock: &Clock, now: Timestamp) -> Value {
     let n = number(task);
     let project = in_project(task);
     let arguments = match task.name.as_str() {

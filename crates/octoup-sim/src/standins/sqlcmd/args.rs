@@ -6,7 +6,6 @@ pub(super) struct Args {
     pub server: String,
     pub user: Option<String>,
     pub password_arg: Option<String>,
-    pub trusted: bool,
     pub exit_on_error: bool,
     pub query: Option<String>,
 }
@@ -53,7 +52,6 @@ pub(super) fn parse_args(args: &[String]) -> Result<Args, String> {
             'S' => parsed.server = value,
             'U' => parsed.user = Some(value),
             'P' => parsed.password_arg = Some(value),
-            'E' => parsed.trusted = true,
             'b' => parsed.exit_on_error = true,
             'Q' | 'q' => parsed.query = Some(value),
             'i' => {
