@@ -256,7 +256,7 @@ fn run_command(prefix: &[OsString], command: Command) -> Result<i32, String> {
             Ok(0)
         }
         Command::Serve { dir } => {
-            crate::daemon::serve(&dir).map_err(|e| format!("{e:#}"))?;
+            crate::server::serve(&dir).map_err(|e| format!("{e:#}"))?;
             Ok(0)
         }
     }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Operations of the CLI stand-ins and the HTTP side that faults can target.
-pub const STANDIN_OPS: &[&str] = &[
+pub(crate) const STANDIN_OPS: &[&str] = &[
     "drain",
     "service-stop",
     "service-start",
@@ -24,7 +24,7 @@ pub const STANDIN_OPS: &[&str] = &[
 ];
 
 /// HTTP operations (`api:/api/...` names one path).
-pub const HTTP_OPS: &[&str] = &["api", "ping", "feed", "download"];
+pub(crate) const HTTP_OPS: &[&str] = &["api", "ping", "feed", "download"];
 
 /// A validated operation name: one of [`STANDIN_OPS`], [`HTTP_OPS`] or `api:/api/<path>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,13 +32,13 @@ pub const HTTP_OPS: &[&str] = &["api", "ping", "feed", "download"];
 pub struct FaultOp(String);
 
 impl FaultOp {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// Whether this fault targets the concrete operation `op`. A plain `api` fault matches
     /// every `api:/...` operation; `api:/api/x` matches only that path.
-    pub fn matches(&self, op: &str) -> bool {
+    pub(crate) fn matches(&self, op: &str) -> bool {
         self.0 == op || (self.0 == "api" && op.starts_with("api:"))
     }
 }
@@ -224,7 +224,7 @@ impl FaultSpec {
     }
 
     /// Whether this fault applies to `op` on `node` (`None`: not node-specific, e.g. sqlcmd).
-    pub fn applies(&self, op: &str, node: Option<&str>) -> bool {
+    pub(crate) fn applies(&self, op: &str, node: Option<&str>) -> bool {
         self.op.matches(op)
             && match (&self.node, node) {
                 (None, _) => true,
@@ -235,12 +235,16 @@ impl FaultSpec {
 }
 
 /// Takes the first fault in `faults` matching `op` on `node`, consuming one of its `times`.
-pub fn take(faults: &mut Vec<FaultSpec>, op: &str, node: Option<&str>) -> Option<FaultAction> {
+pub(crate) fn take(
+    faults: &mut Vec<FaultSpec>,
+    op: &str,
+    node: Option<&str>,
+) -> Option<FaultAction> {
     take_if(faults, op, node, |_| true)
 }
 
 /// [`take`] among the faults that `accept` also accepts.
-pub fn take_if(
+pub(crate) fn take_if(
     faults: &mut Vec<FaultSpec>,
     op: &str,
     node: Option<&str>,

@@ -1,15 +1,9 @@
 //! The append-only event history `DIR/history.jsonl`: one JSON object per line,
 //! `{"seq", "at", "sim_seconds", "kind", ...fields}`. Written only under the state lock
-//! (see [`crate::state::Store`]), so `seq` is strictly increasing.
-
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+//! (see `state::Store`, which also reads it back), so `seq` is strictly increasing.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-
-use crate::state::StoreError;
 
 /// One line of the history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,60 +212,6 @@ impl Event {
             .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
             .unwrap_or_default()
     }
-}
-
-/// Appends records to the history file (the caller holds the state lock).
-pub(crate) fn append(path: &Path, records: &[Record]) -> Result<(), StoreError> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    let io = |source| StoreError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut text = String::new();
-    for record in records {
-        // Serializing our own types cannot fail (no maps with non-string keys).
-        text.push_str(&serde_json::to_string(record).unwrap_or_default());
-        text.push('\n');
-    }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.flush().map_err(io)
-}
-
-/// Reads every record of a history file (missing file: empty history).
-pub fn load(path: &Path) -> Result<Vec<Record>, StoreError> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: path.display().to_string(),
-                source,
-            });
-        }
-    };
-    let mut records = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| StoreError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record = serde_json::from_str(&line).map_err(|e| StoreError::Corrupt {
-            path: format!("{}:{}", path.display(), i + 1),
-            message: e.to_string(),
-        })?;
-        records.push(record);
-    }
-    Ok(records)
 }
 
 #[cfg(test)]

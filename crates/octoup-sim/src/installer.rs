@@ -15,10 +15,10 @@ use std::sync::{Mutex, OnceLock};
 use sha2::{Digest, Sha256};
 
 /// First bytes of every simulated installer.
-pub const MAGIC: &str = "OCTOUP-SIM-MSI/1";
+pub(crate) const MAGIC: &str = "OCTOUP-SIM-MSI/1";
 
 /// Size of the chunks the iterators hand out (64 KiB keeps memory flat while streaming).
-pub const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// Why a file is not a valid simulated installer. Messages say what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -55,34 +55,24 @@ pub enum InstallerError {
 
 /// One simulated installer: enough to generate any of its bytes.
 #[derive(Debug, Clone)]
-pub struct Installer {
-    version: String,
+pub(crate) struct Installer {
     size: u64,
     header: Vec<u8>,
     seed: u64,
 }
 
 impl Installer {
-    pub fn new(version: &str, size: u64) -> Self {
+    pub(crate) fn new(version: &str, size: u64) -> Self {
         Installer {
-            version: version.to_string(),
             size,
             header: header(version, size),
             seed: seed(version),
         }
     }
 
-    pub fn version(&self) -> &str {
-        &self.version
-    }
-
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     /// Fills `buf` with the file's bytes starting at absolute `offset`. Bytes past the end
     /// of the file are not defined; callers keep `offset + buf.len() <= size`.
-    pub fn fill(&self, offset: u64, buf: &mut [u8]) {
+    pub(crate) fn fill(&self, offset: u64, buf: &mut [u8]) {
         let mut pos = offset;
         let mut out = &mut buf[..];
         // Header part.
@@ -120,7 +110,7 @@ impl Installer {
     }
 
     /// The bytes `start..end` (end exclusive, clamped to the size) in chunks of [`CHUNK`].
-    pub fn range(&self, start: u64, end: u64) -> RangeChunks {
+    pub(crate) fn range(&self, start: u64, end: u64) -> RangeChunks {
         let end = end.min(self.size);
         RangeChunks {
             installer: self.clone(),
@@ -158,7 +148,7 @@ impl Iterator for RangeChunks {
 }
 
 /// The text header: `OCTOUP-SIM-MSI/1 version=V size=N\n`.
-pub fn header(version: &str, size: u64) -> Vec<u8> {
+pub(crate) fn header(version: &str, size: u64) -> Vec<u8> {
     format!("{MAGIC} version={version} size={size}\n").into_bytes()
 }
 
@@ -168,7 +158,7 @@ pub fn generate_range(version: &str, size: u64, start: u64, end: u64) -> RangeCh
 }
 
 /// Hex SHA-256 of the whole installer. Cached per (version, size): a GiB takes seconds.
-pub fn sha256(version: &str, size: u64) -> String {
+pub(crate) fn sha256(version: &str, size: u64) -> String {
     static CACHE: OnceLock<Mutex<HashMap<(String, u64), String>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (version.to_string(), size);

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::faults::FaultSpec;
 
 /// Default installed version (binary and schema on every node).
-pub const DEFAULT_VERSION: &str = "2024.1.10";
+pub(crate) const DEFAULT_VERSION: &str = "2024.1.10";
 
 /// Why a spec file could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum SpecError {
+pub(crate) enum SpecError {
     #[error("cannot read spec file {path}: {source}; check the path")]
     Read {
         path: String,
@@ -148,7 +148,7 @@ pub struct FeedEntry {
 
 /// The default feed: every line octoup must reason about, deliberately not sorted, with a
 /// patch of an older line released after the first build of a newer one.
-pub fn default_feed() -> Vec<FeedEntry> {
+pub(crate) fn default_feed() -> Vec<FeedEntry> {
     [
         ("2024.1.10", "2024-03-11"),
         ("2023.4.8166", "2023-12-04"),
@@ -198,7 +198,7 @@ impl Default for WorkloadSpec {
 
 impl Spec {
     /// Reads and validates a spec file.
-    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+    pub(crate) fn load(path: &Path) -> Result<Spec, SpecError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
             path: shown.clone(),
@@ -213,7 +213,7 @@ impl Spec {
     }
 
     /// Checks values serde cannot: ranges, version strings, node names in workload/faults.
-    pub fn validate(&self) -> Result<(), SpecError> {
+    pub(crate) fn validate(&self) -> Result<(), SpecError> {
         let bad = |m: String| Err(SpecError::Invalid(m));
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
             return bad(format!(
@@ -299,13 +299,13 @@ impl Spec {
     }
 
     /// `OCTO-NODE-01` … `OCTO-NODE-NN`.
-    pub fn node_names(&self) -> Vec<String> {
+    pub(crate) fn node_names(&self) -> Vec<String> {
         (1..=self.nodes).map(node_name).collect()
     }
 }
 
 /// The name of node number `n` (1-based).
-pub fn node_name(n: u32) -> String {
+pub(crate) fn node_name(n: u32) -> String {
     format!("OCTO-NODE-{n:02}")
 }
 

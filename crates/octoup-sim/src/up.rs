@@ -17,7 +17,7 @@ use crate::state::{Ports, Secrets, State, Store, StoreError};
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
-pub enum UpError {
+pub(crate) enum UpError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
@@ -66,7 +66,7 @@ pub enum UpError {
 
 /// What `up` was asked for.
 #[derive(Debug, Clone, Default)]
-pub struct UpOptions {
+pub(crate) struct UpOptions {
     pub dir: PathBuf,
     pub nodes: Option<u32>,
     pub version: Option<String>,
@@ -75,7 +75,7 @@ pub struct UpOptions {
 
 /// What `up` did.
 #[derive(Debug, Clone, Serialize)]
-pub struct UpReport {
+pub(crate) struct UpReport {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub nodes: Vec<(String, String)>,
@@ -88,7 +88,7 @@ pub struct UpReport {
 /// `DIR/octoup.toml`, starts the daemon detached and waits until every node API and the
 /// feed answer. `prefix` is the argv that runs this simulator (e.g. `[octoup-sim]` or
 /// `[octoup, sim]`); it goes into the config's argv prefixes and starts the daemon.
-pub fn up(prefix: &[OsString], options: &UpOptions) -> Result<UpReport, UpError> {
+pub(crate) fn up(prefix: &[OsString], options: &UpOptions) -> Result<UpReport, UpError> {
     let io = |what, path: &Path| {
         let path = path.display().to_string();
         move |source| UpError::Io { what, path, source }
@@ -98,7 +98,7 @@ pub fn up(prefix: &[OsString], options: &UpOptions) -> Result<UpReport, UpError>
     let (store, created) = match Store::open(&dir) {
         Ok(store) => {
             let port = store.read(|s| s.feed_port)?;
-            if http_status(port, "GET", crate::feed::FEED_PATH).is_ok() {
+            if http_status(port, "GET", crate::server::FEED_PATH).is_ok() {
                 return Err(UpError::AlreadyRunning {
                     dir: dir.display().to_string(),
                     port,
@@ -131,7 +131,7 @@ pub fn up(prefix: &[OsString], options: &UpOptions) -> Result<UpReport, UpError>
     waiting.push((
         format!("the feed (port {})", state.feed_port),
         state.feed_port,
-        crate::feed::FEED_PATH,
+        crate::server::FEED_PATH,
     ));
     while let Some((what, port, path)) = waiting.first().cloned() {
         if http_status(port, "GET", path).is_ok() {
@@ -161,7 +161,7 @@ pub fn up(prefix: &[OsString], options: &UpOptions) -> Result<UpReport, UpError>
             .iter()
             .map(|n| (n.name.clone(), node_url(n.api_port)))
             .collect(),
-        feed: format!("{}{}", feed_base(state.feed_port), crate::feed::FEED_PATH),
+        feed: format!("{}{}", feed_base(state.feed_port), crate::server::FEED_PATH),
         config,
         dir,
         created,
@@ -220,16 +220,16 @@ fn create(dir: &Path, options: &UpOptions) -> Result<Store, UpError> {
 
 /// Asks the daemon to exit through its control endpoint and waits until it has.
 /// Returns false when no daemon was running.
-pub fn down(dir: &Path) -> Result<bool, UpError> {
+pub(crate) fn down(dir: &Path) -> Result<bool, UpError> {
     let store = Store::open(dir)?;
     let (port, pid) = store.read(|s| (s.feed_port, s.daemon.as_ref().map(|d| d.pid)))?;
-    if http_status(port, "POST", crate::feed::SHUTDOWN_PATH).is_err() {
+    if http_status(port, "POST", crate::server::SHUTDOWN_PATH).is_err() {
         return Ok(false);
     }
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         let gone = store.read(|s| s.daemon.is_none())?
-            && http_status(port, "GET", crate::feed::FEED_PATH).is_err();
+            && http_status(port, "GET", crate::server::FEED_PATH).is_err();
         if gone {
             return Ok(true);
         }
@@ -391,7 +391,7 @@ struct NodeSection {
 }
 
 /// The text of `DIR/octoup.toml` (see docs/simulator.md).
-pub fn config_toml(prefix: &[OsString], dir: &Path, state: &State) -> String {
+pub(crate) fn config_toml(prefix: &[OsString], dir: &Path, state: &State) -> String {
     let d = dir.display().to_string();
     let path = |name: &str| dir.join(name).display().to_string();
     let argv = |tail: &[&str]| -> Vec<String> {
@@ -446,7 +446,7 @@ pub fn config_toml(prefix: &[OsString], dir: &Path, state: &State) -> String {
             server_exe: server_exe(&first.name),
         },
         versions: VersionsSection {
-            feed: format!("{}{}", feed_base(state.feed_port), crate::feed::FEED_PATH),
+            feed: format!("{}{}", feed_base(state.feed_port), crate::server::FEED_PATH),
         },
         installer: InstallerSection {
             url: format!(

@@ -5,6 +5,8 @@ pub mod exe;
 pub mod msiexec;
 pub mod sqlcmd;
 
+use std::fs::{File, OpenOptions};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::faults::FaultAction;
@@ -87,6 +89,24 @@ pub(crate) fn apply_fault(
 pub(crate) fn hang() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Exclusive lock on `path` if free; `None` when another process holds it.
+pub(crate) fn try_lock_file(path: &Path) -> Result<Option<File>, Output> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Output::fail(1, format!("octoup-sim: {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(Output::fail(
+            1,
+            format!("octoup-sim: {}: {e}", path.display()),
+        )),
     }
 }
 

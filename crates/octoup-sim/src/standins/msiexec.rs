@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Output, apply_fault};
+use super::{Output, apply_fault, try_lock_file};
 use crate::history::Event;
 use crate::installer::{self, InstallerError};
 use crate::state::{ServiceState, Store, StoreError};
@@ -198,7 +198,7 @@ fn run_inner(store: &Store, node: &str, args: &[String]) -> Result<Output, Outpu
     }
     // Windows Installer runs one installation at a time per machine (node).
     let lock_path = store.dir().join(format!("install-{node}.lock"));
-    let Some(_lock) = super::exe::try_lock_file(&lock_path)? else {
+    let Some(_lock) = try_lock_file(&lock_path)? else {
         let message = "Another installation is already in progress. Complete that installation before proceeding with this install.".to_string();
         store.record(Event::InstallFailed {
             node: node.to_string(),

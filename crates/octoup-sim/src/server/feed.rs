@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
 
-use crate::api::{ApiError, apply_fault, json_response, take_fault};
-use crate::daemon::Shared;
+use super::http::{ApiError, apply_fault, json_response, take_fault};
+use super::shared::{Shared, blocking};
 use crate::faults::FaultAction;
 use crate::installer::{Installer, RangeChunks};
 use crate::state::State;
@@ -151,7 +151,7 @@ async fn download_inner(
 
     let sha = {
         let version = version.to_string();
-        crate::daemon::blocking(move || crate::installer::sha256(&version, size))
+        blocking(move || crate::installer::sha256(&version, size))
             .await
             .map_err(internal)?
     };

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{ApiError, NodeApi, bool_property, json_response, object_body, ok, timestamp};
+use super::common::{NodeApi, bool_property, object_body, ok, timestamp};
 use crate::history::Event;
+use crate::server::http::{ApiError, json_response};
 use crate::state::{ServiceState, State};
 use crate::version;
 

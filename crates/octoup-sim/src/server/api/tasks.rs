@@ -6,9 +6,11 @@ use axum::response::Response;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, NodeApi, Page, Query, ok, timestamp};
+use super::common::{NodeApi, Page, ok, timestamp};
+use super::query::Query;
 use crate::clock::Clock;
 use crate::history::Event;
+use crate::server::http::ApiError;
 use crate::state::{State, Task, TaskState, node_id};
 
 const BASE: &str = "/api/tasks";
@@ -38,7 +40,7 @@ fn words(seconds: f64) -> String {
 }
 
 /// The task resource, field for field as Octopus sends it.
-pub(super) fn task_json(task: &Task, clock: &Clock, now: Timestamp) -> Value {
+fn task_json(task: &Task, clock: &Clock, now: Timestamp) -> Value {
     let n = number(task);
     let project = in_project(task);
     let arguments = match task.name.as_str() {

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt as _;
 
-use crate::clock::Clock;
+use super::shared::{Shared, blocking};
 use crate::state::{DaemonInfo, ServiceState, State, Store, StoreError};
 
 /// How often the daemon advances the workload and reconciles listeners (real time).
@@ -30,87 +30,8 @@ const TICK: Duration = Duration::from_millis(25);
 /// directory was deleted, e.g. a test's temporary directory): about one second.
 const ORPHAN_TICKS: u32 = 40;
 
-/// What every HTTP handler of the daemon shares.
-pub(crate) struct Shared {
-    pub store: Store,
-    /// Fixed for an installation: created_at and time_scale never change.
-    pub clock: Clock,
-    pub shutdown: Notify,
-    /// The binary version each node last served with. A node registers its version in the
-    /// database when it starts, so a stopped node keeps reporting the version it ran, even
-    /// after new binaries are installed on its host.
-    pub served_versions: Mutex<HashMap<String, String>>,
-}
-
-impl Shared {
-    /// The current state, read off the async threads (the store takes a file lock).
-    pub async fn state(&self) -> Result<State, StoreError> {
-        let store = self.store.clone();
-        blocking(move || store.snapshot()).await?
-    }
-
-    /// A locked read-modify-write of the state, off the async threads.
-    pub async fn update<T, E>(
-        &self,
-        f: impl FnOnce(&mut State) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        let store = self.store.clone();
-        blocking(move || store.update(f)).await.map_err(E::from)?
-    }
-
-    fn note_served_versions(&self, state: &State) {
-        let mut served = self
-            .served_versions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        for node in state
-            .nodes
-            .iter()
-            .filter(|n| n.service == ServiceState::Running)
-        {
-            served.insert(node.name.clone(), node.version().to_string());
-        }
-    }
-
-    /// The version a node reports in the cluster summary: what it runs, or, while it is
-    /// not running, what it last ran (its installed binaries when the daemon never saw it).
-    pub fn registered_version(&self, node: &crate::state::Node) -> String {
-        if node.service != ServiceState::Running {
-            let served = self
-                .served_versions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(version) = served.get(&node.name) {
-                return version.clone();
-            }
-        }
-        node.version().to_string()
-    }
-
-    /// Real time `sim_seconds` of simulated time take.
-    pub async fn sleep_sim(&self, sim_seconds: f64) {
-        tokio::time::sleep(self.clock.real_duration(sim_seconds)).await;
-    }
-}
-
-/// Runs `f` on the blocking pool; a panic in it becomes an I/O error, never a daemon crash.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Io {
-            path: "state".to_string(),
-            source: std::io::Error::other(e.to_string()),
-        })
-}
-
 /// Runs the daemon for the installation in `dir` until `POST /__sim/shutdown` (see
-/// [`crate::feed::SHUTDOWN_PATH`]) or until the directory disappears.
+/// [`super::feed::SHUTDOWN_PATH`]) or until the directory disappears.
 pub fn serve(dir: &Path) -> anyhow::Result<()> {
     let store = Store::open(dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -147,7 +68,7 @@ async fn run(store: Store) -> anyhow::Result<()> {
         })?;
     let feed_server = tokio::spawn(serve_listener(
         feed_listener,
-        crate::feed::router(shared.clone()),
+        super::feed::router(shared.clone()),
     ));
 
     let pid = std::process::id();
@@ -241,7 +162,7 @@ impl NodeServers {
             match TcpListener::bind(("127.0.0.1", node.api_port)).await {
                 Ok(listener) => {
                     self.warned.remove(&node.name);
-                    let router = crate::api::router(shared.clone(), &node.name);
+                    let router = super::api::router(shared.clone(), &node.name);
                     let task = tokio::spawn(serve_listener(listener, router));
                     self.running.insert(
                         node.name.clone(),

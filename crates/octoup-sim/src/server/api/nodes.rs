@@ -7,10 +7,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{
-    ApiError, NodeApi, Page, Query, bool_property, json_response, object_body, ok, property,
-    timestamp,
-};
+use super::common::{NodeApi, Page, bool_property, object_body, ok, property, timestamp};
+use super::query::Query;
+use crate::server::http::{ApiError, json_response};
 use crate::state::{Node, State};
 
 const BASE: &str = "/api/octopusservernodes";

@@ -1,0 +1,92 @@
+//! sqlcmd's own command line: `-S`, `-U`, `-P`, `-E`, `-b`, `-Q`, and every other option
+//! sqlcmd has, accepted and ignored.
+
+#[derive(Debug, Default)]
+pub(super) struct Args {
+    pub server: String,
+    pub user: Option<String>,
+    pub password_arg: Option<String>,
+    pub exit_on_error: bool,
+    pub query: Option<String>,
+}
+
+pub(super) fn parse_args(args: &[String]) -> Result<Args, String> {
+    // Options with a value; the value may be attached (`-Sserver`) or the next argument.
+    const WITH_VALUE: &[char] = &[
+        'S', 'd', 'U', 'P', 'Q', 'q', 'h', 's', 't', 'l', 'V', 'r', 'w', 'f', 'y', 'Y', 'H', 'a',
+        'c', 'o', 'i', 'v', 'A', 'L', 'K', 'M', 'G',
+    ];
+    const FLAGS: &[char] = &[
+        'E', 'b', 'W', 'C', 'N', 'I', 'X', 'e', 'p', 'k', 'u', 'x', 'R', 'z', 'Z', 'j', 'm',
+    ];
+    let mut parsed = Args::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let Some(body) = arg.strip_prefix('-').or_else(|| arg.strip_prefix('/')) else {
+            return Err(format!(
+                "'{arg}': Unexpected argument. Enter '-?' for help."
+            ));
+        };
+        let mut chars = body.chars();
+        let Some(opt) = chars.next() else {
+            return Err(format!("'{arg}': Unknown Option. Enter '-?' for help."));
+        };
+        let rest: String = chars.collect();
+        let value = if WITH_VALUE.contains(&opt) {
+            if !rest.is_empty() {
+                rest
+            } else if let Some(v) = args.get(i) {
+                i += 1;
+                v.clone()
+            } else {
+                return Err(format!("'-{opt}': Missing argument. Enter '-?' for help."));
+            }
+        } else if FLAGS.contains(&opt) && rest.is_empty() {
+            String::new()
+        } else {
+            return Err(format!("'{arg}': Unknown Option. Enter '-?' for help."));
+        };
+        match opt {
+            'S' => parsed.server = value,
+            'U' => parsed.user = Some(value),
+            'P' => parsed.password_arg = Some(value),
+            'b' => parsed.exit_on_error = true,
+            'Q' | 'q' => parsed.query = Some(value),
+            'i' => {
+                return Err("'-i': input files are not simulated by octoup-sim; use -Q".to_string());
+            }
+            _ => {}
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlcmd_arguments() {
+        let a: Vec<String> = [
+            "-S",
+            "127.0.0.1,1433",
+            "-dmaster",
+            "-U",
+            "octoup",
+            "-b",
+            "-Q",
+            "SELECT @@VERSION",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let p = parse_args(&a).unwrap();
+        assert_eq!(p.server, "127.0.0.1,1433");
+        assert_eq!(p.user.as_deref(), Some("octoup"));
+        assert!(p.exit_on_error);
+        assert!(parse_args(&["-Z9".to_string()]).is_err());
+        assert!(parse_args(&["-S".to_string()]).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! The simulated installation's state on disk: `DIR/state.json`, guarded by an exclusive
+//! lock on `DIR/state.lock`, written atomically (temp file + rename). Every process of the
+//! simulator (the daemon, each stand-in) goes through [`Store`], so concurrent changes never
+//! interleave and history events are appended under the same lock as the change they describe.
+//!
+//! - `model`: the types of `state.json` ([`State`] and its parts).
+//! - `transitions`: every change of a [`State`], each recording its history events.
+//! - `store`: the directory: lock, load, atomic save, and the history file.
+
+mod model;
+mod store;
+mod transitions;
+
+pub use model::{
+    BackupRecord, DaemonInfo, Database, License, Maintenance, Node, Ports, Secrets, ServiceState,
+    State, Task, TaskState, UpgradeInProgress, Watchdog,
+};
+pub(crate) use model::{DatabaseSnapshot, node_id};
+pub use store::{Store, StoreError};
+
+#[cfg(test)]
+mod tests;
