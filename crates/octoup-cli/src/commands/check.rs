@@ -7,9 +7,7 @@
 
 use std::time::Duration;
 
-use octoup::choice::check::{CheckInput, check};
-use octoup::choice::feed::{FeedSource, load_feed};
-use octoup::choice::policy::Policy;
+use octoup::choice::{ChoiceError, choose};
 use octoup::config::{Config, ConfigError};
 use octoup::octopus::api::{ApiError, OctopusApi};
 use octoup::octopus::http::{HttpClient, NetworkSettings};
@@ -35,10 +33,6 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Exit {
         Ok(config) => config,
         Err(e) => return fail(Exit::Usage, &e),
     };
-    let policy = match Policy::from_config(&config.versions) {
-        Ok(policy) => policy,
-        Err(e) => return fail(Exit::Usage, &e),
-    };
     let current_arg = match args
         .current
         .as_deref()
@@ -52,7 +46,6 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Exit {
         Ok(http) => http,
         Err(e) => return fail(Exit::Usage, &e),
     };
-    let source = FeedSource::parse(args.feed.as_deref().unwrap_or(&config.versions.feed));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -81,19 +74,19 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Exit {
                 Err((code, message)) => return fail(code, &message),
             },
         };
-        let feed = match load_feed(&source, &http).await {
-            Ok(feed) => feed,
-            Err(e) => return fail(Exit::Refused, &e),
+        let chosen = choose(
+            &config.versions,
+            args.feed.as_deref(),
+            &http,
+            &facts.current,
+            facts.license_max,
+        )
+        .await;
+        let mut report = match chosen {
+            Ok(report) => report,
+            Err(e @ ChoiceError::Policy(_)) => return fail(Exit::Usage, &e),
+            Err(e @ ChoiceError::Feed(_)) => return fail(Exit::Refused, &e),
         };
-        let input = CheckInput {
-            current: facts.current,
-            current_released: None,
-            feed,
-            policy,
-            license_max: facts.license_max,
-            now: today(),
-        };
-        let mut report = check(&input);
         report.warnings.splice(0..0, facts.warnings);
         if ctx.json {
             match serde_json::to_string_pretty(&report) {
@@ -197,9 +190,3 @@ fn server_error(e: ApiError) -> (Exit, String) {
     (code, e.to_string())
 }
 
-/// Today's date in UTC (feed dates are calendar dates).
-fn today() -> jiff::civil::Date {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-}

@@ -9,9 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use octoup::choice::check::{CheckInput, check};
-use octoup::choice::feed::{FeedSource, load_feed};
-use octoup::choice::policy::Policy;
+use octoup::choice::ChoiceError;
 use octoup::config::{Config, Secret};
 use octoup::installer::cache::{
     InstallerCache, InstallerError, InstallerSettings, Role, StagedInstaller, describe,
@@ -175,20 +173,12 @@ async fn choose(
     if to.is_some() {
         return Ok((to, Some(current)));
     }
-    let policy = Policy::from_config(&config.versions).map_err(|e| (Exit::Usage, e.to_string()))?;
-    let feed = load_feed(&FeedSource::parse(&config.versions.feed), http)
+    let report = octoup::choice::choose(&config.versions, None, http, &current, license_max)
         .await
-        .map_err(|e| (Exit::Refused, e.to_string()))?;
-    let report = check(&CheckInput {
-        current: current.clone(),
-        current_released: None,
-        feed,
-        policy,
-        license_max,
-        now: jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date(),
-    });
+        .map_err(|e| match e {
+            ChoiceError::Policy(_) => (Exit::Usage, e.to_string()),
+            ChoiceError::Feed(_) => (Exit::Refused, e.to_string()),
+        })?;
     notes.extend(report.warnings.iter().cloned());
     match report.path.first() {
         Some(next) => Ok((Some(next.clone()), Some(current))),

@@ -13,9 +13,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::Serialize;
 
-use crate::choice::check::{CheckInput, CheckReport, CheckStatus};
-use crate::choice::feed::{FeedSource, load_feed};
-use crate::choice::policy::Policy;
+use crate::choice::ChoiceError;
+use crate::choice::check::{CheckReport, CheckStatus};
 use crate::config::{Config, ConfigError, EnvOverrides, NodeConfig};
 use crate::nodes::{NodeAgent, WatchdogInfo, agent_for};
 use crate::octopus::api::{ApiError, NodeSummary, OctopusApi, ServerStatus};
@@ -419,31 +418,25 @@ async fn choose_target(
             check: None,
         };
     }
-    let config = &conn.config;
-    let policy = match Policy::from_config(&config.versions) {
-        Ok(p) => p,
-        Err(e) => {
+    let report = match crate::choice::choose(
+        &conn.config.versions,
+        None,
+        &conn.http,
+        current,
+        license_max,
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(ChoiceError::Policy(e)) => {
             blockers.push(format!("[versions]: {e}"));
             return no_target("the version policy is not valid".into());
         }
-    };
-    let source = FeedSource::parse(&config.versions.feed);
-    let feed = match load_feed(&source, &conn.http).await {
-        Ok(f) => f,
-        Err(e) => {
+        Err(ChoiceError::Feed(e)) => {
             blockers.push(e.to_string());
             return no_target("the version feed could not be read".into());
         }
     };
-    let today = jiff::Zoned::now().date();
-    let report = crate::choice::check::check(&CheckInput {
-        current: current.clone(),
-        current_released: None,
-        feed,
-        policy,
-        license_max,
-        now: today,
-    });
     warnings.extend(report.warnings.iter().cloned());
     let path = report.path.clone();
     TargetChoice {
