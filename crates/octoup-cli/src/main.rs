@@ -7,6 +7,7 @@ mod context;
 mod exit;
 mod platform;
 mod progress;
+mod render;
 mod steps;
 
 use clap::Parser;

@@ -94,7 +94,7 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Exit {
                 Err(e) => return fail(Exit::Failed, &format!("cannot write the report: {e}")),
             }
         } else {
-            print!("{}", report.render_text());
+            print!("{}", crate::render::check(&report));
         }
         Exit::Ok
     })
@@ -189,4 +189,3 @@ fn server_error(e: ApiError) -> (Exit, String) {
     };
     (code, e.to_string())
 }
-

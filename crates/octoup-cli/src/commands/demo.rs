@@ -222,7 +222,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Exit {
         );
     } else {
         println!();
-        print!("{}", report.render_text());
+        print!("{}", crate::render::report(&report));
         if report.outcome == Outcome::Upgraded {
             println!(
                 "\nThe outage's lower bound for these durations is stop + max(backup + verify, install) + database upgrade + start = {bound:.2} s; the vendor script's serial order, node after node, would take about {serial:.2} s."

@@ -57,7 +57,7 @@ pub(crate) fn print_report(report: &Report, ctx: &Context) -> Exit {
             serde_json::to_string_pretty(report).unwrap_or_default()
         );
     } else {
-        print!("{}", report.render_text());
+        print!("{}", crate::render::report(report));
     }
     exit_for(report.outcome)
 }
@@ -85,7 +85,7 @@ pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
                     serde_json::to_string_pretty(&plan).unwrap_or_default()
                 );
             } else {
-                print!("{}", plan.render_text());
+                print!("{}", crate::render::plan(&plan));
             }
             if plan.facts.blockers.is_empty() {
                 Exit::Ok

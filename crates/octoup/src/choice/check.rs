@@ -320,59 +320,5 @@ fn explain(
     }
 }
 
-impl CheckReport {
-    /// The human-readable form printed by `octoup check` without `--json`.
-    pub fn render_text(&self) -> String {
-        let mut out = String::new();
-        let date = |d: Option<Date>| d.map(|d| format!(" (released {d})")).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "Current: {}{}",
-            self.current,
-            date(self.current_released)
-        );
-        match &self.target {
-            Some(target) => {
-                let _ = writeln!(out, "Target:  {target}{}", date(self.target_released));
-                let steps: Vec<String> = std::iter::once(&self.current)
-                    .chain(&self.path)
-                    .map(ToString::to_string)
-                    .collect();
-                let _ = writeln!(out, "Path:    {}", steps.join(" -> "));
-                for reason in &self.path_reasons {
-                    let _ = writeln!(out, "         stop {reason}");
-                }
-            }
-            None => {
-                let why = match self.status {
-                    CheckStatus::UpToDate => "up to date",
-                    _ => "no eligible version",
-                };
-                let _ = writeln!(out, "Target:  none ({why})");
-            }
-        }
-        let _ = writeln!(out, "\n{}", self.explanation);
-        if !self.rejected.is_empty() {
-            let width = self
-                .rejected
-                .iter()
-                .map(|r| r.version.to_string().len())
-                .max()
-                .unwrap_or(0);
-            let _ = writeln!(out, "\nNot chosen:");
-            for r in &self.rejected {
-                let _ = writeln!(out, "  {:width$}  {}", r.version.to_string(), r.reason);
-            }
-        }
-        if !self.warnings.is_empty() {
-            let _ = writeln!(out, "\nWarnings:");
-            for w in &self.warnings {
-                let _ = writeln!(out, "  - {w}");
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,10 @@
 //! The result of a run, for machines (the design's JSON object) and for people.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::{Serialize, Serializer};
 
 use crate::journal::{Run, StepState};
-use crate::process::clock::human_duration;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,114 +177,5 @@ impl Report {
             log: None,
             journal: None,
         }
-    }
-
-    /// A summary for people.
-    pub fn render_text(&self) -> String {
-        let mut out = String::new();
-        let headline = match self.outcome {
-            Outcome::Upgraded => format!("Upgraded {} → {}.", self.from, self.to),
-            Outcome::UpToDate => format!("Up to date: {} (nothing to do).", self.from),
-            Outcome::RolledBack => format!(
-                "The upgrade to {} failed and was rolled back: {} serves again.",
-                self.to, self.from
-            ),
-            Outcome::Paused => format!(
-                "PAUSED: the upgrade {} → {} stopped in a safe state.",
-                self.from, self.to
-            ),
-            Outcome::Failed => format!(
-                "FAILED: the upgrade {} → {} did not happen; what was done was undone.",
-                self.from, self.to
-            ),
-            Outcome::Refused => format!(
-                "REFUSED: nothing was changed; the upgrade {} → {} cannot start.",
-                self.from,
-                if self.to.is_empty() { "?" } else { &self.to }
-            ),
-        };
-        let _ = writeln!(out, "{headline}");
-        if self.outage_seconds > 0.0 {
-            let _ = writeln!(
-                out,
-                "Outage: {} (first service stop until every node served {}).",
-                human_duration(std::time::Duration::from_secs_f64(self.outage_seconds)),
-                match self.outcome {
-                    Outcome::Upgraded => &self.to,
-                    _ => &self.from,
-                }
-            );
-        }
-        if let Some(e) = &self.error {
-            let _ = writeln!(out, "\nCause: {e}");
-        }
-        if !self.nodes.is_empty() {
-            let _ = writeln!(out, "\nNodes:");
-            for n in &self.nodes {
-                let _ = writeln!(
-                    out,
-                    "  {:<20} {:<14} {}",
-                    n.name,
-                    n.version,
-                    if n.serving { "serving" } else { "NOT serving" }
-                );
-            }
-        }
-        let reached: Vec<&StepReport> = self.steps.iter().filter(|s| s.reached).collect();
-        if !reached.is_empty() {
-            let _ = writeln!(out, "\nSteps:");
-            for s in reached {
-                let what = match &s.node {
-                    Some(n) => format!("{} {n}", s.name),
-                    None => s.name.clone(),
-                };
-                let secs = s
-                    .seconds
-                    .map(|x| {
-                        format!(
-                            " ({})",
-                            human_duration(std::time::Duration::from_secs_f64(x))
-                        )
-                    })
-                    .unwrap_or_default();
-                let detail = s
-                    .detail
-                    .as_deref()
-                    .map(|d| format!(" — {d}"))
-                    .unwrap_or_default();
-                let _ = writeln!(out, "  {:<8} {what}{secs}{detail}", s.status);
-            }
-        }
-        let b = &self.backups;
-        if b.database.is_some() || b.master_key.is_some() || b.license.is_some() {
-            let _ = writeln!(out, "\nBackups:");
-            if let Some(p) = &b.database {
-                let _ = writeln!(
-                    out,
-                    "  database    {p}{}",
-                    if b.database_verified {
-                        " (verified)"
-                    } else {
-                        " (NOT verified)"
-                    }
-                );
-            }
-            if let Some(p) = &b.master_key {
-                let _ = writeln!(out, "  master key  {p} (owner-only)");
-            }
-            if let Some(p) = &b.license {
-                let _ = writeln!(out, "  license     {p}");
-            }
-        }
-        for w in &self.warnings {
-            let _ = writeln!(out, "warning: {w}");
-        }
-        if let Some(n) = &self.next_step {
-            let _ = writeln!(out, "\nNext step: {n}");
-        }
-        if let Some(l) = &self.log {
-            let _ = writeln!(out, "Log: {}", l.display());
-        }
-        out
     }
 }

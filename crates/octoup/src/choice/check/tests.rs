@@ -674,30 +674,3 @@ fn json_has_the_design_shape() {
     assert!(none["target"].is_null());
     assert_eq!(none["path"], serde_json::json!([]));
 }
-
-#[test]
-fn text_output_lists_target_path_and_reasons() {
-    let input = input(
-        "2024.1.10",
-        &[
-            ("2024.1.10", "2024-02-01"),
-            ("2024.2.7", "2024-04-01"),
-            ("2025.1.3", "2024-12-01"),
-        ],
-        Policy::default(),
-    );
-    let text = run(&input).render_text();
-    assert!(
-        text.contains("Current: 2024.1.10 (released 2024-02-01)"),
-        "{text}"
-    );
-    assert!(
-        text.contains("Target:  2024.2.7 (released 2024-04-01)"),
-        "{text}"
-    );
-    assert!(text.contains("Path:    2024.1.10 -> 2024.2.7"), "{text}");
-    assert!(
-        text.contains("  2025.1.3  a major upgrade from 2024"),
-        "{text}"
-    );
-}

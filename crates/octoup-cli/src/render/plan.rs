@@ -1,0 +1,143 @@
+//! `octoup plan` for people.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use octoup::engine::plan::Plan;
+use octoup::engine::preflight::bytes;
+use octoup::process::clock::human_duration;
+
+pub fn plan(plan: &Plan) -> String {
+    let f = &plan.facts;
+    let mut out = String::new();
+    let _ = writeln!(out, "Server   {} (version {})", f.server_url, f.version);
+    let _ = writeln!(
+        out,
+        "Maintenance mode is {}.",
+        if f.maintenance { "ON" } else { "off" }
+    );
+    let _ = writeln!(out, "\nNodes:");
+    for n in &f.nodes {
+        let _ = writeln!(
+            out,
+            "  {}{:<18} api {:<12} installed {:<12} {}{}{}",
+            if n.primary { "*" } else { " " },
+            n.name,
+            n.api_version.as_deref().unwrap_or("?"),
+            n.exe_version.as_deref().unwrap_or("?"),
+            n.ping,
+            if n.running_tasks > 0 {
+                format!(", {} task(s) running", n.running_tasks)
+            } else {
+                String::new()
+            },
+            match &n.watchdog {
+                Some(w) if w.enabled => ", watchdog on",
+                _ => "",
+            }
+        );
+    }
+    let _ = writeln!(out, "  (* runs the database upgrade)");
+    for o in &f.other_nodes {
+        let _ = writeln!(
+            out,
+            "  ?{:<18} registered, {} (not in the config)",
+            o.name,
+            if o.is_offline { "offline" } else { "RUNNING" }
+        );
+    }
+    let _ = writeln!(out);
+    match (&plan.to, plan.up_to_date) {
+        (Some(to), _) => {
+            let _ = writeln!(out, "Target   {to}");
+            if plan.path.len() > 1 {
+                let _ = writeln!(
+                    out,
+                    "Path     {} (one version per run: re-run for the next)",
+                    plan.path
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" → ")
+                );
+            }
+        }
+        (None, true) => {
+            let _ = writeln!(out, "Target   none: up to date");
+        }
+        (None, false) => {
+            let _ = writeln!(out, "Target   none");
+        }
+    }
+    if !plan.why.is_empty() {
+        let _ = writeln!(out, "Why      {}", plan.why);
+    }
+    if let Some(max) = &f.license_covers_up_to {
+        let _ = writeln!(
+            out,
+            "License  covers versions up to {max}{}",
+            f.license_maintenance_expires
+                .as_deref()
+                .map(|d| format!(" (maintenance until {d})"))
+                .unwrap_or_default()
+        );
+    }
+    for d in &f.disk {
+        let _ = writeln!(
+            out,
+            "Disk     {}: {} free in {}{}",
+            d.what,
+            d.available_bytes.map(bytes).unwrap_or_else(|| "?".into()),
+            d.path.display(),
+            d.needed_bytes
+                .map(|n| format!(" (needs {})", bytes(n)))
+                .unwrap_or_default()
+        );
+    }
+    if plan.to.is_some() {
+        let _ = writeln!(out, "\nSteps (estimates from {}):", plan.estimates_from);
+        for s in &plan.steps {
+            let what = match &s.node {
+                Some(n) => format!("{} {n}", s.name),
+                None => s.name.clone(),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {:<34} {:>8}{}",
+                if s.in_outage { "!" } else { " " },
+                what,
+                human_duration(Duration::from_secs_f64(s.estimate_seconds)),
+                s.note
+                    .as_deref()
+                    .map(|n| format!("  {n}"))
+                    .unwrap_or_default()
+            );
+        }
+        let _ = writeln!(out, "  (! = during the outage)");
+        let _ = writeln!(
+            out,
+            "\nEstimated outage: {} (stop + {} + database upgrade + start); the vendor's serial order would take {}.",
+            human_duration(Duration::from_secs_f64(plan.outage_estimate_seconds)),
+            if plan.backup_overlaps_install {
+                "max(backup, install)"
+            } else {
+                "backup + install (no rollback installer staged)"
+            },
+            human_duration(Duration::from_secs_f64(plan.serial_outage_estimate_seconds)),
+        );
+    }
+    for w in &f.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    for b in &f.blockers {
+        let _ = writeln!(out, "BLOCKER: {b}");
+    }
+    if !f.blockers.is_empty() {
+        let _ = writeln!(
+            out,
+            "`octoup upgrade` would refuse until the blockers are fixed."
+        );
+    }
+    let _ = writeln!(out, "\nNothing was changed.");
+    out
+}
