@@ -32,9 +32,12 @@ pub struct GlobalArgs {
     /// Print one JSON object on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// More detail on stderr.
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
+    /// More detail on stderr (-v: progress and info, -vv: debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less on stderr: errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]

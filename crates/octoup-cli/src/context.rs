@@ -10,6 +10,8 @@ pub struct Context {
     pub config_path: PathBuf,
     pub json: bool,
     pub verbose: bool,
+    /// `-q`: errors only on stderr.
+    pub less: bool,
     pub env: EnvOverrides,
 }
 
@@ -26,9 +28,16 @@ impl Context {
         Context {
             config_path: cli.global.config.clone(),
             json: cli.global.json,
-            verbose: cli.global.verbose,
+            verbose: cli.global.verbose > 0,
+            less: cli.global.quiet,
             env,
         }
+    }
+
+    /// Nothing on stderr but errors and prompts: `-q`, or `--json` without `-v` (a machine
+    /// reads stdout; a person asks for more with `-v`).
+    pub fn quiet(&self) -> bool {
+        self.less || (self.json && !self.verbose)
     }
 
     /// Loads the config and applies the environment.

@@ -9,12 +9,14 @@ mod platform;
 mod progress;
 mod render;
 mod steps;
+mod tracing_setup;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     platform::quiet_broken_pipe();
     let cli = cli::Cli::parse();
+    tracing_setup::install(cli.global.verbose, cli.global.quiet);
     let ctx = context::Context::from_cli(&cli);
     let code = commands::dispatch(cli.command, &ctx);
     code.into()

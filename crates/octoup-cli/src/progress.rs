@@ -36,8 +36,8 @@ struct Lines {
 impl CliProgress {
     /// The right mode for this run: quiet for `--json` (unless verbose), a bar when stderr
     /// is a terminal, lines otherwise.
-    pub fn for_output(json: bool, verbose: bool) -> CliProgress {
-        let mode = if json && !verbose {
+    pub fn for_output(quiet: bool, json: bool) -> CliProgress {
+        let mode = if quiet {
             Mode::Quiet
         } else if std::io::stderr().is_terminal() && !json {
             Mode::Bar(Mutex::new(None))

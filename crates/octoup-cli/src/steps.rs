@@ -20,15 +20,15 @@ pub struct StepPrinter {
 }
 
 impl StepPrinter {
-    pub fn new(json: bool, verbose: bool, assume_yes: bool) -> StepPrinter {
-        let quiet = json && !verbose;
+    /// `quiet`: nothing on stderr but the prompt (see [`crate::context::Context::quiet`]).
+    pub fn new(json: bool, quiet: bool, assume_yes: bool) -> StepPrinter {
         StepPrinter {
             quiet,
             interactive: !json
                 && !assume_yes
                 && std::io::stdin().is_terminal()
                 && std::io::stderr().is_terminal(),
-            progress: CliProgress::for_output(json, verbose),
+            progress: CliProgress::for_output(quiet, json),
         }
     }
 

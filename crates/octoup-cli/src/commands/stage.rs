@@ -70,7 +70,7 @@ fn stage(args: StageArgs, ctx: &Context) -> Result<StageReport, Failure> {
         .enable_all()
         .build()
         .map_err(|e| (Exit::Failed, format!("cannot start the async runtime: {e}")))?;
-    let progress = CliProgress::for_output(ctx.json, ctx.verbose);
+    let progress = CliProgress::for_output(ctx.quiet(), ctx.json);
     runtime.block_on(async {
         let mut notes = Vec::new();
         let (target, current) = choose(&config, ctx, &http, to, &mut notes).await?;

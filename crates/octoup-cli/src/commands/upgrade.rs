@@ -130,7 +130,7 @@ fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
             return Exit::Usage;
         }
     };
-    let events = Arc::new(StepPrinter::new(ctx.json, ctx.verbose, yes));
+    let events = Arc::new(StepPrinter::new(ctx.json, ctx.quiet(), yes));
     match block_on(engine::upgrade(config, &ctx.env, options, events)) {
         Ok(Ok(report)) => print_report(&report, ctx),
         Ok(Err(e)) => {
