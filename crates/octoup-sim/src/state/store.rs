@@ -226,7 +226,7 @@ fn append_history(path: &Path, records: &[Record]) -> Result<(), StoreError> {
 
 /// Reads every record of a history file (missing file: empty history).
 fn load_history(path: &Path) -> Result<Vec<Record>, StoreError> {
-    let file = match std::fs::File::open(path) {
+    let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {

@@ -181,7 +181,7 @@ fn up(dir: &Path, spec: &Path) {
 pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
     let start = Instant::now();
     while !condition().await {

@@ -213,12 +213,6 @@ impl InstallerCache {
             .replace("{version}", &version.to_string())
     }
 
-    /// Where a verified installer with this digest lives.
-    pub fn installer_path(&self, version: &Version, sha256: &str) -> PathBuf {
-        self.entry_dir(version, sha256)
-            .join(Self::file_name(version))
-    }
-
     /// Returns a verified installer for `version`: from the cache when a valid entry is
     /// there (re-checked against its receipt; no network), else downloaded (resuming any
     /// partial), verified against every applicable source, and stored.
