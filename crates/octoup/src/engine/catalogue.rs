@@ -10,36 +10,58 @@
 
 use std::fmt;
 
-/// A kind of step. Its journal name is [`StepKind::name`]; per-node kinds run once per node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum StepKind {
-    Preflight,
-    StageInstaller,
-    StageRollback,
-    BackupMasterKey,
-    BackupLicense,
-    MaintenanceOn,
-    Drain,
-    DeleteWatchdog,
-    Stop,
-    BackupDatabase,
-    VerifyBackup,
-    Install,
-    UpgradeDatabase,
-    Start,
-    Verify,
-    CreateWatchdog,
-    Undrain,
-    MaintenanceRestore,
-    // The rollback (see rollback.rs).
-    RollbackStop,
-    RollbackRestore,
-    RollbackInstall,
-    RollbackStart,
-    RollbackVerify,
-    RollbackWatchdog,
-    RollbackDrain,
-    RollbackMaintenance,
+/// Declares the kinds once: the enum, its journal names, and the list of all.
+macro_rules! step_kinds {
+    ($($(#[$doc:meta])* $kind:ident => $name:literal,)*) => {
+        /// A kind of step. Its journal name is [`StepKind::name`]; per-node kinds run once
+        /// per node.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum StepKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        /// Every kind, for parsing journal names.
+        const ALL: &[StepKind] = &[$(StepKind::$kind,)*];
+
+        impl StepKind {
+            /// The name in the journal, the report and `--json` (a stable interface).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(StepKind::$kind => $name,)*
+                }
+            }
+        }
+    };
+}
+
+step_kinds! {
+    Preflight => "preflight",
+    StageInstaller => "stage-installer",
+    StageRollback => "stage-rollback-installer",
+    BackupMasterKey => "backup-master-key",
+    BackupLicense => "backup-license",
+    MaintenanceOn => "maintenance-on",
+    Drain => "drain",
+    DeleteWatchdog => "delete-watchdog",
+    Stop => "stop",
+    BackupDatabase => "backup-database",
+    VerifyBackup => "verify-backup",
+    Install => "install",
+    UpgradeDatabase => "upgrade-database",
+    Start => "start",
+    Verify => "verify",
+    CreateWatchdog => "create-watchdog",
+    Undrain => "undrain",
+    MaintenanceRestore => "maintenance-restore",
+    /// The rollback (see rollback.rs).
+    RollbackStop => "rollback-stop",
+    RollbackRestore => "rollback-restore-database",
+    RollbackInstall => "rollback-install",
+    RollbackStart => "rollback-start",
+    RollbackVerify => "rollback-verify",
+    RollbackWatchdog => "rollback-create-watchdog",
+    RollbackDrain => "rollback-drain",
+    RollbackMaintenance => "rollback-maintenance",
 }
 
 use StepKind::*;
@@ -103,72 +125,10 @@ pub const ROLLBACK: &[Phase] = &[
     Phase::Step(RollbackMaintenance, Scope::Once),
 ];
 
-/// Every kind, for parsing journal names.
-const ALL: [StepKind; 26] = [
-    Preflight,
-    StageInstaller,
-    StageRollback,
-    BackupMasterKey,
-    BackupLicense,
-    MaintenanceOn,
-    Drain,
-    DeleteWatchdog,
-    Stop,
-    BackupDatabase,
-    VerifyBackup,
-    Install,
-    UpgradeDatabase,
-    Start,
-    Verify,
-    CreateWatchdog,
-    Undrain,
-    MaintenanceRestore,
-    RollbackStop,
-    RollbackRestore,
-    RollbackInstall,
-    RollbackStart,
-    RollbackVerify,
-    RollbackWatchdog,
-    RollbackDrain,
-    RollbackMaintenance,
-];
-
 impl StepKind {
-    /// The name in the journal, the report and `--json` (a stable interface).
-    pub fn name(self) -> &'static str {
-        match self {
-            Preflight => "preflight",
-            StageInstaller => "stage-installer",
-            StageRollback => "stage-rollback-installer",
-            BackupMasterKey => "backup-master-key",
-            BackupLicense => "backup-license",
-            MaintenanceOn => "maintenance-on",
-            Drain => "drain",
-            DeleteWatchdog => "delete-watchdog",
-            Stop => "stop",
-            BackupDatabase => "backup-database",
-            VerifyBackup => "verify-backup",
-            Install => "install",
-            UpgradeDatabase => "upgrade-database",
-            Start => "start",
-            Verify => "verify",
-            CreateWatchdog => "create-watchdog",
-            Undrain => "undrain",
-            MaintenanceRestore => "maintenance-restore",
-            RollbackStop => "rollback-stop",
-            RollbackRestore => "rollback-restore-database",
-            RollbackInstall => "rollback-install",
-            RollbackStart => "rollback-start",
-            RollbackVerify => "rollback-verify",
-            RollbackWatchdog => "rollback-create-watchdog",
-            RollbackDrain => "rollback-drain",
-            RollbackMaintenance => "rollback-maintenance",
-        }
-    }
-
     /// The kind a journal name stands for.
     pub fn parse(name: &str) -> Option<StepKind> {
-        ALL.into_iter().find(|k| k.name() == name)
+        ALL.iter().copied().find(|k| k.name() == name)
     }
 
     /// Runs once per node (its journal id is `name@node`).
@@ -382,7 +342,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_per_node_matches_the_order() {
-        for kind in ALL {
+        for &kind in ALL {
             assert_eq!(StepKind::parse(kind.name()), Some(kind));
         }
         let ids = steps(FORWARD, &["A".into()], "A", true)
