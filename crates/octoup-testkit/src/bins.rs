@@ -1,8 +1,9 @@
 //! Where the workspace's binaries are. `env!("CARGO_BIN_EXE_...")` exists only inside the
 //! binary's own package, so the kit looks beside the running test binary instead
-//! (`target/<profile>/deps/<test>` → `target/<profile>/<bin>`), and asks cargo to build a
-//! binary that is missing there or older than the test (another package's binary is not
-//! built by `cargo test -p <package>`).
+//! (`target/<profile>/deps/<test>` → `target/<profile>/<bin>`). `cargo test --workspace`
+//! builds every binary first; `cargo test -p <package>` builds only that package's, so a
+//! binary that is missing, or older than a source file of the crates it is built from, is
+//! built here with `cargo build -p <package> --bin <name>` (once per test process).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,13 +13,20 @@ use std::time::SystemTime;
 /// The `octoup` binary (package octoup-cli).
 pub fn octoup_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| built("octoup-cli", "octoup")).clone()
+    BIN.get_or_init(|| {
+        built(
+            "octoup-cli",
+            "octoup",
+            &["octoup-cli", "octoup", "octoup-sim"],
+        )
+    })
+    .clone()
 }
 
 /// The `octoup-sim` binary (package octoup-sim).
 pub fn sim_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| built("octoup-sim", "octoup-sim"))
+    BIN.get_or_init(|| built("octoup-sim", "octoup-sim", &["octoup-sim"]))
         .clone()
 }
 
@@ -44,16 +52,46 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn built(package: &str, name: &str) -> PathBuf {
+/// The newest modification time of the files under `dir`.
+fn newest(dir: &Path) -> Option<SystemTime> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                newest(&path)
+            } else {
+                modified(&path)
+            }
+        })
+        .max()
+}
+
+/// Whether `bin` is missing or older than a source of `crates` (their `src` and manifest).
+fn stale(bin: &Path, crates: &[&str]) -> bool {
+    let Some(built) = modified(bin) else {
+        return true;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crates/")
+        .to_path_buf();
+    crates.iter().any(|c| {
+        let dir = root.join(c);
+        [newest(&dir.join("src")), modified(&dir.join("Cargo.toml"))]
+            .into_iter()
+            .flatten()
+            .any(|t| t > built)
+    })
+}
+
+/// `target/<profile>/<name>`, built first when [`stale`].
+fn built(package: &str, name: &str, crates: &[&str]) -> PathBuf {
     let profile = profile_dir();
     let bin = profile.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    let test = std::env::current_exe().ok().and_then(|t| modified(&t));
-    let stale = match (modified(&bin), test) {
-        (None, _) => true,
-        (Some(b), Some(t)) => b < t,
-        (Some(_), None) => false,
-    };
-    if stale {
+    if stale(&bin, crates) {
         let mut cargo = Command::new(env!("CARGO"));
         cargo.args(["build", "--quiet", "-p", package, "--bin", name]);
         match profile.file_name().and_then(|p| p.to_str()) {
