@@ -67,6 +67,13 @@ impl Ran {
         self.json["outcome"].as_str().unwrap_or("")
     }
 
+    /// Whether the report lists nodes and every one has `version` installed.
+    pub fn all_nodes_on(&self, version: &str) -> bool {
+        self.json["nodes"]
+            .as_array()
+            .is_some_and(|nodes| nodes.iter().all(|n| n["version"] == version))
+    }
+
     /// The status of the step `name` (on `node` when given) in the report, or `"missing"`.
     pub fn step(&self, name: &str, node: Option<&str>) -> String {
         self.json["steps"]

@@ -12,6 +12,10 @@ use crate::bins::sim_bin;
 use crate::history;
 use crate::ran::{Ran, octoup_command};
 
+/// The arguments octoup passes the `sqlcmd` stand-in before `-Q <query>`: the simulated
+/// server, the `master` database, the SQL login, stop on the first error.
+pub const SQLCMD_ARGS: &[&str] = &["-S", "127.0.0.1,1433", "-d", "master", "-U", "octoup", "-b"];
+
 /// Which program runs the simulator; its stand-ins in `octoup.toml` are that program too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Launcher {
@@ -256,21 +260,10 @@ impl Sim {
                 bak.display()
             ),
         ] {
-            let out = self.standin(
-                &[
-                    "sqlcmd",
-                    "-S",
-                    "127.0.0.1,1433",
-                    "-d",
-                    "master",
-                    "-U",
-                    "octoup",
-                    "-b",
-                    "-Q",
-                    &sql,
-                ],
-                &[("SQLCMDPASSWORD", password.trim())],
-            );
+            let mut args = vec!["sqlcmd"];
+            args.extend_from_slice(SQLCMD_ARGS);
+            args.extend(["-Q", &sql]);
+            let out = self.standin(&args, &[("SQLCMDPASSWORD", password.trim())]);
             assert!(out.status.success(), "{sql}: {out:?}");
         }
     }

@@ -8,7 +8,7 @@ use octoup_testkit::{Ran, Scenario, run_in};
 use serde_json::{Value, json};
 
 /// Unsorted on purpose: the last element (2024.1.15) is not the newest.
-pub const FEED: &str = r#"[
+const FEED: &str = r#"[
   {"Version": "2024.3.12701", "Released": "2024-09-09"},
   {"Version": "2024.1.10", "Released": "2024-02-01"},
   {"Version": "2024.2.9409", "Released": "2024-05-01"},
@@ -36,7 +36,7 @@ fn check_json<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Value {
 }
 
 /// A directory holding FEED as feed.json.
-pub fn with_feed() -> tempfile::TempDir {
+fn with_feed() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("feed.json"), FEED).unwrap();
     dir
@@ -96,14 +96,20 @@ fn offline_config_policy_applies_and_up_to_date_is_success() {
     assert_eq!(report["status"], "up-to-date");
 }
 
-#[test]
-fn human_output_names_target_path_and_reasons() {
+/// `octoup check --current 2024.1.10 --feed feed.json` (text) with FEED, which must succeed.
+pub fn offline_text() -> Ran {
     let dir = with_feed();
-    let out = run_in(
+    let ran = run_in(
         dir.path(),
         ["check", "--current", "2024.1.10", "--feed", "feed.json"],
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    ran.expect_code(0);
+    ran
+}
+
+#[test]
+fn human_output_names_target_path_and_reasons() {
+    let out = offline_text();
     let text = &out.stdout;
     assert!(text.contains("Target:  2024.3.12701"), "{text}");
     assert!(

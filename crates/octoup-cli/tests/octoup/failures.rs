@@ -254,13 +254,7 @@ fn a_failed_start_pauses_and_a_rerun_finishes() {
     sim.assert_check();
     let again = sim.octoup(&["upgrade", "--json"]);
     again.expect_code(0);
-    assert!(
-        again.json["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["version"] == TARGET)
-    );
+    assert!(again.all_nodes_on(TARGET), "{}", again.stdout);
     sim.assert_check();
 }
 

@@ -173,8 +173,7 @@ fn an_installer_failure_is_reported_with_its_code_and_log() {
     let sim = sim_up(1);
     ok(&sim.node(&["stage", "--to", TARGET]));
     ok(&sim.node(&["stop"]));
-    let ran = sim.sim(&["fault", "--op", "msiexec", "--action", "exit:1603"]);
-    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    sim.fault("msiexec", "exit:1603", None, 1);
     let failed = sim.node(&["install", "--to", TARGET]);
     assert_eq!(failed.code, 1, "{}", failed.stdout);
     assert_eq!(failed.json["error"]["kind"], "install");

@@ -57,13 +57,7 @@ fn a_crash_during_the_database_upgrade_is_resumed_without_repeating_it() {
         "repeated: {}",
         kinds(&h)
     );
-    assert!(
-        r.json["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["version"] == TARGET)
-    );
+    assert!(r.all_nodes_on(TARGET), "{}", r.stdout);
     sim.assert_check();
 }
 

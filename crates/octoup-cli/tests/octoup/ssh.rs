@@ -364,16 +364,7 @@ fn a_node_failing_to_install_over_ssh_is_put_back_and_a_rerun_finishes() {
     let sshd = Sshd::start();
     let sim = sim_up(2);
     let config = ssh_cluster_config(&sim, &sshd);
-    let fault = sim.sim(&[
-        "fault",
-        "--op",
-        "msiexec",
-        "--action",
-        "exit:1603",
-        "--node",
-        "OCTO-NODE-02",
-    ]);
-    assert_eq!(fault.code, 0, "{}", fault.stderr);
+    sim.fault("msiexec", "exit:1603", Some("OCTO-NODE-02"), 1);
     let ran = upgrade(&config, 1);
     let error = ran.json["error"].as_str().unwrap_or("");
     assert!(

@@ -10,7 +10,7 @@ use assert_cmd::assert::Assert;
 use octoup_sim::history::Record;
 use octoup_sim::spec::Spec;
 use octoup_sim::state::{Ports, Secrets, State, Store};
-use octoup_testkit::sim_bin;
+use octoup_testkit::{SQLCMD_ARGS, sim_bin};
 
 pub const OLD: &str = "2024.1.10";
 pub const NEW: &str = "2024.2.9409";
@@ -113,17 +113,8 @@ impl Scene {
     pub fn sqlcmd(&self, query: &str) -> Assert {
         let password = self.state().secrets.sql_password;
         self.command("sqlcmd", None)
-            .args([
-                "-S",
-                "127.0.0.1,1433",
-                "-d",
-                "master",
-                "-U",
-                "octoup",
-                "-b",
-                "-Q",
-                query,
-            ])
+            .args(SQLCMD_ARGS)
+            .args(["-Q", query])
             .env("SQLCMDPASSWORD", password)
             .assert()
     }
