@@ -5,12 +5,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use octoup_testkit::sim_bin;
 use predicates::str::contains;
 
 use crate::scene::{NEW, Scene};
 
 fn sim() -> Command {
-    let mut cmd = Command::cargo_bin("octoup-sim").unwrap();
+    let mut cmd = Command::new(sim_bin());
     cmd.timeout(Duration::from_secs(60));
     cmd
 }

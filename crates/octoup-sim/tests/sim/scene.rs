@@ -10,6 +10,7 @@ use assert_cmd::assert::Assert;
 use octoup_sim::history::Record;
 use octoup_sim::spec::Spec;
 use octoup_sim::state::{Ports, Secrets, State, Store};
+use octoup_testkit::{SQLCMD_ARGS, sim_bin};
 
 pub const OLD: &str = "2024.1.10";
 pub const NEW: &str = "2024.2.9409";
@@ -80,7 +81,7 @@ impl Scene {
     }
 
     fn command(&self, program: &str, node: Option<&str>) -> Command {
-        let mut cmd = Command::cargo_bin("octoup-sim").unwrap();
+        let mut cmd = Command::new(sim_bin());
         cmd.arg(program).arg("--dir").arg(&self.dir);
         if let Some(node) = node {
             cmd.args(["--node", node]);
@@ -112,17 +113,8 @@ impl Scene {
     pub fn sqlcmd(&self, query: &str) -> Assert {
         let password = self.state().secrets.sql_password;
         self.command("sqlcmd", None)
-            .args([
-                "-S",
-                "127.0.0.1,1433",
-                "-d",
-                "master",
-                "-U",
-                "octoup",
-                "-b",
-                "-Q",
-                query,
-            ])
+            .args(SQLCMD_ARGS)
+            .args(["-Q", query])
             .env("SQLCMDPASSWORD", password)
             .assert()
     }
@@ -138,7 +130,7 @@ impl Scene {
 
     /// Starts a stand-in in the background (for concurrency and hang tests).
     pub fn spawn(&self, program: &str, node: Option<&str>, args: &[&str]) -> Child {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("octoup-sim"));
+        let mut cmd = std::process::Command::new(sim_bin());
         cmd.arg(program).arg("--dir").arg(&self.dir);
         if let Some(node) = node {
             cmd.args(["--node", node]);

@@ -1,12 +1,10 @@
-//! A running simulated installation for tests: `octoup-sim up` in a temporary directory,
-//! an HTTP client, and direct access to the state store for setting the scene.
+//! A running simulated installation for tests (the kit's [`octoup_testkit::Sim`]: `octoup-sim
+//! up` in a temporary directory, `down` on drop), an HTTP client, and direct access to the
+//! state store for setting the scene.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use octoup_sim::faults::FaultSpec;
 use octoup_sim::state::{State, Store, StoreError};
 use reqwest::{Method, Response};
@@ -20,21 +18,15 @@ pub struct Sim {
     pub admin: String,
     pub readonly: String,
     pub client: reqwest::Client,
-    feed_port: u16,
-    // Last, so the daemon is asked to stop before the directory goes (it would also exit
-    // on its own about a second after the directory disappears).
-    dir: tempfile::TempDir,
+    // Last: stops the daemon, then removes the directory.
+    _sim: octoup_testkit::Sim,
 }
 
 impl Sim {
     /// Starts an installation from a spec (TOML text) and waits until it answers.
     pub async fn start(spec: &str) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let spec_path = dir.path().join("spec.toml");
-        std::fs::write(&spec_path, spec).unwrap();
-        let sim_dir = dir.path().join("sim");
-        up(&sim_dir, &spec_path);
-        let store = Store::open(&sim_dir).unwrap();
+        let sim = octoup_testkit::Sim::up(spec);
+        let store = Store::open(sim.dir()).unwrap();
         let state = store.snapshot().unwrap();
         let sim = Sim {
             feed: format!("http://127.0.0.1:{}", state.feed_port),
@@ -49,9 +41,8 @@ impl Sim {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap(),
-            feed_port: state.feed_port,
             store,
-            dir,
+            _sim: sim,
         };
         for i in 0..sim.nodes.len() {
             sim.wait_answering(i).await;
@@ -147,34 +138,6 @@ impl Sim {
         })
         .await;
     }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        // `octoup-sim down`'s control request, sent by hand so Drop needs no runtime; the
-        // answer is read so the daemon has the request before the connection closes.
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.feed_port)) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = stream.write_all(
-                b"POST /__sim/shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-            let _ = stream.read_to_end(&mut Vec::new());
-        }
-        let _ = &self.dir;
-    }
-}
-
-/// Runs `octoup-sim up --dir DIR --spec SPEC`.
-fn up(dir: &Path, spec: &Path) {
-    Command::cargo_bin("octoup-sim")
-        .unwrap()
-        .args(["up", "--dir"])
-        .arg(dir)
-        .arg("--spec")
-        .arg(spec)
-        .timeout(Duration::from_secs(60))
-        .assert()
-        .success();
 }
 
 /// Polls `condition` every 10 ms until it holds; panics after `timeout`.

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::support::*;
+use octoup_testkit::*;
 
 const FROM: &str = "2024.1.10";
 const TARGET: &str = "2024.3.13050";
@@ -39,7 +39,7 @@ fn assert_no_mismatched_start(h: &[Value]) {
 fn assert_upgraded(sim: &Sim, r: &Ran, n: u32) -> Vec<Value> {
     r.expect_code(0);
     assert_eq!(r.outcome(), "upgraded", "{}", r.stdout);
-    let nodes = r.report["nodes"].as_array().unwrap();
+    let nodes = r.json["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), n as usize, "{}", r.stdout);
     for node in nodes {
         assert_eq!(node["version"], TARGET, "{}", r.stdout);
@@ -112,7 +112,7 @@ fn upgrade_cluster(n: u32) {
             kinds(&h)
         );
     }
-    let summary_ok = r.report["steps"]
+    let summary_ok = r.json["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -138,10 +138,10 @@ fn five_nodes_upgrade_in_parallel() {
 /// What every failure report must say: the node, the step, and what to do next.
 fn assert_names_node_step_and_next(r: &Ran, step: &str) {
     assert_eq!(r.step(step, Some(FAILING)), "failed", "{}", r.stdout);
-    let error = r.report["error"].as_str().unwrap_or("");
+    let error = r.json["error"].as_str().unwrap_or("");
     assert!(error.contains(FAILING), "the error names the node: {error}");
     assert!(error.contains(step), "the error names the step: {error}");
-    let next = r.report["next_step"].as_str().unwrap_or("");
+    let next = r.json["next_step"].as_str().unwrap_or("");
     assert!(next.contains("octoup upgrade"), "the next action: {next}");
 }
 
@@ -168,7 +168,7 @@ fn one_node_fails(step: &str, op: &str, action: &str, expected_exit: i32) {
         .collect();
     assert!(ok || broken.is_empty(), "octoup-sim check: {check:#}");
     assert!(count(&h, "db-upgrade-finished") <= 1);
-    let serving: Vec<&Value> = r.report["nodes"]
+    let serving: Vec<&Value> = r.json["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -188,7 +188,7 @@ fn one_node_fails(step: &str, op: &str, action: &str, expected_exit: i32) {
                 "{}",
                 r.stdout
             );
-            let next = r.report["next_step"].as_str().unwrap();
+            let next = r.json["next_step"].as_str().unwrap();
             assert!(next.contains(FAILING), "{next}");
         }
         other => panic!("unexpected outcome {other}: {}", r.stdout),

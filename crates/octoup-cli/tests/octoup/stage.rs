@@ -1,25 +1,21 @@
 //! `octoup stage` against `octoup sim up`: the target's and the rollback installer are
 //! downloaded through a dropped connection, verified, cached, and a corrupted one refused.
 
-// The simulator helpers of the node tests; this binary uses only some of them.
-#[allow(dead_code)]
-#[path = "../node/support.rs"]
-mod support;
-
-use serde_json::Value;
+use octoup_testkit::{Ran, Scenario, Sim};
 use sha2::{Digest, Sha256};
-use support::{Sim, run};
 
 const SIZE: u64 = 3 * 1024 * 1024;
 
-fn stage(sim: &Sim, extra: &[&str]) -> (support::Ran, Value) {
-    let config = sim.config();
-    let mut args = vec!["stage", "--json", "--config", config.to_str().unwrap()];
+/// `octoup stage --json <extra>` against `sim`; the report is one pretty-printed object.
+fn stage(sim: &Sim, extra: &[&str]) -> Ran {
+    let mut args = vec!["stage", "--json"];
     args.extend_from_slice(extra);
-    let ran = run(&args);
-    // The report is one pretty-printed object: parse stdout whole.
-    let json = serde_json::from_str(&ran.stdout).unwrap_or(Value::Null);
-    (ran, json)
+    sim.octoup(&args)
+}
+
+/// `octoup sim up` (one node) with `spec` added to the fast default spec.
+fn sim_up(spec: &str) -> Sim {
+    Scenario::new().spec(spec).through_octoup().start()
 }
 
 fn file_sha256(path: &str) -> String {
@@ -28,13 +24,11 @@ fn file_sha256(path: &str) -> String {
 
 #[test]
 fn stage_downloads_through_a_drop_verifies_caches_and_refuses_corruption() {
-    let sim = Sim::up(
-        1,
-        &format!(
-            "[installer]\nsize = {SIZE}\n\n[[faults]]\nop = \"download\"\naction = \"drop:1000000\"\ntimes = 1\n"
-        ),
-    );
-    let (ran, json) = stage(&sim, &["--to", "2024.2.9409"]);
+    let sim = sim_up(&format!(
+        "[installer]\nsize = {SIZE}\n\n[[faults]]\nop = \"download\"\naction = \"drop:1000000\"\ntimes = 1\n"
+    ));
+    let ran = stage(&sim, &["--to", "2024.2.9409"]);
+    let json = &ran.json;
     assert_eq!(
         ran.code, 0,
         "stdout: {}\nstderr: {}",
@@ -61,7 +55,8 @@ fn stage_downloads_through_a_drop_verifies_caches_and_refuses_corruption() {
     assert!(ran.stderr.is_empty(), "{}", ran.stderr);
 
     // Again: both come from the cache.
-    let (ran, json) = stage(&sim, &["--to", "2024.2.9409"]);
+    let ran = stage(&sim, &["--to", "2024.2.9409"]);
+    let json = &ran.json;
     assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
     assert!(
         json["installers"]
@@ -73,9 +68,9 @@ fn stage_downloads_through_a_drop_verifies_caches_and_refuses_corruption() {
     );
 
     // A corrupted transfer of another version: refused, named, nothing kept.
-    let fault = sim.sim(&["fault", "--op", "download", "--action", "corrupt:2000000"]);
-    assert_eq!(fault.code, 0, "{}{}", fault.stdout, fault.stderr);
-    let (ran, json) = stage(&sim, &["--to", "2024.2.9550"]);
+    sim.fault("download", "corrupt:2000000", None, 1);
+    let ran = stage(&sim, &["--to", "2024.2.9550"]);
+    let json = &ran.json;
     assert_eq!(ran.code, 1, "{}{}", ran.stdout, ran.stderr);
     let error = json["error"].as_str().unwrap_or_default();
     assert!(error.contains("x-amz-meta-sha256"), "{}", ran.stdout);
@@ -92,9 +87,8 @@ fn stage_downloads_through_a_drop_verifies_caches_and_refuses_corruption() {
 
 #[test]
 fn stage_without_to_follows_the_version_policy_and_prints_text() {
-    let sim = Sim::up(1, &format!("[installer]\nsize = {SIZE}\n"));
-    let config = sim.config();
-    let ran = run(&["stage", "--config", config.to_str().unwrap()]);
+    let sim = sim_up(&format!("[installer]\nsize = {SIZE}\n"));
+    let ran = sim.octoup(&["stage"]);
     assert_eq!(
         ran.code, 0,
         "stdout: {}\nstderr: {}",

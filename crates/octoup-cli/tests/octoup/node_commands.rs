@@ -1,11 +1,16 @@
 //! `octoup node <action> --json` on a simulated two-node cluster: a whole upgrade driven
 //! step by step, as a runbook or Ansible would, with the refusals that guard the invariants.
 
-use crate::support::Sim;
+use octoup_testkit::{Ran, Scenario, Sim};
 
 const TARGET: &str = "2024.2.9409";
 
-fn ok(ran: &crate::support::Ran) {
+/// `octoup sim up` with `nodes` nodes (so the stand-ins are this build's `octoup`).
+pub fn sim_up(nodes: u32) -> Sim {
+    Scenario::new().nodes(nodes).through_octoup().start()
+}
+
+fn ok(ran: &Ran) {
     assert_eq!(
         (ran.code, &ran.json["ok"]),
         (0, &serde_json::Value::Bool(true)),
@@ -15,7 +20,7 @@ fn ok(ran: &crate::support::Ran) {
     );
 }
 
-fn refused(ran: &crate::support::Ran, kind: &str) {
+fn refused(ran: &Ran, kind: &str) {
     assert_eq!(ran.code, 3, "{}{}", ran.stdout, ran.stderr);
     assert_eq!(ran.json["ok"], false);
     assert_eq!(ran.json["error"]["kind"], kind, "{}", ran.stdout);
@@ -23,7 +28,7 @@ fn refused(ran: &crate::support::Ran, kind: &str) {
 
 #[test]
 fn a_runbook_upgrades_a_cluster_with_node_commands_and_is_refused_out_of_order() {
-    let sim = Sim::up(2, "");
+    let sim = sim_up(2);
     let (n1, n2) = ("OCTO-NODE-01", "OCTO-NODE-02");
     // A watchdog on node 1, which stop must take away and start --watchdog put back.
     let out = sim.standin(
@@ -157,7 +162,7 @@ fn a_runbook_upgrades_a_cluster_with_node_commands_and_is_refused_out_of_order()
     let s1 = sim.node(&["status", "--node", n1]);
     assert_eq!(s1.json["watchdog"]["enabled"], true);
     assert_eq!(s1.json["watchdog"]["interval_minutes"], 7);
-    sim.assert_invariants();
+    sim.assert_check();
     // Exactly one schema upgrade, and no node ever started on a mismatched version.
     assert_eq!(sim.count("db-upgrade-finished"), 1);
     assert_eq!(sim.count("service-start-failed"), 0);
@@ -165,11 +170,10 @@ fn a_runbook_upgrades_a_cluster_with_node_commands_and_is_refused_out_of_order()
 
 #[test]
 fn an_installer_failure_is_reported_with_its_code_and_log() {
-    let sim = Sim::up(1, "");
+    let sim = sim_up(1);
     ok(&sim.node(&["stage", "--to", TARGET]));
     ok(&sim.node(&["stop"]));
-    let ran = sim.sim(&["fault", "--op", "msiexec", "--action", "exit:1603"]);
-    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    sim.fault("msiexec", "exit:1603", None, 1);
     let failed = sim.node(&["install", "--to", TARGET]);
     assert_eq!(failed.code, 1, "{}", failed.stdout);
     assert_eq!(failed.json["error"]["kind"], "install");
@@ -200,10 +204,9 @@ fn an_installer_failure_is_reported_with_its_code_and_log() {
     let started = sim.node(&["start", "--to", "2024.1.10"]);
     ok(&started);
     assert_eq!(started.json["version"], "2024.1.10");
-    sim.assert_invariants();
+    sim.assert_check();
     // Human output (no --json) says the same in words.
-    let config = sim.config();
-    let text = crate::support::run(&["node", "status", "--config", config.to_str().unwrap()]);
+    let text = sim.octoup(&["node", "status"]);
     assert_eq!(text.code, 0, "{}", text.stderr);
     assert!(
         text.stdout.contains("installed 2024.1.10"),

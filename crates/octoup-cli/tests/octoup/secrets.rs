@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::*;
+use octoup_testkit::*;
 
 fn files_under(dir: &Path, out: &mut Vec<(String, String)>) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -115,7 +115,7 @@ fn secrets_never_appear_in_output_logs_journal_or_command_lines() {
     }
     // The master key was really read and kept, only in its owner-only backup file.
     let run = sim.octoup(&["status", "--json"]);
-    let journal = std::fs::read_to_string(run.report["journal"].as_str().unwrap()).unwrap();
+    let journal = std::fs::read_to_string(run.json["journal"].as_str().unwrap()).unwrap();
     let mk_path = journal
         .lines()
         .find(|l| l.contains("master-key-"))

@@ -2,7 +2,7 @@
 //! 1); at or after it the run pauses in a safe state (exit 4) and a re-run finishes. The
 //! simulator's invariant check passes at the end of every scenario.
 
-use crate::support::*;
+use octoup_testkit::*;
 
 const FROM: &str = "2024.1.10";
 const TARGET: &str = "2024.3.13050";
@@ -11,12 +11,12 @@ const TARGET: &str = "2024.3.13050";
 fn assert_put_back(sim: &Sim, r: &Ran) {
     r.expect_code(1);
     assert_eq!(r.outcome(), "failed", "{}", r.stdout);
-    for n in r.report["nodes"].as_array().unwrap() {
+    for n in r.json["nodes"].as_array().unwrap() {
         assert_eq!(n["version"], FROM, "{}", r.stdout);
         assert_eq!(n["serving"], true, "{}", r.stdout);
     }
     assert!(
-        r.report["next_step"].as_str().unwrap().contains("put back"),
+        r.json["next_step"].as_str().unwrap().contains("put back"),
         "{}",
         r.stdout
     );
@@ -36,8 +36,8 @@ fn a_non_admin_key_is_refused_before_anything_changes() {
     let (sim, r) = Scenario::new().readonly_key().run(&["upgrade", "--json"]);
     r.expect_code(3);
     assert_eq!(r.outcome(), "failed");
-    assert_eq!(r.report["refused"], true);
-    let error = r.report["error"].as_str().unwrap();
+    assert_eq!(r.json["refused"], true);
+    let error = r.json["error"].as_str().unwrap();
     assert!(error.contains("AdministerSystem"), "{error}");
     assert!(error.contains("administrator"), "{error}");
     assert_eq!(mutating(&sim.history()), Vec::<String>::new());
@@ -61,7 +61,7 @@ fn drain_deadline_with_tasks_running_puts_everything_back_and_names_them() {
         .start();
     let r = sim.octoup(&["upgrade", "--json"]);
     assert_put_back(&sim, &r);
-    let error = r.report["error"].as_str().unwrap();
+    let error = r.json["error"].as_str().unwrap();
     assert!(
         error.contains("Deploy Web to Production on OCTO-NODE-01"),
         "{error}"
@@ -69,7 +69,7 @@ fn drain_deadline_with_tasks_running_puts_everything_back_and_names_them() {
     assert!(error.contains("cancel_tasks"), "{error}");
     assert_eq!(r.step("drain", None), "failed");
     assert_eq!(r.step("maintenance-on", None), "undone");
-    let drain = r.report["steps"]
+    let drain = r.json["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -161,7 +161,7 @@ fn installer_1603_shows_the_log_tail_and_puts_everything_back() {
     let sim = Scenario::new().fault("msiexec", "exit:1603").start();
     let r = sim.octoup(&["upgrade", "--json"]);
     assert_put_back(&sim, &r);
-    let error = r.report["error"].as_str().unwrap();
+    let error = r.json["error"].as_str().unwrap();
     assert!(error.contains("1603"), "{error}");
     assert!(
         error.contains("Installation success or error status: 1603"),
@@ -192,17 +192,17 @@ fn a_failed_database_upgrade_pauses_safely_and_a_rerun_finishes() {
     let r = sim.octoup(&["upgrade", "--json"]);
     r.expect_code(4);
     assert_eq!(r.outcome(), "paused");
-    let next = r.report["next_step"].as_str().unwrap();
+    let next = r.json["next_step"].as_str().unwrap();
     assert!(next.contains("octoup upgrade"), "{next}");
     assert!(
         next.contains("still 2024.1.10"),
         "the schema was rolled back: {next}"
     );
     assert!(
-        next.contains(r.report["backups"]["database"].as_str().unwrap()),
+        next.contains(r.json["backups"]["database"].as_str().unwrap()),
         "{next}"
     );
-    for n in r.report["nodes"].as_array().unwrap() {
+    for n in r.json["nodes"].as_array().unwrap() {
         assert_eq!(n["serving"], false, "nodes stay stopped: {}", r.stdout);
     }
     let state = sim.state();
@@ -213,11 +213,11 @@ fn a_failed_database_upgrade_pauses_safely_and_a_rerun_finishes() {
 
     // `status` says where it stands; retargeting the half-finished run is refused.
     let status = sim.octoup(&["status", "--json"]);
-    assert_eq!(status.report["status"], "paused");
+    assert_eq!(status.json["status"], "paused");
     let other = sim.octoup(&["upgrade", "--to", "2024.2.9550", "--json"]);
     other.expect_code(2);
     assert!(
-        other.report["error"]
+        other.json["error"]
             .as_str()
             .unwrap()
             .contains("cannot be retargeted"),
@@ -244,7 +244,7 @@ fn a_failed_start_pauses_and_a_rerun_finishes() {
     r.expect_code(4);
     assert_eq!(r.outcome(), "paused");
     assert_eq!(r.step("start", Some("OCTO-NODE-02")), "failed");
-    let next = r.report["next_step"].as_str().unwrap();
+    let next = r.json["next_step"].as_str().unwrap();
     assert!(next.contains("upgraded to 2024.3.13050"), "{next}");
     assert!(next.contains("OCTO-NODE-02 is stopped"), "{next}");
     // The node that serves the target takes tasks again and maintenance mode is restored
@@ -254,13 +254,7 @@ fn a_failed_start_pauses_and_a_rerun_finishes() {
     sim.assert_check();
     let again = sim.octoup(&["upgrade", "--json"]);
     again.expect_code(0);
-    assert!(
-        again.report["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["version"] == TARGET)
-    );
+    assert!(again.all_nodes_on(TARGET), "{}", again.stdout);
     sim.assert_check();
 }
 
@@ -276,7 +270,7 @@ fn a_second_run_while_one_holds_the_lock_exits_6() {
     let second = sim.octoup(&["upgrade", "--json"]);
     second.expect_code(6);
     assert!(
-        second.report["error"]
+        second.json["error"]
             .as_str()
             .unwrap()
             .contains("another octoup run (pid"),

@@ -2,10 +2,9 @@
 //! against the simulator.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-use assert_cmd::Command;
+use octoup_testkit::{Ran, Scenario, run_in};
 use serde_json::{Value, json};
 
 /// Unsorted on purpose: the last element (2024.1.15) is not the newest.
@@ -18,42 +17,22 @@ const FEED: &str = r#"[
   {"Version": "2024.1.15", "Released": "2024-10-01"}
 ]"#;
 
-/// Runs `octoup` in `dir` (so no stray ./octoup.toml is picked up) without the server
-/// environment variables.
-fn octoup<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(dir: &Path, args: I) -> Output {
-    Command::cargo_bin("octoup")
-        .unwrap()
-        .current_dir(dir)
-        .env_remove("OCTOPUS_URL")
-        .env_remove("OCTOPUS_API_KEY")
-        .args(args)
-        .output()
-        .unwrap()
+/// The one JSON object a command printed on stdout.
+fn parse(ran: &Ran) -> &Value {
+    assert!(ran.json.is_object(), "not one JSON object: {}", ran.stdout);
+    &ran.json
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn parse(output: &[u8]) -> Value {
-    serde_json::from_slice(output).unwrap_or_else(|e| {
-        panic!(
-            "not one JSON object ({e}): {}",
-            String::from_utf8_lossy(output)
-        )
-    })
-}
-
-/// `octoup check ... --json`, which must succeed; the report.
+/// `octoup check ... --json` in `dir`, which must succeed; the report.
 fn check_json<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Value {
-    let out = octoup(
+    let ran = run_in(
         dir,
         ["check".as_ref(), "--json".as_ref()]
             .into_iter()
             .chain(args.iter().map(AsRef::as_ref)),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    parse(&out.stdout)
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    parse(&ran).clone()
 }
 
 /// A directory holding FEED as feed.json.
@@ -117,15 +96,21 @@ fn offline_config_policy_applies_and_up_to_date_is_success() {
     assert_eq!(report["status"], "up-to-date");
 }
 
-#[test]
-fn human_output_names_target_path_and_reasons() {
+/// `octoup check --current 2024.1.10 --feed feed.json` (text) with FEED, which must succeed.
+pub fn offline_text() -> Ran {
     let dir = with_feed();
-    let out = octoup(
+    let ran = run_in(
         dir.path(),
         ["check", "--current", "2024.1.10", "--feed", "feed.json"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = String::from_utf8(out.stdout).unwrap();
+    ran.expect_code(0);
+    ran
+}
+
+#[test]
+fn human_output_names_target_path_and_reasons() {
+    let out = offline_text();
+    let text = &out.stdout;
     assert!(text.contains("Target:  2024.3.12701"), "{text}");
     assert!(
         text.contains("Path:    2024.1.10 -> 2024.3.12701"),
@@ -142,25 +127,25 @@ fn exit_codes_for_bad_input_and_unreadable_feeds() {
     let dir = with_feed();
     std::fs::write(dir.path().join("broken.json"), "<html>proxy login</html>").unwrap();
 
-    let bad_version = octoup(
+    let bad_version = run_in(
         dir.path(),
         ["check", "--current", "2024.x.1", "--feed", "feed.json"],
     );
-    assert_eq!(bad_version.status.code(), Some(2));
-    assert!(stderr(&bad_version).contains("\"2024.x.1\""));
+    assert_eq!(bad_version.code, 2);
+    assert!(bad_version.stderr.contains("\"2024.x.1\""));
 
-    let no_server = octoup(dir.path(), ["check"]);
-    assert_eq!(no_server.status.code(), Some(2));
-    assert!(stderr(&no_server).contains("--current VERSION"));
+    let no_server = run_in(dir.path(), ["check"]);
+    assert_eq!(no_server.code, 2);
+    assert!(no_server.stderr.contains("--current VERSION"));
 
-    let missing = octoup(
+    let missing = run_in(
         dir.path(),
         ["check", "--current", "2024.1.10", "--feed", "missing.json"],
     );
-    assert_eq!(missing.status.code(), Some(3));
-    assert!(stderr(&missing).contains("versions.feed"));
+    assert_eq!(missing.code, 3);
+    assert!(missing.stderr.contains("versions.feed"));
 
-    let not_json = octoup(
+    let not_json = run_in(
         dir.path(),
         [
             "check",
@@ -171,8 +156,8 @@ fn exit_codes_for_bad_input_and_unreadable_feeds() {
             "--json",
         ],
     );
-    assert_eq!(not_json.status.code(), Some(3));
-    let error = parse(&not_json.stdout);
+    assert_eq!(not_json.code, 3);
+    let error = parse(&not_json);
     assert!(
         error["error"]
             .as_str()
@@ -182,55 +167,12 @@ fn exit_codes_for_bad_input_and_unreadable_feeds() {
     );
 }
 
-/// A simulated installation started with `octoup sim up`, stopped on drop.
-struct Sim {
-    dir: tempfile::TempDir,
-}
-
-impl Sim {
-    fn start(spec: &str) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let spec_path = dir.path().join("spec.toml");
-        std::fs::write(&spec_path, spec).unwrap();
-        let sim = Sim { dir };
-        let out = octoup(
-            sim.dir.path(),
-            [
-                OsStr::new("sim"),
-                "up".as_ref(),
-                "--dir".as_ref(),
-                sim.install().as_os_str(),
-                "--spec".as_ref(),
-                spec_path.as_os_str(),
-            ],
-        );
-        assert!(out.status.success(), "octoup sim up: {}", stderr(&out));
-        sim
-    }
-
-    fn install(&self) -> PathBuf {
-        self.dir.path().join("sim")
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        octoup(
-            self.dir.path(),
-            [
-                OsStr::new("sim"),
-                "down".as_ref(),
-                "--dir".as_ref(),
-                self.install().as_os_str(),
-            ],
-        );
-    }
-}
-
 #[test]
 fn against_the_simulator_reads_version_license_and_feed() {
-    let sim = Sim::start(
-        r#"
+    let sim = Scenario::new()
+        .through_octoup()
+        .spec(
+            r#"
 version = "2024.1.10"
 [license]
 max_version_covered = "2024.4.9999"
@@ -242,18 +184,19 @@ versions = [
   { Version = "2024.2.9409", Released = "2024-05-01" },
 ]
 "#,
-    );
+        )
+        .start();
     // The simulator's config, with allow = "major" so that the license is what stops 2025.1.
-    let config = std::fs::read_to_string(sim.install().join("octoup.toml")).unwrap();
+    let config = std::fs::read_to_string(sim.dir().join("octoup.toml")).unwrap();
     assert!(config.contains("[versions]\n"), "{config}");
-    let major = sim.install().join("major.toml");
+    let major = sim.dir().join("major.toml");
     std::fs::write(
         &major,
         config.replacen("[versions]\n", "[versions]\nallow = \"major\"\n", 1),
     )
     .unwrap();
 
-    let report = check_json(sim.dir.path(), &[OsStr::new("--config"), major.as_os_str()]);
+    let report = check_json(sim.dir(), &[OsStr::new("--config"), major.as_os_str()]);
     assert_eq!(report["current"], "2024.1.10", "from the server's /api");
     assert_eq!(report["target"], "2024.3.12701");
     assert_eq!(report["rejected"][0]["version"], "2025.1.3");

@@ -14,8 +14,9 @@ use octoup::octopus::api::OctopusApi;
 use octoup::octopus::http::{HttpClient, NetworkSettings};
 use octoup::process::runner::{CommandRunner, CommandSpec, LocalRunner, RunLog};
 
+use crate::node_commands::sim_up;
 use crate::sshd::Sshd;
-use crate::support::{Sim, octoup};
+use octoup_testkit::{Ran, Sim, octoup_bin, run};
 
 const TARGET: &str = "2024.2.9409";
 
@@ -23,7 +24,7 @@ const TARGET: &str = "2024.2.9409";
 /// its own node-side config (its own state directory and installer cache, as if it were
 /// another machine). Returns the orchestrator's config path.
 fn ssh_cluster_config(sim: &Sim, sshd: &Sshd) -> PathBuf {
-    let text = sim.read_config();
+    let text = sim.config_text();
     let mut out = String::new();
     for line in text.lines() {
         out.push_str(line);
@@ -49,15 +50,15 @@ fn ssh_cluster_config(sim: &Sim, sshd: &Sshd) -> PathBuf {
             ));
         }
     }
-    out.push_str(&sshd.ssh_table(&octoup()));
+    out.push_str(&sshd.ssh_table(&octoup_bin()));
     let path = sim.dir().join("octoup-ssh.toml");
     std::fs::write(&path, out).unwrap();
     path
 }
 
 /// `octoup upgrade --to TARGET` with `config`, expecting exit status `code`.
-fn upgrade(config: &std::path::Path, code: i32) -> crate::support::Ran {
-    let ran = crate::support::run(&[
+fn upgrade(config: &std::path::Path, code: i32) -> Ran {
+    let ran = run([
         "upgrade",
         "-y",
         "--json",
@@ -84,7 +85,7 @@ fn api_for(config: &Config, url: &str) -> OctopusApi {
 }
 
 fn transport(sshd: &Sshd) -> SshTransport {
-    let mut text = sshd.ssh_table(&octoup());
+    let mut text = sshd.ssh_table(&octoup_bin());
     text.push_str(
         "[[nodes]]\nname = \"N1\"\nurl = \"http://127.0.0.1:1\"\nssh = \"root@127.0.0.1\"\n",
     );
@@ -182,7 +183,7 @@ async fn an_unknown_host_key_is_refused_and_explained() {
 #[tokio::test]
 async fn the_ssh_agent_drives_every_node_step_on_a_real_sshd() {
     let sshd = Sshd::start();
-    let sim = Sim::up(2, "");
+    let sim = sim_up(2);
     let config = Config::load(&ssh_cluster_config(&sim, &sshd)).unwrap();
     let log_path = sim.dir().join("orchestrator.log");
     let log = Arc::new(RunLog::open(&log_path).unwrap());
@@ -308,7 +309,7 @@ async fn the_ssh_agent_drives_every_node_step_on_a_real_sshd() {
         let s = a.status().await;
         assert_eq!(s.api_version.as_deref(), Some(TARGET));
     }
-    sim.assert_invariants();
+    sim.assert_check();
     assert_eq!(sim.count("db-upgrade-finished"), 1);
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(
@@ -324,14 +325,14 @@ async fn the_ssh_agent_drives_every_node_step_on_a_real_sshd() {
 #[test]
 fn octoup_upgrade_upgrades_a_two_node_cluster_over_ssh() {
     let sshd = Sshd::start();
-    let sim = Sim::up(2, "");
+    let sim = sim_up(2);
     let config = ssh_cluster_config(&sim, &sshd);
     let ran = upgrade(&config, 0);
     assert_eq!(ran.json["outcome"], "upgraded", "{}", ran.stdout);
     for node in ran.json["nodes"].as_array().unwrap() {
         assert_eq!(node["version"], TARGET, "{node}");
     }
-    sim.assert_invariants();
+    sim.assert_check();
     assert_eq!(sim.count("db-upgrade-finished"), 1);
     assert_eq!(sim.count("service-start-failed"), 0);
     assert_eq!(sim.count("install-finished"), 2);
@@ -361,18 +362,9 @@ fn octoup_upgrade_upgrades_a_two_node_cluster_over_ssh() {
 #[test]
 fn a_node_failing_to_install_over_ssh_is_put_back_and_a_rerun_finishes() {
     let sshd = Sshd::start();
-    let sim = Sim::up(2, "");
+    let sim = sim_up(2);
     let config = ssh_cluster_config(&sim, &sshd);
-    let fault = sim.sim(&[
-        "fault",
-        "--op",
-        "msiexec",
-        "--action",
-        "exit:1603",
-        "--node",
-        "OCTO-NODE-02",
-    ]);
-    assert_eq!(fault.code, 0, "{}", fault.stderr);
+    sim.fault("msiexec", "exit:1603", Some("OCTO-NODE-02"), 1);
     let ran = upgrade(&config, 1);
     let error = ran.json["error"].as_str().unwrap_or("");
     assert!(
@@ -383,7 +375,7 @@ fn a_node_failing_to_install_over_ssh_is_put_back_and_a_rerun_finishes() {
         assert_eq!(node["version"], "2024.1.10", "{}", ran.stdout);
         assert_eq!(node["serving"], true, "{}", ran.stdout);
     }
-    sim.assert_invariants();
+    sim.assert_check();
     // Whatever node 1 had installed was taken off over SSH (msiexec /x, then the original).
     let target_installs = sim
         .history()
@@ -398,5 +390,5 @@ fn a_node_failing_to_install_over_ssh_is_put_back_and_a_rerun_finishes() {
 
     let again = upgrade(&config, 0);
     assert_eq!(again.json["outcome"], "upgraded");
-    sim.assert_invariants();
+    sim.assert_check();
 }

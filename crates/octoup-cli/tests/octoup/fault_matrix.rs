@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::*;
+use octoup_testkit::*;
 
 const NODE: &str = "OCTO-NODE-01";
 const FROM: &str = "2024.1.10";
@@ -317,11 +317,7 @@ fn fault_matrix() {
 
     let table = render(&outcomes, started.elapsed());
     println!("{table}");
-    let path = octoup_bin()
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|t| t.join("fault-matrix.md"))
-        .expect("target dir");
+    let path = target_dir().join("fault-matrix.md");
     std::fs::write(&path, &table).expect("write target/fault-matrix.md");
     let failed: Vec<String> = outcomes
         .iter()
@@ -451,7 +447,7 @@ fn play(cell: &Cell, out: &mut Outcome) {
             let _ = child.wait();
             out.first = "killed in the step".into();
             let status = sim.octoup(&["status", "--json"]);
-            let state = step_state(&status.report, cell.row.step);
+            let state = step_state(&status.json, cell.row.step);
             if !state.contains("running") {
                 out.problems.push(format!(
                     "after the kill, `octoup status` shows {} as {state}, not running",
@@ -503,11 +499,11 @@ fn play(cell: &Cell, out: &mut Outcome) {
     if r.code != want_code || outcome != want {
         out.problems.push(format!(
             "follow-up `octoup {}`: {outcome} (exit {}), expected {want} (exit {want_code}); error: {}; next: {}; stderr: {}",
-            cell.follow, r.code, r.report["error"], r.report["next_step"], r.stderr
+            cell.follow, r.code, r.json["error"], r.json["next_step"], r.stderr
         ));
     }
     let version = if want == "upgraded" { TARGET } else { FROM };
-    for n in r.report["nodes"].as_array().into_iter().flatten() {
+    for n in r.json["nodes"].as_array().into_iter().flatten() {
         if n["version"] != version || n["serving"] != true {
             out.problems
                 .push(format!("follow-up: node {n} does not serve {version}"));
@@ -575,10 +571,10 @@ fn between_step(sim: &Sim, between: Between, out: &mut Outcome) -> String {
             child.kill().expect("kill");
             let _ = child.wait();
             let status = sim.octoup(&["status", "--json"]);
-            if status.report["status"] != "rolling-back" {
+            if status.json["status"] != "rolling-back" {
                 out.problems.push(format!(
                     "after killing the rollback, status is {}",
-                    status.report["status"]
+                    status.json["status"]
                 ));
             }
             "`octoup rollback` killed in its restore".into()
@@ -597,7 +593,7 @@ fn between_step(sim: &Sim, between: Between, out: &mut Outcome) -> String {
         }
         Between::DeleteBackup => {
             let status = sim.octoup(&["status", "--json"]);
-            let backup = status.report["steps"]
+            let backup = status.json["steps"]
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -608,11 +604,11 @@ fn between_step(sim: &Sim, between: Between, out: &mut Outcome) -> String {
             std::fs::remove_file(&backup).expect("delete the backup");
             let before = sim.history().len();
             let r = sim.octoup(&["rollback", "--json"]);
-            let error = r.report["error"].as_str().unwrap_or_default();
-            if r.code != 3 || r.report["refused"] != true || !error.contains("missing") {
+            let error = r.json["error"].as_str().unwrap_or_default();
+            if r.code != 3 || r.json["refused"] != true || !error.contains("missing") {
                 out.problems.push(format!(
                     "rollback without its backup: exit {}, refused {}, error {error}",
-                    r.code, r.report["refused"]
+                    r.code, r.json["refused"]
                 ));
             }
             // Verifying the backup again reads it; nothing else may happen.
@@ -634,12 +630,7 @@ fn between_step(sim: &Sim, between: Between, out: &mut Outcome) -> String {
 
 /// `octoup-sim fault --op OP --action ACTION [--node N]` (once).
 fn inject(sim: &Sim, op: &str, action: &str, node: Option<&str>) {
-    let mut args = vec!["fault", "--op", op, "--action", action, "--times", "1"];
-    if let Some(n) = node {
-        args.extend(["--node", n]);
-    }
-    let out = sim.sim_cmd(&args);
-    assert!(out.status.success(), "inject {op} {action}: {out:?}");
+    sim.fault(op, action, node, 1);
 }
 
 fn fired_count(sim: &Sim, op: &str) -> usize {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::*;
+use octoup_testkit::*;
 
 const TARGET: &str = "2024.3.13050";
 
@@ -30,8 +30,8 @@ fn a_crash_during_the_database_upgrade_is_resumed_without_repeating_it() {
         .start();
     crash_when(&sim, "fault-fired");
     let status = sim.octoup(&["status", "--json"]);
-    assert_eq!(status.report["finished"], false, "{}", status.stdout);
-    let step = status.report["steps"]
+    assert_eq!(status.json["finished"], false, "{}", status.stdout);
+    let step = status.json["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -57,13 +57,7 @@ fn a_crash_during_the_database_upgrade_is_resumed_without_repeating_it() {
         "repeated: {}",
         kinds(&h)
     );
-    assert!(
-        r.report["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["version"] == TARGET)
-    );
+    assert!(r.all_nodes_on(TARGET), "{}", r.stdout);
     sim.assert_check();
 }
 

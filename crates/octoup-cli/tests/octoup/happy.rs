@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::*;
+use octoup_testkit::*;
 
 const FROM: &str = "2024.1.10";
 /// The policy's choice from the simulator's default feed and license (allow = minor).
@@ -19,14 +19,11 @@ fn one_node_upgrade_runs_every_step_in_order_and_keeps_verified_backups() {
     let before = sim.history().len();
     let plan = sim.octoup(&["plan", "--json"]);
     plan.expect_code(0);
-    assert_eq!(plan.report["to"], TARGET, "{}", plan.stdout);
-    assert_eq!(plan.report["from"], FROM);
-    assert_eq!(plan.report["facts"]["nodes"][0]["exe_version"], FROM);
-    assert_eq!(
-        plan.report["facts"]["nodes"][0]["watchdog"]["enabled"],
-        true
-    );
-    assert!(plan.report["outage_estimate_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(plan.json["to"], TARGET, "{}", plan.stdout);
+    assert_eq!(plan.json["from"], FROM);
+    assert_eq!(plan.json["facts"]["nodes"][0]["exe_version"], FROM);
+    assert_eq!(plan.json["facts"]["nodes"][0]["watchdog"]["enabled"], true);
+    assert!(plan.json["outage_estimate_seconds"].as_f64().unwrap() > 0.0);
     let after_plan = sim.history();
     assert_eq!(
         mutating(&after_plan[before..]),
@@ -37,11 +34,11 @@ fn one_node_upgrade_runs_every_step_in_order_and_keeps_verified_backups() {
     let r = sim.octoup(&["upgrade", "--json"]);
     r.expect_code(0);
     assert_eq!(r.outcome(), "upgraded");
-    assert_eq!(r.report["from"], FROM);
-    assert_eq!(r.report["to"], TARGET);
-    assert!(r.report["outage_seconds"].as_f64().unwrap() > 0.0);
-    assert_eq!(r.report["nodes"][0]["name"], "OCTO-NODE-01");
-    assert_eq!(r.report["nodes"][0]["version"], TARGET);
+    assert_eq!(r.json["from"], FROM);
+    assert_eq!(r.json["to"], TARGET);
+    assert!(r.json["outage_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(r.json["nodes"][0]["name"], "OCTO-NODE-01");
+    assert_eq!(r.json["nodes"][0]["version"], TARGET);
     for step in [
         "maintenance-on",
         "drain",
@@ -94,7 +91,7 @@ fn one_node_upgrade_runs_every_step_in_order_and_keeps_verified_backups() {
     assert_eq!(h[w_new]["interval_minutes"], 10, "recreated as it was");
 
     // Backups: the verified database backup, the master key (owner-only), the license.
-    let db = r.report["backups"]["database"]
+    let db = r.json["backups"]["database"]
         .as_str()
         .expect("database backup");
     assert_eq!(h[backup]["path"], db);
@@ -102,8 +99,8 @@ fn one_node_upgrade_runs_every_step_in_order_and_keeps_verified_backups() {
     assert_eq!(h[backup]["copy_only"], true);
     assert_eq!(h[backup]["checksum"], true);
     assert!(db.contains("OctopusDeploy-2024.1.10-"), "{db}");
-    assert_eq!(r.report["backups"]["database_verified"], true);
-    let mk = r.report["backups"]["master_key"]
+    assert_eq!(r.json["backups"]["database_verified"], true);
+    let mk = r.json["backups"]["master_key"]
         .as_str()
         .expect("master key");
     let master_key = sim.secrets()[3].clone();
@@ -114,7 +111,7 @@ fn one_node_upgrade_runs_every_step_in_order_and_keeps_verified_backups() {
         let mode = std::fs::metadata(mk).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "master key file mode {mode:o}");
     }
-    let license = r.report["backups"]["license"].as_str().expect("license");
+    let license = r.json["backups"]["license"].as_str().expect("license");
     assert!(
         std::fs::read_to_string(license)
             .unwrap()
@@ -126,8 +123,8 @@ fn one_node_upgrade_runs_every_step_in_order_and_keeps_verified_backups() {
     // `status` tells the last run in words and JSON.
     let status = sim.octoup(&["status", "--json"]);
     status.expect_code(0);
-    assert_eq!(status.report["status"], "upgraded");
-    assert_eq!(status.report["to"], TARGET);
+    assert_eq!(status.json["status"], "upgraded");
+    assert_eq!(status.json["to"], TARGET);
     let text = sim.octoup(&["status"]);
     assert!(text.stdout.contains("is upgraded"), "{}", text.stdout);
 
@@ -176,7 +173,7 @@ fn a_cluster_upgrades_the_database_once_with_every_node_stopped() {
         .unwrap_or_else(|| panic!("{node} not started"));
         assert!(started > up);
     }
-    let nodes: Vec<&Value> = r.report["nodes"].as_array().unwrap().iter().collect();
+    let nodes: Vec<&Value> = r.json["nodes"].as_array().unwrap().iter().collect();
     assert_eq!(nodes.len(), 3);
     assert!(
         nodes
@@ -232,7 +229,7 @@ fn flags_that_were_on_before_stay_on() {
     assert_eq!(drains, [false, true]);
     // The checker's I6 compares with the flags at the installation's creation, before this
     // scenario set them; put them back as the scene found them, then check the rest.
-    sim.standin_exe(
+    sim.exe(
         "OCTO-NODE-02",
         &["node", "--instance=OctopusServer", "--drain=false"],
     );
@@ -248,7 +245,7 @@ fn maintenance_is_left_on_when_configured() {
     let r = sim.octoup(&["upgrade", "--json"]);
     r.expect_code(0);
     assert!(
-        r.report["next_step"]
+        r.json["next_step"]
             .as_str()
             .unwrap()
             .contains("turn it off"),

@@ -1,0 +1,18 @@
+//! The integration tests of the `octoup` binary, in one test binary (one link): offline
+//! commands, upgrades of a simulated installation (`octoup-sim`) asserted on the report,
+//! the simulator's history and its invariant checker, the node commands and the SSH
+//! transport against a real sshd on loopback, and snapshots of the human output. The
+//! harness is `octoup-testkit`; scenarios run in parallel threads at a tiny time scale.
+
+mod check;
+mod failures;
+mod fault_matrix;
+mod ha;
+mod happy;
+mod node_commands;
+mod resume;
+mod secrets;
+mod snapshots;
+mod ssh;
+mod sshd;
+mod stage;
