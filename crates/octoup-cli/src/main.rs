@@ -16,8 +16,8 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     platform::quiet_broken_pipe();
     let cli = cli::Cli::parse();
-    tracing_setup::install(cli.global.verbose, cli.global.quiet);
     let ctx = context::Context::from_cli(&cli);
+    tracing_setup::install(cli.global.verbose, ctx.quiet());
     let code = commands::dispatch(cli.command, &ctx);
     code.into()
 }

@@ -1,8 +1,11 @@
 //! The one tracing subscriber: the library's diagnostics (`tracing::warn!` and friends)
 //! reach the operator on stderr, never stdout, so `--json` output stays clean.
 //!
-//! Default: warnings and errors. `-v`: info. `-vv`: debug. `-q`: errors only.
-//! `RUST_LOG` overrides all of it (e.g. `RUST_LOG=octoup=trace`).
+//! Default: warnings and errors. `-v`: info. `-vv`: debug. `-q`, or `--json` without `-v`:
+//! errors only. `RUST_LOG` overrides all of it (e.g. `RUST_LOG=octoup=trace`). Colour only
+//! on a terminal, and never with `NO_COLOR` set.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +22,7 @@ pub fn install(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .without_time()
         .try_init();
 }
