@@ -208,3 +208,48 @@ versions = [
     let warnings = report["warnings"].to_string();
     assert!(!warnings.contains("license coverage"), "{warnings}");
 }
+
+/// `min_age_days` counts from one UTC "today" (`octoup::choice::today`), whatever the
+/// machine's time zone: a release dated exactly `min_age_days` ago is eligible under time
+/// zones far east and far west of UTC alike. `plan`, `upgrade`, `stage` and `demo` choose
+/// through the same `choice::choose`.
+#[test]
+fn soak_time_is_counted_in_utc_whatever_the_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let released = today.checked_sub(jiff::Span::new().days(3)).unwrap();
+    std::fs::write(
+        dir.path().join("feed.json"),
+        format!(
+            r#"[{{"Version": "2024.1.10", "Released": "2024-02-01"}},
+                {{"Version": "2024.1.20", "Released": "{released}"}}]"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("octoup.toml"),
+        "[versions]\nfeed = \"feed.json\"\nmin_age_days = 3\n",
+    )
+    .unwrap();
+    for tz in [
+        "UTC",
+        "Pacific/Kiritimati",
+        "Etc/GMT+12",
+        "Pacific/Pago_Pago",
+    ] {
+        let ran = Ran::of(
+            octoup_testkit::octoup_command(["check", "--json", "--current", "2024.1.10"])
+                .current_dir(dir.path())
+                .env("TZ", tz),
+        );
+        assert_eq!(ran.code, 0, "TZ={tz}: {}", ran.stderr);
+        assert_eq!(
+            parse(&ran)["target"],
+            "2024.1.20",
+            "TZ={tz}: {}",
+            ran.stdout
+        );
+    }
+}
