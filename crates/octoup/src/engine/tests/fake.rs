@@ -47,6 +47,8 @@ pub enum Op {
     Uninstall,
     UpgradeDatabase,
     Restore,
+    /// A node's `/api` Version (any fault: it gives no answer).
+    ServedVersion,
 }
 
 /// What a fault does to the operation it hits. Only `FailAlways` strikes more than once.
@@ -752,7 +754,14 @@ impl NodeAgent for FakeNode {
     }
 
     async fn served_version(&self) -> Option<String> {
-        self.state().serving.map(|v| v.to_string())
+        let fault = self.fake.lock().strike(Op::ServedVersion, Some(&self.name));
+        match fault {
+            Some(Fault::CrashBefore | Fault::CrashAfter) => {
+                crash(Op::ServedVersion, Some(&self.name))
+            }
+            Some(_) => None,
+            None => self.state().serving.map(|v| v.to_string()),
+        }
     }
 
     async fn installed_version(&self) -> Result<Version, NodeError> {
