@@ -1,1 +1,475 @@
 //! In-process engine tests (a fake world).
+//!
+//! [`Scenario`] builds a fake installation ([`fake`]), faults in it, and a config in a
+//! temporary directory; `run` drives [`Engine::run_forward`] on a journal made by
+//! [`new_run`], as `octoup upgrade` does after its preflight. The returned [`Ran`] holds the
+//! report, reads the journal back from disk, and resumes or rolls back the unfinished run
+//! as `octoup upgrade` / `octoup rollback` do. A crash is a panic inside the engine's future
+//! (a [`Fault::CrashBefore`]/[`Fault::CrashAfter`]): the journal on disk is then exactly
+//! what a killed octoup leaves. [`invariants`] checks the fake's history.
+
+mod fake;
+mod invariants;
+
+mod fixture;
+mod forward;
+mod pause;
+mod recovery;
+mod rollback;
+mod undo;
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+
+use crate::config::Config;
+use crate::journal::{Journal, Run, RunNode, RunStatus, StateDir, StepState};
+use crate::nodes::WatchdogInfo;
+use crate::process::runner::RunLog;
+use crate::version::Version;
+
+use super::executor::Engine;
+use super::report::{Outcome, Report};
+use super::{Before, Events, NodeBefore, new_run};
+
+pub use fake::{Event, Fake, Fault, Model, Op};
+
+pub const FROM: &str = "2024.1.10";
+pub const TARGET: &str = "2024.2.7";
+
+pub fn v(s: &str) -> Version {
+    s.parse().expect("a version")
+}
+
+/// Quiet events (no terminal in a test).
+struct Quiet;
+impl Events for Quiet {}
+
+/// A fake installation about to be upgraded.
+pub struct Scenario {
+    dir: tempfile::TempDir,
+    fake: Fake,
+    config: Config,
+}
+
+impl Scenario {
+    /// `N1` … `Nn` (N1 is the primary), all serving [`FROM`].
+    pub fn nodes(n: usize) -> Scenario {
+        let names: Vec<String> = (1..=n).map(|i| format!("N{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Scenario::named(&names, FROM)
+    }
+
+    pub fn named(names: &[&str], from: &str) -> Scenario {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = Fake::new(dir.path(), names, &v(from));
+        let root = dir.path().display().to_string();
+        // Timeouts of 0: the recovery waits for an orphaned command end at once (the fake's
+        // commands never outlive a crash); the fake itself never waits.
+        let text = format!(
+            r#"
+[server]
+url = "http://cluster.fake"
+[state]
+dir = '{root}/state'
+[backup]
+dir = '{root}/backups'
+[database]
+backup_dir = '{root}/sql'
+[drain]
+wait_seconds = 0
+[timeouts]
+command = 0
+stop = 0
+start = 0
+install = 0
+db_upgrade = 0
+backup = 1
+"#
+        );
+        let config: Config = toml::from_str(&text).expect("test config");
+        Scenario { dir, fake, config }
+    }
+
+    pub fn fault(self, op: Op, node: Option<&str>, fault: Fault) -> Scenario {
+        self.fake.fault(op, node, fault);
+        self
+    }
+
+    pub fn config(mut self, f: impl FnOnce(&mut Config)) -> Scenario {
+        f(&mut self.config);
+        self
+    }
+
+    /// Changes the installation before the run (a watchdog, a drained node, …).
+    pub fn with(self, f: impl FnOnce(&mut Model)) -> Scenario {
+        self.fake.setup(f);
+        self
+    }
+
+    pub fn watchdog(self, node: &str) -> Scenario {
+        self.with(|m| {
+            m.node_mut(node).watchdog = Some(WatchdogInfo {
+                enabled: true,
+                interval_minutes: Some(5),
+                instances: Some("*".into()),
+            })
+        })
+    }
+
+    /// A deployment executing on `node`.
+    pub fn task(self, node: &str) -> Scenario {
+        let node = node.to_string();
+        self.with(|m| {
+            let id = format!("ServerTasks-{}", m.tasks.len() + 1);
+            m.tasks.push((id, node));
+        })
+    }
+
+    /// Runs the upgrade [`FROM`] → [`TARGET`] as `octoup upgrade` does after its preflight.
+    pub async fn run(self) -> Ran {
+        self.run_to(TARGET).await
+    }
+
+    pub async fn run_to(self, target: &str) -> Ran {
+        let Scenario { dir, fake, config } = self;
+        fake.begin();
+        let model = fake.model();
+        let before = Before {
+            from: model.schema.clone(),
+            target: v(target),
+            path: vec![v(target)],
+            why: "test".into(),
+            warnings: Vec::new(),
+            maintenance: model.maintenance,
+            nodes: model
+                .nodes
+                .iter()
+                .map(|n| NodeBefore {
+                    info: RunNode {
+                        name: n.name.clone(),
+                        id: n.id(),
+                        url: n.url.clone(),
+                        primary: n.primary,
+                    },
+                    drained: n.drained,
+                    watchdog: Some(n.watchdog.clone().unwrap_or_default()),
+                })
+                .collect(),
+        };
+        let ctx = Ctx {
+            state: StateDir::new(&config.state.dir),
+            config: Arc::new(config),
+            fake,
+            dir,
+        };
+        let run_id = crate::journal::new_run_id();
+        let run = new_run(
+            &run_id,
+            "digest",
+            &before,
+            &ctx.config,
+            ctx.state.log_path(&run_id),
+        );
+        let journal = ctx.state.create(run).expect("journal");
+        let engine = ctx.engine(journal);
+        let report = AssertUnwindSafe(engine.run_forward())
+            .catch_unwind()
+            .await
+            .ok();
+        Ran {
+            ctx,
+            run_id,
+            report,
+        }
+    }
+}
+
+/// What a run needs around it: the directory, the config, the state, the fake.
+pub struct Ctx {
+    pub dir: tempfile::TempDir,
+    pub config: Arc<Config>,
+    pub state: StateDir,
+    pub fake: Fake,
+}
+
+impl Ctx {
+    fn engine(&self, journal: Journal) -> Engine {
+        let log = Arc::new(RunLog::open(&journal.run.log).expect("run log"));
+        let world = self.fake.world(&journal.run.nodes);
+        Engine::new(
+            self.config.clone(),
+            self.state.clone(),
+            journal,
+            world,
+            Arc::new(Quiet),
+            log,
+        )
+    }
+}
+
+/// A run that ended, paused or crashed.
+pub struct Ran {
+    pub ctx: Ctx,
+    pub run_id: String,
+    /// `None`: octoup "crashed" (an injected crash fault).
+    pub report: Option<Report>,
+}
+
+impl Ran {
+    pub fn report(&self) -> &Report {
+        self.report
+            .as_ref()
+            .expect("the run crashed; it has no report")
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        self.report().outcome
+    }
+
+    pub fn fake(&self) -> &Fake {
+        &self.ctx.fake
+    }
+
+    pub fn model(&self) -> Model {
+        self.ctx.fake.model()
+    }
+
+    pub fn history(&self) -> Vec<Event> {
+        self.ctx.fake.history()
+    }
+
+    /// The journal as it is on disk.
+    pub fn journal(&self) -> Run {
+        let path = self.ctx.state.run_path(&self.run_id);
+        let text = std::fs::read_to_string(&path).expect("journal file");
+        serde_json::from_str(&text).expect("journal JSON")
+    }
+
+    pub fn step(&self, id: &str) -> StepState {
+        self.journal()
+            .step(id)
+            .unwrap_or_else(|| panic!("no step {id} in the journal"))
+            .state
+    }
+
+    /// Changes the unfinished journal on disk (what an operator or an old release left).
+    pub fn edit_journal(&self, f: impl FnOnce(&mut Run)) {
+        let mut journal = self.unfinished();
+        journal.update(f).expect("journal write");
+    }
+
+    fn unfinished(&self) -> Journal {
+        self.ctx
+            .state
+            .unfinished()
+            .expect("state dir")
+            .expect("an unfinished run")
+    }
+
+    /// `octoup upgrade` again: continues the unfinished run.
+    pub async fn resume(self) -> Ran {
+        self.take_over(false).await
+    }
+
+    /// `octoup rollback`.
+    pub async fn rollback(self) -> Ran {
+        self.take_over(true).await
+    }
+
+    async fn take_over(self, rollback: bool) -> Ran {
+        let engine = self.ctx.engine(self.unfinished());
+        let report = AssertUnwindSafe(engine.resume(rollback, false))
+            .catch_unwind()
+            .await
+            .ok();
+        Ran { report, ..self }
+    }
+
+    // ---------------------------------------------------------------- assertions
+
+    pub fn assert_outcome(&self, want: Outcome) -> &Ran {
+        let r = self.report();
+        assert_eq!(
+            r.outcome,
+            want,
+            "error: {:?}\nnext: {:?}\nhistory: {:#?}",
+            r.error,
+            r.next_step,
+            self.history()
+        );
+        self
+    }
+
+    /// No violation of I1, I2, I3 (paused runs) or also of I6 (`ended`).
+    pub fn assert_invariants(&self, ended: bool) -> &Ran {
+        let history = self.history();
+        let violations = if ended {
+            invariants::all(&history)
+        } else {
+            invariants::safety(&history)
+        };
+        assert!(
+            violations.is_empty(),
+            "violations:\n{}\nhistory: {history:#?}",
+            violations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        self
+    }
+
+    /// Every node has `version` installed and serves it, on a `version` schema.
+    pub fn assert_serving(&self, version: &str) -> &Ran {
+        let m = self.model();
+        assert_eq!(m.schema, v(version), "schema");
+        for n in &m.nodes {
+            assert_eq!(n.installed, Some(v(version)), "{} installed", n.name);
+            assert_eq!(n.serving, Some(v(version)), "{} serving", n.name);
+        }
+        for n in &self.report().nodes {
+            assert!(n.serving && n.version == version, "report: {n:?}");
+        }
+        self
+    }
+
+    /// Maintenance mode, drain flags and watchdogs are as the run found them.
+    pub fn assert_as_before(&self) -> &Ran {
+        let Some(Event::Began(began)) = self.history().first().cloned() else {
+            panic!("no history")
+        };
+        let now = self.model();
+        assert_eq!(now.maintenance, began.maintenance, "maintenance mode");
+        for (b, n) in began.nodes.iter().zip(&now.nodes) {
+            assert_eq!(n.drained, b.drained, "{} drained", n.name);
+            assert_eq!(n.watchdog, b.watchdog, "{} watchdog", n.name);
+        }
+        self
+    }
+
+    /// Every step of the journal is done or skipped.
+    pub fn assert_all_settled(&self) -> &Ran {
+        let run = self.journal();
+        let open: Vec<String> = run
+            .steps
+            .iter()
+            .filter(|s| !s.state.is_settled())
+            .map(|s| format!("{} {}", s.id, s.state.as_str()))
+            .collect();
+        assert!(open.is_empty(), "steps not settled: {open:?}");
+        self
+    }
+
+    pub fn assert_status(&self, status: RunStatus) -> &Ran {
+        assert_eq!(self.journal().status, status, "journal status");
+        self
+    }
+
+    /// The states of these journal steps.
+    pub fn assert_steps(&self, ids: &[&str], want: StepState) -> &Ran {
+        let run = self.journal();
+        for id in ids {
+            let s = run
+                .step(id)
+                .unwrap_or_else(|| panic!("no step {id} in the journal"));
+            assert_eq!(s.state, want, "{id}: {:?}", s.error);
+        }
+        self
+    }
+
+    /// The paused run's next step names `command` and no node serves a mismatched version.
+    pub fn assert_paused(&self, command: &str) -> &Ran {
+        self.assert_outcome(Outcome::Paused)
+            .assert_status(RunStatus::Paused)
+            .assert_invariants(false);
+        let next = self.report().next_step.clone().unwrap_or_default();
+        assert!(next.contains(command), "next step: {next}");
+        assert_eq!(self.journal().next_step.as_deref(), Some(next.as_str()));
+        let m = self.model();
+        for n in &m.nodes {
+            if let Some(s) = &n.serving {
+                assert_eq!(*s, m.schema, "{} serves {s} on {}", n.name, m.schema);
+            }
+        }
+        self
+    }
+
+    /// Finished upgraded: every node serves the target, every step settled, I1–I6 hold,
+    /// and exactly one schema upgrade succeeded, on the primary.
+    pub fn assert_upgraded(&self) -> &Ran {
+        self.assert_outcome(Outcome::Upgraded)
+            .assert_status(RunStatus::Upgraded)
+            .assert_serving(TARGET)
+            .assert_all_settled()
+            .assert_invariants(true)
+            .assert_as_before();
+        let primary = self
+            .model()
+            .nodes
+            .into_iter()
+            .find(|n| n.primary)
+            .expect("primary");
+        assert_eq!(self.schema_upgrades(), vec![primary.name]);
+        self
+    }
+
+    /// Failed and put back: the original version serves everywhere, flags as before.
+    pub fn assert_undone(&self) -> &Ran {
+        self.assert_outcome(Outcome::Failed)
+            .assert_status(RunStatus::Failed)
+            .assert_serving(FROM)
+            .assert_invariants(true)
+            .assert_as_before();
+        assert!(!self.report().refused, "an undo is not a refusal");
+        assert_eq!(self.schema_upgrades(), Vec::<String>::new());
+        self
+    }
+
+    /// The nodes on which a schema upgrade succeeded, in order.
+    pub fn schema_upgrades(&self) -> Vec<String> {
+        self.history()
+            .iter()
+            .filter_map(|e| match e {
+                Event::SchemaUpgradeFinished { node, ok: true, .. } => Some(node.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How often `what` happened on `node`.
+    pub fn count(&self, node: &str, what: fn(&Event) -> Option<&String>) -> usize {
+        self.history()
+            .iter()
+            .filter(|e| what(e).is_some_and(|n| n == node))
+            .count()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.ctx.dir.path().join(rel)
+    }
+}
+
+pub fn installed(e: &Event) -> Option<&String> {
+    match e {
+        Event::Installed { node, .. } => Some(node),
+        _ => None,
+    }
+}
+
+pub fn started(e: &Event) -> Option<&String> {
+    match e {
+        Event::ServiceStarted { node, .. } => Some(node),
+        _ => None,
+    }
+}
+
+pub fn stopped(e: &Event) -> Option<&String> {
+    match e {
+        Event::ServiceStopped { node } => Some(node),
+        _ => None,
+    }
+}

@@ -1,0 +1,174 @@
+//! octoup dies inside a step (an injected crash: the engine's future panics in the fake,
+//! so the journal on disk is exactly what a killed octoup leaves, the step `running`, and
+//! the world as the step left it, finished or not). The next `octoup upgrade` must read
+//! the real state: install and the schema upgrade are never repeated once done; stop,
+//! start and the watchdogs are confirmed.
+
+use super::*;
+
+/// Three nodes, N1 with a watchdog; `fault` crashes octoup in `step`; the run is resumed
+/// and must finish upgraded.
+async fn crash_then_resume(op: Op, node: Option<&str>, fault: Fault, step: &str) -> Ran {
+    let ran = Scenario::nodes(3)
+        .watchdog("N1")
+        .fault(op, node, fault)
+        .run()
+        .await;
+    assert!(ran.report.is_none(), "the run must crash");
+    ran.assert_status(RunStatus::Running)
+        .assert_steps(&[step], StepState::Running)
+        .assert_invariants(false);
+    let ran = ran.resume().await;
+    ran.assert_upgraded();
+    ran
+}
+
+const BOTH: [Fault; 2] = [Fault::CrashBefore, Fault::CrashAfter];
+
+#[tokio::test]
+async fn an_interrupted_install_is_not_repeated_where_it_finished() {
+    for fault in BOTH {
+        let ran = crash_then_resume(Op::Install, Some("N2"), fault, "install@N2").await;
+        for n in ["N1", "N2", "N3"] {
+            assert_eq!(ran.count(n, installed), 1, "{fault:?}: {n} installed once");
+        }
+        let calls = ran.fake().calls(Op::Install, Some("N2"));
+        let want = if fault == Fault::CrashAfter { 1 } else { 2 };
+        assert_eq!(calls, want, "{fault:?}: installer runs on N2");
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_schema_upgrade_is_not_repeated_when_it_finished() {
+    for fault in BOTH {
+        let ran = crash_then_resume(Op::UpgradeDatabase, None, fault, "upgrade-database@N1").await;
+        let calls = ran.fake().calls(Op::UpgradeDatabase, Some("N1"));
+        let want = if fault == Fault::CrashAfter { 1 } else { 2 };
+        assert_eq!(calls, want, "{fault:?}: database --upgrade runs");
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_stop_is_confirmed() {
+    for fault in BOTH {
+        let ran = crash_then_resume(Op::Stop, Some("N2"), fault, "stop@N2").await;
+        for n in ["N1", "N2", "N3"] {
+            assert_eq!(ran.count(n, stopped), 1, "{fault:?}: {n} stopped once");
+        }
+        // The stop command runs again on N2 and confirms it (a no-op on a stopped service).
+        assert_eq!(ran.fake().calls(Op::Stop, Some("N2")), 2, "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_start_is_confirmed_without_starting_twice() {
+    for fault in BOTH {
+        let ran = crash_then_resume(Op::Start, Some("N2"), fault, "start@N2").await;
+        for n in ["N1", "N2", "N3"] {
+            assert_eq!(ran.count(n, started), 1, "{fault:?}: {n} started once");
+        }
+        let want = if fault == Fault::CrashAfter { 1 } else { 2 };
+        assert_eq!(ran.fake().calls(Op::Start, Some("N2")), want, "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_watchdog_delete_is_confirmed() {
+    for fault in BOTH {
+        let ran =
+            crash_then_resume(Op::DeleteWatchdog, Some("N1"), fault, "delete-watchdog@N1").await;
+        let deleted = watchdog_events(&ran, |e| matches!(e, Event::WatchdogDeleted { .. }));
+        assert_eq!(deleted, 1, "{fault:?}");
+        ran.assert_steps(
+            &["delete-watchdog@N1", "create-watchdog@N1"],
+            StepState::Done,
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_watchdog_creation_is_confirmed() {
+    for fault in BOTH {
+        let ran =
+            crash_then_resume(Op::CreateWatchdog, Some("N1"), fault, "create-watchdog@N1").await;
+        let created = watchdog_events(&ran, |e| matches!(e, Event::WatchdogCreated { .. }));
+        assert_eq!(created, 1, "{fault:?}");
+    }
+}
+
+fn watchdog_events(ran: &Ran, is: fn(&Event) -> bool) -> usize {
+    ran.history().iter().filter(|e| is(e)).count()
+}
+
+#[tokio::test]
+async fn an_interrupted_database_backup_is_made_again_and_the_new_one_verified() {
+    let ran = crash_then_resume(Op::Backup, None, Fault::CrashAfter, "backup-database").await;
+    let made: Vec<std::path::PathBuf> = ran
+        .history()
+        .iter()
+        .filter_map(|e| match e {
+            Event::BackupMade { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(made.len(), 2, "a half-written backup is never trusted");
+    let recorded = ran
+        .journal()
+        .step("backup-database")
+        .unwrap()
+        .recorded_path();
+    assert_eq!(recorded.as_ref(), Some(&made[1]));
+    assert!(ran.history().contains(&Event::BackupVerified {
+        path: made[1].clone()
+    }));
+}
+
+#[tokio::test]
+async fn an_interrupted_maintenance_on_is_ended_as_it_began() {
+    // Found on after the crash, it is taken as ours (the preflight's "was off" is never
+    // re-read) and turned off at the end.
+    let ran = crash_then_resume(
+        Op::Maintenance(true),
+        None,
+        Fault::CrashAfter,
+        "maintenance-on",
+    )
+    .await;
+    assert!(!ran.model().maintenance);
+}
+
+#[tokio::test]
+async fn an_interrupted_drain_is_ended_as_it_began() {
+    crash_then_resume(Op::Drain(true), Some("N3"), Fault::CrashAfter, "drain@N3").await;
+}
+
+#[tokio::test]
+async fn a_crash_before_the_outage_resumes_and_finishes() {
+    let ran = crash_then_resume(Op::MasterKey, None, Fault::CrashBefore, "backup-master-key").await;
+    assert!(ran.report().backups.master_key.is_some());
+}
+
+#[tokio::test]
+async fn a_schema_upgrade_still_running_after_the_crash_is_waited_for_not_run_twice() {
+    // octoup died; its `database --upgrade` child goes on and finishes 300 ms later.
+    let ran = Scenario::nodes(2)
+        .config(|c| c.timeouts.db_upgrade = 5)
+        .fault(Op::UpgradeDatabase, None, Fault::CrashBefore)
+        .run()
+        .await;
+    assert!(ran.report.is_none(), "the run must crash");
+    let world = ran.fake().world(&ran.journal().nodes);
+    let orphan = world.nodes[0].1.clone();
+    let child = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        orphan.database_upgrade().await
+    });
+    let ran = ran.resume().await;
+    child.await.expect("orphan task").expect("orphaned upgrade");
+    ran.assert_upgraded();
+    assert_eq!(
+        ran.fake().calls(Op::UpgradeDatabase, Some("N1")),
+        2,
+        "the crashed call and the orphan's"
+    );
+}
