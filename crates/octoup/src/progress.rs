@@ -16,7 +16,7 @@ pub trait Progress: Send + Sync {
 
 /// Shows nothing.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct NoProgress;
+pub(crate) struct NoProgress;
 
 impl Progress for NoProgress {
     fn start(&self, _: &str, _: Option<u64>, _: u64) {}

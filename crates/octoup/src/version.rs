@@ -79,33 +79,34 @@ impl Version {
         }
     }
 
-    pub fn major(&self) -> u64 {
+    pub(crate) fn major(&self) -> u64 {
         self.parts[0]
     }
 
-    pub fn minor(&self) -> u64 {
+    pub(crate) fn minor(&self) -> u64 {
         self.parts[1]
     }
 
+    #[cfg(test)]
     /// The third part: the build number of modern versions (`2024.2.9409` → 9409).
-    pub fn build(&self) -> u64 {
+    pub(crate) fn build(&self) -> u64 {
         self.parts[2]
     }
 
     /// The release line this version belongs to (`2024.2.9409` → `2024.2`).
-    pub fn line(&self) -> Line {
+    pub(crate) fn line(&self) -> Line {
         Line {
             major: self.major(),
             minor: self.minor(),
         }
     }
 
-    pub fn is_prerelease(&self) -> bool {
+    pub(crate) fn is_prerelease(&self) -> bool {
         !self.pre.is_empty()
     }
 
     /// The same version without its pre-release tag (`2024.3.0-rc.1` → `2024.3.0`).
-    pub fn release(&self) -> Version {
+    pub(crate) fn release(&self) -> Version {
         Version {
             pre: Vec::new(),
             ..self.clone()
@@ -253,7 +254,7 @@ impl fmt::Display for Version {
 
 impl Line {
     /// Whether `version` belongs to this line.
-    pub fn contains(&self, version: &Version) -> bool {
+    pub(crate) fn contains(&self, version: &Version) -> bool {
         version.line() == *self
     }
 }

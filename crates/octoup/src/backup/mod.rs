@@ -44,12 +44,12 @@ pub enum BackupError {
 /// A file-name stamp, new for every engine: `20250304T091244Z-3fa1`. The random suffix keeps
 /// two runs within one second (an undone run and its immediate re-run) from colliding on
 /// the owner-only files, which are created with `create_new`.
-pub fn stamp() -> String {
+pub(crate) fn stamp() -> String {
     crate::journal::new_run_id()
 }
 
 /// Reads the master key on `agent`'s node and writes it to an owner-only file in `dir`.
-pub async fn save_master_key(
+pub(crate) async fn save_master_key(
     agent: &dyn NodeAgent,
     dir: &Path,
     log: &RunLog,
@@ -66,7 +66,7 @@ pub async fn save_master_key(
 }
 
 /// Saves the license XML (`licenses-current`) to an owner-only file in `dir`.
-pub fn save_license(text: &str, dir: &Path, stamp: &str) -> Result<PathBuf, BackupError> {
+pub(crate) fn save_license(text: &str, dir: &Path, stamp: &str) -> Result<PathBuf, BackupError> {
     let path = dir.join(format!("license-{stamp}.xml"));
     write_private(&path, text.as_bytes())?;
     Ok(path)
@@ -81,7 +81,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
-pub struct Sql {
+pub(crate) struct Sql {
     pub sqlcmd: Vec<String>,
     pub password: Option<Secret>,
     pub database: String,
@@ -105,7 +105,7 @@ impl Sql {
 
     /// `OctopusDeploy-2024.1.10-20250304T091244Z.bak`: the database, the version it holds
     /// and when (the vendor script lost the name to a PowerShell variable typo).
-    pub fn backup_path(&self, from_version: &str, stamp: &str) -> PathBuf {
+    pub(crate) fn backup_path(&self, from_version: &str, stamp: &str) -> PathBuf {
         self.backup_dir.join(format!(
             "{}-{}-{stamp}.bak",
             file_safe(&self.database),
@@ -139,7 +139,7 @@ impl Sql {
     }
 
     /// `BACKUP DATABASE … WITH COPY_ONLY, CHECKSUM` to a new file; returns its path.
-    pub async fn backup(
+    pub(crate) async fn backup(
         &self,
         runner: &dyn CommandRunner,
         from_version: &str,
@@ -161,14 +161,18 @@ impl Sql {
     }
 
     /// `RESTORE VERIFYONLY` on a backup file.
-    pub async fn verify(&self, runner: &dyn CommandRunner, path: &Path) -> Result<(), BackupError> {
+    pub(crate) async fn verify(
+        &self,
+        runner: &dyn CommandRunner,
+        path: &Path,
+    ) -> Result<(), BackupError> {
         let sql = tsql::verify_backup(&path.to_string_lossy());
         self.run(runner, "backup verification", sql).await?;
         Ok(())
     }
 
     /// `RESTORE DATABASE … WITH REPLACE` (for a full rollback).
-    pub async fn restore(
+    pub(crate) async fn restore(
         &self,
         runner: &dyn CommandRunner,
         path: &Path,

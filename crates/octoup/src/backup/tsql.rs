@@ -3,18 +3,18 @@
 //! name or a path holding `]`, `'`, `;` or `--` stays inside its literal.
 
 /// `[name]` with every `]` doubled: a safe SQL Server identifier.
-pub fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("[{}]", name.replace(']', "]]"))
 }
 
 /// `N'text'` with every `'` doubled: a safe Unicode string literal.
-pub fn quote_string(text: &str) -> String {
+pub(crate) fn quote_string(text: &str) -> String {
     format!("N'{}'", text.replace('\'', "''"))
 }
 
 /// Options of a backup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BackupOptions {
+pub(crate) struct BackupOptions {
     /// `COMPRESSION` (not every edition supports it).
     pub compression: bool,
 }
@@ -22,7 +22,7 @@ pub struct BackupOptions {
 /// A full backup that leaves the DBA's differential chain alone (`COPY_ONLY`) and checks
 /// page checksums while writing (`CHECKSUM`). octoup names every backup file uniquely, so
 /// there is never an older backup set in the file to append to.
-pub fn backup_database(database: &str, file: &str, options: BackupOptions) -> String {
+pub(crate) fn backup_database(database: &str, file: &str, options: BackupOptions) -> String {
     let mut with = vec!["COPY_ONLY", "CHECKSUM"];
     if options.compression {
         with.push("COMPRESSION");
@@ -37,12 +37,12 @@ pub fn backup_database(database: &str, file: &str, options: BackupOptions) -> St
 
 /// Reads the whole backup back and checks it (SQL Server verifies the page checksums a
 /// `CHECKSUM` backup carries by default).
-pub fn verify_backup(file: &str) -> String {
+pub(crate) fn verify_backup(file: &str) -> String {
     format!("RESTORE VERIFYONLY FROM DISK = {};", quote_string(file))
 }
 
 /// Replaces the database with the backup (the full rollback's first half).
-pub fn restore_database(database: &str, file: &str) -> String {
+pub(crate) fn restore_database(database: &str, file: &str) -> String {
     format!(
         "RESTORE DATABASE {} FROM DISK = {} WITH REPLACE;",
         quote_ident(database),

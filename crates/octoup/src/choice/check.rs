@@ -93,7 +93,7 @@ pub fn check(input: &CheckInput) -> CheckReport {
 }
 
 /// Chooses with the given upgrade-path data.
-pub fn check_with(input: &CheckInput, paths: &UpgradePaths) -> CheckReport {
+pub(crate) fn check_with(input: &CheckInput, paths: &UpgradePaths) -> CheckReport {
     let current = &input.current;
     let mut warnings: Vec<String> = input
         .feed

@@ -24,14 +24,14 @@ file or URL holding the same JSON array";
 
 /// One release listed by the feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Release {
+pub(crate) struct Release {
     pub version: Version,
     pub released: Date,
 }
 
 /// Something odd in the feed that did not stop it from being used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FeedWarning {
+pub(crate) enum FeedWarning {
     /// Entry `index` (0-based position in the JSON array) was skipped.
     Malformed { index: usize, reason: String },
     /// Entry `index` lists a version already seen at `kept_index`; the first one is kept.
@@ -76,8 +76,9 @@ pub struct Feed {
 }
 
 impl Feed {
+    #[cfg(test)]
     /// A feed built from releases in any order (duplicates: the first one wins).
-    pub fn from_releases(releases: impl IntoIterator<Item = Release>) -> Feed {
+    pub(crate) fn from_releases(releases: impl IntoIterator<Item = Release>) -> Feed {
         let mut feed = Feed {
             releases: releases.into_iter().collect(),
             warnings: Vec::new(),
@@ -87,17 +88,17 @@ impl Feed {
     }
 
     /// All releases, oldest first.
-    pub fn releases(&self) -> &[Release] {
+    pub(crate) fn releases(&self) -> &[Release] {
         &self.releases
     }
 
     /// What was skipped or merged while reading the feed.
-    pub fn warnings(&self) -> &[FeedWarning] {
+    pub(crate) fn warnings(&self) -> &[FeedWarning] {
         &self.warnings
     }
 
     /// The release entry for `version`, if the feed lists it.
-    pub fn get(&self, version: &Version) -> Option<&Release> {
+    pub(crate) fn get(&self, version: &Version) -> Option<&Release> {
         self.releases
             .binary_search_by(|r| r.version.cmp(version))
             .ok()
@@ -105,13 +106,13 @@ impl Feed {
     }
 
     /// Releases strictly newer than `version`, oldest first.
-    pub fn newer_than(&self, version: &Version) -> &[Release] {
+    pub(crate) fn newer_than(&self, version: &Version) -> &[Release] {
         let start = self.releases.partition_point(|r| r.version <= *version);
         &self.releases[start..]
     }
 
     /// The newest release (pre-releases included).
-    pub fn newest(&self) -> Option<&Release> {
+    pub(crate) fn newest(&self) -> Option<&Release> {
         self.releases.last()
     }
 
@@ -293,7 +294,7 @@ fn parse_entry(entry: &Value) -> Result<Release, String> {
 
 /// `yyyy-MM-dd` (what Evergreen parses), or a full RFC 3339 timestamp (taken as its UTC
 /// date), or a timestamp without offset (taken as written).
-pub fn parse_released(text: &str) -> Option<Date> {
+pub(crate) fn parse_released(text: &str) -> Option<Date> {
     let text = text.trim();
     if text.len() == 10 {
         return text.parse::<Date>().ok();
@@ -309,7 +310,7 @@ pub fn parse_released(text: &str) -> Option<Date> {
 /// Where the feed comes from: `http(s)://` is a URL; a plain path or `file://` URL is a file
 /// (the same rule as `crate::octopus::http::location_path`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FeedSource {
+pub(crate) enum FeedSource {
     Url(String),
     File(PathBuf),
 }
@@ -349,7 +350,10 @@ impl FetchText for crate::octopus::http::HttpClient {
 }
 
 /// Reads and parses the feed from a file or URL.
-pub async fn load_feed(source: &FeedSource, http: &impl FetchText) -> Result<Feed, FeedError> {
+pub(crate) async fn load_feed(
+    source: &FeedSource,
+    http: &impl FetchText,
+) -> Result<Feed, FeedError> {
     let bytes = match source {
         FeedSource::File(path) => tokio::fs::read(path).await.map_err(|e| FeedError::Read {
             path: path.clone(),

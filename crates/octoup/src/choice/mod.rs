@@ -32,7 +32,7 @@ pub enum ChoiceError {
 /// Today, for soak times (`min_age_days`): the UTC date, whatever the machine's time zone,
 /// so that `octoup check` on an operator's laptop and `octoup upgrade` on a server in
 /// another zone agree near midnight. Feed release dates are calendar dates, read as UTC.
-pub fn today() -> Date {
+pub(crate) fn today() -> Date {
     jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()

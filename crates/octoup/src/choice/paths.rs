@@ -11,7 +11,7 @@ use crate::choice::feed::Feed;
 use crate::version::Version;
 
 /// The data file shipped with octoup.
-pub const BUILTIN: &str = include_str!("../../data/upgrade-paths.toml");
+pub(crate) const BUILTIN: &str = include_str!("../../data/upgrade-paths.toml");
 
 /// Guards against data whose rules keep inserting stops (each hop is routed again).
 const MAX_DEPTH: usize = 8;
@@ -20,13 +20,13 @@ const MAX_DEPTH: usize = 8;
 /// its release (it carries that release's changes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Range {
+pub(crate) struct Range {
     pub min: Option<Version>,
     pub below: Option<Version>,
 }
 
 impl Range {
-    pub fn contains(&self, version: &Version) -> bool {
+    pub(crate) fn contains(&self, version: &Version) -> bool {
         let v = version.release();
         self.min.as_ref().is_none_or(|min| v >= *min)
             && self.below.as_ref().is_none_or(|below| v < *below)
@@ -47,7 +47,7 @@ impl fmt::Display for Range {
 /// One required stop: a fixed build, or the newest feed release in a range.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StopSpec {
+pub(crate) struct StopSpec {
     pub version: Option<Version>,
     pub newest: Option<Range>,
     pub fallback: Option<Version>,
@@ -55,7 +55,7 @@ pub struct StopSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StopRule {
+pub(crate) struct StopRule {
     pub id: String,
     pub source: String,
     pub why: String,
@@ -66,7 +66,7 @@ pub struct StopRule {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BrokenRule {
+pub(crate) struct BrokenRule {
     pub id: String,
     pub source: String,
     pub reason: String,
@@ -75,7 +75,7 @@ pub struct BrokenRule {
 }
 
 impl BrokenRule {
-    pub fn applies(&self, from: &Version, to: &Version) -> bool {
+    pub(crate) fn applies(&self, from: &Version, to: &Version) -> bool {
         self.from.contains(from) && self.to.iter().any(|r| r.contains(to))
     }
 }
@@ -83,7 +83,7 @@ impl BrokenRule {
 /// The whole data file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpgradePaths {
+pub(crate) struct UpgradePaths {
     #[serde(default)]
     pub stop: Vec<StopRule>,
     #[serde(default)]
@@ -92,11 +92,11 @@ pub struct UpgradePaths {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("upgrade-path data is invalid: {0}")]
-pub struct DataError(String);
+pub(crate) struct DataError(String);
 
 /// Why no path reaches a target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// A hop of the path is a known broken jump.
     Broken(Box<BrokenHop>),
     /// A required stop is unavailable or not allowed.
@@ -117,7 +117,7 @@ impl fmt::Display for PathError {
 
 /// A hop that a `[[broken]]` rule forbids.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokenHop {
+pub(crate) struct BrokenHop {
     pub from: Version,
     pub to: Version,
     pub reason: String,
@@ -125,7 +125,7 @@ pub struct BrokenHop {
 
 /// A path from the running version to a target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     /// Intermediate stops in order (the target itself is not included).
     pub stops: Vec<Version>,
     /// Why each stop is there ("2.6.5: Octopus 2.x must ... (source)").
@@ -135,18 +135,18 @@ pub struct Route {
 }
 
 /// What the caller allows as a stop: `Err(why not)` for a version that must not be used.
-pub type StopCheck<'a> = &'a dyn Fn(&Version) -> Result<(), String>;
+pub(crate) type StopCheck<'a> = &'a dyn Fn(&Version) -> Result<(), String>;
 
 impl UpgradePaths {
     /// The embedded data. Its validity is a unit test, so a failure here is a build defect.
-    pub fn builtin() -> &'static UpgradePaths {
+    pub(crate) fn builtin() -> &'static UpgradePaths {
         static PATHS: OnceLock<UpgradePaths> = OnceLock::new();
         PATHS.get_or_init(|| {
             UpgradePaths::from_toml(BUILTIN).expect("data/upgrade-paths.toml is valid (tested)")
         })
     }
 
-    pub fn from_toml(text: &str) -> Result<UpgradePaths, DataError> {
+    pub(crate) fn from_toml(text: &str) -> Result<UpgradePaths, DataError> {
         let paths: UpgradePaths = toml::from_str(text).map_err(|e| DataError(e.to_string()))?;
         for rule in &paths.stop {
             if rule.via.is_empty() {
@@ -174,13 +174,13 @@ impl UpgradePaths {
     }
 
     /// The broken-jump rule that forbids `from -> to`, if any.
-    pub fn broken_jump(&self, from: &Version, to: &Version) -> Option<&BrokenRule> {
+    pub(crate) fn broken_jump(&self, from: &Version, to: &Version) -> Option<&BrokenRule> {
         self.broken.iter().find(|rule| rule.applies(from, to))
     }
 
     /// The stops needed to go from `from` to `to`, every hop checked against the broken jumps.
     /// `allowed` vets each stop (excluded, released before the running build, ...).
-    pub fn route(
+    pub(crate) fn route(
         &self,
         from: &Version,
         to: &Version,

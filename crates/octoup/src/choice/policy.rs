@@ -28,7 +28,7 @@ pub enum Allow {
 
 impl Allow {
     /// Whether moving from `current` to `candidate` stays inside this scope.
-    pub fn permits(self, current: &Version, candidate: &Version) -> bool {
+    pub(crate) fn permits(self, current: &Version, candidate: &Version) -> bool {
         match self {
             Allow::Patch => candidate.line() == current.line(),
             Allow::Minor => candidate.major() == current.major(),
@@ -93,7 +93,7 @@ pub struct Policy {
 
 impl Policy {
     /// Builds the policy from the `[versions]` values as written in the config.
-    pub fn from_values(
+    pub(crate) fn from_values(
         allow: &str,
         min_age_days: u32,
         pin: Option<&str>,
@@ -124,12 +124,16 @@ impl Policy {
         )
     }
 
-    pub fn is_excluded(&self, version: &Version) -> bool {
+    pub(crate) fn is_excluded(&self, version: &Version) -> bool {
         self.exclude.contains(version)
     }
 
     /// The rules set by the administrator alone (the first four in the documented order).
-    pub fn config_rejection(&self, current: &Version, candidate: &Version) -> Option<Reason> {
+    pub(crate) fn config_rejection(
+        &self,
+        current: &Version,
+        candidate: &Version,
+    ) -> Option<Reason> {
         if candidate.is_prerelease() && !self.include_prereleases {
             return Some(Reason::Prerelease);
         }
@@ -151,7 +155,7 @@ impl Policy {
     }
 
     /// Soak time: `Some` when `released` is less than `min_age_days` before `now`.
-    pub fn too_young(&self, released: Date, now: Date) -> Option<Reason> {
+    pub(crate) fn too_young(&self, released: Date, now: Date) -> Option<Reason> {
         if self.min_age_days == 0 {
             return None;
         }
@@ -166,7 +170,7 @@ impl Policy {
     }
 
     /// Warnings about settings that can never select anything from `current`.
-    pub fn warnings(&self, current: &Version) -> Vec<String> {
+    pub(crate) fn warnings(&self, current: &Version) -> Vec<String> {
         let mut warnings = Vec::new();
         if let Some(pin) = self.pin {
             if pin < current.line() {
@@ -191,7 +195,7 @@ impl Policy {
 
 /// When the running build was released: the "released before the running build" rule needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CurrentRelease {
+pub(crate) enum CurrentRelease {
     /// The feed (or the caller) knows the date.
     Known(Date),
     /// The running build is not in the feed, but an older build of its line is: builds of a
@@ -203,7 +207,7 @@ pub enum CurrentRelease {
 
 impl CurrentRelease {
     /// The date a candidate must not be released before, if any.
-    pub fn floor(&self) -> Option<Date> {
+    pub(crate) fn floor(&self) -> Option<Date> {
         match self {
             CurrentRelease::Known(date) | CurrentRelease::NoEarlierThan { date, .. } => Some(*date),
             CurrentRelease::Unknown => None,
@@ -211,7 +215,7 @@ impl CurrentRelease {
     }
 
     /// The exact date, when known.
-    pub fn known(&self) -> Option<Date> {
+    pub(crate) fn known(&self) -> Option<Date> {
         match self {
             CurrentRelease::Known(date) => Some(*date),
             _ => None,
@@ -219,7 +223,7 @@ impl CurrentRelease {
     }
 
     /// `Some` when `released` is before the running build's release (Octopus issue 7790).
-    pub fn rejects(&self, current: &Version, released: Date) -> Option<Reason> {
+    pub(crate) fn rejects(&self, current: &Version, released: Date) -> Option<Reason> {
         let floor = self.floor()?;
         (released < floor).then(|| Reason::ReleasedBeforeCurrent {
             current: current.clone(),
@@ -230,7 +234,7 @@ impl CurrentRelease {
 
 /// Why a version newer than the running one was not chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     Prerelease,
     Excluded,
     NotPinned {
@@ -270,7 +274,7 @@ pub enum Reason {
 
 impl Reason {
     /// A stable machine-readable name for the rule (the `rule` field in JSON).
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Reason::Prerelease => "prerelease",
             Reason::Excluded => "excluded",

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Where the public version feed lives.
-pub const DEFAULT_FEED: &str = "https://octopus.com/download/upgrade/v3";
+pub(crate) const DEFAULT_FEED: &str = "https://octopus.com/download/upgrade/v3";
 /// The vendor's MSI download pattern.
-pub const DEFAULT_INSTALLER_URL: &str =
+pub(crate) const DEFAULT_INSTALLER_URL: &str =
     "https://download.octopusdeploy.com/octopus/Octopus.{version}-x64.msi";
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +64,7 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -597,7 +597,7 @@ impl Config {
     }
 
     /// The SQL password, when a password file is configured.
-    pub fn sql_password(&self) -> Result<Option<Secret>, ConfigError> {
+    pub(crate) fn sql_password(&self) -> Result<Option<Secret>, ConfigError> {
         let Some(path) = &self.database.password_file else {
             return Ok(None);
         };
@@ -609,7 +609,7 @@ impl Config {
     }
 
     /// The download cache directory.
-    pub fn cache_dir(&self) -> PathBuf {
+    pub(crate) fn cache_dir(&self) -> PathBuf {
         self.installer
             .cache_dir
             .clone()
@@ -618,7 +618,7 @@ impl Config {
 
     /// The nodes to upgrade: `[[nodes]]`, or this machine as the one node.
     /// Exactly one is primary (the first when none is marked).
-    pub fn effective_nodes(&self) -> Result<Vec<NodeConfig>, ConfigError> {
+    pub(crate) fn effective_nodes(&self) -> Result<Vec<NodeConfig>, ConfigError> {
         let mut nodes = if self.nodes.is_empty() {
             vec![NodeConfig {
                 name: String::new(),
@@ -636,21 +636,21 @@ impl Config {
     }
 
     /// The argv prefix of `Octopus.Server.exe` for a node.
-    pub fn server_exe_for<'a>(&'a self, node: &'a NodeConfig) -> &'a [String] {
+    pub(crate) fn server_exe_for<'a>(&'a self, node: &'a NodeConfig) -> &'a [String] {
         node.server_exe
             .as_deref()
             .unwrap_or(&self.server.server_exe)
     }
 
-    pub fn instance_for<'a>(&'a self, node: &'a NodeConfig) -> &'a str {
+    pub(crate) fn instance_for<'a>(&'a self, node: &'a NodeConfig) -> &'a str {
         node.instance.as_deref().unwrap_or(&self.server.instance)
     }
 
-    pub fn install_for<'a>(&'a self, node: &'a NodeConfig) -> &'a [String] {
+    pub(crate) fn install_for<'a>(&'a self, node: &'a NodeConfig) -> &'a [String] {
         node.install.as_deref().unwrap_or(&self.installer.install)
     }
 
-    pub fn uninstall_for<'a>(&'a self, node: &'a NodeConfig) -> &'a [String] {
+    pub(crate) fn uninstall_for<'a>(&'a self, node: &'a NodeConfig) -> &'a [String] {
         node.uninstall
             .as_deref()
             .unwrap_or(&self.installer.uninstall)

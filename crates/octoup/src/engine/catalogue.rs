@@ -68,7 +68,7 @@ use StepKind::*;
 
 /// Where a step of a phase runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// Once, for the whole installation.
     Once,
     /// On every node at once.
@@ -81,7 +81,7 @@ pub enum Scope {
 
 /// One phase of a procedure: steps that run together.
 #[derive(Debug, Clone, Copy)]
-pub enum Phase {
+pub(crate) enum Phase {
     Step(StepKind, Scope),
     /// The database backup (and its verification) overlaps the installs on every node:
     /// the installer does not touch the database. Without a staged original installer a
@@ -90,7 +90,7 @@ pub enum Phase {
 }
 
 /// The upgrade, in order. Written once.
-pub const FORWARD: &[Phase] = &[
+pub(crate) const FORWARD: &[Phase] = &[
     Phase::Step(Preflight, Scope::Once),
     Phase::Step(StageInstaller, Scope::Once),
     Phase::Step(StageRollback, Scope::Once),
@@ -110,11 +110,11 @@ pub const FORWARD: &[Phase] = &[
 ];
 
 /// What [`Phase::BackupWhileInstalling`] holds: the database side, then the installs.
-pub const BACKUP_STEPS: [StepKind; 2] = [BackupDatabase, VerifyBackup];
+pub(crate) const BACKUP_STEPS: [StepKind; 2] = [BackupDatabase, VerifyBackup];
 
 /// The rollback, in order (Octopus: "rollback is restore the database, reinstall the
 /// previous MSI"). Written once.
-pub const ROLLBACK: &[Phase] = &[
+pub(crate) const ROLLBACK: &[Phase] = &[
     Phase::Step(RollbackStop, Scope::EachNode),
     Phase::Step(RollbackRestore, Scope::Once),
     Phase::Step(RollbackInstall, Scope::EachNode),
@@ -132,7 +132,7 @@ impl StepKind {
     }
 
     /// Runs once per node (its journal id is `name@node`).
-    pub fn per_node(self) -> bool {
+    pub(crate) fn per_node(self) -> bool {
         matches!(
             self,
             Drain
@@ -152,7 +152,7 @@ impl StepKind {
     }
 
     /// Part of the outage: between the first stop and every node serving.
-    pub fn in_outage(self) -> bool {
+    pub(crate) fn in_outage(self) -> bool {
         matches!(
             self,
             Stop | BackupDatabase | VerifyBackup | Install | UpgradeDatabase | Start | Verify
@@ -161,7 +161,7 @@ impl StepKind {
 
     /// Changes the installation once started (the steps before it only read, download
     /// and copy): a run that reached none of them has nothing to undo or roll back.
-    pub fn changes_installation(self) -> bool {
+    pub(crate) fn changes_installation(self) -> bool {
         !matches!(
             self,
             Preflight | StageInstaller | StageRollback | BackupMasterKey | BackupLicense
@@ -170,7 +170,7 @@ impl StepKind {
 
     /// Reversed by the undo after a failure before the database upgrade, in the reverse
     /// of [`FORWARD`].
-    pub fn has_undo(self) -> bool {
+    pub(crate) fn has_undo(self) -> bool {
         matches!(
             self,
             MaintenanceOn | Drain | DeleteWatchdog | Stop | Install
@@ -178,19 +178,19 @@ impl StepKind {
     }
 
     /// A step of the rollback procedure.
-    pub fn is_rollback(self) -> bool {
+    pub(crate) fn is_rollback(self) -> bool {
         ROLLBACK
             .iter()
             .any(|p| matches!(p, Phase::Step(k, _) if *k == self))
     }
 
     /// Once done it is never repeated after a crash (the others run again and confirm).
-    pub fn never_repeated(self) -> bool {
+    pub(crate) fn never_repeated(self) -> bool {
         matches!(self, Install | UpgradeDatabase)
     }
 
     /// Seconds the step takes when nothing better is known (a mid-size installation).
-    pub fn default_estimate(self) -> f64 {
+    pub(crate) fn default_estimate(self) -> f64 {
         match self {
             StageInstaller | StageRollback => 120.0,
             BackupMasterKey | BackupLicense | MaintenanceOn | MaintenanceRestore => 2.0,
@@ -216,17 +216,17 @@ impl fmt::Display for StepKind {
 
 /// One step of a run: a kind, and the node for per-node kinds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct StepId {
+pub(crate) struct StepId {
     pub kind: StepKind,
     pub node: Option<String>,
 }
 
 impl StepId {
-    pub fn once(kind: StepKind) -> StepId {
+    pub(crate) fn once(kind: StepKind) -> StepId {
         StepId { kind, node: None }
     }
 
-    pub fn on(kind: StepKind, node: &str) -> StepId {
+    pub(crate) fn on(kind: StepKind, node: &str) -> StepId {
         StepId {
             kind,
             node: Some(node.to_string()),
@@ -234,7 +234,7 @@ impl StepId {
     }
 
     /// `name` or `name@node`, as in the journal.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         crate::journal::step_id(self.kind.name(), self.node.as_deref())
     }
 }
@@ -247,7 +247,12 @@ impl fmt::Display for StepId {
 
 /// The steps of `phases` for these nodes, in journal order. `primary` runs the database
 /// upgrade; without `rollback` no original installer is staged.
-pub fn steps(phases: &[Phase], nodes: &[String], primary: &str, rollback: bool) -> Vec<StepId> {
+pub(crate) fn steps(
+    phases: &[Phase],
+    nodes: &[String],
+    primary: &str,
+    rollback: bool,
+) -> Vec<StepId> {
     let mut out = Vec::new();
     let mut push = |kind: StepKind, scope: Scope| match scope {
         Scope::Once => out.push(StepId::once(kind)),
@@ -273,7 +278,7 @@ pub fn steps(phases: &[Phase], nodes: &[String], primary: &str, rollback: bool) 
 
 /// The kinds that are undone after an early failure, in undo order (the reverse of
 /// [`FORWARD`]).
-pub fn undo_order() -> Vec<StepKind> {
+pub(crate) fn undo_order() -> Vec<StepKind> {
     let mut kinds: Vec<StepKind> = steps(FORWARD, &["n".into()], "n", true)
         .into_iter()
         .map(|s| s.kind)

@@ -40,7 +40,7 @@ impl Failure {
     }
 
     /// The kind of the step that failed (`undo …` steps included).
-    pub fn kind(&self) -> Option<StepKind> {
+    pub(crate) fn kind(&self) -> Option<StepKind> {
         let name = self.step.trim_start_matches("undo ");
         StepKind::parse(name.split('@').next().unwrap_or(name))
     }
@@ -122,7 +122,7 @@ impl Engine {
     }
 
     /// Continues an unfinished run in its direction (or rolls it back when asked).
-    pub async fn resume(mut self, rollback: bool, config_changed: bool) -> super::Report {
+    pub(crate) async fn resume(mut self, rollback: bool, config_changed: bool) -> super::Report {
         let run = self.run();
         if rollback {
             return self.take_over_rollback().await;
@@ -173,11 +173,14 @@ impl Engine {
         self.journal.lock().expect("journal lock").run.clone()
     }
 
-    pub fn journal_update<R>(&self, f: impl FnOnce(&mut Run) -> R) -> Result<R, JournalError> {
+    pub(crate) fn journal_update<R>(
+        &self,
+        f: impl FnOnce(&mut Run) -> R,
+    ) -> Result<R, JournalError> {
         self.journal.lock().expect("journal lock").update(f)
     }
 
-    pub fn set_status(&self, status: RunStatus) {
+    pub(crate) fn set_status(&self, status: RunStatus) {
         if let Err(e) = self
             .journal
             .lock()
@@ -188,7 +191,7 @@ impl Engine {
         }
     }
 
-    pub fn state_of(&self, id: &StepId) -> Option<StepState> {
+    pub(crate) fn state_of(&self, id: &StepId) -> Option<StepState> {
         self.journal
             .lock()
             .expect("journal lock")
@@ -197,12 +200,16 @@ impl Engine {
             .map(|s| s.state)
     }
 
-    pub fn settled(&self, id: &StepId) -> bool {
+    pub(crate) fn settled(&self, id: &StepId) -> bool {
         self.state_of(id).is_some_and(StepState::is_settled)
     }
 
     /// Reads what a step recorded.
-    pub fn recorded<T>(&self, id: &StepId, read: impl FnOnce(&Step) -> Option<T>) -> Option<T> {
+    pub(crate) fn recorded<T>(
+        &self,
+        id: &StepId,
+        read: impl FnOnce(&Step) -> Option<T>,
+    ) -> Option<T> {
         self.journal
             .lock()
             .expect("journal lock")
@@ -212,7 +219,7 @@ impl Engine {
     }
 
     /// Records what a step found or made, before acting on it (so a crash keeps it).
-    pub fn record(&self, id: &StepId, what: Record) -> Result<(), StepError> {
+    pub(crate) fn record(&self, id: &StepId, what: Record) -> Result<(), StepError> {
         self.journal
             .lock()
             .expect("journal lock")
@@ -220,29 +227,29 @@ impl Engine {
         Ok(())
     }
 
-    pub fn from(&self) -> Version {
+    pub(crate) fn from(&self) -> Version {
         self.run().from
     }
 
-    pub fn target(&self) -> Version {
+    pub(crate) fn target(&self) -> Version {
         self.run().target
     }
 
-    pub fn primary(&self) -> &EngineNode {
+    pub(crate) fn primary(&self) -> &EngineNode {
         self.nodes
             .iter()
             .find(|n| n.info.primary)
             .unwrap_or(&self.nodes[0])
     }
 
-    pub fn node_named(&self, name: &str) -> Option<&EngineNode> {
+    pub(crate) fn node_named(&self, name: &str) -> Option<&EngineNode> {
         self.nodes
             .iter()
             .find(|n| n.info.name.eq_ignore_ascii_case(name))
     }
 
     /// Marks the outage's start at the first service stop.
-    pub fn outage_begins(&self) -> Result<(), StepError> {
+    pub(crate) fn outage_begins(&self) -> Result<(), StepError> {
         self.journal_update(|r| {
             if r.outage_started.is_none() {
                 r.outage_started = Some(now());
@@ -251,7 +258,7 @@ impl Engine {
         Ok(())
     }
 
-    pub fn mark(&self, id: &str, f: impl FnOnce(&mut Step)) -> Result<Step, Failure> {
+    pub(crate) fn mark(&self, id: &str, f: impl FnOnce(&mut Step)) -> Result<Step, Failure> {
         let mut journal = self.journal.lock().expect("journal lock");
         journal.update_step(id, f).map_err(|e| Failure {
             step: id.to_string(),
@@ -261,7 +268,7 @@ impl Engine {
     }
 
     /// Marks a forward step the rollback or the undo reversed (when it had been reached).
-    pub fn mark_undone(&self, id: &StepId) {
+    pub(crate) fn mark_undone(&self, id: &StepId) {
         if matches!(
             self.state_of(id),
             Some(StepState::Done | StepState::Running | StepState::Failed)
@@ -277,7 +284,7 @@ impl Engine {
 
     /// Runs one step unless it is already settled (or not in this run); journals its start
     /// and end.
-    pub async fn step(
+    pub(crate) async fn step(
         &self,
         id: &StepId,
         body: impl Future<Output = StepResult>,
@@ -411,20 +418,20 @@ impl Engine {
     }
 
     /// A step of the whole installation.
-    pub async fn once(&self, kind: StepKind) -> Result<(), Failure> {
+    pub(crate) async fn once(&self, kind: StepKind) -> Result<(), Failure> {
         let id = StepId::once(kind);
         self.step(&id, self.body(kind, None)).await
     }
 
     /// A per-node step on one node.
-    pub async fn on_node(&self, kind: StepKind, n: &EngineNode) -> Result<(), Failure> {
+    pub(crate) async fn on_node(&self, kind: StepKind, n: &EngineNode) -> Result<(), Failure> {
         let id = StepId::on(kind, &n.info.name);
         self.step(&id, self.body(kind, Some(n))).await
     }
 
     /// Runs a per-node step on every node at once; waits for all, then reports the first
     /// failure (never abandons a node half-way).
-    pub async fn each(&self, kind: StepKind) -> Result<(), Failure> {
+    pub(crate) async fn each(&self, kind: StepKind) -> Result<(), Failure> {
         let together = self.start_together(kind)?;
         let result = self.on_every_node(|n| self.on_node(kind, n)).await;
         let written = self.finish_together(&together);
@@ -433,7 +440,7 @@ impl Engine {
 
     /// Runs `one(node)` for every node at once, waits for all, and reports the first
     /// failure.
-    pub async fn on_every_node<'a, F, Fut>(&'a self, one: F) -> Result<(), Failure>
+    pub(crate) async fn on_every_node<'a, F, Fut>(&'a self, one: F) -> Result<(), Failure>
     where
         F: Fn(&'a EngineNode) -> Fut,
         Fut: Future<Output = Result<(), Failure>> + 'a,
@@ -442,7 +449,7 @@ impl Engine {
     }
 
     /// Walks a procedure ([`super::catalogue::FORWARD`], [`super::catalogue::ROLLBACK`]).
-    pub async fn run_phases(&self, phases: &[Phase]) -> Result<(), Failure> {
+    pub(crate) async fn run_phases(&self, phases: &[Phase]) -> Result<(), Failure> {
         for phase in phases {
             self.run_phase(*phase).await?;
         }
@@ -480,7 +487,7 @@ impl Engine {
     }
 
     /// The staged installer of the original version, when the run staged one.
-    pub fn rollback_installer(&self) -> Option<std::path::PathBuf> {
+    pub(crate) fn rollback_installer(&self) -> Option<std::path::PathBuf> {
         let id = StepId::once(StepKind::StageRollback);
         if self.state_of(&id) != Some(StepState::Done) {
             return None;
@@ -489,7 +496,7 @@ impl Engine {
     }
 
     /// The drain deadline: one for every node, from when the first one starts draining.
-    pub async fn drain_deadline(&self) -> Deadline {
+    pub(crate) async fn drain_deadline(&self) -> Deadline {
         *self
             .drain_deadline
             .get_or_init(|| async {

@@ -16,7 +16,7 @@ use crate::journal::{Run, RunStatus};
 use crate::process::clock::human_duration;
 
 /// Measured step durations (the longest per name) of the newest upgraded run.
-pub fn measured(history: &[Run]) -> Option<(String, BTreeMap<String, f64>)> {
+pub(crate) fn measured(history: &[Run]) -> Option<(String, BTreeMap<String, f64>)> {
     let run = history
         .iter()
         .rev()
@@ -61,7 +61,7 @@ pub struct Plan {
 }
 
 /// The plan for the preflight's findings. Changes nothing.
-pub fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan {
+pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan {
     let measured = measured(history);
     let estimate = |kind: StepKind| -> f64 {
         measured

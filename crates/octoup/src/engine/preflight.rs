@@ -23,7 +23,7 @@ use crate::process::runner::{CommandRunner, LocalRunner, RunLog};
 use crate::version::Version;
 
 /// Installer size assumed when the download server does not say (the 2026 MSI is 1.43 GB).
-pub const ASSUMED_INSTALLER_BYTES: u64 = 1_600_000_000;
+pub(crate) const ASSUMED_INSTALLER_BYTES: u64 = 1_600_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
@@ -38,13 +38,12 @@ pub enum PreflightError {
 }
 
 /// What every command that talks to the installation shares.
-pub struct Connection {
+pub(crate) struct Connection {
     pub config: Arc<Config>,
     pub http: HttpClient,
     /// The cluster (or load balancer) address.
     pub api: OctopusApi,
     pub runner: Arc<dyn CommandRunner>,
-    pub log: Arc<RunLog>,
 }
 
 impl Connection {
@@ -74,12 +73,11 @@ impl Connection {
             http,
             api,
             runner,
-            log,
         })
     }
 
     /// The agent for a configured node known by `name` at `url`.
-    pub fn agent(
+    pub(crate) fn agent(
         &self,
         node: &NodeConfig,
         name: &str,
@@ -160,14 +158,17 @@ pub struct Facts {
 }
 
 impl Facts {
-    pub fn primary(&self) -> Option<&NodeFacts> {
+    pub(crate) fn primary(&self) -> Option<&NodeFacts> {
         self.nodes.iter().find(|n| n.primary)
     }
 }
 
 /// Runs every check. Errors only when nothing more can be learned (server unreachable, key
 /// refused); everything else is a blocker or a warning in the result.
-pub async fn preflight(conn: &Connection, to: Option<&str>) -> Result<Facts, PreflightError> {
+pub(crate) async fn preflight(
+    conn: &Connection,
+    to: Option<&str>,
+) -> Result<Facts, PreflightError> {
     let config = &conn.config;
     let api = &conn.api;
     let root = api.root().await?;

@@ -35,7 +35,7 @@ pub enum Record {
 }
 
 impl Record {
-    pub fn key(&self) -> &'static str {
+    pub(crate) fn key(&self) -> &'static str {
         match self {
             Record::Path(_) => "path",
             Record::Sha256(_) => "sha256",
@@ -68,28 +68,28 @@ impl Record {
     }
 
     /// Writes it into the step's outputs.
-    pub fn write(&self, step: &mut Step) {
+    pub(crate) fn write(&self, step: &mut Step) {
         step.outputs.insert(self.key().to_string(), self.value());
     }
 }
 
 /// Typed reads of what a step recorded.
 impl Step {
-    pub fn recorded_path(&self) -> Option<PathBuf> {
+    pub(crate) fn recorded_path(&self) -> Option<PathBuf> {
         self.output_str("path").map(PathBuf::from)
     }
 
-    pub fn was_on(&self) -> Option<bool> {
+    pub(crate) fn was_on(&self) -> Option<bool> {
         self.output_bool("was_on")
     }
 
-    pub fn existed(&self) -> Option<bool> {
+    pub(crate) fn existed(&self) -> Option<bool> {
         self.output_bool("existed")
     }
 
     /// The watchdog as it was before the run; one recorded only as "existed" (an older
     /// journal) is taken as enabled with the server's defaults.
-    pub fn watchdog_before(&self) -> Option<WatchdogInfo> {
+    pub(crate) fn watchdog_before(&self) -> Option<WatchdogInfo> {
         if self.existed() != Some(true) {
             return None;
         }
@@ -103,14 +103,10 @@ impl Step {
             }))
     }
 
-    pub fn warnings(&self) -> Vec<String> {
+    pub(crate) fn warnings(&self) -> Vec<String> {
         self.outputs
             .get("warnings")
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default()
-    }
-
-    pub fn detail(&self) -> Option<&str> {
-        self.output_str("detail")
     }
 }

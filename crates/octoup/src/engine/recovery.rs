@@ -32,7 +32,7 @@ use super::record::Record;
 /// The longest wait for a command an earlier octoup left running (an install, a start),
 /// whatever its own timeout: after a restart of the machine nothing runs any more, and
 /// the step itself copes with what it finds.
-pub const ORPHAN_WAIT_CAP: Duration = Duration::from_secs(600);
+pub(crate) const ORPHAN_WAIT_CAP: Duration = Duration::from_secs(600);
 
 impl Engine {
     /// Before an interrupted step runs again: `Some` when the real state shows it finished

@@ -94,7 +94,7 @@ pub struct Report {
 
 impl Report {
     /// A run that ended (or paused) with `outcome`, from its journal.
-    pub fn from_run(
+    pub(crate) fn from_run(
         run: &Run,
         outcome: Outcome,
         nodes: Vec<NodeReport>,
@@ -160,7 +160,7 @@ impl Report {
     }
 
     /// Nothing to do, or refused before anything changed.
-    pub fn without_run(outcome: Outcome, from: &str, to: &str) -> Report {
+    pub(crate) fn without_run(outcome: Outcome, from: &str, to: &str) -> Report {
         Report {
             outcome,
             refused: outcome == Outcome::Refused,

@@ -17,7 +17,7 @@ use crate::version::Version;
 
 /// The cluster-wide Octopus API (maintenance mode, drain flags, tasks, license).
 #[async_trait]
-pub trait Cluster: Send + Sync {
+pub(crate) trait Cluster: Send + Sync {
     async fn maintenance(&self) -> Result<bool, ApiError>;
     async fn set_maintenance(&self, on: bool) -> Result<(), ApiError>;
     async fn nodes_summary(&self) -> Result<Vec<NodeSummary>, ApiError>;
@@ -30,7 +30,7 @@ pub trait Cluster: Send + Sync {
 
 /// The configured cluster address; when it does not answer (it is a node that is down, as
 /// without a load balancer), the flags are written through any node that answers.
-pub struct ClusterApi {
+pub(crate) struct ClusterApi {
     pub main: OctopusApi,
     pub nodes: Vec<Arc<dyn NodeAgent>>,
 }
@@ -76,7 +76,7 @@ impl Cluster for ClusterApi {
 
 /// The Octopus database: backup, verification, restore.
 #[async_trait]
-pub trait Database: Send + Sync {
+pub(crate) trait Database: Send + Sync {
     /// A `COPY_ONLY, CHECKSUM` backup to a new file named after `from` and `stamp`.
     async fn backup(&self, from: &Version, stamp: &str) -> Result<PathBuf, BackupError>;
     /// `RESTORE VERIFYONLY`.
@@ -86,7 +86,7 @@ pub trait Database: Send + Sync {
 }
 
 /// The database through the configured `sqlcmd` argv.
-pub struct SqlDatabase {
+pub(crate) struct SqlDatabase {
     pub sql: Sql,
     pub runner: Arc<dyn CommandRunner>,
 }
@@ -108,7 +108,7 @@ impl Database for SqlDatabase {
 
 /// Verified installers, downloaded once into the cache.
 #[async_trait]
-pub trait Installers: Send + Sync {
+pub(crate) trait Installers: Send + Sync {
     async fn ensure(
         &self,
         version: &Version,

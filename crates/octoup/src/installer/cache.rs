@@ -34,7 +34,7 @@ use crate::progress::Progress;
 use crate::version::Version;
 
 /// Name of the receipt beside each cached installer.
-pub const RECEIPT: &str = "receipt.json";
+pub(crate) const RECEIPT: &str = "receipt.json";
 const PARTIAL_DIR: &str = "partial";
 const LOCK_FILE: &str = "download.lock";
 
@@ -197,17 +197,13 @@ impl InstallerCache {
         }
     }
 
-    pub fn settings(&self) -> &InstallerSettings {
-        &self.settings
-    }
-
     /// The installer's file name: `Octopus.<version>-x64.msi`.
-    pub fn file_name(version: &Version) -> String {
+    pub(crate) fn file_name(version: &Version) -> String {
         format!("Octopus.{}-x64.msi", path_safe(version))
     }
 
     /// The download URL for `version`.
-    pub fn url(&self, version: &Version) -> String {
+    pub(crate) fn url(&self, version: &Version) -> String {
         self.settings
             .url_template
             .replace("{version}", &version.to_string())

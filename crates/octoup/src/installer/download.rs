@@ -70,7 +70,7 @@ const SYNC_EVERY: u64 = 64 * 1024 * 1024;
 
 /// A completed download.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Downloaded {
+pub(crate) struct Downloaded {
     pub path: PathBuf,
     /// SHA-256 of the whole file, lowercase hex.
     pub sha256: String,
@@ -139,7 +139,7 @@ fn total_hint(total: Option<u64>) -> String {
 
 impl DownloadError {
     /// A later attempt may succeed (network trouble, a server error, a restart).
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         match self {
             DownloadError::Http(e) => e.is_retryable(),
             DownloadError::Incomplete { .. } | DownloadError::Restart { .. } => true,
@@ -150,7 +150,7 @@ impl DownloadError {
 
 /// What to download, where, and how to report and judge it.
 #[derive(Clone, Copy)]
-pub struct DownloadJob<'a> {
+pub(crate) struct DownloadJob<'a> {
     pub client: &'a HttpClient,
     pub url: &'a str,
     /// The partial file (`….part`), resumed when it exists.
@@ -170,7 +170,7 @@ pub struct DownloadJob<'a> {
 ///
 /// On success `part` is complete and fsynced. On error it is left as is (a later call
 /// resumes it); the caller deletes it when the content itself is at fault.
-pub async fn download_resumable(job: &DownloadJob<'_>) -> Result<Downloaded, DownloadError> {
+pub(crate) async fn download_resumable(job: &DownloadJob<'_>) -> Result<Downloaded, DownloadError> {
     let (url, part, opts, progress) = (job.url, job.part, job.opts, job.progress);
     let started = Instant::now();
     let policy = opts.retry;

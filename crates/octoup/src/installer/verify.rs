@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::process::runner::{CommandRunner, CommandSpec, RunError, expand};
 
 /// Response header carrying the MSI's SHA-256 on the vendor's download host (S3 metadata).
-pub const SHA256_HEADER: &str = "x-amz-meta-sha256";
+pub(crate) const SHA256_HEADER: &str = "x-amz-meta-sha256";
 
 /// Buffer for hashing files: large enough for full-speed reads, small enough not to matter.
 const HASH_BUF: usize = 1024 * 1024;
@@ -46,7 +46,7 @@ pub enum HashSource {
 }
 
 impl HashSource {
-    pub fn verified_by(&self) -> VerifiedBy {
+    pub(crate) fn verified_by(&self) -> VerifiedBy {
         match self {
             HashSource::Pinned => VerifiedBy::PinnedSha256,
             HashSource::Header => VerifiedBy::HeaderSha256,
@@ -67,7 +67,7 @@ impl fmt::Display for HashSource {
 
 /// A digest some source says the installer has.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpectedHash {
+pub(crate) struct ExpectedHash {
     pub source: HashSource,
     /// Lowercase hex.
     pub sha256: String,
@@ -122,7 +122,7 @@ pub enum VerifyError {
 }
 
 /// A 64-digit hex digest, lowercased; `None` for anything else.
-pub fn parse_sha256(text: &str) -> Option<String> {
+pub(crate) fn parse_sha256(text: &str) -> Option<String> {
     let t = text.trim();
     (t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit())).then(|| t.to_ascii_lowercase())
 }
@@ -130,7 +130,7 @@ pub fn parse_sha256(text: &str) -> Option<String> {
 /// The digest in a sidecar: the line naming `file_name` in a `sha256sum`-style list, else
 /// the first token of a sidecar that holds a single digest. A list of several digests none
 /// of which names the file vouches for nothing (`None`).
-pub fn parse_sidecar(text: &str, file_name: &str) -> Option<String> {
+pub(crate) fn parse_sidecar(text: &str, file_name: &str) -> Option<String> {
     let entries: Vec<(String, Option<&str>)> = text
         .lines()
         .filter_map(|line| {
@@ -151,7 +151,7 @@ pub fn parse_sidecar(text: &str, file_name: &str) -> Option<String> {
 }
 
 /// Every source must say the same digest; `what` names the file in the message.
-pub fn check_agreement(what: &str, expected: &[ExpectedHash]) -> Result<(), VerifyError> {
+pub(crate) fn check_agreement(what: &str, expected: &[ExpectedHash]) -> Result<(), VerifyError> {
     let Some(first) = expected.first() else {
         return Ok(());
     };
@@ -168,7 +168,7 @@ pub fn check_agreement(what: &str, expected: &[ExpectedHash]) -> Result<(), Veri
 }
 
 /// Checks the file's digest against each source in order; returns what vouched for it.
-pub fn check_digest(
+pub(crate) fn check_digest(
     file: &Path,
     actual: &str,
     expected: &[ExpectedHash],
@@ -191,7 +191,7 @@ pub fn check_digest(
 }
 
 /// SHA-256 (lowercase hex) and size of a file, read in fixed-size chunks.
-pub fn hash_file(path: &Path) -> Result<(String, u64), VerifyError> {
+pub(crate) fn hash_file(path: &Path) -> Result<(String, u64), VerifyError> {
     let read_err = |source| VerifyError::Read {
         file: path.display().to_string(),
         source,
@@ -203,7 +203,7 @@ pub fn hash_file(path: &Path) -> Result<(String, u64), VerifyError> {
 }
 
 /// Feeds everything `reader` yields into `hasher`; returns the byte count.
-pub fn hash_reader(reader: &mut impl Read, hasher: &mut Sha256) -> io::Result<u64> {
+pub(crate) fn hash_reader(reader: &mut impl Read, hasher: &mut Sha256) -> io::Result<u64> {
     let mut buf = vec![0u8; HASH_BUF];
     let mut total = 0u64;
     loop {
@@ -221,7 +221,7 @@ pub fn hash_reader(reader: &mut impl Read, hasher: &mut Sha256) -> io::Result<u6
 
 /// Runs the operator's `installer.verify` argv with `{installer}` replaced by `file`;
 /// exit 0 means the file is trusted. An empty argv is no check (`Ok(false)`).
-pub async fn run_verify_command(
+pub(crate) async fn run_verify_command(
     runner: &dyn CommandRunner,
     argv: &[String],
     file: &Path,

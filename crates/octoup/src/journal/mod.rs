@@ -20,7 +20,7 @@ use crate::process::fsutil::{self, IoContext, PathError};
 use crate::version::Version;
 
 /// The journal file format; a newer octoup reads older formats.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -63,7 +63,7 @@ impl StepState {
     }
 
     /// Nothing more to do for this step going forward.
-    pub fn is_settled(self) -> bool {
+    pub(crate) fn is_settled(self) -> bool {
         matches!(self, StepState::Done | StepState::Skipped)
     }
 }
@@ -153,7 +153,7 @@ impl Step {
         self.outputs.get(key).and_then(Value::as_str)
     }
 
-    pub fn output_bool(&self, key: &str) -> Option<bool> {
+    pub(crate) fn output_bool(&self, key: &str) -> Option<bool> {
         self.outputs.get(key).and_then(Value::as_bool)
     }
 
@@ -166,7 +166,7 @@ impl Step {
     }
 }
 
-pub fn step_id(name: &str, node: Option<&str>) -> String {
+pub(crate) fn step_id(name: &str, node: Option<&str>) -> String {
     match node {
         Some(n) => format!("{name}@{n}"),
         None => name.to_string(),
@@ -214,16 +214,12 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn step(&self, id: &str) -> Option<&Step> {
+    pub(crate) fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }
 
-    pub fn step_mut(&mut self, id: &str) -> Option<&mut Step> {
+    pub(crate) fn step_mut(&mut self, id: &str) -> Option<&mut Step> {
         self.steps.iter_mut().find(|s| s.id == id)
-    }
-
-    pub fn primary(&self) -> Option<&RunNode> {
-        self.nodes.iter().find(|n| n.primary)
     }
 
     pub fn outage_seconds(&self) -> Option<f64> {
@@ -235,7 +231,7 @@ impl Run {
 }
 
 /// A new run id: sortable by time, unique enough for one state directory.
-pub fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = Timestamp::now();
     let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
     let suffix: u32 = rand::random::<u32>() & 0xffff;
@@ -244,7 +240,7 @@ pub fn new_run_id() -> String {
 
 /// The state directory.
 #[derive(Debug, Clone)]
-pub struct StateDir {
+pub(crate) struct StateDir {
     root: PathBuf,
 }
 
@@ -257,24 +253,20 @@ impl StateDir {
         StateDir { root: root.into() }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn runs_dir(&self) -> PathBuf {
+    pub(crate) fn runs_dir(&self) -> PathBuf {
         self.root.join("runs")
     }
 
-    pub fn run_path(&self, id: &str) -> PathBuf {
+    pub(crate) fn run_path(&self, id: &str) -> PathBuf {
         self.runs_dir().join(format!("{id}.json"))
     }
 
-    pub fn log_path(&self, id: &str) -> PathBuf {
+    pub(crate) fn log_path(&self, id: &str) -> PathBuf {
         self.root.join("logs").join(format!("{id}.log"))
     }
 
     /// Takes the exclusive run lock, or says who holds it.
-    pub fn lock(&self) -> Result<RunLock, JournalError> {
+    pub(crate) fn lock(&self) -> Result<RunLock, JournalError> {
         std::fs::create_dir_all(&self.root).at("cannot create", &self.root)?;
         let path = self.root.join(LOCK);
         let file = OpenOptions::new()
@@ -305,7 +297,7 @@ impl StateDir {
     }
 
     /// Writes a new run's journal and makes it the current run.
-    pub fn create(&self, run: Run) -> Result<Journal, JournalError> {
+    pub(crate) fn create(&self, run: Run) -> Result<Journal, JournalError> {
         let journal = Journal {
             path: self.run_path(&run.id),
             current: self.root.join(CURRENT),
@@ -318,7 +310,7 @@ impl StateDir {
     }
 
     /// The unfinished run the next `octoup upgrade` must resume, if any.
-    pub fn unfinished(&self) -> Result<Option<Journal>, JournalError> {
+    pub(crate) fn unfinished(&self) -> Result<Option<Journal>, JournalError> {
         let current = self.root.join(CURRENT);
         let id = match std::fs::read_to_string(&current) {
             Ok(id) => id.trim().to_string(),
@@ -353,7 +345,7 @@ impl StateDir {
     }
 
     /// Every readable run, oldest first.
-    pub fn runs(&self) -> Vec<Run> {
+    pub(crate) fn runs(&self) -> Vec<Run> {
         let mut runs: Vec<Run> = std::fs::read_dir(self.runs_dir())
             .into_iter()
             .flatten()
@@ -367,7 +359,7 @@ impl StateDir {
     }
 
     /// The unfinished run, else the newest finished one.
-    pub fn last(&self) -> Result<Option<Run>, JournalError> {
+    pub(crate) fn last(&self) -> Result<Option<Run>, JournalError> {
         if let Some(j) = self.unfinished()? {
             return Ok(Some(j.run));
         }
@@ -384,7 +376,7 @@ fn read_run(path: &Path) -> Result<Run, JournalError> {
 }
 
 /// Held while a run works; dropping it releases the lock.
-pub struct RunLock {
+pub(crate) struct RunLock {
     _file: File,
     owner: PathBuf,
 }
@@ -397,19 +389,15 @@ impl Drop for RunLock {
 
 /// An open run journal.
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     path: PathBuf,
     current: PathBuf,
     pub run: Run,
 }
 
 impl Journal {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Changes the run and writes it before returning.
-    pub fn update<R>(&mut self, f: impl FnOnce(&mut Run) -> R) -> Result<R, JournalError> {
+    pub(crate) fn update<R>(&mut self, f: impl FnOnce(&mut Run) -> R) -> Result<R, JournalError> {
         let r = f(&mut self.run);
         self.run.updated = Timestamp::now();
         self.save()?;
@@ -417,7 +405,11 @@ impl Journal {
     }
 
     /// Changes one step and writes the journal.
-    pub fn update_step(&mut self, id: &str, f: impl FnOnce(&mut Step)) -> Result<(), JournalError> {
+    pub(crate) fn update_step(
+        &mut self,
+        id: &str,
+        f: impl FnOnce(&mut Step),
+    ) -> Result<(), JournalError> {
         self.update(|run| {
             if let Some(step) = run.step_mut(id) {
                 f(step)
@@ -426,7 +418,7 @@ impl Journal {
     }
 
     /// Sets the final (or paused) status; a finished run stops being the current one.
-    pub fn set_status(&mut self, status: RunStatus) -> Result<(), JournalError> {
+    pub(crate) fn set_status(&mut self, status: RunStatus) -> Result<(), JournalError> {
         self.update(|run| run.status = status)?;
         if status.is_finished() {
             fsutil::remove_file_if_exists(&self.current).at("cannot remove", &self.current)?;

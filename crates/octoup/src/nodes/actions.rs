@@ -33,7 +33,10 @@ use super::protocol::*;
 ///
 /// With `[[nodes]]`, NAME must be one of them (or may be left out when there is only one).
 /// Without, the config describes this machine alone and NAME (when given) names it.
-pub fn select_node(config: &Config, wanted: Option<&str>) -> Result<(String, NodeConfig), Failure> {
+pub(crate) fn select_node(
+    config: &Config,
+    wanted: Option<&str>,
+) -> Result<(String, NodeConfig), Failure> {
     if config.nodes.is_empty() {
         let node = config
             .effective_nodes()

@@ -11,11 +11,11 @@ use crate::process::runner::RunError;
 use crate::version::Version;
 
 /// msiexec: success.
-pub const MSI_OK: i32 = 0;
+pub(crate) const MSI_OK: i32 = 0;
 /// msiexec: success, a reboot is required to finish.
-pub const MSI_REBOOT_REQUIRED: i32 = 3010;
+pub(crate) const MSI_REBOOT_REQUIRED: i32 = 3010;
 /// msiexec: another installation is in progress (retry later).
-pub const MSI_BUSY: i32 = 1618;
+pub(crate) const MSI_BUSY: i32 = 1618;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -176,7 +176,7 @@ pub trait NodeAgent: Send + Sync {
 }
 
 /// A name made safe for a file name.
-pub fn file_safe(name: &str) -> String {
+pub(crate) fn file_safe(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {

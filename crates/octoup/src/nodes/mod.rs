@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 pub use agent::*;
 pub use local::LocalAgent;
-pub use output::*;
 
 use crate::config::{Config, NodeConfig};
 use crate::octopus::api::OctopusApi;

@@ -13,7 +13,7 @@ use super::agent::*;
 
 /// The version in `version --format=json` output (or plain text): a JSON field named like
 /// a version, else the first token that parses as one.
-pub fn parse_version_output(text: &str) -> Option<Version> {
+pub(crate) fn parse_version_output(text: &str) -> Option<Version> {
     if let Some(v) = first_json_object(text) {
         for key in [
             "Version",
@@ -42,7 +42,7 @@ pub fn parse_version_output(text: &str) -> Option<Version> {
 /// Watchdog settings from `show-configuration` JSON: flat dotted keys
 /// (`Octopus.Watchdog.Enabled`) or the hierarchical form. A configuration without them
 /// means no watchdog. `None` when the output is not JSON at all.
-pub fn parse_watchdog(text: &str) -> Option<WatchdogInfo> {
+pub(crate) fn parse_watchdog(text: &str) -> Option<WatchdogInfo> {
     let v = first_json_object(text)?;
     let get = |name: &str| -> Option<Value> {
         find_key_ci(&v, &format!("Octopus.Watchdog.{name}"))
@@ -77,7 +77,7 @@ pub fn parse_watchdog(text: &str) -> Option<WatchdogInfo> {
 
 /// The master key from `show-master-key` output: JSON `{"MasterKey": ...}` or text whose
 /// last line holds it (after an optional `Master key:` label).
-pub fn parse_master_key(text: &str) -> Option<Secret> {
+pub(crate) fn parse_master_key(text: &str) -> Option<Secret> {
     if let Some(v) = first_json_object(text)
         && let Some(key) = find_key_ci(&v, "MasterKey").and_then(Value::as_str)
     {
@@ -93,7 +93,7 @@ pub fn parse_master_key(text: &str) -> Option<Secret> {
 }
 
 /// `database-upgrade-status` in words: pending, not pending, or unknown.
-pub fn parse_upgrade_pending(text: &str) -> Option<bool> {
+pub(crate) fn parse_upgrade_pending(text: &str) -> Option<bool> {
     if let Some(v) = first_json_object(text) {
         for key in [
             "UpgradeRequired",
@@ -133,7 +133,7 @@ pub fn parse_upgrade_pending(text: &str) -> Option<bool> {
 }
 
 /// The server's refusal to upgrade while it sees nodes running (2023.2.9755+).
-pub fn looks_like_nodes_running(text: &str) -> bool {
+pub(crate) fn looks_like_nodes_running(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
     (t.contains("node")
         && (t.contains("running") || t.contains("still active") || t.contains("online")))
@@ -159,7 +159,7 @@ fn find_key_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 /// msiexec's exit code. Unix keeps only 8 bits of an exit status, so a simulated msiexec's
 /// 1603 arrives as 67; the verbose log's "Installation success or error status: N" line
 /// holds the whole code, and is used when it agrees with the low 8 bits.
-pub fn msi_exit_code(raw: Option<i32>, log_tail: &str) -> Option<i32> {
+pub(crate) fn msi_exit_code(raw: Option<i32>, log_tail: &str) -> Option<i32> {
     let raw = raw?;
     let from_log = log_tail
         .rsplit("error status: ")

@@ -10,7 +10,7 @@ use crate::installer::cache::{InstallerError, StagedInstaller};
 use crate::process::runner::RunError;
 
 /// The JSON format version of every node answer; raised only for incompatible changes.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 /// One node action, as `octoup node <action>` takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl Action {
 }
 
 /// The answer of `stage`: the staged installer (`cached`: nothing was downloaded).
-pub type StageReport = StagedInstaller;
+pub(crate) type StageReport = StagedInstaller;
 
 /// The answer of `stop`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

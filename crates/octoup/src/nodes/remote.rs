@@ -74,12 +74,13 @@ impl SshAgent {
         })
     }
 
-    pub fn transport(&self) -> &SshTransport {
+    #[cfg(test)]
+    pub(crate) fn transport(&self) -> &SshTransport {
         self.runner.transport()
     }
 
     /// The remote argv of `octoup node <action> <args> --json --node NAME [--config ...]`.
-    pub fn node_argv(&self, action: &str, args: &[String]) -> Vec<String> {
+    pub(crate) fn node_argv(&self, action: &str, args: &[String]) -> Vec<String> {
         let mut argv = self.remote_octoup.clone();
         argv.extend(["node".to_string(), action.to_string()]);
         argv.extend(args.iter().cloned());
@@ -126,7 +127,7 @@ impl SshAgent {
 
     /// Downloads and verifies the installer into the node's own cache (before the outage).
     /// `rollback`: the installed version's installer, kept for a rollback.
-    pub async fn stage_report(
+    pub(crate) async fn stage_report(
         &self,
         version: &Version,
         rollback: bool,
@@ -142,7 +143,7 @@ impl SshAgent {
     }
 
     /// Installed version, service state and watchdog, as the node sees them.
-    pub async fn node_status(&self) -> Result<StatusReport, NodeError> {
+    pub(crate) async fn node_status(&self) -> Result<StatusReport, NodeError> {
         self.call(
             "status",
             &[],

@@ -25,7 +25,7 @@ use crate::config::SshConfig;
 use crate::process::runner::{CommandOutput, CommandRunner, CommandSpec, RunError};
 
 /// The exit status OpenSSH uses for its own failures (connection, authentication, host key).
-pub const SSH_FAILURE_EXIT: i32 = 255;
+pub(crate) const SSH_FAILURE_EXIT: i32 = 255;
 
 /// Options octoup sets itself; `[ssh] options` may not set them.
 const FIXED_OPTIONS: [(&str, &str); 3] = [
@@ -96,16 +96,13 @@ impl SshTransport {
         })
     }
 
-    pub fn destination(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn destination(&self) -> &str {
         &self.destination
     }
 
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
     /// The local argv that runs `remote` on the node.
-    pub fn argv(&self, remote: &[String]) -> Result<Vec<String>, TransportError> {
+    pub(crate) fn argv(&self, remote: &[String]) -> Result<Vec<String>, TransportError> {
         let line = remote_command_line(remote)?;
         let mut argv = self.program.clone();
         let mut option = |value: String| {
@@ -182,7 +179,7 @@ fn check_option(option: &str) -> Result<(), TransportError> {
 
 /// `arg` quoted for a POSIX shell: unchanged when it holds only characters no shell treats
 /// specially, else in single quotes (inside which only `'` itself needs care: `'\''`).
-pub fn quote_posix(arg: &str) -> String {
+pub(crate) fn quote_posix(arg: &str) -> String {
     let plain = !arg.is_empty()
         && arg
             .chars()
@@ -195,7 +192,7 @@ pub fn quote_posix(arg: &str) -> String {
 }
 
 /// The one line ssh sends: every argument quoted, joined with spaces.
-pub fn remote_command_line(argv: &[String]) -> Result<String, TransportError> {
+pub(crate) fn remote_command_line(argv: &[String]) -> Result<String, TransportError> {
     if let Some(index) = argv.iter().position(|a| a.contains('\0')) {
         return Err(TransportError::Nul { index });
     }
@@ -222,7 +219,8 @@ impl SshRunner {
         SshRunner { transport, local }
     }
 
-    pub fn transport(&self) -> &SshTransport {
+    #[cfg(test)]
+    pub(crate) fn transport(&self) -> &SshTransport {
         &self.transport
     }
 }

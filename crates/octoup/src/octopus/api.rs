@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::config::Secret;
 use crate::octopus::http::{HttpClient, HttpError};
 
-pub const API_KEY_HEADER: &str = "X-Octopus-ApiKey";
+pub(crate) const API_KEY_HEADER: &str = "X-Octopus-ApiKey";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -54,12 +54,14 @@ fn detail_suffix(detail: &str) -> String {
 }
 
 impl ApiError {
+    #[cfg(test)]
     /// The key is fine but the server did not answer (worth retrying, or the node is down).
-    pub fn is_unreachable(&self) -> bool {
+    pub(crate) fn is_unreachable(&self) -> bool {
         matches!(self, ApiError::Unreachable { .. })
     }
 
-    pub fn status(&self) -> Option<u16> {
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> Option<u16> {
         match self {
             ApiError::Unauthorized { .. } => Some(401),
             ApiError::Forbidden { .. } => Some(403),
@@ -95,7 +97,7 @@ pub struct ServerStatus {
 /// `GET /api/serverstatus/system-info` (needs AdministerSystem).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct SystemInfo {
+pub(crate) struct SystemInfo {
     pub version: String,
     #[serde(rename = "OSVersion")]
     pub os_version: String,
@@ -125,7 +127,7 @@ struct ClusterSummary {
 /// A server task (the fields an upgrade reports).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct TaskResource {
+pub(crate) struct TaskResource {
     pub id: String,
     pub name: String,
     pub description: String,
@@ -169,7 +171,7 @@ impl Ping {
         matches!(self, Ping::Serving(_) | Ping::Draining(_))
     }
 
-    pub fn body(&self) -> Option<&PingBody> {
+    pub(crate) fn body(&self) -> Option<&PingBody> {
         match self {
             Ping::Serving(b) | Ping::Draining(b) => Some(b),
             _ => None,
@@ -206,18 +208,18 @@ impl OctopusApi {
     }
 
     /// The same client aimed at another address (a node's own URL).
-    pub fn at(&self, base: &str) -> OctopusApi {
+    pub(crate) fn at(&self, base: &str) -> OctopusApi {
         OctopusApi {
             base: base.trim_end_matches('/').to_string(),
             ..self.clone()
         }
     }
 
-    pub fn base(&self) -> &str {
+    pub(crate) fn base(&self) -> &str {
         &self.base
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
@@ -285,13 +287,13 @@ impl OctopusApi {
 
     /// Needs AdministerSystem: octoup's probe that the key is an administrator's, which
     /// changes nothing.
-    pub async fn system_info(&self) -> Result<SystemInfo, ApiError> {
+    pub(crate) async fn system_info(&self) -> Result<SystemInfo, ApiError> {
         self.json(Method::GET, "/api/serverstatus/system-info", None, true)
             .await
     }
 
     /// The cluster-wide maintenance mode.
-    pub async fn maintenance(&self) -> Result<bool, ApiError> {
+    pub(crate) async fn maintenance(&self) -> Result<bool, ApiError> {
         let v: Value = self
             .json(Method::GET, "/api/maintenanceconfiguration", None, true)
             .await?;
@@ -301,7 +303,7 @@ impl OctopusApi {
         })
     }
 
-    pub async fn set_maintenance(&self, on: bool) -> Result<(), ApiError> {
+    pub(crate) async fn set_maintenance(&self, on: bool) -> Result<(), ApiError> {
         let body = serde_json::json!({ "Id": "maintenance", "IsInMaintenanceMode": on });
         let _: Value = self
             .json(
@@ -314,7 +316,7 @@ impl OctopusApi {
         Ok(())
     }
 
-    pub async fn nodes_summary(&self) -> Result<Vec<NodeSummary>, ApiError> {
+    pub(crate) async fn nodes_summary(&self) -> Result<Vec<NodeSummary>, ApiError> {
         let s: ClusterSummary = self
             .json(Method::GET, "/api/octopusservernodes/summary", None, true)
             .await?;
@@ -323,7 +325,7 @@ impl OctopusApi {
 
     /// Sets a node's drain flag (`IsInMaintenanceMode` on the node resource), keeping its
     /// other fields as the server has them.
-    pub async fn set_drain(&self, node_id: &str, on: bool) -> Result<(), ApiError> {
+    pub(crate) async fn set_drain(&self, node_id: &str, on: bool) -> Result<(), ApiError> {
         let path = format!("/api/octopusservernodes/{}", path_segment(node_id));
         let mut node: Value = self.json(Method::GET, &path, None, true).await?;
         let Some(obj) = node.as_object_mut() else {
@@ -341,7 +343,7 @@ impl OctopusApi {
 
     /// The node serving this address, by its ping endpoint (anonymous). Never fails: a
     /// node that does not answer is [`Ping::Down`].
-    pub async fn ping(&self) -> Ping {
+    pub(crate) async fn ping(&self) -> Ping {
         match self
             .call(Method::GET, "/api/octopusservernodes/ping", None, false)
             .await
@@ -357,7 +359,7 @@ impl OctopusApi {
     }
 
     /// Tasks executing (or being cancelled) on a node.
-    pub async fn running_tasks(&self, node_id: &str) -> Result<Vec<TaskResource>, ApiError> {
+    pub(crate) async fn running_tasks(&self, node_id: &str) -> Result<Vec<TaskResource>, ApiError> {
         let path = format!(
             "/api/tasks?node={}&states=Executing,Cancelling&includeSystem=true&take=100",
             path_segment(node_id)
@@ -366,14 +368,14 @@ impl OctopusApi {
         Ok(page.items)
     }
 
-    pub async fn cancel_task(&self, task_id: &str) -> Result<(), ApiError> {
+    pub(crate) async fn cancel_task(&self, task_id: &str) -> Result<(), ApiError> {
         let path = format!("/api/tasks/{}/cancel", path_segment(task_id));
         let _: Value = self.json(Method::POST, &path, None, true).await?;
         Ok(())
     }
 
     /// The license XML (`LicenseText` of `licenses-current`).
-    pub async fn license_text(&self) -> Result<String, ApiError> {
+    pub(crate) async fn license_text(&self) -> Result<String, ApiError> {
         let path = "/api/licenses/licenses-current";
         let v: Value = self.json(Method::GET, path, None, true).await?;
         v.get("LicenseText")

@@ -10,17 +10,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, Url};
-use serde::de::DeserializeOwned;
 
 /// `octoup/<version>`.
-pub const USER_AGENT: &str = concat!("octoup/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("octoup/", env!("CARGO_PKG_VERSION"));
 
 /// Text bodies (`get_text`, `get_json`) larger than this are refused: they are feeds, API
 /// answers and sidecars, never installers, and must not grow memory without bound.
-pub const MAX_TEXT_BODY: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_TEXT_BODY: usize = 64 * 1024 * 1024;
 
 /// The setting that allows plain `http://` for non-loopback hosts, as operators write it.
-pub const ALLOW_PLAIN_HTTP_SETTING: &str = "[network] allow_plain_http = true";
+pub(crate) const ALLOW_PLAIN_HTTP_SETTING: &str = "[network] allow_plain_http = true";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkSettings {
@@ -113,24 +112,16 @@ fn body_hint(body: &str) -> String {
 
 impl HttpError {
     /// Worth retrying later: a network failure, a timeout, or a server-side (5xx, 408, 429) answer.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         match self {
             HttpError::Request { retryable, .. } => *retryable,
             HttpError::Status { status, .. } => is_retryable_status(*status),
             _ => false,
         }
     }
-
-    /// The HTTP status, when the server answered with an unexpected one.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            HttpError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
 }
 
-pub fn is_retryable_status(status: u16) -> bool {
+pub(crate) fn is_retryable_status(status: u16) -> bool {
     status >= 500 || status == 408 || status == 429
 }
 
@@ -184,12 +175,8 @@ impl HttpClient {
         Ok(HttpClient { inner, settings })
     }
 
-    pub fn settings(&self) -> &NetworkSettings {
-        &self.settings
-    }
-
     /// Parses `url` and applies the transport rules (scheme, plain-http policy).
-    pub fn check_url(&self, url: &str) -> Result<Url, HttpError> {
+    pub(crate) fn check_url(&self, url: &str) -> Result<Url, HttpError> {
         let parsed = Url::parse(url).map_err(|e| HttpError::BadUrl {
             url: redact_url(url),
             reason: e.to_string(),
@@ -200,14 +187,14 @@ impl HttpClient {
 
     /// A request builder for `url` after the transport rules passed; add headers and send it.
     /// No whole-request timeout is set (downloads take long); the read timeout applies.
-    pub fn request(&self, method: Method, url: &str) -> Result<RequestBuilder, HttpError> {
+    pub(crate) fn request(&self, method: Method, url: &str) -> Result<RequestBuilder, HttpError> {
         let url = self.check_url(url)?;
         Ok(self.inner.request(method, url))
     }
 
     /// Sends a request, mapping transport failures to [`HttpError::Request`].
     /// Any status is returned; see [`HttpClient::send_ok`] for "2xx or error".
-    pub async fn send(&self, request: RequestBuilder) -> Result<Response, HttpError> {
+    pub(crate) async fn send(&self, request: RequestBuilder) -> Result<Response, HttpError> {
         let request = request
             .build()
             .map_err(|e| HttpError::Client(error_chain(&e)))?;
@@ -220,7 +207,7 @@ impl HttpClient {
 
     /// Sends a request and returns the response when its status is 2xx; otherwise
     /// [`HttpError::Status`] with the start of the body (servers explain errors there).
-    pub async fn send_ok(&self, request: RequestBuilder) -> Result<Response, HttpError> {
+    pub(crate) async fn send_ok(&self, request: RequestBuilder) -> Result<Response, HttpError> {
         let response = self.send(request).await?;
         if response.status().is_success() {
             Ok(response)
@@ -230,7 +217,7 @@ impl HttpClient {
     }
 
     /// GETs a small text resource (feed, sidecar, API answer) with the whole-request timeout.
-    pub async fn get_text(&self, url: &str) -> Result<String, HttpError> {
+    pub(crate) async fn get_text(&self, url: &str) -> Result<String, HttpError> {
         let request = self
             .request(Method::GET, url)?
             .timeout(self.settings.request_timeout);
@@ -238,18 +225,9 @@ impl HttpClient {
         read_text(response, MAX_TEXT_BODY).await
     }
 
-    /// GETs and parses a JSON resource.
-    pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, HttpError> {
-        let text = self.get_text(url).await?;
-        serde_json::from_str(&text).map_err(|e| HttpError::Json {
-            url: redact_url(url),
-            reason: e.to_string(),
-        })
-    }
-
     /// Reads a text resource named by the operator: an `http(s)://` URL, a `file://` URL,
     /// or a local path (air-gapped mirrors, sidecar files).
-    pub async fn get_text_or_file(&self, location: &str) -> Result<String, HttpError> {
+    pub(crate) async fn get_text_or_file(&self, location: &str) -> Result<String, HttpError> {
         match location_path(location) {
             Some(path) => tokio::fs::read_to_string(&path)
                 .await
@@ -260,7 +238,7 @@ impl HttpClient {
 }
 
 /// `Some(path)` when `location` names a local file (plain path or `file://` URL).
-pub fn location_path(location: &str) -> Option<PathBuf> {
+pub(crate) fn location_path(location: &str) -> Option<PathBuf> {
     if let Some(rest) = location.strip_prefix("file://") {
         return Url::parse(location)
             .ok()
@@ -275,7 +253,7 @@ pub fn location_path(location: &str) -> Option<PathBuf> {
 }
 
 /// Rejects anything but https, and http to a non-loopback host unless allowed.
-pub fn check_url_policy(url: &Url, allow_plain_http: bool) -> Result<(), HttpError> {
+pub(crate) fn check_url_policy(url: &Url, allow_plain_http: bool) -> Result<(), HttpError> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if allow_plain_http || is_loopback(url) => Ok(()),
@@ -290,7 +268,7 @@ pub fn check_url_policy(url: &Url, allow_plain_http: bool) -> Result<(), HttpErr
 }
 
 /// 127.0.0.0/8, ::1 and `localhost`.
-pub fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };
@@ -302,7 +280,7 @@ pub fn is_loopback(url: &Url) -> bool {
 }
 
 /// A URL fit for messages and logs: any `user:password@` is replaced by `***@`.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
             let _ = u.set_username("***");
@@ -319,7 +297,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// An error and its causes on one line (reqwest's own message often hides the cause).
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 /// Now, as the journal and report write it.
-pub fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::now()
 }
 
 /// Seconds between two stamps (0 when `end` is before `start`).
-pub fn seconds_between(start: Timestamp, end: Timestamp) -> f64 {
+pub(crate) fn seconds_between(start: Timestamp, end: Timestamp) -> f64 {
     let d = end.duration_since(start).as_secs_f64();
     if d.is_finite() && d > 0.0 { d } else { 0.0 }
 }
@@ -32,36 +32,36 @@ pub fn human_duration(d: Duration) -> String {
 
 /// A point in time after which waiting stops.
 #[derive(Debug, Clone, Copy)]
-pub struct Deadline {
+pub(crate) struct Deadline {
     at: Instant,
     total: Duration,
 }
 
 impl Deadline {
-    pub fn after(total: Duration) -> Deadline {
+    pub(crate) fn after(total: Duration) -> Deadline {
         Deadline {
             at: Instant::now() + total,
             total,
         }
     }
 
-    pub fn expired(&self) -> bool {
+    pub(crate) fn expired(&self) -> bool {
         Instant::now() >= self.at
     }
 
-    pub fn remaining(&self) -> Duration {
+    pub(crate) fn remaining(&self) -> Duration {
         self.at.saturating_duration_since(Instant::now())
     }
 
     /// The whole allowance this deadline was made with.
-    pub fn total(&self) -> Duration {
+    pub(crate) fn total(&self) -> Duration {
         self.total
     }
 }
 
 /// Poll intervals: `first`, doubling up to `max`, never past a deadline.
 #[derive(Debug, Clone)]
-pub struct Poller {
+pub(crate) struct Poller {
     next: Duration,
     max: Duration,
 }
@@ -69,7 +69,7 @@ pub struct Poller {
 impl Poller {
     /// 50 ms doubling to 2 s: a simulated node that starts in 60 ms is seen at once, a real
     /// one that takes minutes gets a request every 2 s.
-    pub fn standard() -> Poller {
+    pub(crate) fn standard() -> Poller {
         Poller::new(Duration::from_millis(50), Duration::from_secs(2))
     }
 
@@ -78,7 +78,7 @@ impl Poller {
     }
 
     /// Sleeps for the next interval (cut short by `deadline`).
-    pub async fn wait(&mut self, deadline: Option<&Deadline>) {
+    pub(crate) async fn wait(&mut self, deadline: Option<&Deadline>) {
         let mut d = self.next;
         if let Some(dl) = deadline {
             d = d.min(dl.remaining());

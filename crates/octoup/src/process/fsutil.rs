@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// How often and how long to retry an operation that a transient lock blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockRetry {
+pub(crate) struct LockRetry {
     /// Tries in all (the first one included).
     pub attempts: u32,
     /// Delay before the second try; doubles each time, capped at `max_delay`.
@@ -28,7 +28,7 @@ impl Default for LockRetry {
 }
 
 /// True for errors a scanner or indexer holding the file briefly open produces.
-pub fn is_transient_lock(err: &io::Error) -> bool {
+pub(crate) fn is_transient_lock(err: &io::Error) -> bool {
     if err.kind() == io::ErrorKind::PermissionDenied {
         return true;
     }
@@ -39,7 +39,10 @@ pub fn is_transient_lock(err: &io::Error) -> bool {
 
 /// Runs `op` until it succeeds, fails with a non-lock error, or the tries run out.
 /// Blocking: it sleeps between tries (a few seconds at most with the default policy).
-pub fn retry_locked<T>(policy: LockRetry, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+pub(crate) fn retry_locked<T>(
+    policy: LockRetry,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
     let mut delay = policy.first_delay;
     let mut attempt = 1;
     loop {
@@ -56,17 +59,17 @@ pub fn retry_locked<T>(policy: LockRetry, mut op: impl FnMut() -> io::Result<T>)
 }
 
 /// `fs::rename` with retries on transient locks (Windows antivirus scanning a fresh file).
-pub fn rename_with_retry(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_with_retry(from: &Path, to: &Path) -> io::Result<()> {
     rename_with_policy(from, to, LockRetry::default())
 }
 
-pub fn rename_with_policy(from: &Path, to: &Path, policy: LockRetry) -> io::Result<()> {
+pub(crate) fn rename_with_policy(from: &Path, to: &Path, policy: LockRetry) -> io::Result<()> {
     retry_locked(policy, || fs::rename(from, to))
 }
 
 /// Makes a completed rename or file creation in `dir` survive a power loss.
 /// A no-op where directories cannot be opened as files (Windows, where NTFS journals it).
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     if cfg!(unix) {
         File::open(dir)?.sync_all()
     } else {
@@ -76,7 +79,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `bytes` to `path` so readers see the old content or the new, never a mix:
 /// a temporary file beside it, fsynced, then renamed over it (with lock retries).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
@@ -90,7 +93,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Removes a file; a file that is already gone is fine.
-pub fn remove_file_if_exists(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_file_if_exists(path: &Path) -> io::Result<()> {
     match retry_locked(LockRetry::default(), || fs::remove_file(path)) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
@@ -98,7 +101,7 @@ pub fn remove_file_if_exists(path: &Path) -> io::Result<()> {
 }
 
 /// The directory that holds `path` (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> &Path {
+pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -116,7 +119,7 @@ pub struct PathError {
 }
 
 /// Attaches an action and a path to an I/O result: `fs::read(p).at("cannot read", p)?`.
-pub trait IoContext<T> {
+pub(crate) trait IoContext<T> {
     fn at(self, action: &'static str, path: &Path) -> Result<T, PathError>;
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 /// and its directory is made 0700. Windows: the file inherits the ACL of its directory;
 /// octoup adds nothing, so `[backup] dir` must be a directory whose ACL lets only
 /// administrators read it (the README says so).
-pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = crate::process::fsutil::parent_dir(path);
     std::fs::create_dir_all(dir)?;
     restrict_dir(dir)?;
@@ -38,8 +38,9 @@ fn restrict_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
 /// Whether only the owner can read `path` (Unix: no group/other bits). Always true elsewhere.
-pub fn is_owner_only(path: &Path) -> std::io::Result<bool> {
+pub(crate) fn is_owner_only(path: &Path) -> std::io::Result<bool> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -54,7 +55,7 @@ pub fn is_owner_only(path: &Path) -> std::io::Result<bool> {
 
 /// Bytes available to this user on the volume holding `path` (or its nearest existing
 /// ancestor, since backup directories may not exist yet). `None` when it cannot be told.
-pub fn available_space(path: &Path) -> Option<u64> {
+pub(crate) fn available_space(path: &Path) -> Option<u64> {
     let mut probe = Some(path);
     while let Some(p) = probe {
         if p.exists() {

@@ -44,23 +44,23 @@ impl CommandSpec {
         }
     }
 
-    pub fn env(mut self, name: impl Into<String>, value: Secret) -> Self {
+    pub(crate) fn env(mut self, name: impl Into<String>, value: Secret) -> Self {
         self.env.push((name.into(), value));
         self
     }
 
-    pub fn timeout_setting(mut self, setting: &'static str) -> Self {
+    pub(crate) fn timeout_setting(mut self, setting: &'static str) -> Self {
         self.timeout_setting = setting;
         self
     }
 
-    pub fn sensitive(mut self) -> Self {
+    pub(crate) fn sensitive(mut self) -> Self {
         self.sensitive_output = true;
         self
     }
 
     /// The program, for messages.
-    pub fn program(&self) -> &str {
+    pub(crate) fn program(&self) -> &str {
         self.argv.first().map(String::as_str).unwrap_or("")
     }
 }
@@ -76,17 +76,17 @@ pub struct CommandOutput {
 }
 
 impl CommandOutput {
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.code == Some(0)
     }
 
     /// The last `lines` lines of stdout and stderr together, for error messages.
-    pub fn tail(&self, lines: usize) -> String {
+    pub(crate) fn tail(&self, lines: usize) -> String {
         tail_lines(&format!("{}\n{}", self.stdout, self.stderr), lines)
     }
 
     /// The exit code in words.
-    pub fn code_text(&self) -> String {
+    pub(crate) fn code_text(&self) -> String {
         match self.code {
             Some(c) => format!("exit code {c}"),
             None => "killed by a signal".to_string(),
@@ -95,7 +95,7 @@ impl CommandOutput {
 }
 
 /// The last `n` non-empty lines of `text`.
-pub fn tail_lines(text: &str, n: usize) -> String {
+pub(crate) fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -212,7 +212,7 @@ async fn run_local(spec: &CommandSpec) -> Result<CommandOutput, RunError> {
 
 /// Fills `{installer}`, `{log}`, `{version}` (and any other `{name}` given) in an argv
 /// template. Unknown `{...}` stay as written: msiexec product codes look like `{GUID}`.
-pub fn expand(template: &[String], vars: &[(&str, &str)]) -> Vec<String> {
+pub(crate) fn expand(template: &[String], vars: &[(&str, &str)]) -> Vec<String> {
     template
         .iter()
         .map(|arg| {
@@ -226,7 +226,7 @@ pub fn expand(template: &[String], vars: &[(&str, &str)]) -> Vec<String> {
 }
 
 /// An argv as one line for people: arguments with spaces or quotes are double-quoted.
-pub fn display_argv(argv: &[String]) -> String {
+pub(crate) fn display_argv(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             if a.is_empty() || a.contains([' ', '\t', '"', '\'']) {
@@ -260,7 +260,7 @@ impl RunLog {
     }
 
     /// A log that writes nothing (plan, tests).
-    pub fn disabled() -> RunLog {
+    pub(crate) fn disabled() -> RunLog {
         RunLog {
             path: PathBuf::new(),
             file: Mutex::new(None),
@@ -268,7 +268,7 @@ impl RunLog {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -283,7 +283,7 @@ impl RunLog {
     }
 
     /// Replaces every known secret in `text` by `***`.
-    pub fn scrub(&self, text: &str) -> String {
+    pub(crate) fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
         if let Ok(secrets) = self.secrets.lock() {
             for s in secrets.iter() {
@@ -294,12 +294,12 @@ impl RunLog {
     }
 
     /// A timestamped note.
-    pub fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         self.write(&format!("{} {}\n", jiff::Timestamp::now(), text));
     }
 
     /// A finished (or failed) command.
-    pub fn command(&self, spec: &CommandSpec, result: &Result<CommandOutput, RunError>) {
+    pub(crate) fn command(&self, spec: &CommandSpec, result: &Result<CommandOutput, RunError>) {
         let mut entry = format!(
             "{} $ [{}] {}\n",
             jiff::Timestamp::now(),

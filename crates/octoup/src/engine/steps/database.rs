@@ -14,7 +14,7 @@ use super::super::record::Record;
 
 /// How long `database --upgrade` is retried while the server still sees nodes running
 /// (a stopped node counts as running until its heartbeat goes stale).
-pub const NODES_RUNNING_GRACE: Duration = Duration::from_secs(600);
+pub(crate) const NODES_RUNNING_GRACE: Duration = Duration::from_secs(600);
 
 impl Engine {
     pub(super) async fn backup_database(&self) -> StepResult {
