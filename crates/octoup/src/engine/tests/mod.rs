@@ -134,9 +134,8 @@ backup = 1
     }
 
     pub async fn run_to(self, target: &str) -> Ran {
-        let Scenario { dir, fake, config } = self;
-        fake.begin();
-        let model = fake.model();
+        let ctx = self.into_ctx();
+        let model = ctx.fake.model();
         let before = Before {
             from: model.schema.clone(),
             target: v(target),
@@ -159,12 +158,6 @@ backup = 1
                 })
                 .collect(),
         };
-        let ctx = Ctx {
-            state: StateDir::new(&config.state.dir),
-            config: Arc::new(config),
-            fake,
-            dir,
-        };
         let run_id = crate::journal::new_run_id();
         let run = new_run(
             &run_id,
@@ -185,6 +178,18 @@ backup = 1
             report,
         }
     }
+
+    /// The world as set up, its history beginning now, without a run yet.
+    pub fn into_ctx(self) -> Ctx {
+        let Scenario { dir, fake, config } = self;
+        fake.begin();
+        Ctx {
+            state: StateDir::new(&config.state.dir),
+            config: Arc::new(config),
+            fake,
+            dir,
+        }
+    }
 }
 
 /// What a run needs around it: the directory, the config, the state, the fake.
@@ -196,6 +201,17 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Makes `run` the unfinished run of the state directory, as an earlier octoup left it.
+    pub fn adopt(self, run: Run) -> Ran {
+        let run_id = run.id.clone();
+        self.state.create(run).expect("journal");
+        Ran {
+            ctx: self,
+            run_id,
+            report: None,
+        }
+    }
+
     fn engine(&self, journal: Journal) -> Engine {
         let log = Arc::new(RunLog::open(&journal.run.log).expect("run log"));
         let world = self.fake.world(&journal.run.nodes);
@@ -403,7 +419,7 @@ impl Ran {
     pub fn assert_upgraded(&self) -> &Ran {
         self.assert_outcome(Outcome::Upgraded)
             .assert_status(RunStatus::Upgraded)
-            .assert_serving(TARGET)
+            .assert_serving(&self.journal().target.to_string())
             .assert_all_settled()
             .assert_invariants(true)
             .assert_as_before();
