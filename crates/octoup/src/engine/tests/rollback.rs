@@ -216,3 +216,16 @@ async fn a_run_that_crashed_in_the_installs_is_rolled_back_instead_of_resumed() 
     );
     assert_eq!(ran.count("N3", installed), 0, "N3 was never changed");
 }
+
+/// The same engine bug as `undo::a_resumed_undo_keeps_the_cause`: `octoup upgrade`
+/// continuing a rollback clears `run.error` before `run_rollback` reads its cause.
+#[tokio::test]
+#[ignore = "engine bug: a rollback continued by `octoup upgrade` loses the failure's cause"]
+async fn a_rollback_continued_by_upgrade_keeps_the_cause() {
+    let ran = paused_at_database_upgrade(Fault::FailOnce, keep).await;
+    ran.fake()
+        .fault(Op::Uninstall, Some("N2"), Fault::CrashAfter);
+    let ran = ran.rollback().await.resume().await;
+    assert_rolled_back(&ran);
+    ran.assert_error("upgrade-database@N1");
+}

@@ -234,6 +234,17 @@ async fn an_undo_that_fails_pauses_and_the_resume_finishes_it() {
     undo_paused().await.resume().await.assert_undone();
 }
 
+#[tokio::test]
+async fn the_undo_never_starts_a_node_whose_binaries_differ_from_the_database() {
+    let ran = undo_paused().await;
+    // While the undo waits, N1 gets the target's binaries (by hand): it must stay stopped.
+    ran.fake().install_by_hand("N1", &v(TARGET));
+    let ran = ran.resume().await;
+    ran.assert_paused("octoup upgrade")
+        .assert_error("N1 has 2024.2.7 installed, not 2024.1.10");
+    assert_eq!(ran.model().node("N1").serving, None);
+}
+
 /// `Engine::resume` clears `run.error` before `run_undo(None)` reads the cause from it:
 /// the finished run then says `error: ""` (journal, report, `octoup status`).
 #[tokio::test]
