@@ -258,8 +258,12 @@ fn timeout(label: String, program: &str) -> RunError {
     }
 }
 
+/// octoup dies here: the engine's future unwinds (without the panic hook, so no message
+/// or backtrace is printed for a crash that was asked for).
 fn crash(op: Op, node: Option<&str>) -> ! {
-    panic!("simulated crash: octoup died in {op:?} on {node:?}")
+    std::panic::resume_unwind(Box::new(format!(
+        "simulated crash: octoup died in {op:?} on {node:?}"
+    )))
 }
 
 /// The fake installation. Cheap to clone: every clone is the same world.
@@ -318,6 +322,19 @@ impl Fake {
         let mut inner = self.lock();
         let began = Event::Began(inner.model.clone());
         inner.history = vec![began];
+    }
+
+    /// The operator installs `version` on a stopped node by hand (it is in the history).
+    pub fn install_by_hand(&self, node: &str, version: &Version) {
+        let mut inner = self.lock();
+        let n = inner.model.node_mut(node);
+        assert!(n.serving.is_none(), "{node} runs");
+        let from = n.installed.replace(version.clone());
+        inner.event(Event::Installed {
+            node: node.into(),
+            from,
+            to: version.clone(),
+        });
     }
 
     pub fn fault(&self, op: Op, node: Option<&str>, fault: Fault) {
@@ -714,6 +731,48 @@ impl FakeNode {
         self.fake.lock().model.node(&self.name).clone()
     }
 
+    fn log(&self, what: &str) -> PathBuf {
+        self.fake
+            .dir
+            .join("logs")
+            .join(format!("{what}-{}.log", self.name))
+    }
+
+    /// msiexec on the node's package: refused while the service runs (its files are in
+    /// use); `change` alters what is installed.
+    fn msi(
+        &self,
+        op: Op,
+        command: &str,
+        log: &Path,
+        change: impl FnOnce(&mut Inner, &NodeState) -> Result<(), NodeError>,
+    ) -> Result<InstallOutcome, NodeError> {
+        self.act(op, command, |i| {
+            let n = i.model.node(&self.name).clone();
+            if n.serving.is_some() {
+                let why = "the service is running: its files are in use".to_string();
+                return Err(self.refuse(i, op, command, why));
+            }
+            change(i, &n)?;
+            Ok(InstallOutcome {
+                exit_code: 0,
+                reboot_required: false,
+                attempts: 1,
+                log: log.to_path_buf(),
+            })
+        })
+    }
+
+    /// msiexec 1619: the package cannot be opened.
+    fn no_package(&self, installer: &Path, log: &Path, e: std::io::Error) -> NodeError {
+        NodeError::Install {
+            node: self.name.clone(),
+            code: "exit code 1619".into(),
+            log: log.to_path_buf(),
+            tail: format!("cannot open {}: {e}", installer.display()),
+        }
+    }
+
     fn act<T>(
         &self,
         op: Op,
@@ -857,27 +916,10 @@ impl NodeAgent for FakeNode {
     }
 
     async fn install(&self, installer: &Path, version: &str) -> Result<InstallOutcome, NodeError> {
-        let log = self
-            .fake
-            .dir
-            .join("logs")
-            .join(format!("install-{}-{version}.log", self.name));
-        self.act(Op::Install, "msiexec /i", |i| {
-            let n = i.model.node(&self.name).clone();
-            if n.serving.is_some() {
-                return Err(self.refuse(
-                    i,
-                    Op::Install,
-                    "msiexec /i",
-                    "the service is running: its files are in use".into(),
-                ));
-            }
-            let contents = std::fs::read_to_string(installer).map_err(|e| NodeError::Install {
-                node: self.name.clone(),
-                code: "exit code 1619".into(),
-                log: log.clone(),
-                tail: format!("cannot open {}: {e}", installer.display()),
-            })?;
+        let log = self.log(&format!("install-{version}"));
+        self.msi(Op::Install, "msiexec /i", &log, |i, n| {
+            let contents = std::fs::read_to_string(installer)
+                .map_err(|e| self.no_package(installer, &log, e))?;
             let to: Version = contents
                 .trim()
                 .parse()
@@ -885,15 +927,10 @@ impl NodeAgent for FakeNode {
             i.model.node_mut(&self.name).installed = Some(to.clone());
             i.event(Event::Installed {
                 node: self.name.clone(),
-                from: n.installed,
+                from: n.installed.clone(),
                 to,
             });
-            Ok(InstallOutcome {
-                exit_code: 0,
-                reboot_required: false,
-                attempts: 1,
-                log: log.clone(),
-            })
+            Ok(())
         })
     }
 
@@ -902,41 +939,17 @@ impl NodeAgent for FakeNode {
         installer: &Path,
         version: &str,
     ) -> Result<InstallOutcome, NodeError> {
-        let log = self
-            .fake
-            .dir
-            .join(format!("uninstall-{}-{version}.log", self.name));
-        self.act(Op::Uninstall, "msiexec /x", |i| {
-            let n = i.model.node(&self.name).clone();
-            if n.serving.is_some() {
-                return Err(self.refuse(
-                    i,
-                    Op::Uninstall,
-                    "msiexec /x",
-                    "the service is running: its files are in use".into(),
-                ));
-            }
-            if !installer.exists() {
-                return Err(NodeError::Install {
-                    node: self.name.clone(),
-                    code: "exit code 1619".into(),
-                    log: log.clone(),
-                    tail: format!("cannot open {}", installer.display()),
-                });
-            }
-            if let Some(version) = n.installed {
+        let log = self.log(&format!("uninstall-{version}"));
+        self.msi(Op::Uninstall, "msiexec /x", &log, |i, n| {
+            std::fs::metadata(installer).map_err(|e| self.no_package(installer, &log, e))?;
+            if let Some(version) = n.installed.clone() {
                 i.model.node_mut(&self.name).installed = None;
                 i.event(Event::Uninstalled {
                     node: self.name.clone(),
                     version,
                 });
             }
-            Ok(InstallOutcome {
-                exit_code: 0,
-                reboot_required: false,
-                attempts: 1,
-                log: log.clone(),
-            })
+            Ok(())
         })
     }
 

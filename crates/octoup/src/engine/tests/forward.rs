@@ -21,10 +21,10 @@ async fn happy(nodes: usize) {
             stop < install && install < upgrade && upgrade < start,
             "{n}: {h:#?}"
         );
-        assert_eq!(ran.count(n, stopped), 1, "{n} stopped once");
-        assert_eq!(ran.count(n, started), 1, "{n} started once");
-        assert_eq!(ran.count(n, installed), 1, "{n} installed once");
     }
+    ran.assert_once_each(stopped)
+        .assert_once_each(started)
+        .assert_once_each(installed);
     // I3 in the report too: the backups exist as files.
     let b = &ran.report().backups;
     assert!(b.database_verified);
@@ -112,6 +112,19 @@ async fn leave_on_keeps_maintenance_mode_and_says_so() {
         .assert_all_settled()
         .assert_invariants(false);
     assert!(ran.model().maintenance, "left on as configured");
-    let next = ran.report().next_step.clone().unwrap_or_default();
-    assert!(next.contains("Maintenance mode was left on"), "{next}");
+    ran.assert_next("Maintenance mode was left on");
+}
+
+#[tokio::test]
+async fn the_schema_upgrade_runs_on_the_configured_primary_even_when_it_is_not_first() {
+    let ran = Scenario::nodes(3)
+        .with(|m| {
+            m.nodes[0].primary = false;
+            m.nodes[2].primary = true;
+        })
+        .run()
+        .await;
+    ran.assert_upgraded();
+    assert_eq!(ran.schema_upgrades(), ["N3"]);
+    ran.assert_steps(&["upgrade-database@N3"], StepState::Done);
 }

@@ -19,7 +19,6 @@ mod rollback;
 mod undo;
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
@@ -130,17 +129,12 @@ backup = 1
 
     /// Runs the upgrade [`FROM`] → [`TARGET`] as `octoup upgrade` does after its preflight.
     pub async fn run(self) -> Ran {
-        self.run_to(TARGET).await
-    }
-
-    pub async fn run_to(self, target: &str) -> Ran {
-        let Scenario { dir, fake, config } = self;
-        fake.begin();
-        let model = fake.model();
+        let ctx = self.into_ctx();
+        let model = ctx.fake.model();
         let before = Before {
             from: model.schema.clone(),
-            target: v(target),
-            path: vec![v(target)],
+            target: v(TARGET),
+            path: vec![v(TARGET)],
             why: "test".into(),
             warnings: Vec::new(),
             maintenance: model.maintenance,
@@ -158,12 +152,6 @@ backup = 1
                     watchdog: Some(n.watchdog.clone().unwrap_or_default()),
                 })
                 .collect(),
-        };
-        let ctx = Ctx {
-            state: StateDir::new(&config.state.dir),
-            config: Arc::new(config),
-            fake,
-            dir,
         };
         let run_id = crate::journal::new_run_id();
         let run = new_run(
@@ -185,17 +173,41 @@ backup = 1
             report,
         }
     }
+
+    /// The world as set up, its history beginning now, without a run yet.
+    pub fn into_ctx(self) -> Ctx {
+        let Scenario { dir, fake, config } = self;
+        fake.begin();
+        Ctx {
+            state: StateDir::new(&config.state.dir),
+            config: Arc::new(config),
+            fake,
+            _dir: dir,
+        }
+    }
 }
 
 /// What a run needs around it: the directory, the config, the state, the fake.
 pub struct Ctx {
-    pub dir: tempfile::TempDir,
+    /// Holds the temporary directory while the run lives.
+    _dir: tempfile::TempDir,
     pub config: Arc<Config>,
     pub state: StateDir,
     pub fake: Fake,
 }
 
 impl Ctx {
+    /// Makes `run` the unfinished run of the state directory, as an earlier octoup left it.
+    pub fn adopt(self, run: Run) -> Ran {
+        let run_id = run.id.clone();
+        self.state.create(run).expect("journal");
+        Ran {
+            ctx: self,
+            run_id,
+            report: None,
+        }
+    }
+
     fn engine(&self, journal: Journal) -> Engine {
         let log = Arc::new(RunLog::open(&journal.run.log).expect("run log"));
         let world = self.fake.world(&journal.run.nodes);
@@ -225,10 +237,6 @@ impl Ran {
             .expect("the run crashed; it has no report")
     }
 
-    pub fn outcome(&self) -> Outcome {
-        self.report().outcome
-    }
-
     pub fn fake(&self) -> &Fake {
         &self.ctx.fake
     }
@@ -246,13 +254,6 @@ impl Ran {
         let path = self.ctx.state.run_path(&self.run_id);
         let text = std::fs::read_to_string(&path).expect("journal file");
         serde_json::from_str(&text).expect("journal JSON")
-    }
-
-    pub fn step(&self, id: &str) -> StepState {
-        self.journal()
-            .step(id)
-            .unwrap_or_else(|| panic!("no step {id} in the journal"))
-            .state
     }
 
     /// Changes the unfinished journal on disk (what an operator or an old release left).
@@ -381,14 +382,35 @@ impl Ran {
         self
     }
 
+    /// The report's error says `text`.
+    pub fn assert_error(&self, text: &str) -> &Ran {
+        let error = self.report().error.clone().unwrap_or_default();
+        assert!(error.contains(text), "error: {error:?} lacks {text:?}");
+        self
+    }
+
+    /// The report's next step says `text`.
+    pub fn assert_next(&self, text: &str) -> &Ran {
+        let next = self.report().next_step.clone().unwrap_or_default();
+        assert!(next.contains(text), "next step: {next:?} lacks {text:?}");
+        self
+    }
+
+    /// The file a step recorded (an installer, a backup).
+    pub fn recorded_file(&self, step: &str) -> std::path::PathBuf {
+        self.journal()
+            .step(step)
+            .and_then(crate::journal::Step::recorded_path)
+            .unwrap_or_else(|| panic!("{step} recorded no file"))
+    }
+
     /// The paused run's next step names `command` and no node serves a mismatched version.
     pub fn assert_paused(&self, command: &str) -> &Ran {
         self.assert_outcome(Outcome::Paused)
             .assert_status(RunStatus::Paused)
-            .assert_invariants(false);
-        let next = self.report().next_step.clone().unwrap_or_default();
-        assert!(next.contains(command), "next step: {next}");
-        assert_eq!(self.journal().next_step.as_deref(), Some(next.as_str()));
+            .assert_invariants(false)
+            .assert_next(command);
+        assert_eq!(self.journal().next_step, self.report().next_step);
         let m = self.model();
         for n in &m.nodes {
             if let Some(s) = &n.serving {
@@ -403,7 +425,7 @@ impl Ran {
     pub fn assert_upgraded(&self) -> &Ran {
         self.assert_outcome(Outcome::Upgraded)
             .assert_status(RunStatus::Upgraded)
-            .assert_serving(TARGET)
+            .assert_serving(&self.journal().target.to_string())
             .assert_all_settled()
             .assert_invariants(true)
             .assert_as_before();
@@ -440,16 +462,21 @@ impl Ran {
             .collect()
     }
 
+    /// `what` happened exactly once on every node.
+    pub fn assert_once_each(&self, what: fn(&Event) -> Option<&String>) -> &Ran {
+        for n in self.model().nodes {
+            let seen = self.count(&n.name, what);
+            assert_eq!(seen, 1, "{}: {seen} times: {:#?}", n.name, self.history());
+        }
+        self
+    }
+
     /// How often `what` happened on `node`.
     pub fn count(&self, node: &str, what: fn(&Event) -> Option<&String>) -> usize {
         self.history()
             .iter()
             .filter(|e| what(e).is_some_and(|n| n == node))
             .count()
-    }
-
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.ctx.dir.path().join(rel)
     }
 }
 

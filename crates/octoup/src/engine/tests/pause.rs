@@ -13,8 +13,7 @@ async fn paused_then_resumed(op: Op, node: Option<&str>, fault: Fault, failed: &
         .await;
     ran.assert_paused("octoup upgrade")
         .assert_steps(&[failed], StepState::Failed);
-    let error = ran.report().error.clone().unwrap_or_default();
-    assert!(error.contains(failed), "error names the step: {error}");
+    ran.assert_error(failed);
     let resumed = ran.resume().await;
     resumed.assert_upgraded();
     resumed
@@ -27,9 +26,8 @@ async fn a_failed_database_upgrade_pauses_with_every_node_stopped_then_resumes()
         .run()
         .await;
     ran.assert_paused("octoup upgrade");
-    let next = ran.report().next_step.clone().unwrap();
-    assert!(next.contains("schema is still 2024.1.10"), "{next}");
-    assert!(next.contains("octoup rollback"), "{next}");
+    ran.assert_next("schema is still 2024.1.10")
+        .assert_next("octoup rollback");
     let m = ran.model();
     assert!(
         m.nodes.iter().all(|n| n.serving.is_none()),
@@ -46,13 +44,7 @@ async fn a_database_upgrade_that_timed_out_after_finishing_is_not_run_again() {
         .run()
         .await;
     ran.assert_paused("octoup upgrade");
-    assert!(
-        ran.report()
-            .next_step
-            .clone()
-            .unwrap()
-            .contains("already 2024.2.7")
-    );
+    ran.assert_next("already 2024.2.7");
     let ran = ran.resume().await;
     ran.assert_upgraded();
     assert_eq!(ran.fake().calls(Op::UpgradeDatabase, Some("N1")), 1);
@@ -73,8 +65,7 @@ async fn a_failed_start_on_one_node_pauses_with_the_others_serving_then_resumes(
     assert_eq!(m.node("N2").serving, None);
     assert!(!m.maintenance && m.nodes.iter().all(|n| !n.drained));
     assert!(m.node("N1").watchdog.is_some());
-    let next = ran.report().next_step.clone().unwrap();
-    assert!(next.contains("N2 is stopped"), "{next}");
+    ran.assert_next("N2 is stopped");
     let ran = ran.resume().await;
     ran.assert_upgraded();
     assert_eq!(ran.count("N2", started), 1);

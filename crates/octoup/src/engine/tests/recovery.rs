@@ -25,16 +25,23 @@ async fn crash_then_resume(op: Op, node: Option<&str>, fault: Fault, step: &str)
 
 const BOTH: [Fault; 2] = [Fault::CrashBefore, Fault::CrashAfter];
 
+/// `op` ran on `node` once, or twice when the crash came before it took effect (the
+/// crashed call, then the resumed run's).
+fn assert_ran_once_more_if_crashed_before(ran: &Ran, op: Op, node: &str, fault: Fault) {
+    let want = if fault == Fault::CrashBefore { 2 } else { 1 };
+    assert_eq!(
+        ran.fake().calls(op, Some(node)),
+        want,
+        "{fault:?}: {op:?} calls"
+    );
+}
+
 #[tokio::test]
 async fn an_interrupted_install_is_not_repeated_where_it_finished() {
     for fault in BOTH {
         let ran = crash_then_resume(Op::Install, Some("N2"), fault, "install@N2").await;
-        for n in ["N1", "N2", "N3"] {
-            assert_eq!(ran.count(n, installed), 1, "{fault:?}: {n} installed once");
-        }
-        let calls = ran.fake().calls(Op::Install, Some("N2"));
-        let want = if fault == Fault::CrashAfter { 1 } else { 2 };
-        assert_eq!(calls, want, "{fault:?}: installer runs on N2");
+        ran.assert_once_each(installed);
+        assert_ran_once_more_if_crashed_before(&ran, Op::Install, "N2", fault);
     }
 }
 
@@ -42,9 +49,7 @@ async fn an_interrupted_install_is_not_repeated_where_it_finished() {
 async fn an_interrupted_schema_upgrade_is_not_repeated_when_it_finished() {
     for fault in BOTH {
         let ran = crash_then_resume(Op::UpgradeDatabase, None, fault, "upgrade-database@N1").await;
-        let calls = ran.fake().calls(Op::UpgradeDatabase, Some("N1"));
-        let want = if fault == Fault::CrashAfter { 1 } else { 2 };
-        assert_eq!(calls, want, "{fault:?}: database --upgrade runs");
+        assert_ran_once_more_if_crashed_before(&ran, Op::UpgradeDatabase, "N1", fault);
     }
 }
 
@@ -52,9 +57,7 @@ async fn an_interrupted_schema_upgrade_is_not_repeated_when_it_finished() {
 async fn an_interrupted_stop_is_confirmed() {
     for fault in BOTH {
         let ran = crash_then_resume(Op::Stop, Some("N2"), fault, "stop@N2").await;
-        for n in ["N1", "N2", "N3"] {
-            assert_eq!(ran.count(n, stopped), 1, "{fault:?}: {n} stopped once");
-        }
+        ran.assert_once_each(stopped);
         // The stop command runs again on N2 and confirms it (a no-op on a stopped service).
         assert_eq!(ran.fake().calls(Op::Stop, Some("N2")), 2, "{fault:?}");
     }
@@ -64,11 +67,8 @@ async fn an_interrupted_stop_is_confirmed() {
 async fn an_interrupted_start_is_confirmed_without_starting_twice() {
     for fault in BOTH {
         let ran = crash_then_resume(Op::Start, Some("N2"), fault, "start@N2").await;
-        for n in ["N1", "N2", "N3"] {
-            assert_eq!(ran.count(n, started), 1, "{fault:?}: {n} started once");
-        }
-        let want = if fault == Fault::CrashAfter { 1 } else { 2 };
-        assert_eq!(ran.fake().calls(Op::Start, Some("N2")), want, "{fault:?}");
+        ran.assert_once_each(started);
+        assert_ran_once_more_if_crashed_before(&ran, Op::Start, "N2", fault);
     }
 }
 
@@ -112,12 +112,7 @@ async fn an_interrupted_database_backup_is_made_again_and_the_new_one_verified()
         })
         .collect();
     assert_eq!(made.len(), 2, "a half-written backup is never trusted");
-    let recorded = ran
-        .journal()
-        .step("backup-database")
-        .unwrap()
-        .recorded_path();
-    assert_eq!(recorded.as_ref(), Some(&made[1]));
+    assert_eq!(ran.recorded_file("backup-database"), made[1]);
     assert!(ran.history().contains(&Event::BackupVerified {
         path: made[1].clone()
     }));

@@ -14,8 +14,7 @@ async fn undone(op: Op, node: Option<&str>, fault: Fault, failed: &str, undone: 
     ran.assert_undone()
         .assert_steps(&[failed], StepState::Failed)
         .assert_steps(undone, StepState::Undone);
-    let error = ran.report().error.clone().unwrap_or_default();
-    assert!(error.contains(failed), "error names the step: {error}");
+    ran.assert_error(failed);
     let run = ran.journal();
     for s in &run.steps {
         if s.state == StepState::Done {
@@ -52,13 +51,7 @@ async fn a_drain_deadline_with_tasks_running_is_undone() {
             StepState::Undone,
         )
         .assert_steps(&STOPS, StepState::Planned);
-    assert!(
-        ran.report()
-            .error
-            .clone()
-            .unwrap()
-            .contains("drain deadline")
-    );
+    ran.assert_error("drain deadline");
 }
 
 #[tokio::test]
@@ -187,4 +180,96 @@ async fn without_a_staged_original_a_failed_backup_comes_before_any_install() {
     ran.assert_undone()
         .assert_steps(&["install@N1", "install@N2"], StepState::Planned);
     assert_eq!(ran.count("N1", installed), 0);
+}
+
+#[tokio::test]
+async fn a_failure_before_the_outage_changes_nothing() {
+    let ran = Scenario::nodes(2)
+        .fault(Op::Stage, None, Fault::FailOnce)
+        .run()
+        .await;
+    ran.assert_outcome(Outcome::Refused)
+        .assert_status(RunStatus::Failed)
+        .assert_serving(FROM)
+        .assert_steps(&["stage-installer"], StepState::Failed)
+        .assert_steps(&["maintenance-on"], StepState::Planned);
+    assert!(ran.report().refused);
+    assert_eq!(
+        ran.history().len(),
+        2,
+        "Began and the fault: {:#?}",
+        ran.history()
+    );
+}
+
+#[tokio::test]
+async fn flags_already_on_stay_on_after_an_undo() {
+    let ran = Scenario::nodes(3)
+        .with(|m| {
+            m.maintenance = true;
+            m.node_mut("N3").drained = true;
+        })
+        .fault(Op::Stop, Some("N1"), Fault::FailOnce)
+        .run()
+        .await;
+    ran.assert_undone();
+    let m = ran.model();
+    assert!(m.maintenance && m.node("N3").drained && !m.node("N1").drained);
+}
+
+/// Two nodes: stop@N2 fails, then the undo's start of N1 fails once: the undo pauses.
+async fn undo_paused() -> Ran {
+    let ran = Scenario::nodes(2)
+        .fault(Op::Stop, Some("N2"), Fault::FailOnce)
+        .fault(Op::Start, Some("N1"), Fault::FailOnce)
+        .run()
+        .await;
+    ran.assert_paused("octoup upgrade");
+    ran.assert_error("stop@N2: ").assert_error("undo stop@N1");
+    ran
+}
+
+#[tokio::test]
+async fn an_undo_that_fails_pauses_and_the_resume_finishes_it() {
+    undo_paused().await.resume().await.assert_undone();
+}
+
+#[tokio::test]
+async fn the_undo_never_starts_a_node_whose_binaries_differ_from_the_database() {
+    let ran = undo_paused().await;
+    // While the undo waits, N1 gets the target's binaries (by hand): it must stay stopped.
+    ran.fake().install_by_hand("N1", &v(TARGET));
+    let ran = ran.resume().await;
+    ran.assert_paused("octoup upgrade")
+        .assert_error("N1 has 2024.2.7 installed, not 2024.1.10");
+    assert_eq!(ran.model().node("N1").serving, None);
+}
+
+/// `Engine::resume` clears `run.error` before `run_undo(None)` reads the cause from it:
+/// the finished run then says `error: ""` (journal, report, `octoup status`).
+#[tokio::test]
+#[ignore = "engine bug: a resumed undo loses the failure's cause"]
+async fn a_resumed_undo_keeps_the_cause() {
+    let ran = undo_paused().await.resume().await;
+    ran.assert_error("stop@N2: ");
+}
+
+#[tokio::test]
+async fn without_the_original_installer_changed_nodes_are_left_stopped_not_started() {
+    // No original installer was staged; the backup, then the installs on both nodes ran
+    // (N2's timed out after installing): the undo cannot put 2024.1.10 back, so no node
+    // may start (I2).
+    let ran = Scenario::nodes(2)
+        .config(|c| c.rollback.enabled = false)
+        .fault(Op::Install, Some("N2"), Fault::HangAfterDoing)
+        .run()
+        .await;
+    ran.assert_paused("octoup upgrade");
+    ran.assert_next("Install 2024.1.10 on N");
+    assert!(ran.model().nodes.iter().all(|n| n.serving.is_none()));
+    // The operator puts 2024.1.10 back by hand; `octoup upgrade` finishes the undo.
+    for n in ["N1", "N2"] {
+        ran.fake().install_by_hand(n, &v(FROM));
+    }
+    ran.resume().await.assert_undone();
 }
