@@ -149,7 +149,10 @@ impl Engine {
         self.resumed = true;
         self.journal_update(|r| {
             r.pid = std::process::id();
-            r.error = None;
+            // An undo or a rollback carries its cause on; a forward run starts afresh.
+            if r.direction == Direction::Forward {
+                r.error = None;
+            }
             r.next_step = None;
             if r.status == RunStatus::Paused {
                 r.status = if r.direction == Direction::Undo {

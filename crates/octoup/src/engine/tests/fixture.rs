@@ -16,7 +16,13 @@ fn the_old_journal_deserialises() {
         (run.from.to_string(), run.target.to_string()),
         (FROM.into(), "2024.3.13050".into())
     );
-    assert_eq!(run.primary().map(|n| n.name.as_str()), Some(NODES[0]));
+    assert_eq!(
+        run.nodes
+            .iter()
+            .find(|n| n.primary)
+            .map(|n| n.name.as_str()),
+        Some(NODES[0])
+    );
     let db = run.step("upgrade-database@OCTO-NODE-01").unwrap();
     assert_eq!(db.state, StepState::Failed);
     let backup = run

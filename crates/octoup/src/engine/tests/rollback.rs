@@ -220,7 +220,6 @@ async fn a_run_that_crashed_in_the_installs_is_rolled_back_instead_of_resumed() 
 /// The same engine bug as `undo::a_resumed_undo_keeps_the_cause`: `octoup upgrade`
 /// continuing a rollback clears `run.error` before `run_rollback` reads its cause.
 #[tokio::test]
-#[ignore = "engine bug: a rollback continued by `octoup upgrade` loses the failure's cause"]
 async fn a_rollback_continued_by_upgrade_keeps_the_cause() {
     let ran = paused_at_database_upgrade(Fault::FailOnce, keep).await;
     ran.fake()

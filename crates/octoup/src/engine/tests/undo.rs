@@ -248,7 +248,6 @@ async fn the_undo_never_starts_a_node_whose_binaries_differ_from_the_database() 
 /// `Engine::resume` clears `run.error` before `run_undo(None)` reads the cause from it:
 /// the finished run then says `error: ""` (journal, report, `octoup status`).
 #[tokio::test]
-#[ignore = "engine bug: a resumed undo loses the failure's cause"]
 async fn a_resumed_undo_keeps_the_cause() {
     let ran = undo_paused().await.resume().await;
     ran.assert_error("stop@N2: ");
