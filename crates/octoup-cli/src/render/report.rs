@@ -2,48 +2,16 @@
 
 use std::fmt::Write as _;
 
-use octoup::engine::report::{Outcome, Report, StepReport};
+use octoup::engine::report::{Operation, Outcome, Report, StepReport};
+use octoup::journal::Direction;
 use octoup::process::clock::human_duration;
 
 /// A summary for people.
 pub fn report(report: &Report) -> String {
     let mut out = String::new();
-    let headline = match report.outcome {
-        Outcome::Upgraded => format!("Upgraded {} → {}.", report.from, report.to),
-        Outcome::UpToDate => format!("Up to date: {} (nothing to do).", report.from),
-        Outcome::RolledBack => format!(
-            "The upgrade to {} failed and was rolled back: {} serves again.",
-            report.to, report.from
-        ),
-        Outcome::Paused => format!(
-            "PAUSED: the upgrade {} → {} stopped in a safe state.",
-            report.from, report.to
-        ),
-        Outcome::Failed => format!(
-            "FAILED: the upgrade {} → {} did not happen; what was done was undone.",
-            report.from, report.to
-        ),
-        Outcome::Refused => format!(
-            "REFUSED: nothing was changed; the upgrade {} → {} cannot start.",
-            report.from,
-            if report.to.is_empty() {
-                "?"
-            } else {
-                &report.to
-            }
-        ),
-    };
-    let _ = writeln!(out, "{headline}");
-    if report.outage_seconds > 0.0 {
-        let _ = writeln!(
-            out,
-            "Outage: {} (first service stop until every node served {}).",
-            human_duration(std::time::Duration::from_secs_f64(report.outage_seconds)),
-            match report.outcome {
-                Outcome::Upgraded => &report.to,
-                _ => &report.from,
-            }
-        );
+    let _ = writeln!(out, "{}", headline(report));
+    if let Some(line) = outage(report) {
+        let _ = writeln!(out, "{line}");
     }
     if let Some(e) = &report.error {
         let _ = writeln!(out, "\nCause: {e}");
@@ -56,7 +24,11 @@ pub fn report(report: &Report) -> String {
                 "  {:<20} {:<14} {}",
                 n.name,
                 n.version,
-                if n.serving { "serving" } else { "NOT serving" }
+                if n.serving.is_some() {
+                    "serving"
+                } else {
+                    "NOT serving"
+                }
             );
         }
     }
@@ -116,4 +88,98 @@ pub fn report(report: &Report) -> String {
         let _ = writeln!(out, "Log: {}", l.display());
     }
     out
+}
+
+/// `A → B`, or `A` alone when no target was known (never "?").
+fn versions(report: &Report) -> String {
+    match (report.from.is_empty(), report.to.is_empty()) {
+        (false, false) if report.from != report.to => format!("{} → {}", report.from, report.to),
+        (false, _) => report.from.clone(),
+        (true, false) => format!("→ {}", report.to),
+        (true, true) => String::new(),
+    }
+}
+
+/// The first line: the outcome, the operation and both versions.
+fn headline(report: &Report) -> String {
+    let (from, to) = (&report.from, &report.to);
+    let op = report.operation.as_str();
+    let rolling_back = report.direction == Direction::Rollback;
+    match report.outcome {
+        Outcome::Upgraded => format!("UPGRADED: {from} → {to}."),
+        Outcome::UpToDate => format!("UP TO DATE: {from} (nothing to do)."),
+        Outcome::RolledBack => {
+            format!("ROLLED BACK: the upgrade {from} → {to} was taken back; {from} serves again.")
+        }
+        Outcome::Paused if rolling_back => format!(
+            "ROLLBACK PAUSED: the rollback of {from} → {to} (back to {from}) stopped in a safe state."
+        ),
+        Outcome::Paused => {
+            format!("PAUSED: the {op} {from} → {to} stopped in a safe state.")
+        }
+        Outcome::Failed => {
+            format!("FAILED: the {op} {from} → {to} did not happen; what was done was undone.")
+        }
+        Outcome::Refused => {
+            let what = match report.operation {
+                Operation::Rollback => "the rollback",
+                Operation::Resume => "the resumed upgrade",
+                Operation::Upgrade => "the upgrade",
+            };
+            match versions(report) {
+                v if v.is_empty() => format!("REFUSED: nothing was changed; {what} cannot start."),
+                v => format!("REFUSED: nothing was changed; {what} {v} cannot start."),
+            }
+        }
+    }
+}
+
+/// The outage: how long it took, or, while it lasts, that Octopus is down now.
+fn outage(report: &Report) -> Option<String> {
+    let took = human_duration(std::time::Duration::from_secs_f64(report.outage_seconds));
+    if report.outage_ongoing {
+        let serving: Vec<&str> = report
+            .nodes
+            .iter()
+            .filter(|n| n.serving.is_some())
+            .map(|n| n.name.as_str())
+            .collect();
+        let down: Vec<&str> = report
+            .nodes
+            .iter()
+            .filter(|n| n.serving.is_none())
+            .map(|n| n.name.as_str())
+            .collect();
+        return Some(if serving.is_empty() {
+            format!("Octopus is DOWN: {took} so far, no node serves.")
+        } else {
+            let versions: Vec<&str> = report
+                .nodes
+                .iter()
+                .filter_map(|n| n.serving.as_deref())
+                .collect();
+            let same = versions.windows(2).all(|w| w[0] == w[1]);
+            format!(
+                "Octopus is PARTLY DOWN: {} of {} nodes serve {}; {} {} not ({took} since the first stop).",
+                serving.len(),
+                report.nodes.len(),
+                if same {
+                    versions[0].to_string()
+                } else {
+                    versions.join(", ")
+                },
+                down.join(", "),
+                if down.len() == 1 { "does" } else { "do" },
+            )
+        });
+    }
+    (report.outage_seconds > 0.0).then(|| {
+        format!(
+            "Outage: {took} (first service stop until every node served {}).",
+            match report.outcome {
+                Outcome::Upgraded => &report.to,
+                _ => &report.from,
+            }
+        )
+    })
 }

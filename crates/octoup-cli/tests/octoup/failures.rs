@@ -13,7 +13,7 @@ fn assert_put_back(sim: &Sim, r: &Ran) {
     assert_eq!(r.outcome(), "failed", "{}", r.stdout);
     for n in r.json["nodes"].as_array().unwrap() {
         assert_eq!(n["version"], FROM, "{}", r.stdout);
-        assert_eq!(n["serving"], true, "{}", r.stdout);
+        assert!(n["serving"].is_string(), "{}", r.stdout);
     }
     assert!(
         r.json["next_step"].as_str().unwrap().contains("put back"),
@@ -203,7 +203,7 @@ fn a_failed_database_upgrade_pauses_safely_and_a_rerun_finishes() {
         "{next}"
     );
     for n in r.json["nodes"].as_array().unwrap() {
-        assert_eq!(n["serving"], false, "nodes stay stopped: {}", r.stdout);
+        assert!(n["serving"].is_null(), "nodes stay stopped: {}", r.stdout);
     }
     let state = sim.state();
     assert_eq!(

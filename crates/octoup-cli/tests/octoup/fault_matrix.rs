@@ -504,7 +504,7 @@ fn play(cell: &Cell, out: &mut Outcome) {
     }
     let version = if want == "upgraded" { TARGET } else { FROM };
     for n in r.json["nodes"].as_array().into_iter().flatten() {
-        if n["version"] != version || n["serving"] != true {
+        if n["version"] != version || n["serving"] != version {
             out.problems
                 .push(format!("follow-up: node {n} does not serve {version}"));
         }

@@ -178,7 +178,7 @@ fn a_cluster_upgrades_the_database_once_with_every_node_stopped() {
     assert!(
         nodes
             .iter()
-            .all(|n| n["version"] == TARGET && n["serving"] == true)
+            .all(|n| n["version"] == TARGET && n["serving"] == TARGET)
     );
     sim.assert_check();
 }

@@ -29,6 +29,10 @@ const FILTERS: &[(&str, &str)] = &[
         r"Outage: (\d+h \d+m|\d+m \d+s|\d+(\.\d+)?s) \(",
         "Outage: [DURATION] (",
     ),
+    (
+        r"(\d+h \d+m|\d+m \d+s|\d+(\.\d+)?s) (so far|since the first stop)",
+        "[DURATION] $3",
+    ),
     (r"\b\d+(\.\d+)? [KMGT]?i?B free\b", "[SPACE] free"),
     (r"\bpid \d+\b", "pid [PID]"),
 ];

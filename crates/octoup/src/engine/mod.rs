@@ -223,7 +223,7 @@ fn up_to_date(facts: &Facts, target: Option<&TargetChoice>) -> Report {
         .map(|n| NodeReport {
             name: n.name.clone(),
             version: n.api_version.clone().unwrap_or_default(),
-            serving: true,
+            serving: n.api_version.clone(),
         })
         .collect();
     report

@@ -45,7 +45,29 @@ pub struct NodeReport {
     pub name: String,
     /// The version the node serves (or has installed, when it does not serve).
     pub version: String,
-    pub serving: bool,
+    /// The version the node's own `/api` answers with; `None` while it does not serve.
+    pub serving: Option<String>,
+}
+
+/// What the operator asked for: headers and messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    #[default]
+    Upgrade,
+    /// Continuing an unfinished run (`octoup upgrade` on one, or `octoup resume`).
+    Resume,
+    Rollback,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Upgrade => "upgrade",
+            Operation::Resume => "resumed upgrade",
+            Operation::Rollback => "rollback",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -74,6 +96,10 @@ pub struct Backups {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub outcome: Outcome,
+    pub operation: Operation,
+    /// Which way the run was going when it ended: `forward`, `undo` or `rollback` (a
+    /// paused rollback is not a paused upgrade).
+    pub direction: crate::journal::Direction,
     /// Refused by a preflight check: nothing was changed.
     pub refused: bool,
     pub from: String,
@@ -81,6 +107,8 @@ pub struct Report {
     /// From the first service stop until every node served the target (or, after an undo,
     /// the original version) again; for a paused run, until it paused.
     pub outage_seconds: f64,
+    /// The outage began and has not ended: Octopus is (partly) down now.
+    pub outage_ongoing: bool,
     pub nodes: Vec<NodeReport>,
     pub steps: Vec<StepReport>,
     pub backups: Backups,
@@ -143,10 +171,13 @@ impl Report {
         };
         Report {
             outcome,
+            operation: Operation::Upgrade,
+            direction: run.direction,
             refused: false,
             from: run.from.to_string(),
             to: run.target.to_string(),
             outage_seconds: (outage_seconds * 1000.0).round() / 1000.0,
+            outage_ongoing: run.outage_started.is_some() && run.outage_ended.is_none(),
             nodes,
             steps,
             backups,
@@ -163,10 +194,13 @@ impl Report {
     pub(crate) fn without_run(outcome: Outcome, from: &str, to: &str) -> Report {
         Report {
             outcome,
+            operation: Operation::Upgrade,
+            direction: crate::journal::Direction::Forward,
             refused: outcome == Outcome::Refused,
             from: from.to_string(),
             to: to.to_string(),
             outage_seconds: 0.0,
+            outage_ongoing: false,
             nodes: Vec::new(),
             steps: Vec::new(),
             backups: Backups::default(),

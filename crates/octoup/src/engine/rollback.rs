@@ -79,6 +79,7 @@ pub(crate) fn no_unfinished_run(last: Option<Run>) -> Report {
         .map(|r| (r.from.to_string(), r.target.to_string()))
         .unwrap_or_default();
     let mut report = Report::without_run(Outcome::Refused, &from, &to);
+    report.operation = super::report::Operation::Rollback;
     report.error = Some(reason);
     report.next_step = Some(next);
     report

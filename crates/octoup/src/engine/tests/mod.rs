@@ -333,7 +333,10 @@ impl Ran {
             assert_eq!(n.serving, Some(v(version)), "{} serving", n.name);
         }
         for n in &self.report().nodes {
-            assert!(n.serving && n.version == version, "report: {n:?}");
+            assert!(
+                n.serving.as_deref() == Some(version) && n.version == version,
+                "report: {n:?}"
+            );
         }
         self
     }
