@@ -40,6 +40,13 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// List every recorded run, newest last.
+    #[arg(long)]
+    pub all: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Choose the target version by policy and explain every other candidate.
@@ -52,8 +59,8 @@ pub enum Command {
     Resume,
     /// Restore the database backup and the original version.
     Rollback,
-    /// The current or last run, in words or JSON.
-    Status,
+    /// The current or last run, in words or JSON; the exit code says its state.
+    Status(StatusArgs),
     /// Download and verify installers into the cache, without touching the server.
     Stage(StageArgs),
     /// Upgrade a simulated installation, with progress and a report.

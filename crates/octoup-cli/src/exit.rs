@@ -19,6 +19,12 @@ pub enum Exit {
     RolledBack = 5,
     /// Another octoup run holds the lock.
     Locked = 6,
+    /// `octoup status`: an octoup is working on the run now.
+    StatusRunning = 9,
+    /// `octoup status`: the run is unfinished and no octoup works on it (interrupted).
+    StatusInterrupted = 10,
+    /// `octoup status`: no run recorded.
+    StatusNone = 11,
 }
 
 impl From<Exit> for ExitCode {

@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod node;
 mod stage;
+mod status;
 mod upgrade;
 
 use crate::cli::Command;
@@ -17,7 +18,7 @@ pub fn dispatch(command: Command, ctx: &Context) -> Exit {
         Command::Upgrade(args) => upgrade::upgrade(args, ctx),
         Command::Resume => upgrade::resume(ctx),
         Command::Rollback => upgrade::rollback(ctx),
-        Command::Status => upgrade::status(ctx),
+        Command::Status(args) => status::run(args, ctx),
         Command::Stage(args) => stage::run(args, ctx),
         Command::Demo(args) => demo::run(args, ctx),
         Command::Node(args) => node::run(args, ctx),

@@ -3,7 +3,9 @@
 mod check;
 mod plan;
 mod report;
+mod status;
 
 pub use check::check;
 pub use plan::plan;
 pub use report::report;
+pub use status::{runs, runs_json, status, status_json};

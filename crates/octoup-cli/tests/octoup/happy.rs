@@ -126,7 +126,7 @@ fn one_node_upgrade_runs_every_step_in_order_and_keeps_verified_backups() {
     assert_eq!(status.json["status"], "upgraded");
     assert_eq!(status.json["to"], TARGET);
     let text = sim.octoup(&["status"]);
-    assert!(text.stdout.contains("is upgraded"), "{}", text.stdout);
+    assert!(text.stdout.contains(": UPGRADED."), "{}", text.stdout);
 
     // A second run finds nothing to do.
     let again = sim.octoup(&["upgrade", "--json"]);

@@ -16,3 +16,4 @@ mod snapshots;
 mod ssh;
 mod sshd;
 mod stage;
+mod status;

@@ -37,7 +37,7 @@ fn secrets_never_appear_in_output_logs_journal_or_command_lines() {
     for (args, code) in [
         (vec!["plan"], 0),
         (vec!["upgrade", "--verbose"], 4),
-        (vec!["status", "--json"], 0),
+        (vec!["status", "--json"], 4),
         (vec!["upgrade", "--json", "--verbose"], 0),
         (vec!["status"], 0),
     ] {

@@ -33,6 +33,15 @@ const FILTERS: &[(&str, &str)] = &[
         r"(\d+h \d+m|\d+m \d+s|\d+(\.\d+)?s) (so far|since the first stop)",
         "[DURATION] $3",
     ),
+    (
+        r"Outage: (\d+h \d+m|\d+m \d+s|\d+(\.\d+)?s)\.",
+        "Outage: [DURATION].",
+    ),
+    (
+        r"\b\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})? UTC\b",
+        "[DATETIME]",
+    ),
+    (r"\b\d{2}:\d{2}:\d{2}( UTC)?\b", "[TIME]"),
     (r"\b\d+(\.\d+)? [KMGT]?i?B free\b", "[SPACE] free"),
     (r"\bpid \d+\b", "pid [PID]"),
 ];
@@ -99,5 +108,5 @@ fn upgrade_and_status_of_a_run_paused_on_the_database_upgrade() {
     let sim = Scenario::new().fault("db-upgrade", "exit:1").start();
     let report = stdout(&sim, &["upgrade", "--yes"], 4);
     snapshot("upgrade_paused", Some(&sim), &report);
-    snapshot("status_paused", Some(&sim), &stdout(&sim, &["status"], 0));
+    snapshot("status_paused", Some(&sim), &stdout(&sim, &["status"], 4));
 }

@@ -372,6 +372,7 @@ impl Engine {
         if let Some(step) = journal.run.step_mut(id) {
             f(step);
         }
+        journal.save_view();
         Ok(journal.run.step(id).cloned().expect("step exists"))
     }
 
@@ -419,10 +420,12 @@ impl Engine {
             batched.remove(id);
         }
         drop(batched);
-        self.journal_update(|_| ()).map_err(|e| Failure {
+        let written = self.journal_update(|_| ()).map_err(|e| Failure {
             step: ids[0].clone(),
             message: e.to_string(),
-        })
+        });
+        self.journal.lock().expect("journal lock").drop_view();
+        written
     }
 
     /// A step of the whole installation.

@@ -29,6 +29,7 @@ mod recovery;
 pub mod report;
 pub mod rollback;
 pub mod seams;
+pub mod status;
 mod steps;
 #[cfg(test)]
 mod tests;

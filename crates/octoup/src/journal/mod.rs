@@ -296,6 +296,25 @@ impl StateDir {
         }
     }
 
+    /// The pid of the octoup that holds the lock now (a live run), if any. Changes nothing
+    /// when no state directory exists yet.
+    pub(crate) fn live_pid(&self) -> Option<String> {
+        if !self.root.exists() {
+            return None;
+        }
+        match self.lock() {
+            Err(JournalError::Locked { pid, .. }) => Some(pid),
+            _ => None,
+        }
+    }
+
+    /// A live run as it stands in memory: steps that ended on some nodes while others still
+    /// run (their ends reach the journal together; see [`Journal::save_view`]).
+    pub(crate) fn live_view(&self, id: &str) -> Option<Run> {
+        let text = std::fs::read_to_string(self.runs_dir().join(format!("{id}.live"))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
     /// Writes a new run's journal and makes it the current run.
     pub(crate) fn create(&self, run: Run) -> Result<Journal, JournalError> {
         let journal = Journal {
@@ -402,6 +421,18 @@ impl Journal {
         self.run.updated = Timestamp::now();
         self.save()?;
         Ok(r)
+    }
+
+    /// Writes the run as it stands for `octoup status` only, beside the journal and without
+    /// fsync: not a recovery point (the journal is), so a crash may lose it harmlessly.
+    pub(crate) fn save_view(&self) {
+        let _ = serde_json::to_vec(&self.run)
+            .map(|bytes| std::fs::write(self.path.with_extension("live"), bytes));
+    }
+
+    /// The journal caught up with the view: it goes.
+    pub(crate) fn drop_view(&self) {
+        let _ = fsutil::remove_file_if_exists(&self.path.with_extension("live"));
     }
 
     /// Changes one step and writes the journal.

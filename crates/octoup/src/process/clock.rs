@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 /// Now, as the journal and report write it.
-pub(crate) fn now() -> Timestamp {
+pub fn now() -> Timestamp {
     Timestamp::now()
 }
 
 /// Seconds between two stamps (0 when `end` is before `start`).
-pub(crate) fn seconds_between(start: Timestamp, end: Timestamp) -> f64 {
+pub fn seconds_between(start: Timestamp, end: Timestamp) -> f64 {
     let d = end.duration_since(start).as_secs_f64();
     if d.is_finite() && d > 0.0 { d } else { 0.0 }
 }
