@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use octoup::engine::plan::PlanView;
 use octoup::engine::preflight::PreflightError;
 use octoup::engine::report::{Outcome, Report};
 use octoup::engine::{self, EngineError, UpgradeOptions};
@@ -78,7 +79,7 @@ pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
         }
     };
     match result {
-        Ok(plan) => {
+        Ok(PlanView::Fresh(plan)) => {
             if ctx.json {
                 println!(
                     "{}",
@@ -92,6 +93,17 @@ pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
             } else {
                 Exit::Refused
             }
+        }
+        Ok(PlanView::Unfinished(resume)) => {
+            if ctx.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&resume).unwrap_or_default()
+                );
+            } else {
+                print!("{}", crate::render::resume_plan(&resume));
+            }
+            Exit::Ok
         }
         Err(e) => {
             ctx.report_error(&e);

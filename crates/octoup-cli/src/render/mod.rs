@@ -6,6 +6,6 @@ mod report;
 mod status;
 
 pub use check::check;
-pub use plan::plan;
+pub use plan::{plan, resume_plan};
 pub use report::report;
 pub use status::{runs, runs_json, status, status_json};

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use octoup::engine::plan::Plan;
+use octoup::engine::plan::{Plan, ResumePlan};
 use octoup::engine::preflight::bytes;
 use octoup::process::clock::human_duration;
 
@@ -137,6 +137,39 @@ pub fn plan(plan: &Plan) -> String {
             out,
             "`octoup upgrade` would refuse until the blockers are fixed."
         );
+    }
+    let _ = writeln!(out, "\nNothing was changed.");
+    out
+}
+
+/// `octoup plan` while a run is unfinished: `octoup upgrade` continues that run.
+pub fn resume_plan(plan: &ResumePlan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "An unfinished run, {} ({} → {}, {}), is in the state directory: `octoup upgrade` continues it instead of starting a new one.",
+        plan.unfinished_run, plan.from, plan.to, plan.status
+    );
+    if let Some(pid) = &plan.live_pid {
+        let _ = writeln!(
+            out,
+            "octoup (pid {pid}) is working on it now: wait for it; `octoup status` shows where it stands."
+        );
+    }
+    let what = match plan.direction.as_str() {
+        "undo" => "It would put back what the run changed",
+        "rollback" => "It would continue the rollback",
+        _ => "It would finish the upgrade",
+    };
+    let _ = writeln!(out, "{what}, in this order:");
+    for step in &plan.remaining {
+        let _ = writeln!(out, "  {}", step.replace('@', " "));
+    }
+    if let Some(e) = &plan.error {
+        let _ = writeln!(out, "\nCause: {e}");
+    }
+    if let Some(n) = &plan.next_step {
+        let _ = writeln!(out, "Next step: {n}");
     }
     let _ = writeln!(out, "\nNothing was changed.");
     out

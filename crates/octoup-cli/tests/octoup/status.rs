@@ -167,3 +167,43 @@ fn status_shows_a_finished_node_step_while_another_node_still_runs_it() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     sim.assert_check();
 }
+
+/// `octoup plan` sees an unfinished run and says what `octoup upgrade` would do next,
+/// instead of planning (or refusing) a new one.
+#[test]
+fn plan_shows_what_upgrade_would_do_with_an_unfinished_run() {
+    let sim = Scenario::new().fault("db-upgrade", "exit:1").start();
+    sim.octoup(&["upgrade", "--json"]).expect_code(4);
+    let plan = sim.octoup(&["plan", "--json"]);
+    plan.expect_code(0);
+    assert_eq!(plan.json["status"], "paused", "{}", plan.stdout);
+    assert_eq!(plan.json["direction"], "forward", "{}", plan.stdout);
+    let remaining: Vec<&str> = plan.json["remaining"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        remaining.first().copied(),
+        Some("upgrade-database@OCTO-NODE-01"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        remaining.contains(&"maintenance-restore"),
+        "{}",
+        plan.stdout
+    );
+    let text = sim.octoup(&["plan"]);
+    assert!(
+        text.stdout.contains("`octoup upgrade` continues it"),
+        "{}",
+        text.stdout
+    );
+    let before = sim.history().len();
+    // And `upgrade` does exactly that.
+    sim.octoup(&["upgrade", "--json"]).expect_code(0);
+    assert!(sim.history().len() > before);
+    sim.assert_check();
+}

@@ -489,16 +489,27 @@ pub fn last_run(config: &Config) -> Result<Option<(Run, PathBuf)>, EngineError> 
     }))
 }
 
-/// `octoup plan`: the preflight's findings and the steps, changing nothing.
+/// `octoup plan`: the preflight's findings and the steps, changing nothing; or, when a run
+/// is unfinished, what `octoup upgrade` would do next with it.
 pub async fn plan(
     config: Config,
     env: &EnvOverrides,
     to: Option<&str>,
-) -> Result<plan::Plan, EngineError> {
+) -> Result<plan::PlanView, EngineError> {
     let state = StateDir::new(&config.state.dir);
+    if let Some(journal) = state.unfinished()? {
+        return Ok(plan::PlanView::Unfinished(plan::resume_plan(
+            &journal.run,
+            state.live_pid(),
+        )));
+    }
     let history = state.runs();
     let log = Arc::new(RunLog::disabled());
     let conn = Connection::new(config, env, log)?;
     let facts = preflight(&conn, to).await?;
-    Ok(plan::make_plan(&conn.config, facts, &history))
+    Ok(plan::PlanView::Fresh(Box::new(plan::make_plan(
+        &conn.config,
+        facts,
+        &history,
+    ))))
 }

@@ -191,3 +191,84 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
         backup_overlaps_install: overlap,
     }
 }
+
+/// What `octoup plan` shows.
+#[derive(Clone, Serialize)]
+#[serde(untagged)]
+pub enum PlanView {
+    /// No run is unfinished: the preflight and the steps of a new run.
+    Fresh(Box<Plan>),
+    /// A run is unfinished: `octoup upgrade` continues it instead of starting a new one.
+    Unfinished(ResumePlan),
+}
+
+/// What `octoup upgrade` would do with the unfinished run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResumePlan {
+    pub unfinished_run: String,
+    pub status: String,
+    /// `forward` (finishes the upgrade), `undo` (puts things back) or `rollback`.
+    pub direction: String,
+    pub from: Version,
+    pub to: Version,
+    /// An octoup works on it now (`octoup upgrade` would wait for the lock).
+    pub live_pid: Option<String>,
+    /// The steps still to do, in order (`name` or `name@node`).
+    pub remaining: Vec<String>,
+    pub error: Option<String>,
+    pub next_step: Option<String>,
+}
+
+/// The unfinished run's remaining steps, in the order the run would take them.
+pub(crate) fn resume_plan(run: &Run, live_pid: Option<String>) -> ResumePlan {
+    use crate::journal::{Direction, StepState};
+    let reached = |s: &crate::journal::Step| {
+        matches!(
+            s.state,
+            StepState::Done | StepState::Running | StepState::Failed
+        )
+    };
+    let remaining = match run.direction {
+        Direction::Undo => catalogue::undo_order()
+            .into_iter()
+            .flat_map(|kind| {
+                run.steps
+                    .iter()
+                    .filter(move |s| s.name == kind.name() && reached(s))
+                    .map(|s| format!("undo {}", s.id))
+            })
+            .collect(),
+        Direction::Forward | Direction::Rollback => {
+            let rolling_back = run.direction == Direction::Rollback;
+            let mut left: Vec<String> = run
+                .steps
+                .iter()
+                .filter(|s| !s.state.is_settled())
+                .filter(|s| {
+                    StepKind::parse(&s.name).is_some_and(|k| k.is_rollback() == rolling_back)
+                })
+                .map(|s| s.id.clone())
+                .collect();
+            if rolling_back && left.is_empty() {
+                left.push("rollback steps as journaled".into());
+            }
+            left
+        }
+    };
+    ResumePlan {
+        unfinished_run: run.id.clone(),
+        status: run.status.as_str().to_string(),
+        direction: match run.direction {
+            Direction::Forward => "forward",
+            Direction::Undo => "undo",
+            Direction::Rollback => "rollback",
+        }
+        .to_string(),
+        from: run.from.clone(),
+        to: run.target.clone(),
+        live_pid,
+        remaining,
+        error: run.error.clone(),
+        next_step: run.next_step.clone(),
+    }
+}
