@@ -498,10 +498,10 @@ pub async fn plan(
 ) -> Result<plan::PlanView, EngineError> {
     let state = StateDir::new(&config.state.dir);
     if let Some(journal) = state.unfinished()? {
-        return Ok(plan::PlanView::Unfinished(plan::resume_plan(
+        return Ok(plan::PlanView::Unfinished(Box::new(plan::resume_plan(
             &journal.run,
             state.live_pid(),
-        )));
+        ))));
     }
     let history = state.runs();
     let log = Arc::new(RunLog::disabled());

@@ -199,7 +199,7 @@ pub enum PlanView {
     /// No run is unfinished: the preflight and the steps of a new run.
     Fresh(Box<Plan>),
     /// A run is unfinished: `octoup upgrade` continues it instead of starting a new one.
-    Unfinished(ResumePlan),
+    Unfinished(Box<ResumePlan>),
 }
 
 /// What `octoup upgrade` would do with the unfinished run.
