@@ -6,14 +6,16 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use octoup::engine::Events;
+use octoup::engine::catalogue::StepKind;
 use octoup::journal::{Step, StepState};
 use octoup::process::clock::human_duration;
 use octoup::progress::Progress;
 
+use crate::live::Live;
 use crate::progress::CliProgress;
 
 pub struct StepPrinter {
-    quiet: bool,
+    live: Live,
     /// Ask before the outage when a person is at the terminal.
     interactive: bool,
     progress: CliProgress,
@@ -23,7 +25,7 @@ impl StepPrinter {
     /// `quiet`: nothing on stderr but the prompt (see [`crate::context::Context::quiet`]).
     pub fn new(json: bool, quiet: bool, assume_yes: bool) -> StepPrinter {
         StepPrinter {
-            quiet,
+            live: Live::new(quiet),
             interactive: !json
                 && !assume_yes
                 && std::io::stdin().is_terminal()
@@ -32,11 +34,14 @@ impl StepPrinter {
         }
     }
 
+    /// Shows each step's elapsed time against the timeout the config gives it.
+    pub fn with_config(self, config: &octoup::config::Config) -> StepPrinter {
+        self.live.set_timeouts(crate::live::timeouts(config));
+        self
+    }
+
     fn line(&self, text: &str) {
-        if !self.quiet {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{text}");
-        }
+        self.live.line(text);
     }
 }
 
@@ -49,16 +54,23 @@ fn what(step: &Step) -> String {
 
 impl Events for StepPrinter {
     fn step_started(&self, step: &Step) {
+        self.live
+            .started(&step.id, StepKind::parse(&step.name), &what(step));
         self.line(&format!("  ..   {}", what(step)));
     }
 
     fn step_finished(&self, step: &Step) {
+        self.live.finished(
+            &step.id,
+            StepKind::parse(&step.name),
+            step.state == StepState::Done,
+        );
         let mark = match step.state {
-            StepState::Done => " ok ",
-            StepState::Failed => "FAIL",
-            StepState::Undone => "undo",
-            StepState::Skipped => "skip",
-            StepState::Running | StepState::Planned => " .. ",
+            StepState::Done => self.live.ok(" ok "),
+            StepState::Failed => self.live.bad("FAIL"),
+            StepState::Undone => "undo".to_string(),
+            StepState::Skipped => "skip".to_string(),
+            StepState::Running | StepState::Planned => " .. ".to_string(),
         };
         let secs = step
             .seconds()
@@ -67,7 +79,7 @@ impl Events for StepPrinter {
             .unwrap_or_default();
         let detail = match (&step.error, step.output_str("detail")) {
             (Some(e), _) => format!(": {e}"),
-            (None, Some(d)) if step.state != StepState::Undone => format!(" — {d}"),
+            (None, Some(d)) if step.state != StepState::Undone => format!(" — {}", shorten(d)),
             _ if step.state == StepState::Undone => " — put back".to_string(),
             _ => String::new(),
         };
@@ -95,5 +107,37 @@ impl Events for StepPrinter {
             return false;
         }
         matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+    }
+}
+
+/// Cache paths carry a 64-hex digest per entry; on a progress line its first 8 characters
+/// say enough (the report and the journal keep the whole path).
+fn shorten(text: &str) -> String {
+    text.split_inclusive(['/', '\\'])
+        .map(|part| {
+            let (name, sep) = match part.strip_suffix(['/', '\\']) {
+                Some(name) => (name, &part[name.len()..]),
+                None => (part, ""),
+            };
+            if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                format!("{}…{sep}", &name[..8])
+            } else {
+                part.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cache_digests_are_shortened_on_progress_lines() {
+        let digest = "44212d3fccd310bc86de79ea13c0f4ad54cfdfcd115d13c78b09823d99085910";
+        let path = format!("/state/cache/2024.3.13050/{digest}/Octopus.2024.3.13050-x64.msi (x)");
+        assert_eq!(
+            super::shorten(&path),
+            "/state/cache/2024.3.13050/44212d3f…/Octopus.2024.3.13050-x64.msi (x)"
+        );
+        assert_eq!(super::shorten("turned on"), "turned on");
     }
 }

@@ -162,7 +162,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Exit {
         * args.nodes as f64
         * args.time_scale;
     say("\nUpgrading it with octoup:");
-    let events = Arc::new(StepPrinter::new(ctx.json, ctx.quiet(), true));
+    let events = Arc::new(StepPrinter::new(ctx.json, ctx.quiet(), true).with_config(&config));
     // The demo never takes OCTOPUS_URL / OCTOPUS_API_KEY: it talks only to its simulation.
     let result = block_on(engine::upgrade(
         config,

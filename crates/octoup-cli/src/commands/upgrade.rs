@@ -142,7 +142,7 @@ fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
             return Exit::Usage;
         }
     };
-    let events = Arc::new(StepPrinter::new(ctx.json, ctx.quiet(), yes));
+    let events = Arc::new(StepPrinter::new(ctx.json, ctx.quiet(), yes).with_config(&config));
     match block_on(engine::upgrade(config, &ctx.env, options, events)) {
         Ok(Ok(report)) => print_report(&report, ctx),
         Ok(Err(e)) => {

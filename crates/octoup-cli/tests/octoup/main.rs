@@ -10,6 +10,7 @@ mod fault_matrix;
 mod ha;
 mod happy;
 mod node_commands;
+mod progress;
 mod resume;
 mod secrets;
 mod snapshots;

@@ -152,7 +152,7 @@ impl StepKind {
     }
 
     /// Part of the outage: between the first stop and every node serving.
-    pub(crate) fn in_outage(self) -> bool {
+    pub fn in_outage(self) -> bool {
         matches!(
             self,
             Stop | BackupDatabase | VerifyBackup | Install | UpgradeDatabase | Start | Verify

@@ -58,7 +58,7 @@ impl Connection {
         if let Some(pw) = config.sql_password()? {
             log.redact(&pw);
         }
-        let http = HttpClient::new(NetworkSettings::from_config(&config))?;
+        let http = HttpClient::new(NetworkSettings::from_config(&config))?.with_log(log.clone());
         let url = config.server_url()?.to_string();
         http.check_url(&url)?;
         let api = OctopusApi::new(

@@ -29,7 +29,7 @@ pub enum NodeError {
         tail: String,
     },
     #[error(
-        "{node}: the installer failed ({code}). Last lines of its log {log}:\n{tail}\nFix the cause (the log names it), then run octoup again"
+        "{node}: the installer failed ({code}). From its log {log} (the lines before the first \"Return value 3\", or its end):\n{tail}\nFix the cause (the log names it), then run octoup again"
     )]
     Install {
         node: String,

@@ -123,6 +123,9 @@ impl LocalAgent {
             "install-{}-{version}-{stamp}.log",
             file_safe(&self.name)
         ));
+        // The installer writes into a file that only its owner can read (it names hosts,
+        // paths and properties); msiexec keeps an existing file's permissions.
+        let _ = crate::process::platform::append_owner_only(&log);
         let installer_text = installer.to_string_lossy().into_owned();
         let log_text = log.to_string_lossy().into_owned();
         let argv = expand(
@@ -161,7 +164,7 @@ impl LocalAgent {
             Ok(out) => out,
             Err(Attempt::Run(e)) => return Err(e.into()),
             Err(Attempt::Busy(out) | Attempt::Failed(out)) => {
-                let mut tail = read_log_tail(&log, 15);
+                let mut tail = msi_failure_excerpt(&log, 15);
                 if tail.is_empty() {
                     tail = out.tail(10);
                 }

@@ -178,12 +178,10 @@ pub(crate) fn msi_exit_code(raw: Option<i32>, log_tail: &str) -> Option<i32> {
     }
 }
 
-/// The last lines of an installer log (msiexec writes UTF-16 when asked for Unicode).
-pub(crate) fn read_log_tail(path: &Path, lines: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
-        return String::new();
-    };
-    let text = if bytes.starts_with(&[0xFF, 0xFE]) {
+/// An installer log's text (msiexec writes UTF-16 when asked for Unicode).
+fn read_log(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(if bytes.starts_with(&[0xFF, 0xFE]) {
         let units: Vec<u16> = bytes[2..]
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
@@ -191,13 +189,72 @@ pub(crate) fn read_log_tail(path: &Path, lines: usize) -> String {
         String::from_utf16_lossy(&units)
     } else {
         String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// The last lines of an installer log.
+pub(crate) fn read_log_tail(path: &Path, lines: usize) -> String {
+    read_log(path)
+        .map(|text| tail_lines(&text, lines))
+        .unwrap_or_default()
+}
+
+/// Lines shown before and after the failing action in a verbose MSI log.
+const CAUSE_BEFORE: usize = 12;
+const CAUSE_AFTER: usize = 2;
+
+/// What explains an installer failure: the lines around the first `Return value 3` of a
+/// verbose (`/l*v`) log (the cause sits above it; the end of such a log is property
+/// dumps), else the log's last lines.
+pub(crate) fn msi_failure_excerpt(path: &Path, tail: usize) -> String {
+    let Some(text) = read_log(path) else {
+        return String::new();
     };
-    tail_lines(&text, lines)
+    excerpt_around_failure(&text).unwrap_or_else(|| tail_lines(&text, tail))
+}
+
+fn excerpt_around_failure(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.contains("Return value 3"))?;
+    let from = at.saturating_sub(CAUSE_BEFORE);
+    let to = (at + CAUSE_AFTER + 1).min(lines.len());
+    Some(
+        lines[from..to]
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_msi_failure_shows_the_lines_above_the_first_return_value_3() {
+        let mut log: Vec<String> = (0..40).map(|i| format!("MSI (s) line {i}")).collect();
+        log[30] = "CustomAction InstallService returned actual error code 1603".into();
+        log[31] = "Action ended 12:00:01: InstallFinalize. Return value 3.".into();
+        for i in 0..200 {
+            log.push(format!("Property(S): P{i} = value"));
+        }
+        log.push("Action ended 12:00:09: INSTALL. Return value 3.".into());
+        let text = log.join("\r\n");
+        let excerpt = excerpt_around_failure(&text).unwrap();
+        assert!(
+            excerpt.contains("returned actual error code 1603"),
+            "{excerpt}"
+        );
+        assert!(
+            excerpt.contains("InstallFinalize. Return value 3."),
+            "{excerpt}"
+        );
+        assert!(!excerpt.contains("Property(S)"), "{excerpt}");
+        assert!(excerpt.lines().count() <= CAUSE_BEFORE + CAUSE_AFTER + 1);
+        assert_eq!(excerpt_around_failure("no failure here\nat all"), None);
+    }
 
     #[test]
     fn versions_are_found_in_json_or_text() {

@@ -130,6 +130,18 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
 pub struct HttpClient {
     inner: reqwest::Client,
     settings: NetworkSettings,
+    log: Option<CallLog>,
+}
+
+/// Where each call is written: method, path, status and duration (never a header, so never
+/// the API key).
+#[derive(Clone)]
+struct CallLog(std::sync::Arc<crate::process::runner::RunLog>);
+
+impl std::fmt::Debug for CallLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallLog")
+    }
 }
 
 impl HttpClient {
@@ -172,7 +184,17 @@ impl HttpClient {
         let inner = builder
             .build()
             .map_err(|e| HttpError::Client(error_chain(&e)))?;
-        Ok(HttpClient { inner, settings })
+        Ok(HttpClient {
+            inner,
+            settings,
+            log: None,
+        })
+    }
+
+    /// Writes every call into the run log.
+    pub(crate) fn with_log(mut self, log: std::sync::Arc<crate::process::runner::RunLog>) -> Self {
+        self.log = Some(CallLog(log));
+        self
     }
 
     /// Parses `url` and applies the transport rules (scheme, plain-http policy).
@@ -199,10 +221,20 @@ impl HttpClient {
             .build()
             .map_err(|e| HttpError::Client(error_chain(&e)))?;
         let url = redact_url(request.url().as_str());
-        self.inner
-            .execute(request)
-            .await
-            .map_err(|e| request_error(&url, e))
+        let (method, path) = (request.method().clone(), request.url().path().to_string());
+        let began = std::time::Instant::now();
+        let result = self.inner.execute(request).await;
+        if let Some(CallLog(log)) = &self.log {
+            let outcome = match &result {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(_) => "no answer".to_string(),
+            };
+            log.note(&format!(
+                "http {method} {path} -> {outcome} ({} ms)",
+                began.elapsed().as_millis()
+            ));
+        }
+        result.map_err(|e| request_error(&url, e))
     }
 
     /// Sends a request and returns the response when its status is 2xx; otherwise

@@ -27,6 +27,26 @@ pub(crate) fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()>
     crate::process::fsutil::sync_dir(dir)
 }
 
+/// Opens a log for appending, creating it readable by its owner only (Unix: 0600, also
+/// when it already existed; Windows: the directory's ACL, as for [`write_owner_only`]).
+/// Logs name hosts, paths and commands: nobody else needs to read them.
+pub(crate) fn append_owner_only(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path)
+    }
+}
+
 #[cfg(unix)]
 fn restrict_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;

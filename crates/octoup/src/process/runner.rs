@@ -6,7 +6,7 @@
 //! variables (`SQLCMDPASSWORD`), and the log scrubs every secret it was told about.
 
 use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -251,7 +251,7 @@ impl RunLog {
     /// Opens (appends to) the log file, creating its directory.
     pub fn open(path: &Path) -> std::io::Result<RunLog> {
         std::fs::create_dir_all(crate::process::fsutil::parent_dir(path))?;
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = crate::process::platform::append_owner_only(path)?;
         Ok(RunLog {
             path: path.to_path_buf(),
             file: Mutex::new(Some(file)),
