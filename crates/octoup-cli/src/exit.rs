@@ -21,8 +21,74 @@ pub enum Exit {
     Locked = 6,
 }
 
+impl Exit {
+    /// Every status, in order: the README's "Exit status" table and `--help` list these.
+    pub const ALL: [Exit; 7] = [
+        Exit::Ok,
+        Exit::Failed,
+        Exit::Usage,
+        Exit::Refused,
+        Exit::Paused,
+        Exit::RolledBack,
+        Exit::Locked,
+    ];
+
+    /// What the status means, as the README's table says it (a test holds them equal).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "upgraded, up to date, or the command did what it was asked",
+            Exit::Failed => {
+                "the run failed; the report says what state the system is in and what to do"
+            }
+            Exit::Usage => "bad usage or configuration; nothing was changed",
+            Exit::Refused => {
+                "a preflight check refused, or the server/feed could not be reached; nothing was changed"
+            }
+            Exit::Paused => {
+                "paused in a documented safe state; the report names the next step (`octoup upgrade` resumes)"
+            }
+            Exit::RolledBack => {
+                "the upgrade failed and was rolled back; the original version serves"
+            }
+            Exit::Locked => "another octoup run holds the lock",
+        }
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Exit;
+
+    /// The rows of the README's "Exit status" table: `| code | meaning |`.
+    fn readme_table() -> Vec<(u8, String)> {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("### Exit status")
+            .nth(1)
+            .expect("README.md has an \"Exit status\" section");
+        section
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|row| {
+                let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+                Some((cells.first()?.parse().ok()?, cells.get(1)?.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_table_is_the_exit_data() {
+        let ours: Vec<(u8, String)> = Exit::ALL
+            .iter()
+            .map(|&e| (e as u8, e.meaning().to_string()))
+            .collect();
+        assert_eq!(readme_table(), ours);
     }
 }

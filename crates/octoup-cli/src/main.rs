@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod context;
 mod exit;
+mod help;
 mod platform;
 mod progress;
 mod render;

@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod diagnostic;
+mod template;
 mod validate;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::Source;
+pub use template::{InitOptions, init_template};
 
 /// Where the public version feed lives.
 pub(crate) const DEFAULT_FEED: &str = "https://octopus.com/download/upgrade/v3";
