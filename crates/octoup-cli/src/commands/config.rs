@@ -18,9 +18,15 @@ pub fn run(args: ConfigArgs, ctx: &Context) -> Exit {
 
 fn check(ctx: &Context) -> Exit {
     let path = &ctx.config_path;
-    let config = match Config::load(path) {
+    // Loaded by its absolute path, so the relative paths it holds show resolved; an error
+    // names the file as it was given.
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+    let config = match Config::load(&absolute) {
         Ok(config) => config,
-        Err(e) => {
+        Err(mut e) => {
+            if let ConfigError::Parse(d) = &mut e {
+                d.file = path.clone();
+            }
             if ctx.json {
                 let location = match &e {
                     ConfigError::Parse(d) => serde_json::to_value(d).ok(),

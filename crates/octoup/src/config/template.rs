@@ -369,17 +369,20 @@ pub fn init_template(options: &InitOptions) -> Result<String, ConfigError> {
 
 /// The host of a URL (for the example `ssh` line).
 fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority(url);
     let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
     if host.is_empty() { "host" } else { host }
 }
 
+/// The `[user@]host[:port]` part of a URL.
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
 /// Refuses a URL with a user name or password in it: no secret goes in the config.
 fn no_credentials(flag: &str, url: &str) -> Result<(), ConfigError> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    if authority.contains('@') {
+    if authority(url).contains('@') {
         return Err(ConfigError::Invalid(format!(
             "{flag}: a URL with a user name or password in it would put a secret in the config; give the URL without them"
         )));
