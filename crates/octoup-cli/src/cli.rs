@@ -8,9 +8,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "octoup",
-    version,
+    version = env!("OCTOUP_VERSION"),
     about = "Upgrade a self-hosted Octopus Deploy server or HA cluster safely, with the shortest outage",
-    after_help = "Environment: OCTOPUS_URL, OCTOPUS_API_KEY (the API key is never accepted as an argument).\nExit status: see README.md."
+    after_help = crate::help::after_help(),
+    after_long_help = crate::help::after_long_help()
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -67,6 +68,14 @@ pub enum Command {
     Demo(DemoArgs),
     /// Node-level steps, run on one node (the orchestrator calls these over the transport).
     Node(NodeArgs),
+    /// Write a commented octoup.toml for one node or a cluster (never overwrites a file).
+    Init(InitArgs),
+    /// Work with the config file: `octoup config check`.
+    Config(ConfigArgs),
+    /// Print a shell completion script on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout.
+    Man,
     /// The built-in simulator (same as the octoup-sim binary).
     #[command(hide = true)]
     Sim {
@@ -173,4 +182,54 @@ pub enum NodeAction {
     },
     /// The node's installed version and service state.
     Status,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The cluster's nodes, as registered in Octopus, each with its own address (repeat the
+    /// flag or list several). Without it, this machine is the one node.
+    #[arg(long, value_name = "NAME=URL", num_args = 1.., value_parser = parse_node)]
+    pub nodes: Vec<(String, String)>,
+    /// The server (or load balancer) URL.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The SQL Server host of the Octopus database (for sqlcmd -S).
+    #[arg(long, value_name = "HOST")]
+    pub sql_server: Option<String>,
+    /// The Octopus database name.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+    /// Where to write the config (an existing file is never overwritten).
+    #[arg(long, value_name = "FILE", default_value = "octoup.toml")]
+    pub out: PathBuf,
+}
+
+/// `NAME=URL`.
+fn parse_node(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, url)) if !name.trim().is_empty() && !url.trim().is_empty() => {
+            Ok((name.trim().to_string(), url.trim().to_string()))
+        }
+        _ => Err(format!(
+            "expected NAME=URL (the node's name in Octopus and its own address), found {text:?}"
+        )),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate the config offline and print what it resolves to (secrets redacted).
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }

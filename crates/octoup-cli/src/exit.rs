@@ -27,8 +27,82 @@ pub enum Exit {
     StatusNone = 11,
 }
 
+impl Exit {
+    /// Every status, in order: the README's "Exit status" table and `--help` list these.
+    pub const ALL: [Exit; 10] = [
+        Exit::Ok,
+        Exit::Failed,
+        Exit::Usage,
+        Exit::Refused,
+        Exit::Paused,
+        Exit::RolledBack,
+        Exit::Locked,
+        Exit::StatusRunning,
+        Exit::StatusInterrupted,
+        Exit::StatusNone,
+    ];
+
+    /// What the status means, as the README's table says it (a test holds them equal).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "upgraded, up to date, or the command did what it was asked",
+            Exit::Failed => {
+                "the run failed; the report says what state the system is in and what to do"
+            }
+            Exit::Usage => "bad usage or configuration; nothing was changed",
+            Exit::Refused => {
+                "a preflight check refused, or the server/feed could not be reached; nothing was changed"
+            }
+            Exit::Paused => {
+                "paused in a documented safe state; the report names the next step (`octoup upgrade` resumes)"
+            }
+            Exit::RolledBack => {
+                "the upgrade failed and was rolled back; the original version serves"
+            }
+            Exit::Locked => "another octoup run holds the lock",
+            Exit::StatusRunning => "`octoup status`: an octoup is working on the run now",
+            Exit::StatusInterrupted => {
+                "`octoup status`: the run is unfinished and no octoup works on it (interrupted: `octoup upgrade` continues it)"
+            }
+            Exit::StatusNone => "`octoup status`: no run recorded",
+        }
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Exit;
+
+    /// The rows of the README's "Exit status" table: `| code | meaning |`.
+    fn readme_table() -> Vec<(u8, String)> {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("### Exit status")
+            .nth(1)
+            .expect("README.md has an \"Exit status\" section");
+        section
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|row| {
+                let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+                Some((cells.first()?.parse().ok()?, cells.get(1)?.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_table_is_the_exit_data() {
+        let ours: Vec<(u8, String)> = Exit::ALL
+            .iter()
+            .map(|&e| (e as u8, e.meaning().to_string()))
+            .collect();
+        assert_eq!(readme_table(), ours);
     }
 }

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod context;
 mod exit;
+mod help;
 mod live;
 mod platform;
 mod progress;

@@ -9,6 +9,7 @@
 //!   fs, the platform module).
 //! - [`config`]: `octoup.toml`, secrets and environment overrides.
 //! - [`octopus`]: HTTP and the Octopus REST API client.
+//! - [`settings`]: what a config resolves to, secrets as their sources (`octoup config check`).
 //! - [`choice`]: which version to install (feed, policy, upgrade paths, `check`).
 //! - [`installer`]: installer delivery (download, verify, cache).
 //! - [`nodes`]: node operations, behind the [`nodes::NodeAgent`] trait: this machine, or
@@ -30,4 +31,5 @@ pub mod nodes;
 pub mod octopus;
 pub mod process;
 pub mod progress;
+pub mod settings;
 pub mod version;

@@ -1,7 +1,10 @@
 //! One module per command. Each returns an [`Exit`].
 
 mod check;
+mod config;
 mod demo;
+mod furniture;
+mod init;
 mod node;
 mod stage;
 mod status;
@@ -22,6 +25,10 @@ pub fn dispatch(command: Command, ctx: &Context) -> Exit {
         Command::Stage(args) => stage::run(args, ctx),
         Command::Demo(args) => demo::run(args, ctx),
         Command::Node(args) => node::run(args, ctx),
+        Command::Init(args) => init::run(args, ctx),
+        Command::Config(args) => config::run(args, ctx),
+        Command::Completions(args) => furniture::completions(args),
+        Command::Man => furniture::man(),
         Command::Sim { args } => demo::sim_passthrough(args),
     }
 }

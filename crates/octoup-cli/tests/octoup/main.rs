@@ -7,6 +7,7 @@
 mod check;
 mod failures;
 mod fault_matrix;
+mod furniture;
 mod ha;
 mod happy;
 mod node_commands;

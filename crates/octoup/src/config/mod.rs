@@ -11,6 +11,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod diagnostic;
+mod template;
+mod validate;
+
+pub use diagnostic::Diagnostic;
+use diagnostic::Source;
+pub use template::{InitOptions, init_template};
+
 /// Where the public version feed lives.
 pub(crate) const DEFAULT_FEED: &str = "https://octopus.com/download/upgrade/v3";
 /// The vendor's MSI download pattern.
@@ -26,10 +34,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "the config file {path} is not valid: {message}. Fix the key named above (see docs/configuration.md)"
-    )]
-    Parse { path: PathBuf, message: String },
+    /// Not valid TOML, an unknown key, a value of the wrong type, or a value that makes no
+    /// sense: where (`file:line:col`), which key, and what was expected and found.
+    #[error("{0}")]
+    Parse(Diagnostic),
     #[error("config: {0}")]
     Invalid(String),
     #[error(
@@ -432,13 +440,7 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut config = Config::parse(&text).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
-                path: path.to_path_buf(),
-                message,
-            },
-            other => other,
-        })?;
+        let mut config = Config::parse_file(&text, path)?;
         let base = path.parent().unwrap_or(Path::new(""));
         config.resolve_paths(base);
         Ok(config)
@@ -446,14 +448,20 @@ impl Config {
 
     /// Parses and validates config text (paths stay as written).
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::from("<config>"),
-            message: e.message().to_string()
-                + &e.span()
-                    .map(|s| format!(" (at byte {})", s.start))
-                    .unwrap_or_default(),
-        })?;
-        config.validate()?;
+        Config::parse_file(text, Path::new("<config>"))
+    }
+
+    /// Parses and validates the text of `file` (named in errors, with line and column).
+    fn parse_file(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let source = Source::new(text, file);
+        if let Some(d) = source.forbidden_key() {
+            return Err(ConfigError::Parse(d));
+        }
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(source.toml_error(&e)))?;
+        config
+            .validate()
+            .map_err(|p| ConfigError::Parse(source.problem(p)))?;
         Ok(config)
     }
 
@@ -483,81 +491,6 @@ impl Config {
             fix(&mut feed);
             self.versions.feed = feed.to_string_lossy().into_owned();
         }
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if !matches!(self.versions.allow.as_str(), "patch" | "minor" | "major") {
-            return invalid(format!(
-                "[versions] allow = {:?} is not one of patch, minor, major",
-                self.versions.allow
-            ));
-        }
-        if self.server.server_exe.is_empty() {
-            return invalid(
-                "[server] server_exe is empty: give the argv that runs Octopus.Server.exe".into(),
-            );
-        }
-        if self.server.instance.trim().is_empty() {
-            return invalid(
-                "[server] instance is empty (the default instance is OctopusServer)".into(),
-            );
-        }
-        check_install_argv("[installer] install", &self.installer.install)?;
-        check_install_argv("[installer] uninstall", &self.installer.uninstall)?;
-        if !self.installer.url.contains("{version}") {
-            return invalid(format!(
-                "[installer] url = {:?} has no {{version}} placeholder",
-                self.installer.url
-            ));
-        }
-        if let Some(sha) = &self.installer.sha256
-            && !(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()))
-        {
-            return invalid(format!(
-                "[installer] sha256 = {sha:?} is not a 64-digit hex SHA-256"
-            ));
-        }
-        if self.database.sqlcmd.is_empty() {
-            return invalid("[database] sqlcmd is empty: give the sqlcmd argv prefix".into());
-        }
-        if self.database.name.trim().is_empty() {
-            return invalid("[database] name is empty".into());
-        }
-        if self.ssh.program.is_empty() {
-            return invalid("[ssh] program is empty".into());
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for node in &self.nodes {
-            if node.name.trim().is_empty() {
-                return invalid("a [[nodes]] entry has no name".into());
-            }
-            if !seen.insert(node.name.to_ascii_lowercase()) {
-                return invalid(format!("node {:?} is listed twice in [[nodes]]", node.name));
-            }
-            if node.url.trim().is_empty() {
-                return invalid(format!(
-                    "node {:?} has no url (its own address, for ping and /api)",
-                    node.name
-                ));
-            }
-            if let Some(argv) = &node.install {
-                check_install_argv(&format!("node {:?} install", node.name), argv)?;
-            }
-            if let Some(argv) = &node.uninstall {
-                check_install_argv(&format!("node {:?} uninstall", node.name), argv)?;
-            }
-            if node.server_exe.as_ref().is_some_and(|v| v.is_empty()) {
-                return invalid(format!("node {:?} server_exe is empty", node.name));
-            }
-        }
-        let primaries = self.nodes.iter().filter(|n| n.primary).count();
-        if primaries > 1 {
-            return invalid(format!(
-                "{primaries} nodes are marked primary = true; exactly one node runs the database upgrade"
-            ));
-        }
-        Ok(())
     }
 
     /// Applies `OCTOPUS_URL` (the API key is resolved by [`Config::api_key`]).
@@ -655,18 +588,6 @@ impl Config {
             .as_deref()
             .unwrap_or(&self.installer.uninstall)
     }
-}
-
-fn check_install_argv(what: &str, argv: &[String]) -> Result<(), ConfigError> {
-    if argv.is_empty() {
-        return Err(ConfigError::Invalid(format!("{what} is empty")));
-    }
-    if !argv.iter().any(|a| a.contains("{installer}")) {
-        return Err(ConfigError::Invalid(format!(
-            "{what} has no {{installer}} placeholder: octoup cannot tell it which file to install"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,202 @@
+//! The checks a config passes after it parsed: each failure names its key (the caller
+//! finds it in the file) and says what was expected and found.
+
+use super::diagnostic::{KeyPath, Problem};
+use super::{Config, InstallerConfig, SshConfig, TimeoutsConfig};
+
+impl TimeoutsConfig {
+    /// Every `[timeouts]` key and its value.
+    fn entries(&self) -> [(&'static str, u64); 7] {
+        [
+            ("command", self.command),
+            ("stop", self.stop),
+            ("start", self.start),
+            ("backup", self.backup),
+            ("install", self.install),
+            ("db_upgrade", self.db_upgrade),
+            ("http", self.http),
+        ]
+    }
+}
+
+impl Config {
+    pub(super) fn validate(&self) -> Result<(), Problem> {
+        let at = |table: &str, key: &str, message: String| {
+            Err(Problem::at(KeyPath::key(table, key), message))
+        };
+        if !matches!(self.versions.allow.as_str(), "patch" | "minor" | "major") {
+            return at(
+                "versions",
+                "allow",
+                format!(
+                    "expected patch, minor or major, found {:?}",
+                    self.versions.allow
+                ),
+            );
+        }
+        if self.server.server_exe.is_empty() {
+            return at(
+                "server",
+                "server_exe",
+                "is empty: give the argv that runs Octopus.Server.exe".into(),
+            );
+        }
+        if self.server.instance.trim().is_empty() {
+            return at(
+                "server",
+                "instance",
+                "is empty (the default instance is OctopusServer)".into(),
+            );
+        }
+        check_install_argv(
+            KeyPath::key("installer", "install"),
+            &self.installer.install,
+        )?;
+        check_install_argv(
+            KeyPath::key("installer", "uninstall"),
+            &self.installer.uninstall,
+        )?;
+        if !self.installer.url.contains("{version}") {
+            return at(
+                "installer",
+                "url",
+                format!(
+                    "expected a URL template with a {{version}} placeholder, found {:?}",
+                    self.installer.url
+                ),
+            );
+        }
+        if let Some(sha) = &self.installer.sha256
+            && !(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return at(
+                "installer",
+                "sha256",
+                format!("expected a 64-digit hex SHA-256, found {sha:?}"),
+            );
+        }
+        if self.installer.download_give_up_minutes == 0 {
+            return at(
+                "installer",
+                "download_give_up_minutes",
+                zero(
+                    "minutes",
+                    "no download would ever start",
+                    InstallerConfig::default().download_give_up_minutes,
+                ),
+            );
+        }
+        if self.database.sqlcmd.is_empty() {
+            return at(
+                "database",
+                "sqlcmd",
+                "is empty: give the sqlcmd argv prefix".into(),
+            );
+        }
+        if self.database.name.trim().is_empty() {
+            return at("database", "name", "is empty".into());
+        }
+        let defaults = TimeoutsConfig::default().entries();
+        for ((key, value), (_, default)) in self.timeouts.entries().into_iter().zip(defaults) {
+            if value == 0 {
+                return at(
+                    "timeouts",
+                    key,
+                    zero(
+                        "seconds",
+                        "every command it bounds would be killed at once",
+                        default,
+                    ),
+                );
+            }
+        }
+        if self.ssh.program.is_empty() {
+            return at("ssh", "program", "is empty".into());
+        }
+        if self.ssh.connect_timeout_seconds == 0 {
+            return at(
+                "ssh",
+                "connect_timeout_seconds",
+                zero(
+                    "seconds",
+                    "no connection could be made",
+                    SshConfig::default().connect_timeout_seconds,
+                ),
+            );
+        }
+        self.validate_nodes()
+    }
+
+    fn validate_nodes(&self) -> Result<(), Problem> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let at = |key: Option<&str>, message: String| {
+                Err(Problem::at(KeyPath::node(i, key), message))
+            };
+            if node.name.trim().is_empty() {
+                return at(
+                    Some("name"),
+                    "missing: give the node's name as registered in Octopus".into(),
+                );
+            }
+            if !seen.insert(node.name.to_ascii_lowercase()) {
+                return at(
+                    Some("name"),
+                    format!("node {:?} is listed twice in [[nodes]]", node.name),
+                );
+            }
+            if node.url.trim().is_empty() {
+                return at(
+                    Some("url"),
+                    format!(
+                        "node {:?} has no url (its own address, for ping and /api)",
+                        node.name
+                    ),
+                );
+            }
+            if let Some(argv) = &node.install {
+                check_install_argv(KeyPath::node(i, Some("install")), argv)?;
+            }
+            if let Some(argv) = &node.uninstall {
+                check_install_argv(KeyPath::node(i, Some("uninstall")), argv)?;
+            }
+            if node.server_exe.as_ref().is_some_and(|v| v.is_empty()) {
+                return at(
+                    Some("server_exe"),
+                    format!("node {:?} server_exe is empty", node.name),
+                );
+            }
+        }
+        let primaries: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].primary)
+            .collect();
+        if let [_, second, ..] = primaries[..] {
+            return Err(Problem::at(
+                KeyPath::node(second, Some("primary")),
+                format!(
+                    "{} nodes are marked primary = true; exactly one node runs the database upgrade",
+                    primaries.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The message for a zero duration that makes no sense.
+fn zero(unit: &str, why: &str, default: u64) -> String {
+    format!("expected a number of {unit} above 0, found 0 ({why}; the default is {default})")
+}
+
+fn check_install_argv(key: KeyPath, argv: &[String]) -> Result<(), Problem> {
+    if argv.is_empty() {
+        return Err(Problem::at(key, "is empty"));
+    }
+    if !argv.iter().any(|a| a.contains("{installer}")) {
+        return Err(Problem::at(
+            key,
+            "has no {installer} placeholder: octoup cannot tell it which file to install",
+        ));
+    }
+    Ok(())
+}
