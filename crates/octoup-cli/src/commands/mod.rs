@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod node;
+mod server;
 mod stage;
 mod upgrade;
 

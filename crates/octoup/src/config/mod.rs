@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod key_source;
+pub use key_source::ApiKeySource;
+
 /// Where the public version feed lives.
 pub(crate) const DEFAULT_FEED: &str = "https://octopus.com/download/upgrade/v3";
 /// The vendor's MSI download pattern.
