@@ -5,10 +5,12 @@
 //! harness is `octoup-testkit`; scenarios run in parallel threads at a tiny time scale.
 
 mod check;
+mod exit_codes;
 mod failures;
 mod fault_matrix;
 mod ha;
 mod happy;
+mod input;
 mod node_commands;
 mod resume;
 mod secrets;

@@ -151,6 +151,13 @@ mod tests {
         assert!(r.warnings.is_empty());
     }
 
+    /// The nearest builds named for an unlisted `wanted`: (lower, higher, newest of line).
+    fn nearest(wanted: &str) -> (Option<Version>, Option<Version>, Option<Version>) {
+        let e = requested(&sample(), "f".into(), &v(wanted), TODAY.parse().unwrap())
+            .expect_err("not in the feed");
+        (e.lower, e.higher, e.newest_of_line)
+    }
+
     #[test]
     fn an_unlisted_version_names_the_nearest_builds() {
         let e = requested(
@@ -160,45 +167,29 @@ mod tests {
             TODAY.parse().unwrap(),
         )
         .unwrap_err();
-        assert_eq!(e.lower, Some(v("2024.3.13050")));
-        assert_eq!(e.higher, Some(v("2025.1.3")));
-        assert_eq!(
-            e.newest_of_line, None,
-            "the closest lower is the newest of the line"
-        );
         let text = e.to_string();
         assert!(text.contains("feed.json"), "{text}");
         assert!(text.contains("2024.3.13050 (the closest lower)"), "{text}");
         assert!(text.contains("2025.1.3 (the closest higher)"), "{text}");
-
-        // Between two builds of the line: the newest of the line is named too.
-        let e = requested(
-            &sample(),
-            "f".into(),
-            &v("2024.3.12800"),
-            TODAY.parse().unwrap(),
-        )
-        .unwrap_err();
-        assert_eq!(e.lower, Some(v("2024.3.12701")));
-        assert_eq!(e.higher, Some(v("2024.3.13050")));
-        assert_eq!(e.newest_of_line, None);
-        let e = requested(
-            &sample(),
-            "f".into(),
-            &v("2024.2.1"),
-            TODAY.parse().unwrap(),
-        )
-        .unwrap_err();
-        assert_eq!(e.lower, None);
-        assert_eq!(e.higher, Some(v("2024.2.9409")));
-        let e = requested(
-            &sample(),
-            "f".into(),
-            &v("2024.2.9000"),
-            TODAY.parse().unwrap(),
-        )
-        .unwrap_err();
-        assert_eq!(e.newest_of_line, None);
+        // The closest lower is the newest of the line: not named twice.
+        assert_eq!(
+            nearest("2024.3.99999"),
+            (Some(v("2024.3.13050")), Some(v("2025.1.3")), None)
+        );
+        assert_eq!(
+            nearest("2024.3.12800"),
+            (Some(v("2024.3.12701")), Some(v("2024.3.13050")), None)
+        );
+        assert_eq!(nearest("2024.2.1"), (None, Some(v("2024.2.9409")), None));
+        // Below the line's first build: the newest of the line is named too.
+        assert_eq!(
+            nearest("2024.3.100"),
+            (
+                Some(v("2024.2.9409")),
+                Some(v("2024.3.12701")),
+                Some(v("2024.3.13050"))
+            )
+        );
         let e = requested(
             &sample(),
             "f".into(),
@@ -206,9 +197,6 @@ mod tests {
             TODAY.parse().unwrap(),
         )
         .unwrap_err();
-        assert_eq!(e.lower, Some(v("2024.2.9409")));
-        assert_eq!(e.higher, Some(v("2024.3.12701")));
-        assert_eq!(e.newest_of_line, Some(v("2024.3.13050")));
         assert!(
             e.to_string()
                 .contains("2024.3.13050 (the newest of 2024.3)")
