@@ -3,7 +3,8 @@
 //! is `octoup::choice::check`.
 //!
 //! Exit status: 0 when the answer is known (a target, up to date, or nothing eligible);
-//! 2 for bad input or configuration; 3 when the feed or the server cannot be read.
+//! 2 for bad input or configuration (a refused API key included); 3 when the feed or the
+//! server cannot be read.
 
 use octoup::choice::choose;
 use octoup::config::{Config, ConfigError};
