@@ -3,13 +3,11 @@
 //! is `octoup::choice::check`.
 //!
 //! Exit status: 0 when the answer is known (a target, up to date, or nothing eligible);
-//! 2 for bad input or configuration; 3 when the feed or the server cannot be read.
+//! 2 for bad input or configuration (a refused API key included); 3 when the feed or the
+//! server cannot be read.
 
-use std::time::Duration;
-
-use octoup::choice::{ChoiceError, choose};
+use octoup::choice::choose;
 use octoup::config::{Config, ConfigError};
-use octoup::octopus::api::{ApiError, OctopusApi};
 use octoup::octopus::http::{HttpClient, NetworkSettings};
 use octoup::version::Version;
 
@@ -17,12 +15,7 @@ use crate::cli::CheckArgs;
 use crate::context::Context;
 use crate::exit::Exit;
 
-/// What the server says, when one is asked.
-struct ServerFacts {
-    current: Version,
-    license_max: Option<Version>,
-    warnings: Vec<String>,
-}
+use super::server::{ServerFacts, ask_server};
 
 pub fn run(args: CheckArgs, ctx: &Context) -> Exit {
     let fail = |code: Exit, error: &dyn std::fmt::Display| {
@@ -69,7 +62,7 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Exit {
                     "license coverage not checked (--current: no server asked); `octoup upgrade` compares the target with the server's MaximumAvailableVersionCoveredByLicense before any downtime".into(),
                 ],
             },
-            None => match ask_server(&config, ctx, &http).await {
+            None => match ask_server(&config, &ctx.env, &http).await {
                 Ok(facts) => facts,
                 Err((code, message)) => return fail(code, &message),
             },
@@ -84,8 +77,8 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Exit {
         .await;
         let mut report = match chosen {
             Ok(report) => report,
-            Err(e @ ChoiceError::Policy(_)) => return fail(Exit::Usage, &e),
-            Err(e @ ChoiceError::Feed(_)) => return fail(Exit::Refused, &e),
+            Err(e) if e.is_config() => return fail(Exit::Usage, &e),
+            Err(e) => return fail(Exit::Refused, &e),
         };
         report.warnings.splice(0..0, facts.warnings);
         if ctx.json {
@@ -118,74 +111,4 @@ fn load_config(ctx: &Context, offline: bool) -> Result<Config, ConfigError> {
         return Ok(config);
     }
     ctx.load_config()
-}
-
-/// The running version (`/api`, anonymous) and the license cap (`/api/serverstatus`).
-async fn ask_server(
-    config: &Config,
-    ctx: &Context,
-    http: &HttpClient,
-) -> Result<ServerFacts, (Exit, String)> {
-    let url = config.server_url().map_err(|e| {
-        (
-            Exit::Usage,
-            format!("{e}, or give the installed version with --current VERSION"),
-        )
-    })?;
-    let mut warnings = Vec::new();
-    let key = match config.api_key(&ctx.env) {
-        Ok(key) => Some(key),
-        Err(ConfigError::MissingApiKey) => {
-            warnings.push(
-                "no API key, so the license coverage was not read from /api/serverstatus: set OCTOPUS_API_KEY or [server] api_key_file".into(),
-            );
-            None
-        }
-        Err(e) => return Err((Exit::Usage, e.to_string())),
-    };
-    let timeout = Duration::from_secs(config.timeouts.http.max(1));
-    let api = OctopusApi::new(
-        http.clone(),
-        url,
-        key.clone()
-            .unwrap_or_else(|| octoup::config::Secret::new("")),
-        timeout,
-    );
-    let root = api.root().await.map_err(server_error)?;
-    let current = root.version.parse::<Version>().map_err(|e| {
-        (
-            Exit::Refused,
-            format!("{url}/api reports a version octoup cannot read: {e}"),
-        )
-    })?;
-    let mut license_max = None;
-    if key.is_some() {
-        let status = api.server_status().await.map_err(server_error)?;
-        match status.maximum_available_version_covered_by_license.as_deref().map(str::trim) {
-            Some(text) if !text.is_empty() => match text.parse::<Version>() {
-                Ok(max) => license_max = Some(max),
-                Err(e) => warnings.push(format!(
-                    "license coverage unknown: /api/serverstatus MaximumAvailableVersionCoveredByLicense is unreadable ({e})"
-                )),
-            },
-            _ => warnings.push(
-                "license coverage unknown: /api/serverstatus gives no MaximumAvailableVersionCoveredByLicense (the server's upgrade check may be off)".into(),
-            ),
-        }
-    }
-    Ok(ServerFacts {
-        current,
-        license_max,
-        warnings,
-    })
-}
-
-/// A rejected key is a configuration problem (2); anything else means the server could not
-/// be read (3).
-fn server_error(e: ApiError) -> (Exit, String) {
-    let code = match e {
-        ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => Exit::Usage,
-        _ => Exit::Refused,
-    };
-    (code, e.to_string())
 }

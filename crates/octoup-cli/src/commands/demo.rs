@@ -173,7 +173,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Exit {
     let report = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            ctx.report_error(&e);
+            ctx.report_error(&crate::render::engine_error(&e));
             return exit_for_error(&e);
         }
         Err(e) => {

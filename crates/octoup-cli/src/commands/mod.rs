@@ -6,6 +6,7 @@ mod demo;
 mod furniture;
 mod init;
 mod node;
+mod server;
 mod stage;
 mod status;
 mod upgrade;

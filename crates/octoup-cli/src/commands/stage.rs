@@ -7,14 +7,12 @@
 //! another octoup is downloading the same installer; 1 when a download or check fails.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use octoup::choice::ChoiceError;
-use octoup::config::{Config, Secret};
+use octoup::config::Config;
 use octoup::installer::cache::{
     InstallerCache, InstallerError, InstallerSettings, Role, StagedInstaller, describe,
 };
-use octoup::octopus::api::OctopusApi;
 use octoup::octopus::http::{HttpClient, NetworkSettings};
 use octoup::process::runner::LocalRunner;
 use octoup::progress::Progress;
@@ -25,6 +23,8 @@ use crate::cli::StageArgs;
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::progress::{CliProgress, bytes};
+
+use super::server::ask_server;
 
 #[derive(Serialize)]
 struct StageReport {
@@ -140,8 +140,8 @@ async fn ensure(
         })
 }
 
-/// The target (`--to`, else the policy's next stop) and the installed version (needed for
-/// the rollback installer, and to choose a target).
+/// The target (`--to`, which the feed must list, else the policy's next stop) and the
+/// installed version (needed for the rollback installer, and to choose a target).
 async fn choose(
     config: &Config,
     ctx: &Context,
@@ -149,19 +149,31 @@ async fn choose(
     to: Option<Version>,
     notes: &mut Vec<String>,
 ) -> Result<(Option<Version>, Option<Version>), Failure> {
-    if to.is_some() && !config.rollback.enabled {
-        return Ok((to, None));
+    if let Some(wanted) = &to {
+        let found = octoup::choice::requested(&config.versions, None, http, wanted)
+            .await
+            .map_err(|e| match e {
+                ChoiceError::Feed(e) => (
+                    Exit::Refused,
+                    format!("--to {wanted} cannot be checked against the version feed, which could not be read: {e}"),
+                ),
+                e => (Exit::Usage, e.to_string()),
+            })?;
+        notes.extend(found.warnings);
+        if !config.rollback.enabled {
+            return Ok((to, None));
+        }
     }
-    let server = server_facts(config, ctx, http).await;
-    let (current, license_max) = match (server, &to) {
+    let facts = match (ask_server(config, &ctx.env, http).await, &to) {
         (Ok(facts), _) => facts,
-        (Err(e), Some(_)) => {
+        (Err(failure), _) if failure.0 == Exit::Usage => return Err(failure),
+        (Err((_, e)), Some(_)) => {
             notes.push(format!(
                 "the rollback installer was not staged: {e}. `octoup upgrade` stages it before the outage"
             ));
             return Ok((to, None));
         }
-        (Err(e), None) => {
+        (Err((_, e)), None) => {
             return Err((
                 Exit::Refused,
                 format!(
@@ -170,14 +182,20 @@ async fn choose(
             ));
         }
     };
+    let current = facts.current;
     if to.is_some() {
         return Ok((to, Some(current)));
     }
-    let report = octoup::choice::choose(&config.versions, None, http, &current, license_max)
+    notes.extend(facts.warnings);
+    let report = octoup::choice::choose(&config.versions, None, http, &current, facts.license_max)
         .await
-        .map_err(|e| match e {
-            ChoiceError::Policy(_) => (Exit::Usage, e.to_string()),
-            ChoiceError::Feed(_) => (Exit::Refused, e.to_string()),
+        .map_err(|e| {
+            let code = if e.is_config() {
+                Exit::Usage
+            } else {
+                Exit::Refused
+            };
+            (code, e.to_string())
         })?;
     notes.extend(report.warnings.iter().cloned());
     match report.path.first() {
@@ -187,37 +205,6 @@ async fn choose(
             Ok((None, Some(current)))
         }
     }
-}
-
-/// The installed version (`/api`, anonymous) and, with an API key, the license cap.
-async fn server_facts(
-    config: &Config,
-    ctx: &Context,
-    http: &HttpClient,
-) -> Result<(Version, Option<Version>), String> {
-    let url = config.server_url().map_err(|e| e.to_string())?;
-    let key = config.api_key(&ctx.env).ok();
-    let api = OctopusApi::new(
-        http.clone(),
-        url,
-        key.clone().unwrap_or_else(|| Secret::new("")),
-        Duration::from_secs(config.timeouts.http.max(1)),
-    );
-    let root = api.root().await.map_err(|e| e.to_string())?;
-    let current = root
-        .version
-        .parse::<Version>()
-        .map_err(|e| format!("{url}/api reports a version octoup cannot read: {e}"))?;
-    let license_max = match key {
-        Some(_) => api
-            .server_status()
-            .await
-            .ok()
-            .and_then(|s| s.maximum_available_version_covered_by_license)
-            .and_then(|v| v.trim().parse::<Version>().ok()),
-        None => None,
-    };
-    Ok((current, license_max))
 }
 
 fn print_report(report: &StageReport, ctx: &Context) {

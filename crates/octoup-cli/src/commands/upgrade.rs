@@ -6,7 +6,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use octoup::engine::plan::PlanView;
-use octoup::engine::preflight::PreflightError;
 use octoup::engine::report::{Outcome, Report};
 use octoup::engine::{self, EngineError, UpgradeOptions};
 use octoup::journal::JournalError;
@@ -40,8 +39,8 @@ pub(crate) fn exit_for(outcome: Outcome) -> Exit {
 pub(crate) fn exit_for_error(error: &EngineError) -> Exit {
     match error {
         EngineError::Journal(JournalError::Locked { .. }) => Exit::Locked,
+        EngineError::Preflight(e) if e.is_config() => Exit::Usage,
         EngineError::Config(_)
-        | EngineError::Preflight(PreflightError::Config(_) | PreflightError::Http(_))
         | EngineError::Retarget { .. }
         | EngineError::UnknownNode { .. }
         | EngineError::NothingToResume { .. } => Exit::Usage,
@@ -106,7 +105,7 @@ pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
             Exit::Ok
         }
         Err(e) => {
-            ctx.report_error(&e);
+            ctx.report_error(&crate::render::engine_error(&e));
             exit_for_error(&e)
         }
     }
@@ -146,7 +145,7 @@ fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
     match block_on(engine::upgrade(config, &ctx.env, options, events)) {
         Ok(Ok(report)) => print_report(&report, ctx),
         Ok(Err(e)) => {
-            ctx.report_error(&e);
+            ctx.report_error(&crate::render::engine_error(&e));
             exit_for_error(&e)
         }
         Err(e) => {

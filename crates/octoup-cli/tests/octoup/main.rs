@@ -5,11 +5,13 @@
 //! harness is `octoup-testkit`; scenarios run in parallel threads at a tiny time scale.
 
 mod check;
+mod exit_codes;
 mod failures;
 mod fault_matrix;
 mod furniture;
 mod ha;
 mod happy;
+mod input;
 mod node_commands;
 mod progress;
 mod resume;

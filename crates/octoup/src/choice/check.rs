@@ -7,13 +7,14 @@
 //!  2. listed in `exclude`
 //!  3. not on the pinned line (`pin`)
 //!  4. outside `allow` (patch: same line; minor: same major; major: any)
-//!  5. released before the running build (Octopus issue 7790)
-//!  6. a known broken jump on the way (data/upgrade-paths.toml)
-//!  7. beyond the license's MaximumAvailableVersionCoveredByLicense
-//!  8. younger than `min_age_days`
-//!  9. a required intermediate stop is unavailable or not allowed
-//! 10. a newer patch of the same line is eligible
-//! 11. a newer line is chosen
+//!  5. dated after today (a misdated feed entry; also a warning)
+//!  6. released before the running build (Octopus issue 7790)
+//!  7. a known broken jump on the way (data/upgrade-paths.toml)
+//!  8. beyond the license's MaximumAvailableVersionCoveredByLicense
+//!  9. younger than `min_age_days`
+//! 10. a required intermediate stop is unavailable or not allowed
+//! 11. a newer patch of the same line is eligible
+//! 12. a newer line is chosen
 //!
 //! The target is the newest eligible patch of the newest eligible line. Versions that are
 //! stops on the path are listed in `path`, not in `rejected`.
@@ -112,13 +113,24 @@ pub(crate) fn check_with(input: &CheckInput, paths: &UpgradePaths) -> CheckRepor
         ));
     }
 
-    // Stops must be allowed too: not excluded, not released before the running build.
+    for release in input.feed.newer_than(current) {
+        if release.released > input.now {
+            warnings.push(format!(
+                "the feed dates {} {}, after today ({} UTC): a misdated feed entry? It is not chosen, nor taken as a stop (rule released-in-future)",
+                release.version, release.released, input.now
+            ));
+        }
+    }
+
+    // Stops must be allowed too: not excluded, not dated in the future, not released
+    // before the running build.
     let stop_allowed = |v: &Version| -> Result<(), String> {
         if input.policy.is_excluded(v) {
             return Err("listed in versions.exclude".into());
         }
         if let Some(release) = input.feed.get(v)
-            && let Some(reason) = current_release.rejects(current, release.released)
+            && let Some(reason) = Policy::in_future(release.released, input.now)
+                .or_else(|| current_release.rejects(current, release.released))
         {
             return Err(reason.to_string());
         }
@@ -132,6 +144,7 @@ pub(crate) fn check_with(input: &CheckInput, paths: &UpgradePaths) -> CheckRepor
         let early = input
             .policy
             .config_rejection(current, version)
+            .or_else(|| Policy::in_future(release.released, input.now))
             .or_else(|| current_release.rejects(current, release.released));
         let route = match early {
             Some(_) => None,
@@ -320,5 +333,7 @@ fn explain(
     }
 }
 
+#[cfg(test)]
+mod future_tests;
 #[cfg(test)]
 mod tests;

@@ -338,6 +338,11 @@ impl fmt::Display for FeedSource {
 /// tests use a closure-backed fake.
 pub trait FetchText {
     fn get_text(&self, url: &str) -> impl Future<Output = Result<String, String>> + Send;
+    /// Whether `url` is one the client will use at all (scheme, plain http): `Err` is a
+    /// configuration error, not a feed that could not be read.
+    fn check_location(&self, _url: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The project's HTTP client (plain http only to loopback, proxy, CA bundle).
@@ -346,6 +351,10 @@ impl FetchText for crate::octopus::http::HttpClient {
         crate::octopus::http::HttpClient::get_text(self, url)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    fn check_location(&self, url: &str) -> Result<(), String> {
+        self.check_url(url).map(drop).map_err(|e| e.to_string())
     }
 }
 

@@ -8,6 +8,7 @@ pub mod check;
 pub mod feed;
 pub mod paths;
 pub mod policy;
+pub mod requested;
 
 use jiff::civil::Date;
 
@@ -17,6 +18,7 @@ use crate::version::Version;
 use check::{CheckInput, CheckReport};
 use feed::{FeedError, FeedSource, FetchText, load_feed};
 use policy::{Policy, PolicyError};
+use requested::{NotInFeed, Requested};
 
 /// Why no target could be chosen at all.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,20 @@ pub enum ChoiceError {
     /// The feed could not be read or used.
     #[error(transparent)]
     Feed(#[from] FeedError),
+    /// The feed's URL is one octoup will not use (scheme, plain http): a configuration error.
+    #[error("[versions] feed (or --feed): {0}")]
+    FeedUrl(String),
+    /// `--to` names a version the feed does not list: a usage error.
+    #[error(transparent)]
+    NotInFeed(#[from] Box<NotInFeed>),
+}
+
+impl ChoiceError {
+    /// The operator's input is wrong (`[versions]`, the feed URL, `--to`), as opposed to a
+    /// feed that could not be read.
+    pub fn is_config(&self) -> bool {
+        !matches!(self, ChoiceError::Feed(_))
+    }
 }
 
 /// Today, for soak times (`min_age_days`): the UTC date, whatever the machine's time zone,
@@ -48,9 +64,7 @@ pub async fn choose(
     current: &Version,
     license_max: Option<Version>,
 ) -> Result<CheckReport, ChoiceError> {
-    let policy = Policy::from_config(versions)?;
-    let source = FeedSource::parse(feed.unwrap_or(&versions.feed));
-    let feed = load_feed(&source, http).await?;
+    let (policy, _, feed) = load(versions, feed, http).await?;
     Ok(check::check(&CheckInput {
         current: current.clone(),
         current_released: None,
@@ -59,4 +73,36 @@ pub async fn choose(
         license_max,
         now: today(),
     }))
+}
+
+/// `--to wanted`: the feed must list it (a version it does not list was never published, or
+/// is a typo). `[versions]` is checked too, so a bad policy is reported whatever is asked.
+pub async fn requested(
+    versions: &VersionsConfig,
+    feed: Option<&str>,
+    http: &impl FetchText,
+    wanted: &Version,
+) -> Result<Requested, ChoiceError> {
+    let (_, source, feed) = load(versions, feed, http).await?;
+    Ok(requested::requested(
+        &feed,
+        source.to_string(),
+        wanted,
+        today(),
+    )?)
+}
+
+/// The policy, where the feed came from, and the feed.
+async fn load(
+    versions: &VersionsConfig,
+    feed: Option<&str>,
+    http: &impl FetchText,
+) -> Result<(Policy, FeedSource, feed::Feed), ChoiceError> {
+    let policy = Policy::from_config(versions)?;
+    let source = FeedSource::parse(feed.unwrap_or(&versions.feed));
+    if let FeedSource::Url(url) = &source {
+        http.check_location(url).map_err(ChoiceError::FeedUrl)?;
+    }
+    let feed = load_feed(&source, http).await?;
+    Ok((policy, source, feed))
 }

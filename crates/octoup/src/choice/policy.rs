@@ -154,6 +154,14 @@ impl Policy {
         None
     }
 
+    /// `Some` when the feed dates the release after `now`.
+    pub(crate) fn in_future(released: Date, now: Date) -> Option<Reason> {
+        (released > now).then_some(Reason::FutureRelease {
+            released,
+            today: now,
+        })
+    }
+
     /// Soak time: `Some` when `released` is less than `min_age_days` before `now`.
     pub(crate) fn too_young(&self, released: Date, now: Date) -> Option<Reason> {
         if self.min_age_days == 0 {
@@ -244,6 +252,11 @@ pub(crate) enum Reason {
         allow: Allow,
         current: Version,
     },
+    /// The feed dates it after today: a misdated entry is not installed by policy.
+    FutureRelease {
+        released: Date,
+        today: Date,
+    },
     ReleasedBeforeCurrent {
         current: Version,
         current_release: CurrentRelease,
@@ -280,6 +293,7 @@ impl Reason {
             Reason::Excluded => "excluded",
             Reason::NotPinned { .. } => "pin",
             Reason::OutOfScope { .. } => "allow",
+            Reason::FutureRelease { .. } => "released-in-future",
             Reason::ReleasedBeforeCurrent { .. } => "released-before-current",
             Reason::BrokenJump { .. } => "broken-jump",
             Reason::NotLicensed { .. } => "license",
@@ -311,6 +325,10 @@ impl fmt::Display for Reason {
                 f,
                 "a major upgrade from {}, and allow = \"{allow}\" never crosses a major (set allow = \"major\" to consider it)",
                 current.major()
+            ),
+            Reason::FutureRelease { released, today } => write!(
+                f,
+                "dated {released}, after today ({today} UTC): a misdated feed entry is not installed by policy (it becomes a candidate on that date; --to installs it on purpose)"
             ),
             Reason::ReleasedBeforeCurrent {
                 current,

@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod diagnostic;
+mod key_source;
 mod template;
 mod validate;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::Source;
+pub use key_source::ApiKeySource;
 pub use template::{InitOptions, init_template};
 
 /// Where the public version feed lives.

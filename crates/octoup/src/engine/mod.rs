@@ -146,6 +146,7 @@ pub async fn upgrade(
     let facts = match preflight(&conn, options.to.as_deref()).await {
         Ok(f) => f,
         Err(PreflightError::Config(e)) => return Err(e.into()),
+        Err(e) if e.is_config() => return Err(e.into()),
         Err(e) => {
             log.note(&format!("refused: {e}"));
             let mut report = Report::without_run(Outcome::Refused, "", "");

@@ -20,7 +20,7 @@ use crate::nodes::{NodeAgent, WatchdogInfo, agent_for};
 use crate::octopus::api::{ApiError, NodeSummary, OctopusApi, ServerStatus};
 use crate::octopus::http::{HttpClient, NetworkSettings};
 use crate::process::runner::{CommandRunner, LocalRunner, RunLog};
-use crate::version::Version;
+use crate::version::{Version, VersionError};
 
 /// Installer size assumed when the download server does not say (the 2026 MSI is 1.43 GB).
 pub(crate) const ASSUMED_INSTALLER_BYTES: u64 = 1_600_000_000;
@@ -35,6 +35,31 @@ pub enum PreflightError {
     Http(#[from] crate::octopus::http::HttpError),
     #[error("{0}")]
     Other(String),
+    /// `[versions]`, the feed URL or `--to` is wrong (a usage error, not a refusal).
+    #[error(transparent)]
+    Choice(#[from] ChoiceError),
+    #[error("--to {to}: {source}")]
+    BadTo { to: String, source: VersionError },
+    #[error(
+        "--to {wanted} is older than the installed {current}: octoup does not downgrade (a downgrade is a database restore)"
+    )]
+    Downgrade { wanted: Version, current: Version },
+}
+
+impl PreflightError {
+    /// A mistake in the configuration or the command line (nothing was asked of the
+    /// installation that it refused): the CLI exits 2 for these, 3 for the rest.
+    pub fn is_config(&self) -> bool {
+        match self {
+            PreflightError::Config(_)
+            | PreflightError::Http(_)
+            | PreflightError::BadTo { .. }
+            | PreflightError::Downgrade { .. } => true,
+            PreflightError::Choice(e) => e.is_config(),
+            PreflightError::Api(e) => e.is_config(),
+            PreflightError::Other(_) => false,
+        }
+    }
 }
 
 /// What every command that talks to the installation shares.
@@ -66,7 +91,8 @@ impl Connection {
             &url,
             key,
             Duration::from_secs(config.timeouts.http),
-        );
+        )
+        .with_key_source(config.api_key_source(env));
         let runner: Arc<dyn CommandRunner> = Arc::new(LocalRunner::new(Some(log.clone())));
         Ok(Connection {
             config: Arc::new(config),
@@ -171,6 +197,16 @@ pub(crate) async fn preflight(
 ) -> Result<Facts, PreflightError> {
     let config = &conn.config;
     let api = &conn.api;
+    // A `--to` that is not a version is a usage error, whatever the server would say.
+    let to = to
+        .map(|to| {
+            to.parse::<Version>()
+                .map_err(|source| PreflightError::BadTo {
+                    to: to.to_string(),
+                    source,
+                })
+        })
+        .transpose()?;
     let root = api.root().await?;
     // The admin probe: needs AdministerSystem, changes nothing.
     api.system_info().await?;
@@ -249,7 +285,7 @@ pub(crate) async fn preflight(
                 &mut blockers,
                 &mut warnings,
             )
-            .await,
+            .await?,
         ),
         Err(e) => {
             blockers.push(format!("the server's version cannot be read: {e}"));
@@ -373,36 +409,43 @@ fn same_version(a: &str, b: &str) -> bool {
     }
 }
 
-/// The target: `--to` when given (checked against the license), else the version policy.
+/// The target: `--to` when given (it must be in the feed; checked against the license),
+/// else the version policy. Errors are the operator's mistakes (exit 2); a feed that cannot
+/// be read is a blocker.
 async fn choose_target(
     conn: &Connection,
     current: &Version,
     license_max: Option<Version>,
-    to: Option<&str>,
+    to: Option<Version>,
     blockers: &mut Vec<String>,
     warnings: &mut Vec<String>,
-) -> TargetChoice {
-    if let Some(to) = to {
-        let wanted: Version = match to.parse() {
-            Ok(v) => v,
-            Err(e) => {
-                blockers.push(format!("--to {to}: {e}"));
-                return no_target(format!("--to {to} is not a version"));
-            }
-        };
+) -> Result<TargetChoice, PreflightError> {
+    let versions = &conn.config.versions;
+    if let Some(wanted) = to {
         if wanted == *current {
-            return TargetChoice {
+            return Ok(TargetChoice {
                 target: None,
                 path: Vec::new(),
                 why: format!("{current} is already installed"),
                 up_to_date: true,
                 check: None,
-            };
+            });
         }
         if wanted < *current {
-            blockers.push(format!(
-                "--to {wanted} is older than the installed {current}: octoup does not downgrade (a downgrade is a database restore)"
-            ));
+            return Err(PreflightError::Downgrade {
+                wanted,
+                current: current.clone(),
+            });
+        }
+        match crate::choice::requested(versions, None, &conn.http, &wanted).await {
+            Ok(found) => warnings.extend(found.warnings),
+            Err(ChoiceError::Feed(e)) => {
+                blockers.push(format!(
+                    "--to {wanted} cannot be checked against the version feed, which could not be read: {e}"
+                ));
+                return Ok(no_target("the version feed could not be read".into()));
+            }
+            Err(e) => return Err(e.into()),
         }
         if let Some(max) = &license_max
             && wanted > *max
@@ -411,42 +454,32 @@ async fn choose_target(
                 "the license covers versions up to {max}; {wanted} is not covered (the database upgrade would refuse). Renew the license or choose an older target"
             ));
         }
-        return TargetChoice {
+        return Ok(TargetChoice {
             target: Some(wanted.clone()),
             path: vec![wanted.clone()],
             why: format!("{wanted} was asked for with --to"),
             up_to_date: false,
             check: None,
-        };
+        });
     }
-    let report = match crate::choice::choose(
-        &conn.config.versions,
-        None,
-        &conn.http,
-        current,
-        license_max,
-    )
-    .await
+    let report = match crate::choice::choose(versions, None, &conn.http, current, license_max).await
     {
         Ok(report) => report,
-        Err(ChoiceError::Policy(e)) => {
-            blockers.push(format!("[versions]: {e}"));
-            return no_target("the version policy is not valid".into());
-        }
         Err(ChoiceError::Feed(e)) => {
             blockers.push(e.to_string());
-            return no_target("the version feed could not be read".into());
+            return Ok(no_target("the version feed could not be read".into()));
         }
+        Err(e) => return Err(e.into()),
     };
     warnings.extend(report.warnings.iter().cloned());
     let path = report.path.clone();
-    TargetChoice {
+    Ok(TargetChoice {
         target: path.first().cloned(),
         path,
         why: report.explanation.clone(),
         up_to_date: report.status != CheckStatus::UpgradeAvailable,
         check: Some(report),
-    }
+    })
 }
 
 fn no_target(why: String) -> TargetChoice {

@@ -11,22 +11,33 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Secret;
+use crate::config::{ApiKeySource, Secret};
 use crate::octopus::http::{HttpClient, HttpError};
 
 pub(crate) const API_KEY_HEADER: &str = "X-Octopus-ApiKey";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The server refused the key. `key` says where it came from (the CLI's message names
+    /// it); `None` when the client was built without knowing.
     #[error(
-        "{url}: the API key is not valid (HTTP 401). Create an API key for an administrator (Profile → My API Keys) and put it in [server] api_key_file or OCTOPUS_API_KEY"
+        "{url}: the API key{} was refused (HTTP 401). Create an API key for an administrator (Profile → My API Keys) and put it in [server] api_key_file or OCTOPUS_API_KEY",
+        key_suffix(.key)
     )]
-    Unauthorized { url: String },
+    Unauthorized {
+        url: String,
+        key: Option<ApiKeySource>,
+    },
     #[error(
-        "{url}: the API key's user lacks AdministerSystem (HTTP 403{}). octoup changes maintenance mode and node drain, which need it: use an administrator's API key",
+        "{url}: the user of the API key{} lacks AdministerSystem (HTTP 403{}). octoup changes maintenance mode and node drain, which need it: use an administrator's API key",
+        key_suffix(.key),
         detail_suffix(.detail)
     )]
-    Forbidden { url: String, detail: String },
+    Forbidden {
+        url: String,
+        detail: String,
+        key: Option<ApiKeySource>,
+    },
     #[error(
         "cannot reach the Octopus server at {url}: {reason}. Check [server] url (or OCTOPUS_URL), that the server runs, and the network"
     )]
@@ -45,6 +56,14 @@ pub enum ApiError {
     Http(HttpError),
 }
 
+fn key_suffix(key: &Option<ApiKeySource>) -> String {
+    match key {
+        Some(ApiKeySource::Environment) => " from OCTOPUS_API_KEY".into(),
+        Some(ApiKeySource::File(path)) => format!(" in {}", path.display()),
+        None => String::new(),
+    }
+}
+
 fn detail_suffix(detail: &str) -> String {
     if detail.is_empty() {
         String::new()
@@ -54,6 +73,17 @@ fn detail_suffix(detail: &str) -> String {
 }
 
 impl ApiError {
+    /// A mistake in the configuration rather than a server that could not be read: the URL
+    /// is unusable (scheme, plain http, proxy, CA bundle) or the server refused the key
+    /// (401) or its user's permissions (403): the operator fixes the config, not the server.
+    pub fn is_config(&self) -> bool {
+        match self {
+            ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => true,
+            ApiError::Http(e) => e.is_config(),
+            _ => false,
+        }
+    }
+
     #[cfg(test)]
     /// The key is fine but the server did not answer (worth retrying, or the node is down).
     pub(crate) fn is_unreachable(&self) -> bool {
@@ -194,6 +224,7 @@ pub struct OctopusApi {
     http: HttpClient,
     base: String,
     key: Secret,
+    key_source: Option<ApiKeySource>,
     timeout: Duration,
 }
 
@@ -203,8 +234,15 @@ impl OctopusApi {
             http,
             base: base.trim_end_matches('/').to_string(),
             key,
+            key_source: None,
             timeout,
         }
+    }
+
+    /// Where the key came from, for the error when the server refuses it.
+    pub fn with_key_source(mut self, source: Option<ApiKeySource>) -> OctopusApi {
+        self.key_source = source;
+        self
     }
 
     /// The same client aimed at another address (a node's own URL).
@@ -264,7 +302,18 @@ impl OctopusApi {
     ) -> Result<T, ApiError> {
         let (status, text) = self.call(method, path, body, with_key).await?;
         let url = self.url(path);
-        check_status(&url, status, &text)?;
+        check_status(&url, status, &text).map_err(|e| match e {
+            ApiError::Unauthorized { url, .. } => ApiError::Unauthorized {
+                url,
+                key: self.key_source.clone(),
+            },
+            ApiError::Forbidden { url, detail, .. } => ApiError::Forbidden {
+                url,
+                detail,
+                key: self.key_source.clone(),
+            },
+            other => other,
+        })?;
         parse(&url, &text)
     }
 
@@ -397,10 +446,12 @@ fn check_status(url: &str, status: u16, text: &str) -> Result<(), ApiError> {
     Err(match status {
         401 => ApiError::Unauthorized {
             url: url.to_string(),
+            key: None,
         },
         403 => ApiError::Forbidden {
             url: url.to_string(),
             detail: message,
+            key: None,
         },
         _ => ApiError::Status {
             url: url.to_string(),
@@ -539,7 +590,7 @@ mod tests {
         assert!(matches!(err, ApiError::Unauthorized { .. }));
         let msg = err.to_string();
         assert!(
-            msg.contains("not valid") && msg.contains("system-info"),
+            msg.contains("was refused") && msg.contains("system-info"),
             "{msg}"
         );
         assert!(!msg.contains(KEY));

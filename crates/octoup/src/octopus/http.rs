@@ -111,6 +111,18 @@ fn body_hint(body: &str) -> String {
 }
 
 impl HttpError {
+    /// The configuration is wrong (a URL octoup will not use, the proxy, the CA bundle),
+    /// not the network: fixing the config fixes it.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            HttpError::PlainHttpRefused { .. }
+                | HttpError::BadUrl { .. }
+                | HttpError::Proxy { .. }
+                | HttpError::CaBundle { .. }
+        )
+    }
+
     /// Worth retrying later: a network failure, a timeout, or a server-side (5xx, 408, 429) answer.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
