@@ -49,7 +49,9 @@ impl Exit {
             Exit::Failed => {
                 "the run failed; the report says what state the system is in and what to do"
             }
-            Exit::Usage => "bad usage or configuration; nothing was changed",
+            Exit::Usage => {
+                "bad usage or configuration; nothing was changed (a bad URL or `[versions]` value, `--to` not a version or not in the feed, an API key the server refuses: 401, or without AdministerSystem: 403)"
+            }
             Exit::Refused => {
                 "a preflight check refused, or the server/feed could not be reached; nothing was changed"
             }
