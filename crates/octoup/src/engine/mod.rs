@@ -378,6 +378,10 @@ pub(crate) fn new_run(
         StepId::once(StepKind::MaintenanceOn),
         Record::WasOn(before.maintenance),
     );
+    record(
+        StepId::on(StepKind::UpgradeDatabase, &primary),
+        Record::TracksChild,
+    );
     if let Some(p) = steps
         .iter_mut()
         .find(|s| s.name == StepKind::Preflight.name())
