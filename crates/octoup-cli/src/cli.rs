@@ -49,9 +49,9 @@ pub enum Command {
     /// Upgrade the server (or cluster); resumes an unfinished run.
     Upgrade(UpgradeArgs),
     /// Continue an interrupted run.
-    Resume,
+    Resume(YesArgs),
     /// Restore the database backup and the original version.
-    Rollback,
+    Rollback(YesArgs),
     /// The current or last run, in words or JSON.
     Status,
     /// Download and verify installers into the cache, without touching the server.
@@ -90,7 +90,14 @@ pub struct UpgradeArgs {
     /// Upgrade to this version instead of the policy's choice.
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
-    /// Do not ask for confirmation.
+    /// Do not ask for confirmation (needed without a terminal on standard input).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct YesArgs {
+    /// Do not ask for confirmation (needed without a terminal on standard input).
     #[arg(long, short = 'y')]
     pub yes: bool,
 }

@@ -19,6 +19,14 @@ pub enum Exit {
     RolledBack = 5,
     /// Another octoup run holds the lock.
     Locked = 6,
+    /// Declined at the prompt: nothing was changed.
+    Declined = 7,
+    /// Confirmation needed: standard input is not a terminal and `--yes` was not given;
+    /// nothing was changed.
+    NeedsConfirmation = 8,
+    /// A second Ctrl-C: octoup exited at once; the journal is consistent and the commands
+    /// it started run on.
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {

@@ -9,6 +9,7 @@ mod failures;
 mod fault_matrix;
 mod ha;
 mod happy;
+mod interrupts;
 mod node_commands;
 mod resume;
 mod secrets;

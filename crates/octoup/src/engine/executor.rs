@@ -128,6 +128,13 @@ impl Engine {
         if rollback {
             return self.take_over_rollback().await;
         }
+        let action = match run.direction {
+            Direction::Rollback => super::confirm::Action::Rollback,
+            _ => super::confirm::Action::Resume,
+        };
+        if let Some(refused) = self.confirm_takeover(action).await {
+            return refused;
+        }
         let note = format!(
             "resuming run {} ({} → {}), which was {}{}",
             run.id,
@@ -475,6 +482,11 @@ impl Engine {
     /// Walks a procedure ([`super::catalogue::FORWARD`], [`super::catalogue::ROLLBACK`]).
     pub(crate) async fn run_phases(&self, phases: &[Phase]) -> Result<(), Failure> {
         for phase in phases {
+            // A stop (Ctrl-C) is honoured here, between phases: never inside a step.
+            if self.events.stop_requested() {
+                self.log.note("stop requested: stopping at this safe point");
+                return Err(Failure::stop());
+            }
             self.run_phase(*phase).await?;
         }
         Ok(())
