@@ -57,9 +57,9 @@ pub enum Command {
     /// Upgrade the server (or cluster); resumes an unfinished run.
     Upgrade(UpgradeArgs),
     /// Continue an interrupted run.
-    Resume,
+    Resume(YesArgs),
     /// Restore the database backup and the original version.
-    Rollback,
+    Rollback(YesArgs),
     /// The current or last run, in words or JSON; the exit code says its state.
     Status(StatusArgs),
     /// Download and verify installers into the cache, without touching the server.
@@ -106,7 +106,14 @@ pub struct UpgradeArgs {
     /// Upgrade to this version instead of the policy's choice.
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
-    /// Do not ask for confirmation.
+    /// Do not ask for confirmation (needed without a terminal on standard input).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct YesArgs {
+    /// Do not ask for confirmation (needed without a terminal on standard input).
     #[arg(long, short = 'y')]
     pub yes: bool,
 }

@@ -19,6 +19,14 @@ pub enum Exit {
     RolledBack = 5,
     /// Another octoup run holds the lock.
     Locked = 6,
+    /// Declined at the prompt: nothing was changed.
+    Declined = 7,
+    /// Confirmation needed: standard input is not a terminal and `--yes` was not given;
+    /// nothing was changed.
+    NeedsConfirmation = 8,
+    /// A second Ctrl-C: octoup exited at once; the journal is consistent and the commands
+    /// it started run on.
+    Interrupted = 130,
     /// `octoup status`: an octoup is working on the run now.
     StatusRunning = 9,
     /// `octoup status`: the run is unfinished and no octoup works on it (interrupted).
@@ -29,7 +37,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every status, in order: the README's "Exit status" table and `--help` list these.
-    pub const ALL: [Exit; 10] = [
+    pub const ALL: [Exit; 13] = [
         Exit::Ok,
         Exit::Failed,
         Exit::Usage,
@@ -37,9 +45,12 @@ impl Exit {
         Exit::Paused,
         Exit::RolledBack,
         Exit::Locked,
+        Exit::Declined,
+        Exit::NeedsConfirmation,
         Exit::StatusRunning,
         Exit::StatusInterrupted,
         Exit::StatusNone,
+        Exit::Interrupted,
     ];
 
     /// What the status means, as the README's table says it (a test holds them equal).
@@ -67,6 +78,13 @@ impl Exit {
                 "`octoup status`: the run is unfinished and no octoup works on it (interrupted: `octoup upgrade` continues it)"
             }
             Exit::StatusNone => "`octoup status`: no run recorded",
+            Exit::Declined => "declined at the prompt; nothing was changed",
+            Exit::NeedsConfirmation => {
+                "confirmation needed: standard input is not a terminal and `--yes` was not given; nothing was changed"
+            }
+            Exit::Interrupted => {
+                "a second Ctrl-C: octoup exited at once; the journal is consistent and the commands it started keep running (`octoup upgrade` continues)"
+            }
         }
     }
 }

@@ -16,6 +16,6 @@ mod sim;
 
 pub use bins::{octoup_bin, sim_bin, target_dir};
 pub use history::{count, find, first, kinds, last, mutating};
-pub use ran::{Ran, octoup_command, run, run_in};
+pub use ran::{Ran, octoup_asking, octoup_command, run, run_in};
 pub use scenario::Scenario;
 pub use sim::{Launcher, SQLCMD_ARGS, Sim};

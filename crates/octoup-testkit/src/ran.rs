@@ -87,9 +87,35 @@ impl Ran {
     }
 }
 
+/// The commands that ask before they change anything, and need `--yes` without a terminal.
+const ASKING: [&str; 3] = ["upgrade", "resume", "rollback"];
+
 /// The built `octoup` with `args`, the environment cleared of the Octopus variables (a
-/// developer's own must not leak into a test) and no standard input.
+/// developer's own must not leak into a test) and no standard input. `upgrade`, `resume`
+/// and `rollback` get `--yes` (there is no terminal to ask at); [`octoup_asking`] leaves
+/// it off.
 pub fn octoup_command<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<S> = args.into_iter().collect();
+    let words: Vec<&str> = args.iter().filter_map(|a| a.as_ref().to_str()).collect();
+    let asks = words
+        .iter()
+        .find(|w| !w.starts_with('-'))
+        .is_some_and(|w| ASKING.contains(w));
+    let has_yes = words.iter().any(|w| *w == "--yes" || *w == "-y");
+    let mut c = octoup_asking(args);
+    if asks && !has_yes {
+        c.arg("--yes");
+    }
+    c
+}
+
+/// [`octoup_command`] without the implied `--yes`: the command asks (and, without a
+/// terminal, refuses).
+pub fn octoup_asking<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,

@@ -142,6 +142,13 @@ impl Sim {
         c
     }
 
+    /// [`Self::octoup_cmd`] without the implied `--yes` (see [`crate::octoup_asking`]).
+    pub fn octoup_asking_cmd(&self, args: &[&str]) -> Command {
+        let mut c = crate::octoup_asking(args);
+        c.arg("--config").arg(self.config_path());
+        c
+    }
+
     /// `octoup <args> --config DIR/octoup.toml`, run to the end.
     pub fn octoup(&self, args: &[&str]) -> Ran {
         Ran::of(&mut self.octoup_cmd(args))

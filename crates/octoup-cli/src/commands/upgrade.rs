@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use octoup::engine::plan::PlanView;
 use octoup::engine::report::{Outcome, Report};
-use octoup::engine::{self, EngineError, UpgradeOptions};
+use octoup::engine::{self, Answer, EngineError, UpgradeOptions};
 use octoup::journal::JournalError;
 
 use crate::cli::{PlanArgs, UpgradeArgs};
@@ -122,13 +122,13 @@ pub fn upgrade(args: UpgradeArgs, ctx: &Context) -> Exit {
     )
 }
 
-pub fn resume(ctx: &Context) -> Exit {
+pub fn resume(yes: bool, ctx: &Context) -> Exit {
     run_engine(
         UpgradeOptions {
             resume_only: true,
             ..UpgradeOptions::default()
         },
-        true,
+        yes,
         ctx,
     )
 }
@@ -142,9 +142,33 @@ fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
         }
     };
     let events = Arc::new(StepPrinter::new(ctx.json, ctx.quiet(), yes).with_config(&config));
-    match block_on(engine::upgrade(config, &ctx.env, options, events)) {
-        Ok(Ok(report)) => print_report(&report, ctx),
-        Ok(Err(e)) => {
+    let watcher = events.clone();
+    let run = async move {
+        // Ctrl-C and SIGTERM: the first stops at the next safe point, the second exits.
+        let interrupts = crate::platform::Interrupts::new().ok().map(|mut i| {
+            tokio::spawn(async move {
+                loop {
+                    i.next().await;
+                    watcher.interrupted();
+                }
+            })
+        });
+        let result = engine::upgrade(config, &ctx.env, options, events.clone()).await;
+        if let Some(task) = interrupts {
+            task.abort();
+        }
+        (result, events.answer())
+    };
+    match block_on(run) {
+        Ok((Ok(report), answer)) => {
+            let exit = print_report(&report, ctx);
+            match answer {
+                Some(Answer::Declined) => Exit::Declined,
+                Some(Answer::NeedsTerminal) => Exit::NeedsConfirmation,
+                _ => exit,
+            }
+        }
+        Ok((Err(e), _)) => {
             ctx.report_error(&crate::render::engine_error(&e));
             exit_for_error(&e)
         }
@@ -157,13 +181,13 @@ fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
 
 /// `octoup rollback`: restores the database backup and the original version for the
 /// unfinished run (or continues a rollback under way).
-pub fn rollback(ctx: &Context) -> Exit {
+pub fn rollback(yes: bool, ctx: &Context) -> Exit {
     run_engine(
         UpgradeOptions {
             rollback: true,
             ..UpgradeOptions::default()
         },
-        true,
+        yes,
         ctx,
     )
 }

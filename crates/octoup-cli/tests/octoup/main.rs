@@ -12,6 +12,7 @@ mod furniture;
 mod ha;
 mod happy;
 mod input;
+mod interrupts;
 mod node_commands;
 mod progress;
 mod resume;

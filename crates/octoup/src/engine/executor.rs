@@ -15,7 +15,7 @@ use crate::journal::{
 };
 use crate::nodes::NodeAgent;
 use crate::process::clock::{Deadline, now};
-use crate::process::runner::RunLog;
+use crate::process::runner::{RunLog, SpawnHook};
 use crate::version::Version;
 
 use super::Events;
@@ -71,7 +71,8 @@ pub(crate) struct World {
 pub(crate) struct Engine {
     pub config: Arc<Config>,
     pub state: StateDir,
-    journal: Mutex<Journal>,
+    /// Shared with the runner's spawn hooks, which journal a child's pid as it starts.
+    journal: Arc<Mutex<Journal>>,
     pub nodes: Vec<EngineNode>,
     pub events: Arc<dyn Events>,
     pub log: Arc<RunLog>,
@@ -104,7 +105,7 @@ impl Engine {
         Engine {
             config,
             state,
-            journal: Mutex::new(journal),
+            journal: Arc::new(Mutex::new(journal)),
             nodes: world
                 .nodes
                 .into_iter()
@@ -132,6 +133,13 @@ impl Engine {
             return self.take_over_rollback().await;
         }
         self.operation = super::report::Operation::Resume;
+        let action = match run.direction {
+            Direction::Rollback => super::confirm::Action::Rollback,
+            _ => super::confirm::Action::Resume,
+        };
+        if let Some(refused) = self.confirm_takeover(action).await {
+            return refused;
+        }
         let note = format!(
             "resuming run {} ({} → {}), which was {}{}",
             run.id,
@@ -233,6 +241,26 @@ impl Engine {
             .expect("journal lock")
             .update_step(&id.key(), |s| what.write(s))?;
         Ok(())
+    }
+
+    /// A hook that journals the spawned child on step `id` ([`Record::Child`]).
+    pub(crate) fn child_hook(&self, id: &StepId) -> SpawnHook {
+        let journal = self.journal.clone();
+        let (key, log) = (id.key(), self.log.clone());
+        SpawnHook::new(move |process| {
+            let what = Record::Child {
+                process,
+                started: now(),
+            };
+            let written = journal
+                .lock()
+                .expect("journal lock")
+                .update_step(&key, |s| what.write(s));
+            match written {
+                Ok(()) => log.note(&format!("step {key}: child pid {}", process.pid)),
+                Err(e) => log.note(&format!("cannot journal step {key}'s child: {e}")),
+            }
+        })
     }
 
     pub(crate) fn from(&self) -> Version {
@@ -462,6 +490,11 @@ impl Engine {
     /// Walks a procedure ([`super::catalogue::FORWARD`], [`super::catalogue::ROLLBACK`]).
     pub(crate) async fn run_phases(&self, phases: &[Phase]) -> Result<(), Failure> {
         for phase in phases {
+            // A stop (Ctrl-C) is honoured here, between phases: never inside a step.
+            if self.events.stop_requested() {
+                self.log.note("stop requested: stopping at this safe point");
+                return Err(Failure::stop());
+            }
             self.run_phase(*phase).await?;
         }
         Ok(())

@@ -14,6 +14,9 @@ impl Engine {
         let Err(failure) = self.run_phases(FORWARD).await else {
             return self.finish_upgraded().await;
         };
+        if failure.is_stop() {
+            return self.stopped(failure).await;
+        }
         let past_point_of_no_return = self.restore_needed();
         let outage_began = self.run().outage_started.is_some();
         if past_point_of_no_return && self.rolls_back_on_failure() {
@@ -89,7 +92,7 @@ impl Engine {
         .await
     }
 
-    async fn fail_unchanged(&self, failure: &Failure) -> Report {
+    pub(crate) async fn fail_unchanged(&self, failure: &Failure) -> Report {
         let text =
             "Nothing on the server was changed. Fix the cause, then run `octoup upgrade` again."
                 .to_string();

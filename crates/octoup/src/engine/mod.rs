@@ -19,6 +19,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod catalogue;
+pub mod confirm;
 mod error;
 mod executor;
 mod finish;
@@ -51,6 +52,7 @@ use crate::progress::{NoProgress, Progress};
 use crate::version::Version;
 
 use catalogue::{FORWARD, StepId, StepKind};
+pub use confirm::{Answer, Confirmation};
 pub use error::StepError;
 use executor::{Engine, World};
 use preflight::{Connection, Facts, PreflightError, TargetChoice, preflight};
@@ -68,9 +70,15 @@ pub trait Events: Send + Sync {
     fn progress(&self) -> &dyn Progress {
         &NoProgress
     }
-    /// Last word before anything changes: `false` stops the run (nothing was changed).
-    fn confirm(&self, _summary: &str) -> bool {
-        true
+    /// Last word before anything changes: any answer but yes ends the run with nothing
+    /// changed.
+    fn confirm(&self, _what: &Confirmation) -> Answer {
+        Answer::Yes
+    }
+    /// Asked between phases: `true` stops the run at that safe point (the CLI's first
+    /// Ctrl-C); a running step is never cancelled.
+    fn stop_requested(&self) -> bool {
+        false
     }
 }
 
@@ -178,19 +186,25 @@ pub async fn upgrade(
     ) else {
         return Ok(up_to_date(&facts, target.as_ref()));
     };
-    let summary = format!(
-        "octoup will upgrade Octopus {} → {to} on {}. Octopus is unavailable from the first service stop until every node serves {to}; `octoup plan` shows the steps and estimates.",
-        facts.version,
-        facts
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    if !events.confirm(&summary) {
+    let estimate = plan::make_plan(&conn.config, facts.clone(), &state.runs());
+    let confirmation = Confirmation {
+        action: confirm::Action::Upgrade,
+        run: None,
+        from: facts.version.clone(),
+        to: to.clone(),
+        nodes: facts.nodes.iter().map(|n| n.name.clone()).collect(),
+        outage_estimate_seconds: Some(estimate.outage_estimate_seconds),
+        drain_wait_seconds: Some(conn.config.drain.wait_seconds),
+        outage_ongoing: false,
+        continues_at: None,
+        restore: None,
+    };
+    if let Some(refusal) = events.confirm(&confirmation).refusal() {
+        log.note(&format!("not confirmed: {refusal}"));
         let mut report = Report::without_run(Outcome::Refused, &facts.version, &to);
-        report.error = Some("not confirmed: nothing was changed".into());
+        report.error = Some(refusal.to_string());
+        report.next_step = Some("Nothing was changed.".into());
+        report.log = Some(log.path().to_path_buf());
         return Ok(report);
     }
     let before = Before::from_facts(&facts, from, &choice);
@@ -379,6 +393,10 @@ pub(crate) fn new_run(
     record(
         StepId::once(StepKind::MaintenanceOn),
         Record::WasOn(before.maintenance),
+    );
+    record(
+        StepId::on(StepKind::UpgradeDatabase, &primary),
+        Record::TracksChild,
     );
     if let Some(p) = steps
         .iter_mut()

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::journal::Step;
 use crate::nodes::WatchdogInfo;
+use crate::process::platform::ProcessId;
 
 /// One thing a step found or made.
 #[derive(Debug, Clone)]
@@ -32,6 +33,18 @@ pub enum Record {
     /// Why this target.
     Why(String),
     UndoneAt(Timestamp),
+    /// The step is about to start its long-running command (`database --upgrade`); until
+    /// [`Record::Child`] follows, a crash cannot tell whether it was spawned.
+    Launching(Timestamp),
+    /// The command's process, once spawned (separate from the step being `running`): after
+    /// a crash, recovery waits for exactly this process, and not at all once it is gone.
+    Child {
+        process: ProcessId,
+        started: Timestamp,
+    },
+    /// This run records [`Record::Launching`] and [`Record::Child`] on the step (a journal of
+    /// an older release does not: its interrupted step is waited for by time).
+    TracksChild,
 }
 
 impl Record {
@@ -50,6 +63,9 @@ impl Record {
             Record::Warnings(_) => "warnings",
             Record::Why(_) => "why",
             Record::UndoneAt(_) => "undone_at",
+            Record::Launching(_) => "launching",
+            Record::Child { .. } => "child",
+            Record::TracksChild => "tracks_child",
         }
     }
 
@@ -63,12 +79,19 @@ impl Record {
             Record::Watchdog(w) => serde_json::to_value(w).unwrap_or_default(),
             Record::ExitCode(c) => json!(c),
             Record::Canceled(v) | Record::Warnings(v) => json!(v),
-            Record::UndoneAt(t) => json!(t.to_string()),
+            Record::UndoneAt(t) | Record::Launching(t) => json!(t.to_string()),
+            Record::Child { process, started } => {
+                json!({"pid": process.pid, "os_start": process.os_start, "started": started.to_string()})
+            }
+            Record::TracksChild => json!(true),
         }
     }
 
-    /// Writes it into the step's outputs.
+    /// Writes it into the step's outputs. A new launch forgets the previous attempt's child.
     pub(crate) fn write(&self, step: &mut Step) {
+        if matches!(self, Record::Launching(_)) {
+            step.outputs.remove("child");
+        }
         step.outputs.insert(self.key().to_string(), self.value());
     }
 }
@@ -101,6 +124,27 @@ impl Step {
                 interval_minutes: None,
                 instances: None,
             }))
+    }
+
+    /// The process the step spawned (see [`Record::Child`]) and when.
+    pub(crate) fn child(&self) -> Option<(ProcessId, Timestamp)> {
+        let c = self.outputs.get("child")?;
+        let process = ProcessId {
+            pid: u32::try_from(c.get("pid")?.as_u64()?).ok()?,
+            os_start: c.get("os_start").and_then(Value::as_u64),
+        };
+        let started = c.get("started")?.as_str()?.parse().ok()?;
+        Some((process, started))
+    }
+
+    /// Whether the step had begun to start its command (see [`Record::Launching`]).
+    pub(crate) fn launching(&self) -> bool {
+        self.outputs.contains_key("launching")
+    }
+
+    /// Whether the run records the step's child at all (see [`Record::TracksChild`]).
+    pub(crate) fn tracks_child(&self) -> bool {
+        self.output_bool("tracks_child") == Some(true)
     }
 
     pub(crate) fn warnings(&self) -> Vec<String> {

@@ -5,7 +5,7 @@
 //! | interrupted step | what is checked |
 //! |---|---|
 //! | install | the installed version (`Octopus.Server.exe version`): once it is the target, done |
-//! | database upgrade | the schema (`database-upgrade-status`): once it is the target, done; while it is not, the interrupted `database --upgrade` may still run, and is waited for before another one starts (I1) |
+//! | database upgrade | the schema (`database-upgrade-status`): once it is the target, done; while it is not, the interrupted `database --upgrade` may still run, and is waited for before another one starts (I1): exactly the process whose pid the step journaled, and not at all when it is gone or was never spawned |
 //! | stop, start | ping: waits until the node is down (up), then the step confirms it |
 //! | watchdog delete/create | `show-configuration`: waits until it is gone (there), then the step confirms it |
 //! | database backup | redone to a new file (a half-written backup is never trusted) |
@@ -148,36 +148,70 @@ impl Engine {
     }
 
     /// Waits for the outcome of a `database --upgrade` octoup started before it died.
-    /// `Some` once the schema is the target's; `None` when it is not (after waiting up to
-    /// `[timeouts] db_upgrade` from the step's start) or the server cannot tell.
+    /// `Some` once the schema is the target's; `None` when it is not or the server cannot
+    /// tell. The journal says which process to wait for ([`Record::Child`]): while it runs,
+    /// up to `[timeouts] db_upgrade` from the step's start; once it is gone, or when it was
+    /// never spawned, not at all. Only when it cannot be told (a crash between the launch
+    /// and its pid, a remote node, an older journal) is the whole timeout waited for.
     async fn settle_database_upgrade(&self, previous: &Step) -> Option<String> {
         let target = self.target();
         let primary = self.primary();
         let limit = self.config.timeouts.db_upgrade;
+        let child = previous.child().map(|(process, _)| process);
+        let already =
+            || format!("the schema is already {target} (the interrupted upgrade had finished)");
+        let launch = match child {
+            Some(p) if p.is_running() => Launch::Running(p.pid),
+            Some(p) => Launch::Gone(p.pid),
+            None if previous.launching() || !previous.tracks_child() => Launch::Unknown,
+            None => Launch::Never,
+        };
+        if let Launch::Gone(_) | Launch::Never = launch {
+            let text = match launch {
+                Launch::Gone(pid) => format!(
+                    "the interrupted `database --upgrade` (pid {pid}) is no longer running: not waiting for it"
+                ),
+                _ => "the interrupted step never started `database --upgrade`: nothing to wait for"
+                    .to_string(),
+            };
+            self.log.note(&text);
+            self.events.note(&text);
+            return matches!(
+                primary.agent.database_upgrade_pending().await,
+                Ok(Some(false))
+            )
+            .then(already);
+        }
         let mut announced = false;
         let settled = self
             .wait_since(previous.started, limit, async || {
+                // Whether it runs, before the schema: a process that ended has written it.
+                let running = child.is_none_or(|p| p.is_running());
                 match primary.agent.database_upgrade_pending().await {
-                    Ok(Some(true)) => {
+                    Ok(Some(true)) if running => {
                         if !announced {
                             announced = true;
                             self.events.note(&format!(
-                                "the database schema is not yet {target}: the interrupted `database --upgrade` may still be running; waiting for it (up to {} after it began) so that two upgrades never run at once",
+                                "the database schema is not yet {target}: the interrupted `database --upgrade`{} may still be running; waiting for it (up to {} after it began) so that two upgrades never run at once",
+                                match launch {
+                                    Launch::Running(pid) => format!(" (pid {pid})"),
+                                    _ => String::new(),
+                                },
                                 human_duration(Duration::from_secs(limit))
                             ));
                         }
                         Wait::Again
                     }
                     Ok(Some(false)) => Wait::Settled,
+                    // It ended without upgrading: the step runs it again.
+                    Ok(Some(true)) => Wait::Unknown,
                     // Older than 2023.4 (no database-upgrade-status), or not understood:
                     // `database --upgrade` itself says "already up to date" when it is.
                     Ok(None) | Err(_) => Wait::Unknown,
                 }
             })
             .await;
-        settled.then(|| {
-            format!("the schema is already {target} (the interrupted upgrade had finished)")
-        })
+        settled.then(already)
     }
 
     /// Polls `check` until it settles, or `limit` seconds after `since` (now when unknown).
@@ -211,6 +245,19 @@ enum Settle {
     Resume,
     /// Before a rollback acts.
     Rollback,
+}
+
+/// What the journal tells of an interrupted step's command.
+#[derive(Clone, Copy)]
+enum Launch {
+    /// Never spawned: nothing to wait for.
+    Never,
+    /// Spawned, and this process (pid) still runs.
+    Running(u32),
+    /// Spawned, and the process (pid) is gone.
+    Gone(u32),
+    /// Cannot be told: wait by time.
+    Unknown,
 }
 
 /// One look at something that is still finishing.

@@ -131,6 +131,12 @@ impl Engine {
         self.journal_update(|r| r.pid = std::process::id()).ok();
         let run = self.run();
         if run.direction == Direction::Rollback {
+            if let Some(refused) = self
+                .confirm_takeover(super::confirm::Action::Rollback)
+                .await
+            {
+                return refused;
+            }
             self.events
                 .note(&format!("continuing the rollback of run {}", run.id));
             return self.run_rollback().await;
@@ -146,6 +152,12 @@ impl Engine {
         }
         if let Some(refusal) = self.rollback_refusal().await {
             return self.refused(refusal).await;
+        }
+        if let Some(refused) = self
+            .confirm_takeover(super::confirm::Action::Rollback)
+            .await
+        {
+            return refused;
         }
         let cause = match (&run.error, run.status) {
             (Some(e), _) => e.clone(),
@@ -312,10 +324,14 @@ impl Engine {
                     "{cause}; then the rollback stopped at {}: {}",
                     f.step, f.message
                 );
-                let next = format!(
-                    "The rollback is not finished: it stopped at {} ({}). Fix that, then run `octoup rollback` again (`octoup upgrade` also continues the rollback); `octoup status` shows which rollback steps are done. No node is started with binaries that differ from the database.",
-                    f.step, f.message
-                );
+                let next = if f.is_stop() {
+                    "The rollback paused at a safe point on request. Run `octoup rollback` to continue it (`octoup upgrade` also does); `octoup status` shows which rollback steps are done. No node is started with binaries that differ from the database.".to_string()
+                } else {
+                    format!(
+                        "The rollback is not finished: it stopped at {} ({}). Fix that, then run `octoup rollback` again (`octoup upgrade` also continues the rollback); `octoup status` shows which rollback steps are done. No node is started with binaries that differ from the database.",
+                        f.step, f.message
+                    )
+                };
                 self.end_stopped(RunStatus::Paused, Outcome::Paused, error, next)
                     .await
             }

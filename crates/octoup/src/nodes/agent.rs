@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 use crate::octopus::api::Ping;
-use crate::process::runner::RunError;
+use crate::process::runner::{RunError, SpawnHook};
 use crate::version::Version;
 
 /// msiexec: success.
@@ -148,6 +148,14 @@ pub trait NodeAgent: Send + Sync {
     /// One `database --upgrade`. [`NodeError::NodesStillRunning`] when the server refused
     /// because it still sees running nodes (worth retrying).
     async fn database_upgrade(&self) -> Result<(), NodeError>;
+
+    /// [`Self::database_upgrade`], telling `on_spawn` the pid of the `database --upgrade`
+    /// process when it runs on this machine (so that recovery after a crash waits for
+    /// exactly that process). Transports that cannot tell run it without.
+    async fn database_upgrade_watched(&self, on_spawn: SpawnHook) -> Result<(), NodeError> {
+        let _ = on_spawn;
+        self.database_upgrade().await
+    }
 
     /// Whether starting would apply schema changes (`database-upgrade-status`); `None` when
     /// the server cannot tell (older than 2023.4) or the answer is not understood.

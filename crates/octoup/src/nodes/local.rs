@@ -13,7 +13,7 @@ use crate::config::{Config, NodeConfig, Secret, TimeoutsConfig};
 use crate::octopus::api::{OctopusApi, Ping};
 use crate::process::clock::{Deadline, Poller, human_duration};
 use crate::process::runner::{
-    CommandOutput, CommandRunner, CommandSpec, RunError, expand, tail_lines,
+    CommandOutput, CommandRunner, CommandSpec, RunError, SpawnHook, expand, tail_lines,
 };
 use crate::version::Version;
 
@@ -62,6 +62,36 @@ impl LocalAgent {
         let mut argv = self.exe.clone();
         argv.extend(args.iter().map(|a| a.to_string()));
         argv
+    }
+
+    /// One `database --upgrade`, its pid told to `on_spawn`.
+    async fn run_database_upgrade(&self, on_spawn: Option<SpawnHook>) -> Result<(), NodeError> {
+        let instance = self.instance_arg();
+        let timeout = Duration::from_secs(self.timeouts.db_upgrade);
+        let spec = CommandSpec::new(
+            format!("database upgrade {}", self.name),
+            self.exe_argv(&["database", "--upgrade", &instance]),
+            timeout,
+        )
+        .timeout_setting("[timeouts] db_upgrade")
+        .on_spawn(on_spawn);
+        let out = self.runner.run(spec).await?;
+        if out.success() {
+            return Ok(());
+        }
+        let tail = out.tail(5);
+        if looks_like_nodes_running(&tail) {
+            return Err(NodeError::NodesStillRunning {
+                node: self.name.clone(),
+                tail,
+            });
+        }
+        Err(NodeError::Command {
+            node: self.name.clone(),
+            command: "Octopus.Server.exe database --upgrade".into(),
+            code: out.code_text(),
+            tail,
+        })
     }
 
     fn instance_arg(&self) -> String {
@@ -396,31 +426,11 @@ impl NodeAgent for LocalAgent {
     }
 
     async fn database_upgrade(&self) -> Result<(), NodeError> {
-        let instance = self.instance_arg();
-        let timeout = Duration::from_secs(self.timeouts.db_upgrade);
-        let spec = CommandSpec::new(
-            format!("database upgrade {}", self.name),
-            self.exe_argv(&["database", "--upgrade", &instance]),
-            timeout,
-        )
-        .timeout_setting("[timeouts] db_upgrade");
-        let out = self.runner.run(spec).await?;
-        if out.success() {
-            return Ok(());
-        }
-        let tail = out.tail(5);
-        if looks_like_nodes_running(&tail) {
-            return Err(NodeError::NodesStillRunning {
-                node: self.name.clone(),
-                tail,
-            });
-        }
-        Err(NodeError::Command {
-            node: self.name.clone(),
-            command: "Octopus.Server.exe database --upgrade".into(),
-            code: out.code_text(),
-            tail,
-        })
+        self.run_database_upgrade(None).await
+    }
+
+    async fn database_upgrade_watched(&self, on_spawn: SpawnHook) -> Result<(), NodeError> {
+        self.run_database_upgrade(Some(on_spawn)).await
     }
 
     async fn database_upgrade_pending(&self) -> Result<Option<bool>, NodeError> {

@@ -253,6 +253,9 @@ impl CommandRunner for SshRunner {
             timeout: spec.timeout + self.transport.connect_timeout,
             timeout_setting: spec.timeout_setting,
             sensitive_output: spec.sensitive_output,
+            // The local ssh client's pid says nothing sure about the remote command (it may
+            // run on after ssh ends): recovery waits by time for a remote node.
+            on_spawn: None,
         };
         let out = self.local.run(ssh_spec).await?;
         if out.code == Some(SSH_FAILURE_EXIT) {

@@ -16,6 +16,24 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::config::Secret;
+use crate::process::platform::{self, ProcessId};
+
+/// Told the child's pid (and start time) as soon as it is spawned: the engine journals it,
+/// so that after a crash recovery waits for exactly that process.
+#[derive(Clone)]
+pub struct SpawnHook(Arc<dyn Fn(ProcessId) + Send + Sync>);
+
+impl SpawnHook {
+    pub fn new(f: impl Fn(ProcessId) + Send + Sync + 'static) -> SpawnHook {
+        SpawnHook(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for SpawnHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpawnHook")
+    }
+}
 
 /// One command to run.
 #[derive(Debug, Clone)]
@@ -30,6 +48,8 @@ pub struct CommandSpec {
     pub timeout_setting: &'static str,
     /// The output is a secret (e.g. the master key): the log shows `<redacted>`.
     pub sensitive_output: bool,
+    /// Called with the child's pid once it runs (local processes only).
+    pub on_spawn: Option<SpawnHook>,
 }
 
 impl CommandSpec {
@@ -41,7 +61,13 @@ impl CommandSpec {
             timeout,
             timeout_setting: "[timeouts] command",
             sensitive_output: false,
+            on_spawn: None,
         }
+    }
+
+    pub(crate) fn on_spawn(mut self, hook: Option<SpawnHook>) -> Self {
+        self.on_spawn = hook;
+        self
     }
 
     pub(crate) fn env(mut self, name: impl Into<String>, value: Secret) -> Self {
@@ -175,27 +201,40 @@ async fn run_local(spec: &CommandSpec) -> Result<CommandOutput, RunError> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // A timed-out (dropped) child must not outlive us.
+        // A timed-out (dropped) child must not outlive us (see kill_group below).
         .kill_on_drop(true)
         // No child needs the API key; an operator's OCTOPUS_API_KEY stays with octoup.
         .env_remove("OCTOPUS_API_KEY");
     for (name, value) in &spec.env {
         command.env(name, value.expose());
     }
+    // A Ctrl-C or SIGTERM of octoup never reaches the child: octoup stops at a safe point
+    // and lets the command finish.
+    platform::detach(&mut command);
     let started = Instant::now();
     let child = command.spawn().map_err(|source| RunError::Spawn {
         label: spec.label.clone(),
         program: program.clone(),
         source,
     })?;
+    let pid = child.id();
+    if let (Some(hook), Some(pid)) = (&spec.on_spawn, pid) {
+        (hook.0)(ProcessId::of(pid));
+    }
     match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
-        // Dropping the future dropped the child, which kill_on_drop kills.
-        Err(_) => Err(RunError::Timeout {
-            label: spec.label.clone(),
-            program: program.clone(),
-            timeout: spec.timeout,
-            setting: spec.timeout_setting,
-        }),
+        // Dropping the future dropped the child, which kill_on_drop kills; what it started
+        // in its process group goes with it.
+        Err(_) => {
+            if let Some(pid) = pid {
+                platform::kill_group(pid);
+            }
+            Err(RunError::Timeout {
+                label: spec.label.clone(),
+                program: program.clone(),
+                timeout: spec.timeout,
+                setting: spec.timeout_setting,
+            })
+        }
         Ok(Err(source)) => Err(RunError::Io {
             label: spec.label.clone(),
             program: program.clone(),
@@ -251,7 +290,7 @@ impl RunLog {
     /// Opens (appends to) the log file, creating its directory.
     pub fn open(path: &Path) -> std::io::Result<RunLog> {
         std::fs::create_dir_all(crate::process::fsutil::parent_dir(path))?;
-        let file = crate::process::platform::append_owner_only(path)?;
+        let file = platform::append_owner_only(path)?;
         Ok(RunLog {
             path: path.to_path_buf(),
             file: Mutex::new(Some(file)),
@@ -477,6 +516,55 @@ mod tests {
         // Killed: the command never gets to its second half.
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert!(!marker.exists(), "the timed-out child kept running");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_timed_out_command_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("grandchild-alive");
+        // The grandchild outlives its parent's kill unless the whole group is killed.
+        let script = format!("(sleep 1; touch {}) & wait", marker.display());
+        let err = LocalRunner::default()
+            .run(CommandSpec::new(
+                "backup",
+                argv(&["sh", "-c", &script]),
+                Duration::from_millis(200),
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RunError::Timeout { .. }), "{err}");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            !marker.exists(),
+            "the timed-out command's child kept running"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_child_runs_in_its_own_process_group_and_its_pid_is_reported() {
+        let seen = Arc::new(Mutex::new(None));
+        let hook = {
+            let seen = seen.clone();
+            SpawnHook::new(move |id| *seen.lock().unwrap() = Some(id))
+        };
+        let out = LocalRunner::default()
+            .run(
+                CommandSpec::new(
+                    "pgid",
+                    argv(&["sh", "-c", "echo $$; ps -o pgid= -p $$"]),
+                    Duration::from_secs(10),
+                )
+                .on_spawn(Some(hook)),
+            )
+            .await
+            .unwrap();
+        let mut lines = out.stdout.lines().map(|l| l.trim().to_string());
+        let (pid, pgid) = (lines.next().unwrap(), lines.next().unwrap());
+        assert_eq!(pid, pgid, "its own process group: {}", out.stdout);
+        let id = seen.lock().unwrap().expect("the pid was reported");
+        assert_eq!(id.pid.to_string(), pid);
     }
 
     #[tokio::test]

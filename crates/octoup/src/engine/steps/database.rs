@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::journal::Step;
 use crate::nodes::NodeError;
-use crate::process::clock::{Deadline, Poller, human_duration};
+use crate::process::clock::{Deadline, Poller, human_duration, now};
 
 use super::super::catalogue::{StepId, StepKind};
 use super::super::error::StepError;
@@ -78,9 +78,14 @@ impl Engine {
         let deadline = Deadline::after(NODES_RUNNING_GRACE);
         let mut poll = Poller::new(Duration::from_millis(200), Duration::from_secs(15));
         let mut attempts = 0;
+        let id = StepId::on(StepKind::UpgradeDatabase, &primary.info.name);
         loop {
             attempts += 1;
-            match primary.agent.database_upgrade().await {
+            // Before the spawn, then the pid once it runs: recovery after a crash tells
+            // "never started" (no wait) from "started" (wait for that process).
+            self.record(&id, Record::Launching(now()))?;
+            let hook = self.child_hook(&id);
+            match primary.agent.database_upgrade_watched(hook).await {
                 Ok(()) => {
                     return Ok(Done::Ok(format!(
                         "schema upgraded to {target}{}",

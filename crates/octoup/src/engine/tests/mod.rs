@@ -16,6 +16,7 @@ mod forward;
 mod pause;
 mod recovery;
 mod rollback;
+mod stop;
 mod undo;
 
 use std::panic::AssertUnwindSafe;
@@ -51,6 +52,7 @@ pub struct Scenario {
     dir: tempfile::TempDir,
     fake: Fake,
     config: Config,
+    events: Arc<dyn Events>,
 }
 
 impl Scenario {
@@ -89,7 +91,18 @@ backup = 1
 "#
         );
         let config: Config = toml::from_str(&text).expect("test config");
-        Scenario { dir, fake, config }
+        Scenario {
+            dir,
+            fake,
+            config,
+            events: Arc::new(Quiet),
+        }
+    }
+
+    /// What the engine tells (and asks) the person watching; [`Quiet`] unless set.
+    pub fn events(mut self, events: Arc<dyn Events>) -> Scenario {
+        self.events = events;
+        self
     }
 
     pub fn fault(self, op: Op, node: Option<&str>, fault: Fault) -> Scenario {
@@ -176,12 +189,18 @@ backup = 1
 
     /// The world as set up, its history beginning now, without a run yet.
     pub fn into_ctx(self) -> Ctx {
-        let Scenario { dir, fake, config } = self;
+        let Scenario {
+            dir,
+            fake,
+            config,
+            events,
+        } = self;
         fake.begin();
         Ctx {
             state: StateDir::new(&config.state.dir),
             config: Arc::new(config),
             fake,
+            events,
             _dir: dir,
         }
     }
@@ -194,6 +213,7 @@ pub struct Ctx {
     pub config: Arc<Config>,
     pub state: StateDir,
     pub fake: Fake,
+    pub events: Arc<dyn Events>,
 }
 
 impl Ctx {
@@ -216,7 +236,7 @@ impl Ctx {
             self.state.clone(),
             journal,
             world,
-            Arc::new(Quiet),
+            self.events.clone(),
             log,
         )
     }

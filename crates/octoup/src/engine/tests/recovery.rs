@@ -5,6 +5,9 @@
 //! start and the watchdogs are confirmed.
 
 use super::*;
+use crate::engine::Record;
+use crate::journal::Step;
+use std::time::Duration;
 
 /// Three nodes, N1 with a watchdog; `fault` crashes octoup in `step`; the run is resumed
 /// and must finish upgraded.
@@ -155,7 +158,7 @@ async fn a_schema_upgrade_still_running_after_the_crash_is_waited_for_not_run_tw
     let world = ran.fake().world(&ran.journal().nodes);
     let orphan = world.nodes[0].1.clone();
     let child = tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         orphan.database_upgrade().await
     });
     let ran = ran.resume().await;
@@ -166,4 +169,51 @@ async fn a_schema_upgrade_still_running_after_the_crash_is_waited_for_not_run_tw
         2,
         "the crashed call and the orphan's"
     );
+}
+
+/// octoup died in the schema upgrade with `[timeouts] db_upgrade` long; `edit` makes the
+/// journal say what became of the child. The resume must not wait for it.
+async fn crashed_in_the_schema_upgrade_then(edit: impl FnOnce(&mut Step)) -> (Ran, Duration) {
+    let ran = Scenario::nodes(2)
+        .config(|c| c.timeouts.db_upgrade = 60)
+        .fault(Op::UpgradeDatabase, None, Fault::CrashBefore)
+        .run()
+        .await;
+    assert!(ran.report.is_none(), "the run must crash");
+    ran.edit_journal(|r| {
+        let step = r.step_mut("upgrade-database@N1").expect("the step");
+        assert!(step.launching(), "the launch is journaled before the spawn");
+        edit(step);
+    });
+    let began = std::time::Instant::now();
+    let ran = ran.resume().await;
+    let took = began.elapsed();
+    ran.assert_upgraded();
+    (ran, took)
+}
+
+#[tokio::test]
+async fn a_schema_upgrade_whose_journaled_process_is_gone_is_not_waited_for() {
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let process = crate::process::platform::ProcessId::of(gone.id());
+    gone.wait().unwrap();
+    let (ran, took) = crashed_in_the_schema_upgrade_then(|s| {
+        Record::Child {
+            process,
+            started: crate::process::clock::now(),
+        }
+        .write(s)
+    })
+    .await;
+    assert!(took < Duration::from_secs(5), "waited {took:?}");
+    assert_eq!(ran.fake().calls(Op::UpgradeDatabase, Some("N1")), 2);
+}
+
+#[tokio::test]
+async fn a_schema_upgrade_never_spawned_is_not_waited_for() {
+    let (_, took) = crashed_in_the_schema_upgrade_then(|s| {
+        s.outputs.remove("launching");
+    })
+    .await;
+    assert!(took < Duration::from_secs(5), "waited {took:?}");
 }
