@@ -141,7 +141,7 @@ impl Default for ServerConfig {
 }
 
 /// `[versions]`: where versions come from and the policy that chooses one.
-/// The policy fields are kept as written here; `crate::choice::policy` interprets them.
+/// The policy fields are kept as written here; the version policy (`choice::policy`) interprets them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct VersionsConfig {
