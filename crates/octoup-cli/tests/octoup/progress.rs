@@ -51,7 +51,11 @@ fn a_log_gets_banners_timestamps_and_heartbeats_and_the_run_log_every_http_call(
         .map(|e| e.path())
         .find(|p| {
             p.extension().is_some_and(|x| x == "log")
-                && !p.file_name().unwrap().to_string_lossy().starts_with("install-")
+                && !p
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("install-")
         })
         .expect("a run log");
     let text = std::fs::read_to_string(&run_log).unwrap();
