@@ -25,6 +25,8 @@ pub mod backup;
 pub mod choice;
 pub mod config;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod installer;
 pub mod journal;
 pub mod nodes;

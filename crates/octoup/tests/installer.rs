@@ -93,6 +93,14 @@ async fn serve_installer(
             .unwrap(),
         _ => 0,
     };
+    if start >= total {
+        // What S3 answers a range past the end: no object metadata, no sha256 header.
+        return Response::builder()
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .header(header::CONTENT_RANGE, format!("bytes */{total}"))
+            .body(Body::from("InvalidRange"))
+            .unwrap();
+    }
     let length = f.claim_length.unwrap_or((total - start) as u64);
     let mut builder = Response::builder()
         .header(header::CONTENT_LENGTH, length)
@@ -340,6 +348,39 @@ async fn a_server_ignoring_range_restarts_from_zero_and_never_appends() {
     assert_eq!(std::fs::read(&staged.path).unwrap(), server.body);
     let messages = progress.messages.lock().unwrap().join("\n");
     assert!(messages.contains("ignored the range"), "{messages}");
+}
+
+/// Found by scripts/chaos.sh (seed 17960, run 30): octoup killed after the last byte of the
+/// rollback installer and before its rename left a whole partial; the next run's range
+/// request got a 416, which carries no sha256 header, and the installer was refused as
+/// unverified ("nothing vouches for it").
+#[tokio::test]
+async fn a_whole_partial_left_by_a_killed_run_is_fetched_again_when_only_the_header_vouches() {
+    let (server, url) = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join("partial").join("2024.2.7");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("Octopus.2024.2.7-x64.msi.part"), &server.body).unwrap();
+    let staged = target(&cache_with(settings(&url, dir.path())))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&staged.path).unwrap(), server.body);
+    let ranges = server.ranges.lock().unwrap().clone();
+    assert_eq!(
+        ranges,
+        [format!("bytes={}-", server.body.len()), "-".to_string()]
+    );
+
+    // With a pin that vouches by itself, the whole partial is taken as it is.
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join("partial").join("2024.2.7");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("Octopus.2024.2.7-x64.msi.part"), &server.body).unwrap();
+    let mut s = settings(&url, dir.path());
+    s.sha256 = Some(sha(&server.body));
+    let staged = target(&cache_with(s)).await.unwrap();
+    assert_eq!(std::fs::read(&staged.path).unwrap(), server.body);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 pub mod actions;
 mod agent;
 mod local;
-mod output;
+pub(crate) mod output;
 pub mod protocol;
 pub mod remote;
 pub mod ssh;

@@ -180,16 +180,21 @@ pub(crate) fn msi_exit_code(raw: Option<i32>, log_tail: &str) -> Option<i32> {
 
 /// An installer log's text (msiexec writes UTF-16 when asked for Unicode).
 fn read_log(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    Some(if bytes.starts_with(&[0xFF, 0xFE]) {
-        let units: Vec<u16> = bytes[2..]
+    std::fs::read(path).ok().map(|bytes| decode_log(&bytes))
+}
+
+/// An installer log's bytes as text: UTF-16 after its byte order mark, else UTF-8 (both
+/// lossy: a log cut mid-character still reads).
+pub(crate) fn decode_log(bytes: &[u8]) -> String {
+    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
+        let units: Vec<u16> = rest
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
             .collect();
         String::from_utf16_lossy(&units)
     } else {
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
+        String::from_utf8_lossy(bytes).into_owned()
+    }
 }
 
 /// The last lines of an installer log.
@@ -207,10 +212,14 @@ const CAUSE_AFTER: usize = 2;
 /// verbose (`/l*v`) log (the cause sits above it; the end of such a log is property
 /// dumps), else the log's last lines.
 pub(crate) fn msi_failure_excerpt(path: &Path, tail: usize) -> String {
-    let Some(text) = read_log(path) else {
-        return String::new();
-    };
-    excerpt_around_failure(&text).unwrap_or_else(|| tail_lines(&text, tail))
+    read_log(path)
+        .map(|text| failure_excerpt(&text, tail))
+        .unwrap_or_default()
+}
+
+/// [`msi_failure_excerpt`] of a log's text.
+pub(crate) fn failure_excerpt(text: &str, tail: usize) -> String {
+    excerpt_around_failure(text).unwrap_or_else(|| tail_lines(text, tail))
 }
 
 fn excerpt_around_failure(text: &str) -> Option<String> {

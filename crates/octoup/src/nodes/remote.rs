@@ -309,7 +309,7 @@ fn cache_entry_digest(installer: &Path) -> Option<String> {
 }
 
 /// The last line of `text` that is a JSON object (login banners may come first).
-fn last_json_object(text: &str) -> Option<Value> {
+pub(crate) fn last_json_object(text: &str) -> Option<Value> {
     text.lines()
         .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
@@ -317,7 +317,7 @@ fn last_json_object(text: &str) -> Option<Value> {
 }
 
 /// A node answer turned into the action's report, or into the [`NodeError`] it stands for.
-fn decode<T: DeserializeOwned>(
+pub(crate) fn decode<T: DeserializeOwned>(
     node: &str,
     command: &str,
     answer: &Value,

@@ -150,8 +150,8 @@ pub struct NodeSummary {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-struct ClusterSummary {
-    nodes: Vec<NodeSummary>,
+pub(crate) struct ClusterSummary {
+    pub nodes: Vec<NodeSummary>,
 }
 
 /// A server task (the fields an upgrade reports).
@@ -168,8 +168,8 @@ pub(crate) struct TaskResource {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-struct Page<T> {
-    items: Vec<T>,
+pub(crate) struct Page<T> {
+    pub items: Vec<T>,
 }
 
 /// The body of `/api/octopusservernodes/ping`.
@@ -427,18 +427,22 @@ impl OctopusApi {
     pub(crate) async fn license_text(&self) -> Result<String, ApiError> {
         let path = "/api/licenses/licenses-current";
         let v: Value = self.json(Method::GET, path, None, true).await?;
-        v.get("LicenseText")
-            .and_then(Value::as_str)
-            .filter(|t| !t.trim().is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| ApiError::Shape {
-                url: self.url(path),
-                reason: "the answer has no LicenseText".into(),
-            })
+        license_text_of(&v).ok_or_else(|| ApiError::Shape {
+            url: self.url(path),
+            reason: "the answer has no LicenseText".into(),
+        })
     }
 }
 
-fn check_status(url: &str, status: u16, text: &str) -> Result<(), ApiError> {
+/// The non-blank `LicenseText` of a `licenses-current` answer.
+pub(crate) fn license_text_of(v: &Value) -> Option<String> {
+    v.get("LicenseText")
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+        .map(str::to_string)
+}
+
+pub(crate) fn check_status(url: &str, status: u16, text: &str) -> Result<(), ApiError> {
     if (200..300).contains(&status) {
         return Ok(());
     }
@@ -482,7 +486,7 @@ fn error_message(text: &str) -> String {
     text.trim().chars().take(200).collect()
 }
 
-fn parse<T: DeserializeOwned>(url: &str, text: &str) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(url: &str, text: &str) -> Result<T, ApiError> {
     serde_json::from_str(text).map_err(|e| ApiError::Shape {
         url: url.to_string(),
         reason: format!("not the expected JSON ({e})"),
@@ -490,7 +494,7 @@ fn parse<T: DeserializeOwned>(url: &str, text: &str) -> Result<T, ApiError> {
 }
 
 /// A bool field, accepting the string forms `"true"`/`"false"` old scripts send.
-fn read_bool(v: &Value, key: &str) -> Option<bool> {
+pub(crate) fn read_bool(v: &Value, key: &str) -> Option<bool> {
     match v.get(key)? {
         Value::Bool(b) => Some(*b),
         Value::String(s) => s.parse().ok(),

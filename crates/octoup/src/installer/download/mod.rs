@@ -295,13 +295,23 @@ async fn attempt(job: &DownloadJob<'_>, state: &mut State) -> Result<Downloaded,
             if total == Some(have) {
                 // The partial is already whole (the last run died between the last byte and the rename).
                 merge_header(state, announced_sha256(response.headers()));
-                check_header(state.header_sha256.as_deref())?;
-                return finish_complete_partial(part, state).await;
+                if state.header_sha256.is_some() {
+                    check_header(state.header_sha256.as_deref())?;
+                    return finish_complete_partial(part, state).await;
+                }
+                if check_header(None).is_ok() {
+                    return finish_complete_partial(part, state).await;
+                }
+                // A 416 carries no object metadata (S3 sends none): when only the server's
+                // x-amz-meta-sha256 can vouch for the file, fetch it whole again, whose answer
+                // has it, rather than refuse a file nothing was wrong with.
             }
             state.from_zero = true;
             return Err(DownloadError::Restart {
                 url: shown_url,
-                reason: format!("the server cannot serve bytes from {have} (total {total:?})"),
+                reason: format!(
+                    "the server cannot serve bytes from {have} (total {total:?}) or did not say what the file's digest is"
+                ),
             });
         }
         s if s.is_success() && s != StatusCode::PARTIAL_CONTENT => {
