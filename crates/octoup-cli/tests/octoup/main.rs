@@ -12,6 +12,7 @@ mod fault_matrix;
 mod furniture;
 mod ha;
 mod happy;
+mod hostile;
 mod input;
 mod interrupts;
 mod node_commands;

@@ -49,7 +49,13 @@ fn a_log_gets_banners_timestamps_and_heartbeats_and_the_run_log_every_http_call(
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        // The run's log, not an installer's `/l*v` log beside it (read_dir has no order).
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "log")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("install-"))
+        })
         .expect("a run log");
     let text = std::fs::read_to_string(&run_log).unwrap();
     assert!(text.contains("http GET /api -> 200"), "{text}");
