@@ -83,7 +83,7 @@ impl fmt::Display for FaultOp {
 }
 
 /// What happens when a fault fires.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum FaultAction {
     /// The stand-in prints a realistic error and exits with this code.
@@ -100,6 +100,36 @@ pub enum FaultAction {
     Corrupt(u64),
     /// The download answers 200 with the whole file to a Range request.
     IgnoreRange,
+    /// The HTTP endpoint answers 200 with an HTML login page (a misconfigured proxy).
+    Html,
+    /// The HTTP endpoint answers 200 with JSON of the wrong shape (a list of strangers).
+    WrongShape,
+    /// The HTTP endpoint answers 200 with JSON cut off half way.
+    Truncate,
+    /// The HTTP endpoint answers 200 with a JSON body of this many bytes (streamed, no
+    /// Content-Length).
+    Huge(u64),
+    /// The HTTP endpoint answers 200 and sends its JSON body one byte every this many
+    /// (real) milliseconds.
+    Drip(u64),
+    /// The HTTP endpoint answers 302 to this URL.
+    Redirect(String),
+}
+
+impl FaultAction {
+    /// An action that replaces the HTTP answer with a hostile one (what a proxy, a broken
+    /// server or a man in the middle might send), for any HTTP op.
+    pub(crate) fn is_hostile_answer(&self) -> bool {
+        matches!(
+            self,
+            FaultAction::Html
+                | FaultAction::WrongShape
+                | FaultAction::Truncate
+                | FaultAction::Huge(_)
+                | FaultAction::Drip(_)
+                | FaultAction::Redirect(_)
+        )
+    }
 }
 
 impl FromStr for FaultAction {
@@ -108,7 +138,7 @@ impl FromStr for FaultAction {
     fn from_str(s: &str) -> Result<Self, String> {
         let usage = || {
             format!(
-                "unknown fault action {s:?}; use exit:N, hang, delay:S, http:CODE, drop:N, corrupt:N or ignore-range"
+                "unknown fault action {s:?}; use exit:N, hang, delay:S, http:CODE, drop:N, corrupt:N, ignore-range, html, wrong-shape, truncate, huge:BYTES, drip:MS or redirect:URL"
             )
         };
         let (name, arg) = match s.split_once(':') {
@@ -147,6 +177,20 @@ impl FromStr for FaultAction {
                 FaultAction::Corrupt(number("a byte offset")?.parse().map_err(|_| usage())?)
             }
             "ignore-range" if arg.is_none() => FaultAction::IgnoreRange,
+            "html" if arg.is_none() => FaultAction::Html,
+            "wrong-shape" if arg.is_none() => FaultAction::WrongShape,
+            "truncate" if arg.is_none() => FaultAction::Truncate,
+            "huge" => FaultAction::Huge(number("a byte count")?.parse().map_err(|_| usage())?),
+            "drip" => FaultAction::Drip(number("milliseconds")?.parse().map_err(|_| usage())?),
+            "redirect" => {
+                let url = number("a URL")?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!(
+                        "fault action redirect:{url}: the URL must be http(s)://"
+                    ));
+                }
+                FaultAction::Redirect(url.to_string())
+            }
             _ => return Err(usage()),
         };
         Ok(action)
@@ -158,6 +202,8 @@ fn example(name: &str) -> &'static str {
         "exit" => "1603",
         "delay" => "30",
         "http" => "503",
+        "drip" => "200",
+        "redirect" => "https://login.example.com/",
         _ => "1000",
     }
 }
@@ -172,6 +218,12 @@ impl fmt::Display for FaultAction {
             FaultAction::Drop(n) => write!(f, "drop:{n}"),
             FaultAction::Corrupt(n) => write!(f, "corrupt:{n}"),
             FaultAction::IgnoreRange => f.write_str("ignore-range"),
+            FaultAction::Html => f.write_str("html"),
+            FaultAction::WrongShape => f.write_str("wrong-shape"),
+            FaultAction::Truncate => f.write_str("truncate"),
+            FaultAction::Huge(n) => write!(f, "huge:{n}"),
+            FaultAction::Drip(ms) => write!(f, "drip:{ms}"),
+            FaultAction::Redirect(url) => write!(f, "redirect:{url}"),
         }
     }
 }
@@ -253,7 +305,7 @@ pub(crate) fn take_if(
     let i = faults
         .iter()
         .position(|f| f.applies(op, node) && accept(f))?;
-    let action = faults[i].action;
+    let action = faults[i].action.clone();
     match faults[i].times {
         0 => {}
         1 => {
@@ -278,11 +330,28 @@ mod tests {
             "drop:100",
             "corrupt:7",
             "ignore-range",
+            "html",
+            "wrong-shape",
+            "truncate",
+            "huge:10485760",
+            "drip:200",
+            "redirect:http://127.0.0.2:9/login",
         ] {
             assert_eq!(s.parse::<FaultAction>().unwrap().to_string(), s);
         }
         for s in [
-            "exit", "exit:x", "hang:1", "http:99", "delay:-1", "explode", "drop:",
+            "exit",
+            "exit:x",
+            "hang:1",
+            "http:99",
+            "delay:-1",
+            "explode",
+            "drop:",
+            "html:1",
+            "huge:",
+            "drip:x",
+            "redirect:",
+            "redirect:ftp://x",
         ] {
             assert!(s.parse::<FaultAction>().is_err(), "{s}");
         }

@@ -31,7 +31,13 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Exit {
         }
     };
     if args.all {
-        let runs = runs(&config);
+        let runs = match runs(&config) {
+            Ok(runs) => runs,
+            Err(e) => {
+                ctx.report_error(&e);
+                return exit_for_error(&e);
+            }
+        };
         if ctx.json {
             println!("{}", crate::render::runs_json(&runs));
         } else {

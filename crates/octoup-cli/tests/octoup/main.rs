@@ -5,12 +5,14 @@
 //! harness is `octoup-testkit`; scenarios run in parallel threads at a tiny time scale.
 
 mod check;
+mod durability;
 mod exit_codes;
 mod failures;
 mod fault_matrix;
 mod furniture;
 mod ha;
 mod happy;
+mod hostile;
 mod input;
 mod interrupts;
 mod node_commands;

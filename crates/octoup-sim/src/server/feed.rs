@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
 
-use super::http::{ApiError, apply_fault, json_response, take_fault};
+use super::http::{ApiError, apply_fault, json_response, request_fault, take_fault};
 use super::shared::{Shared, blocking};
 use crate::faults::FaultAction;
 use crate::installer::{Installer, RangeChunks};
@@ -45,14 +45,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn request_fault(a: FaultAction) -> bool {
-    matches!(
-        a,
-        FaultAction::Http(_) | FaultAction::Hang | FaultAction::Delay(_)
-    )
-}
-
-fn download_fault(a: FaultAction) -> bool {
+fn download_fault(a: &FaultAction) -> bool {
     request_fault(a)
         || matches!(
             a,

@@ -22,11 +22,11 @@ pub(crate) async fn take_fault(
     op: &str,
     node: Option<&str>,
     exact: bool,
-    usable: fn(FaultAction) -> bool,
+    usable: fn(&FaultAction) -> bool,
 ) -> Result<Option<FaultAction>, StoreError> {
     let accept = {
         let op = op.to_string();
-        move |f: &FaultSpec| (!exact || f.op.as_str() == op) && usable(f.action)
+        move |f: &FaultSpec| (!exact || f.op.as_str() == op) && usable(&f.action)
     };
     if !seen.faults.iter().any(|f| f.applies(op, node) && accept(f)) {
         return Ok(None);
@@ -49,8 +49,12 @@ pub(crate) async fn take_fault(
 }
 
 /// The request-level faults every HTTP endpoint shares: `http:CODE` answers with an
-/// Octopus error body, `hang` never answers, `delay:S` waits and then proceeds.
+/// Octopus error body, `hang` never answers, `delay:S` waits and then proceeds, and the
+/// hostile answers ([`FaultAction::is_hostile_answer`]) replace the answer.
 pub(crate) async fn apply_fault(shared: &Shared, action: FaultAction) -> Result<(), Response> {
+    if let Some(answer) = hostile_answer(&action) {
+        return Err(answer);
+    }
     match action {
         FaultAction::Http(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -63,6 +67,75 @@ pub(crate) async fn apply_fault(shared: &Shared, action: FaultAction) -> Result<
         }
         _ => Ok(()),
     }
+}
+
+/// Whether a fault usable on any request applies: `http:CODE`, `hang`, `delay:S` and the
+/// hostile answers.
+pub(crate) fn request_fault(a: &FaultAction) -> bool {
+    matches!(
+        a,
+        FaultAction::Http(_) | FaultAction::Hang | FaultAction::Delay(_)
+    ) || a.is_hostile_answer()
+}
+
+/// A proxy's sign-in page, as a misconfigured reverse proxy answers any path.
+pub(crate) const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\n<body><form method=\"post\" action=\"/login\"><h1>Sign in to continue</h1><input name=\"user\"><input name=\"password\" type=\"password\"><button>Sign in</button></form></body></html>\n";
+
+/// What [`FaultAction::WrongShape`] and [`FaultAction::Truncate`] send: an Octopus-like
+/// answer cut half way, and JSON of no Octopus resource's shape.
+pub(crate) const WRONG_SHAPE: &str = "[{\"Unexpected\": \"a list where an object belongs\"}]";
+pub(crate) const TRUNCATED: &str =
+    "{\"Application\": \"Octopus Deploy\", \"Version\": \"2024.1.10\", \"Api";
+
+/// The answer a hostile fault sends instead of the real one, if `action` is one.
+fn hostile_answer(action: &FaultAction) -> Option<Response> {
+    use axum::body::Body;
+    use axum::body::Bytes;
+    use futures_util::stream::{self, StreamExt};
+    let json = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
+    let answer = match action {
+        FaultAction::Html => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            LOGIN_PAGE,
+        )
+            .into_response(),
+        FaultAction::WrongShape => (json, WRONG_SHAPE).into_response(),
+        FaultAction::Truncate => (json, TRUNCATED).into_response(),
+        FaultAction::Huge(bytes) => {
+            // `{"Padding":"xxx…"}`, streamed in 64 KiB chunks without a Content-Length.
+            const CHUNK: u64 = 64 * 1024;
+            let total = (*bytes).max(16);
+            let body = (0..total.div_ceil(CHUNK)).map(move |i| {
+                let start = i * CHUNK;
+                let len = CHUNK.min(total - start);
+                let chunk: Vec<u8> = (start..start + len)
+                    .map(|at| match at {
+                        0..=11 => b"{\"Padding\":\""[at as usize],
+                        _ if at == total - 2 => b'"',
+                        _ if at == total - 1 => b'}',
+                        _ => b'x',
+                    })
+                    .collect();
+                Ok::<_, std::io::Error>(Bytes::from(chunk))
+            });
+            (json, Body::from_stream(stream::iter(body))).into_response()
+        }
+        FaultAction::Drip(ms) => {
+            let every = std::time::Duration::from_millis(*ms);
+            let body = stream::iter(TRUNCATED.bytes().chain(*b"Version\": 1}")).then(
+                move |b| async move {
+                    tokio::time::sleep(every).await;
+                    Ok::<_, std::io::Error>(Bytes::from(vec![b]))
+                },
+            );
+            (json, Body::from_stream(body)).into_response()
+        }
+        FaultAction::Redirect(url) => {
+            (StatusCode::FOUND, [(header::LOCATION, url.as_str())], "").into_response()
+        }
+        _ => return None,
+    };
+    Some(answer)
 }
 
 fn fault_message(status: StatusCode) -> String {

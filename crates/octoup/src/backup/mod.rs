@@ -33,6 +33,10 @@ pub enum BackupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the backup {path} does not read back as written ({detail}): the disk or share under [backup] dir does not keep what it is given. Use another [backup] dir"
+    )]
+    ReadBack { path: PathBuf, detail: String },
     #[error("{what} failed ({code}): {tail}")]
     Sql {
         what: String,
@@ -72,10 +76,37 @@ pub(crate) fn save_license(text: &str, dir: &Path, stamp: &str) -> Result<PathBu
     Ok(path)
 }
 
+/// Writes an owner-only backup file, then reads it back: a backup is trusted only once
+/// the file holds exactly what was written.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
-    crate::process::platform::write_owner_only(path, bytes).map_err(|source| BackupError::Write {
+    crate::process::platform::write_owner_only(path, bytes).map_err(|source| {
+        BackupError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    check_written(path, bytes)
+}
+
+/// The file at `path` holds exactly `bytes` (the error never shows them: they are secret).
+fn check_written(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    let back = std::fs::read(path).map_err(|e| BackupError::ReadBack {
         path: path.to_path_buf(),
-        source,
+        detail: format!("cannot read it back: {e}"),
+    })?;
+    if back == bytes {
+        return Ok(());
+    }
+    let detail = match back.iter().zip(bytes).position(|(a, b)| a != b) {
+        _ if back.len() != bytes.len() => {
+            format!("{} bytes written, {} read back", bytes.len(), back.len())
+        }
+        Some(at) => format!("{} bytes, different from byte {at} on", bytes.len()),
+        None => "different".into(),
+    };
+    Err(BackupError::ReadBack {
+        path: path.to_path_buf(),
+        detail,
     })
 }
 
@@ -262,6 +293,33 @@ mod tests {
             assert_eq!(spec.env[0].0, "SQLCMDPASSWORD");
             assert_eq!(spec.env[0].1.expose(), "Sq1-pass'word");
         }
+    }
+
+    #[test]
+    fn a_backup_is_read_back_and_compared_with_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = save_license("<License>abc</License>", dir.path(), "s1").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "<License>abc</License>"
+        );
+        // A share that keeps something else (cut short, or changed) is caught, by path,
+        // without showing what the file should hold.
+        std::fs::write(&path, "<License>ab").unwrap();
+        let err = check_written(&path, b"<License>abc</License>")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("22 bytes written, 11 read back"), "{err}");
+        assert!(!err.contains("abc"), "the content stays out: {err}");
+        std::fs::write(&path, "<License>abd</License>").unwrap();
+        let err = check_written(&path, b"<License>abc</License>")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("different from byte 11 on"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        let err = check_written(&path, b"x").unwrap_err().to_string();
+        assert!(err.contains("cannot read it back"), "{err}");
     }
 
     #[tokio::test]

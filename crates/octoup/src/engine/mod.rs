@@ -186,7 +186,7 @@ pub async fn upgrade(
     ) else {
         return Ok(up_to_date(&facts, target.as_ref()));
     };
-    let estimate = plan::make_plan(&conn.config, facts.clone(), &state.runs());
+    let estimate = plan::make_plan(&conn.config, facts.clone(), &state.runs()?);
     let confirmation = Confirmation {
         action: confirm::Action::Upgrade,
         run: None,
@@ -522,7 +522,7 @@ pub async fn plan(
             state.live_pid(),
         ))));
     }
-    let history = state.runs();
+    let history = state.runs()?;
     let log = Arc::new(RunLog::disabled());
     let conn = Connection::new(config, env, log)?;
     let facts = preflight(&conn, to).await?;

@@ -104,8 +104,8 @@ pub fn status(config: &Config) -> Result<Status, EngineError> {
 }
 
 /// Every run recorded, oldest first (`octoup status --all`).
-pub fn runs(config: &Config) -> Vec<Run> {
-    StateDir::new(&config.state.dir).runs()
+pub fn runs(config: &Config) -> Result<Vec<Run>, EngineError> {
+    Ok(StateDir::new(&config.state.dir).runs()?)
 }
 
 /// The step an octoup is in now, and since when (the newest one `running`).

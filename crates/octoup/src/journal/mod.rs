@@ -31,7 +31,7 @@ pub enum JournalError {
     #[error("{0}. Check that [state] dir exists and is writable")]
     Io(#[from] PathError),
     #[error(
-        "the journal {path} cannot be read ({reason}). Keep it for reference, move it away, and run octoup again"
+        "the journal {path} is damaged and cannot be read ({reason}). octoup will not start or continue a run over it: the run it records may be unfinished. Keep a copy of the file, check where the installation stands (every node's version, maintenance mode, drain flags; the run's log is in the logs directory beside it), then move the file away (and the `current-run` file beside the runs directory, if it names this run) and run octoup again"
     )]
     Corrupt { path: PathBuf, reason: String },
 }
@@ -343,8 +343,13 @@ impl StateDir {
                 .into());
             }
         };
-        if id.is_empty() {
-            return Ok(None);
+        // octoup writes a run id there, atomically: anything else is damage, never "no run".
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if id.is_empty() || !id.chars().all(valid) {
+            return Err(JournalError::Corrupt {
+                path: current,
+                reason: "it does not hold a run id".into(),
+            });
         }
         let path = self.run_path(&id);
         let run = match read_run(&path) {
@@ -363,18 +368,34 @@ impl StateDir {
         Ok(Some(Journal { path, current, run }))
     }
 
-    /// Every readable run, oldest first.
-    pub(crate) fn runs(&self) -> Vec<Run> {
-        let mut runs: Vec<Run> = std::fs::read_dir(self.runs_dir())
-            .into_iter()
-            .flatten()
+    /// Every run, oldest first; a journal that cannot be read is an error naming it (it is
+    /// never skipped: it may be the newest run, or an unfinished one).
+    pub(crate) fn runs(&self) -> Result<Vec<Run>, JournalError> {
+        let dir = self.runs_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(PathError {
+                    action: "cannot read",
+                    path: dir,
+                    source,
+                }
+                .into());
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .filter_map(|p| read_run(&p).ok())
             .collect();
+        paths.sort();
+        let mut runs = paths
+            .iter()
+            .map(|p| read_run(p))
+            .collect::<Result<Vec<Run>, _>>()?;
         runs.sort_by_key(|r| r.created);
-        runs
+        Ok(runs)
     }
 
     /// The unfinished run, else the newest finished one.
@@ -382,7 +403,7 @@ impl StateDir {
         if let Some(j) = self.unfinished()? {
             return Ok(Some(j.run));
         }
-        Ok(self.runs().pop())
+        Ok(self.runs()?.pop())
     }
 }
 
@@ -452,7 +473,7 @@ impl Journal {
     pub(crate) fn set_status(&mut self, status: RunStatus) -> Result<(), JournalError> {
         self.update(|run| run.status = status)?;
         if status.is_finished() {
-            fsutil::remove_file_if_exists(&self.current).at("cannot remove", &self.current)?;
+            fsutil::remove_file_durable(&self.current).at("cannot remove", &self.current)?;
         }
         Ok(())
     }
@@ -550,7 +571,46 @@ mod tests {
         std::fs::write(dir.path().join(CURRENT), "bad").unwrap();
         let err = state.unfinished().unwrap_err();
         assert!(err.to_string().contains("bad.json"), "{err}");
-        assert!(err.to_string().contains("move it away"), "{err}");
+        assert!(err.to_string().contains("move the file away"), "{err}");
+    }
+
+    #[test]
+    fn every_journal_write_syncs_the_runs_directory_and_the_end_the_state_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let mut journal = state.create(run("r1")).unwrap();
+        fsutil::synced::take();
+        journal
+            .update_step("maintenance-on", |s| s.state = StepState::Done)
+            .unwrap();
+        assert_eq!(fsutil::synced::take(), vec![state.runs_dir()]);
+        journal.set_status(RunStatus::Upgraded).unwrap();
+        // The journal's rename, then the removal of `current-run`.
+        assert_eq!(
+            fsutil::synced::take(),
+            vec![state.runs_dir(), dir.path().to_path_buf()]
+        );
+    }
+
+    #[test]
+    fn a_damaged_pointer_or_past_journal_is_reported_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        state.create(run("r1")).unwrap();
+        std::fs::write(dir.path().join(CURRENT), "").unwrap();
+        let err = state.unfinished().unwrap_err().to_string();
+        assert!(
+            err.contains("current-run") && err.contains("does not hold a run id"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join(CURRENT)).unwrap();
+        std::fs::write(state.run_path("r0"), "{\"id\": \"r0\", \"stat").unwrap();
+        let err = state.last().unwrap_err().to_string();
+        assert!(
+            err.contains("r0.json") && err.contains("will not start"),
+            "{err}"
+        );
+        assert!(state.runs().is_err());
     }
 
     #[test]
@@ -566,6 +626,83 @@ mod tests {
         assert!(err.to_string().contains("another octoup run (pid"), "{err}");
         drop(held);
         state.lock().expect("free again after the holder is gone");
+    }
+
+    /// Not a test of its own: the lock holder [`a_killed_holder_frees_the_lock`] runs in a
+    /// child process (this test binary again), which holds the lock until it is killed.
+    #[test]
+    #[ignore = "a helper process for a_killed_holder_frees_the_lock"]
+    fn hold_the_lock_until_killed() {
+        let Some(dir) = std::env::var_os("OCTOUP_TEST_HOLD_LOCK") else {
+            return;
+        };
+        let _held = StateDir::new(PathBuf::from(dir)).lock().unwrap();
+        println!("locked");
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_killed_holder_frees_the_lock() {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "journal::tests::hold_the_lock_until_killed"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env("OCTOUP_TEST_HOLD_LOCK", dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(
+            lines.any(|l| l.is_ok_and(|l| l.contains("locked"))),
+            "the holder never took the lock"
+        );
+        match state.lock() {
+            Err(JournalError::Locked { pid, .. }) => assert_eq!(pid, child.id().to_string()),
+            other => panic!("the lock must be held by the child: {:?}", other.err()),
+        }
+        // SIGKILL: no destructor runs; the lock file and the owner file stay behind, as
+        // after a crash or a power loss.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(dir.path().join(LOCK).exists() && dir.path().join(LOCK_OWNER).exists());
+        let _lock = state
+            .lock()
+            .expect("the OS released the dead holder's lock");
+        let owner = std::fs::read_to_string(dir.path().join(LOCK_OWNER)).unwrap();
+        assert_eq!(
+            owner,
+            std::process::id().to_string(),
+            "the new holder is named"
+        );
+    }
+
+    #[test]
+    fn concurrent_takers_never_both_get_the_lock() {
+        const TAKERS: usize = 8;
+        let dir = tempfile::tempdir().unwrap();
+        for _round in 0..20 {
+            let start = std::sync::Barrier::new(TAKERS);
+            let done = std::sync::Barrier::new(TAKERS);
+            let got = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..TAKERS {
+                    s.spawn(|| {
+                        let state = StateDir::new(dir.path());
+                        start.wait();
+                        let lock = state.lock();
+                        if lock.is_ok() {
+                            got.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        // Every taker holds what it got until all have tried.
+                        done.wait();
+                        drop(lock);
+                    });
+                }
+            });
+            assert_eq!(got.into_inner(), 1, "exactly one taker holds the lock");
+        }
     }
 
     #[test]

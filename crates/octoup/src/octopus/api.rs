@@ -52,9 +52,17 @@ pub enum ApiError {
         "{url} did not answer as an Octopus server: {reason}. Check that [server] url points at Octopus (not a proxy login page)"
     )]
     Shape { url: String, reason: String },
+    #[error(
+        "{url} redirected to {to}: octoup does not follow a redirect of the Octopus API (the API key would go along to wherever it points). Set the URL (or OCTOPUS_URL) to the address Octopus itself answers on"
+    )]
+    Redirected { url: String, to: String },
     #[error("{0}")]
     Http(HttpError),
 }
+
+/// The most an API answer may hold: the largest octoup reads (a cluster summary, a page
+/// of tasks) is a few kilobytes; more is not Octopus talking.
+pub(crate) const MAX_API_BODY: usize = 4 * 1024 * 1024;
 
 fn key_suffix(key: &Option<ApiKeySource>) -> String {
     match key {
@@ -271,7 +279,7 @@ impl OctopusApi {
         let url = self.url(path);
         let mut request = self
             .http
-            .request(method, &url)
+            .request_no_redirect(method, &url)
             .map_err(ApiError::Http)?
             .timeout(self.timeout)
             .header("Accept", "application/json");
@@ -286,10 +294,44 @@ impl OctopusApi {
             other => ApiError::Http(other),
         })?;
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(|e| ApiError::Unreachable {
-            url: url.clone(),
-            reason: format!("the answer broke off: {e}"),
-        })?;
+        if response.status().is_redirection() {
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(no Location)");
+            return Err(ApiError::Redirected {
+                url,
+                to: crate::octopus::http::redact_url(to),
+            });
+        }
+        let html = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
+        let text = crate::octopus::http::read_text(response, MAX_API_BODY)
+            .await
+            .map_err(|e| match e {
+                HttpError::TooLarge { limit, .. } => ApiError::Shape {
+                    url: url.clone(),
+                    reason: format!("the answer is larger than {limit} bytes"),
+                },
+                HttpError::Request { reason, .. } => ApiError::Unreachable {
+                    url: url.clone(),
+                    reason: format!(
+                        "the answer broke off, or did not arrive whole within {} s ([timeouts] http): {reason}",
+                        self.timeout.as_secs()
+                    ),
+                },
+                other => ApiError::Http(other),
+            })?;
+        if (200..300).contains(&status) && (html || looks_like_html(&text)) {
+            return Err(ApiError::Shape {
+                url,
+                reason: "expected JSON, got an HTML page (a proxy's login page?)".into(),
+            });
+        }
         Ok((status, text))
     }
 
@@ -469,6 +511,17 @@ pub(crate) fn check_status(url: &str, status: u16, text: &str) -> Result<(), Api
     })
 }
 
+/// A body that is an HTML document whatever its Content-Type says.
+fn looks_like_html(text: &str) -> bool {
+    let start: String = text
+        .trim_start()
+        .chars()
+        .take(15)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    start.starts_with("<!doctype html") || start.starts_with("<html")
+}
+
 /// `ErrorMessage` (and `Errors`) of an Octopus error body, else the start of the body.
 fn error_message(text: &str) -> String {
     if let Ok(v) = serde_json::from_str::<Value>(text)
@@ -629,6 +682,44 @@ mod tests {
         let err = a.nodes_summary().await.unwrap_err();
         assert_eq!(err.status(), Some(500));
         assert!(err.to_string().contains("Object reference"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn hostile_answers_are_refused_by_url_with_what_was_wrong() {
+        let server = MockServer::start().await;
+        Mock::given(path("/api"))
+            .respond_with(
+                ResponseTemplate::new(302).insert_header("Location", "http://127.0.0.2:9/steal"),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/serverstatus"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(MAX_API_BODY + 1)))
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/maintenanceconfiguration"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw("<form>Sign in</form>", "text/html"),
+            )
+            .mount(&server)
+            .await;
+        let a = api(&server.uri());
+        let err = a.root().await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{}/api redirected to http://127.0.0.2:9/steal",
+                server.uri()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("does not follow"), "{err}");
+        let err = a.server_status().await.unwrap_err().to_string();
+        assert!(
+            err.contains("/api/serverstatus") && err.contains("larger than"),
+            "{err}"
+        );
+        let err = a.maintenance().await.unwrap_err().to_string();
+        assert!(err.contains("got an HTML page"), "{err}");
     }
 
     #[tokio::test]

@@ -141,6 +141,9 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
+    /// The same, following no redirect: for the Octopus API, whose requests carry the API
+    /// key (reqwest keeps custom headers across a redirect to another host).
+    no_redirect: reqwest::Client,
     settings: NetworkSettings,
     log: Option<CallLog>,
 }
@@ -158,6 +161,15 @@ impl std::fmt::Debug for CallLog {
 
 impl HttpClient {
     pub fn new(settings: NetworkSettings) -> Result<Self, HttpError> {
+        Ok(HttpClient {
+            inner: Self::build(&settings, true)?,
+            no_redirect: Self::build(&settings, false)?,
+            settings,
+            log: None,
+        })
+    }
+
+    fn build(settings: &NetworkSettings, follow: bool) -> Result<reqwest::Client, HttpError> {
         let allow_plain = settings.allow_plain_http;
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 10 {
@@ -175,7 +187,11 @@ impl HttpClient {
             .user_agent(settings.user_agent.clone())
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.read_timeout)
-            .redirect(redirects)
+            .redirect(if follow {
+                redirects
+            } else {
+                reqwest::redirect::Policy::none()
+            })
             // Only the proxy passed in counts: reqwest would otherwise read HTTP(S)_PROXY.
             .no_proxy();
         if let Some(proxy) = settings.proxy.as_deref().filter(|p| !p.trim().is_empty()) {
@@ -193,14 +209,9 @@ impl HttpClient {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let inner = builder
+        builder
             .build()
-            .map_err(|e| HttpError::Client(error_chain(&e)))?;
-        Ok(HttpClient {
-            inner,
-            settings,
-            log: None,
-        })
+            .map_err(|e| HttpError::Client(error_chain(&e)))
     }
 
     /// Writes every call into the run log.
@@ -226,16 +237,27 @@ impl HttpClient {
         Ok(self.inner.request(method, url))
     }
 
+    /// [`HttpClient::request`] on the client that follows no redirect (a 3xx comes back
+    /// as the answer); send it with [`HttpClient::send`].
+    pub(crate) fn request_no_redirect(
+        &self,
+        method: Method,
+        url: &str,
+    ) -> Result<RequestBuilder, HttpError> {
+        let url = self.check_url(url)?;
+        Ok(self.no_redirect.request(method, url))
+    }
+
     /// Sends a request, mapping transport failures to [`HttpError::Request`].
     /// Any status is returned; see [`HttpClient::send_ok`] for "2xx or error".
     pub(crate) async fn send(&self, request: RequestBuilder) -> Result<Response, HttpError> {
-        let request = request
-            .build()
-            .map_err(|e| HttpError::Client(error_chain(&e)))?;
+        // The client that made the builder sends it (it may be the one without redirects).
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| HttpError::Client(error_chain(&e)))?;
         let url = redact_url(request.url().as_str());
         let (method, path) = (request.method().clone(), request.url().path().to_string());
         let began = std::time::Instant::now();
-        let result = self.inner.execute(request).await;
+        let result = client.execute(request).await;
         if let Some(CallLog(log)) = &self.log {
             let outcome = match &result {
                 Ok(r) => r.status().as_u16().to_string(),
@@ -397,7 +419,7 @@ pub(crate) async fn status_error(response: Response) -> HttpError {
 
 /// Reads a body as text, refusing more than `limit` bytes (chunk by chunk, so an
 /// oversized answer never sits in memory whole).
-async fn read_text(mut response: Response, limit: usize) -> Result<String, HttpError> {
+pub(crate) async fn read_text(mut response: Response, limit: usize) -> Result<String, HttpError> {
     let url = redact_url(response.url().as_str());
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(HttpError::TooLarge { url, limit });

@@ -1,7 +1,11 @@
 //! Time for the engine: wall-clock stamps for the journal, deadlines, and polling that starts
 //! fast (a simulator answers in milliseconds) and slows down (a real server is not hammered).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: the real one in production; in tests with paused time it advances only
+// while every task sleeps, so deadlines and poll intervals cost no wall time there.
+use tokio::time::Instant;
 
 use jiff::Timestamp;
 

@@ -70,6 +70,8 @@ pub(crate) fn rename_with_policy(from: &Path, to: &Path, policy: LockRetry) -> i
 /// Makes a completed rename or file creation in `dir` survive a power loss.
 /// A no-op where directories cannot be opened as files (Windows, where NTFS journals it).
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    synced::record(dir);
     if cfg!(unix) {
         File::open(dir)?.sync_all()
     } else {
@@ -77,11 +79,50 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// The directories [`sync_dir`] synced on this thread (a test seam: a test clears it,
+/// writes, and sees which directory entries were made durable).
+#[cfg(test)]
+pub(crate) mod synced {
+    use std::cell::RefCell;
+    use std::path::{Path, PathBuf};
+
+    thread_local! {
+        static SYNCED: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(crate) fn record(dir: &Path) {
+        SYNCED.with(|s| s.borrow_mut().push(dir.to_path_buf()));
+    }
+
+    /// What was synced since the last call, in order.
+    pub(crate) fn take() -> Vec<PathBuf> {
+        SYNCED.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    }
+}
+
+/// `fs::create_dir_all`, then the new directory's entry made durable in its parent (a
+/// journal renamed into a directory that a power loss forgets would be lost with it).
+pub(crate) fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    sync_dir(parent_dir(dir))
+}
+
+/// Removes a file and makes the removal durable (the directory fsynced); a file that is
+/// already gone is fine.
+pub(crate) fn remove_file_durable(path: &Path) -> io::Result<()> {
+    remove_file_if_exists(path)?;
+    sync_dir(parent_dir(path))
+}
+
 /// Writes `bytes` to `path` so readers see the old content or the new, never a mix:
-/// a temporary file beside it, fsynced, then renamed over it (with lock retries).
+/// a temporary file beside it, fsynced, then renamed over it (with lock retries), then
+/// the directory fsynced so the rename itself survives a power loss.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
-    fs::create_dir_all(dir)?;
+    create_dir_durable(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
@@ -205,6 +246,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("r.json")]);
+    }
+
+    #[test]
+    fn write_atomic_syncs_the_directory_after_the_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("runs");
+        let path = sub.join("r.json");
+        synced::take();
+        write_atomic(&path, b"1").unwrap();
+        // The new directory's entry in its parent, then the rename in the directory.
+        assert_eq!(synced::take(), vec![dir.path().to_path_buf(), sub.clone()]);
+        write_atomic(&path, b"2").unwrap();
+        assert_eq!(synced::take(), vec![sub.clone()]);
+        remove_file_durable(&path).unwrap();
+        assert_eq!(synced::take(), vec![sub]);
     }
 
     #[test]

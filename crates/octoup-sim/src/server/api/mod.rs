@@ -17,9 +17,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::faults::FaultAction;
 use crate::history::Event;
-use crate::server::http::{ApiError, MSG_NOT_FOUND, apply_fault, take_fault};
+use crate::server::http::{ApiError, MSG_NOT_FOUND, apply_fault, request_fault, take_fault};
 use crate::server::shared::Shared;
 use crate::state::{State, StoreError};
 use common::NodeApi;
@@ -161,12 +160,14 @@ async fn admit(
     } else {
         (format!("api:{path}"), access == Access::Anonymous)
     };
-    let fault = take_fault(&api.shared, state, &op, Some(&api.node), exact, |a| {
-        matches!(
-            a,
-            FaultAction::Http(_) | FaultAction::Hang | FaultAction::Delay(_)
-        )
-    })
+    let fault = take_fault(
+        &api.shared,
+        state,
+        &op,
+        Some(&api.node),
+        exact,
+        request_fault,
+    )
     .await
     .map_err(|e| ApiError::from(e).into_response())?;
     if let Some(action) = fault {

@@ -77,3 +77,77 @@ async fn api_and_feed_faults() {
         .count();
     assert_eq!(fired, 7);
 }
+
+/// The hostile answers: `html`, `wrong-shape`, `truncate`, `huge:BYTES`, `drip:MS`,
+/// `redirect:URL`, on the API (any path, also anonymous ones named exactly), ping and feed.
+#[tokio::test]
+async fn hostile_answers() {
+    let sim = Sim::start(&two_nodes()).await;
+    let content_type = |r: &reqwest::Response| {
+        r.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+
+    sim.fault("api:/api", "html", None, 1);
+    let r = sim.anon(0, "/api").await;
+    assert_eq!(r.status(), 200);
+    assert!(content_type(&r).starts_with("text/html"), "{r:?}");
+    assert!(r.text().await.unwrap().contains("<form"));
+    assert_eq!(sim.anon(0, "/api").await.status(), 200, "cleared");
+
+    sim.fault("api", "wrong-shape", None, 1);
+    let body: serde_json::Value = sim.get(0, "/api/tasks").await.json().await.unwrap();
+    assert!(body.is_array(), "{body}");
+
+    sim.fault("ping", "truncate", None, 1);
+    let text = sim
+        .client
+        .get(sim.url(1, "/api/octopusservernodes/ping"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&text).is_err(),
+        "{text}"
+    );
+    assert!(text.starts_with("{\"Application\""), "{text}");
+
+    sim.fault("api", "huge:1000000", None, 1);
+    let r = sim.get(0, "/api/tasks").await;
+    assert!(r.content_length().is_none(), "streamed");
+    let body = r.bytes().await.unwrap();
+    assert_eq!(body.len(), 1_000_000);
+    serde_json::from_slice::<serde_json::Value>(&body).expect("valid JSON, only big");
+
+    sim.fault("feed", "drip:100", None, 1);
+    let feed = format!("{}/download/upgrade/v3", sim.feed);
+    let started = Instant::now();
+    let r = sim.client.get(&feed).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the status comes at once");
+    let mut r = r;
+    r.chunk().await.unwrap().expect("a first byte");
+    let error = tokio::time::timeout(Duration::from_millis(350), r.bytes()).await;
+    assert!(error.is_err(), "the body drips on past the deadline");
+    assert!(started.elapsed() >= Duration::from_millis(350));
+
+    sim.fault("api", "redirect:http://127.0.0.2:9/login", None, 1);
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_follow
+        .get(sim.url(0, "/api/serverstatus"))
+        .header("X-Octopus-ApiKey", &sim.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "http://127.0.0.2:9/login");
+
+    assert!(sim.state().faults.is_empty());
+}

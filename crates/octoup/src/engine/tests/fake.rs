@@ -258,11 +258,20 @@ fn timeout(label: String, program: &str) -> RunError {
     }
 }
 
+const CRASH: &str = "simulated crash: ";
+
+/// Whether a panic's payload is an injected crash (see [`crash`]).
+pub fn is_crash(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload
+        .downcast_ref::<String>()
+        .is_some_and(|s| s.starts_with(CRASH))
+}
+
 /// octoup dies here: the engine's future unwinds (without the panic hook, so no message
 /// or backtrace is printed for a crash that was asked for).
 fn crash(op: Op, node: Option<&str>) -> ! {
     std::panic::resume_unwind(Box::new(format!(
-        "simulated crash: octoup died in {op:?} on {node:?}"
+        "{CRASH}octoup died in {op:?} on {node:?}"
     )))
 }
 
