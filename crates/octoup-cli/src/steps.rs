@@ -6,13 +6,12 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use octoup::engine::Events;
 use octoup::engine::catalogue::StepKind;
 use octoup::engine::confirm::{Action, Answer, Confirmation};
 use octoup::journal::{Step, StepState};
-use octoup::process::clock::human_duration;
+use octoup::process::clock::human_seconds;
 use octoup::progress::Progress;
 
 use crate::live::Live;
@@ -137,7 +136,7 @@ impl Events for StepPrinter {
         let secs = step
             .seconds()
             .filter(|_| step.state != StepState::Undone)
-            .map(|s| format!(" ({})", human_duration(Duration::from_secs_f64(s))))
+            .map(|s| format!(" ({})", human_seconds(s)))
             .unwrap_or_default();
         let detail = match (&step.error, step.output_str("detail")) {
             (Some(e), _) => format!(": {e}"),
@@ -194,10 +193,6 @@ impl StepPrinter {
     }
 }
 
-fn human_secs(seconds: f64) -> String {
-    human_duration(Duration::from_secs_f64(seconds.max(0.0)))
-}
-
 /// The prompt's text: what will happen, the outage, and for a rollback what it discards.
 pub(crate) fn confirmation_text(c: &Confirmation) -> String {
     use std::fmt::Write as _;
@@ -215,7 +210,7 @@ pub(crate) fn confirmation_text(c: &Confirmation) -> String {
                 let _ = writeln!(
                     out,
                     "First maintenance mode goes on and every node is drained: running tasks get up to {} to finish ([drain] wait_seconds).",
-                    human_secs(wait as f64)
+                    human_seconds(wait as f64)
                 );
             }
             let _ = writeln!(
@@ -223,7 +218,7 @@ pub(crate) fn confirmation_text(c: &Confirmation) -> String {
                 "Then the outage: Octopus is unavailable from the first service stop until every node serves {}{}. `octoup plan` shows the steps and estimates.",
                 c.to,
                 c.outage_estimate_seconds
-                    .map(|s| format!(", an estimated {}", human_secs(s)))
+                    .map(|s| format!(", an estimated {}", human_seconds(s)))
                     .unwrap_or_default()
             );
         }

@@ -1,11 +1,10 @@
 //! `octoup plan` for people.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use octoup::engine::plan::{Plan, ResumePlan};
 use octoup::engine::preflight::bytes;
-use octoup::process::clock::human_duration;
+use octoup::process::clock::human_seconds;
 
 pub fn plan(plan: &Plan) -> String {
     let f = &plan.facts;
@@ -106,7 +105,7 @@ pub fn plan(plan: &Plan) -> String {
                 "  {} {:<34} {:>8}{}",
                 if s.in_outage { "!" } else { " " },
                 what,
-                human_duration(Duration::from_secs_f64(s.estimate_seconds)),
+                human_seconds(s.estimate_seconds),
                 s.note
                     .as_deref()
                     .map(|n| format!("  {n}"))
@@ -117,13 +116,13 @@ pub fn plan(plan: &Plan) -> String {
         let _ = writeln!(
             out,
             "\nEstimated outage: {} (stop + {} + database upgrade + start); the vendor's serial order would take {}.",
-            human_duration(Duration::from_secs_f64(plan.outage_estimate_seconds)),
+            human_seconds(plan.outage_estimate_seconds),
             if plan.backup_overlaps_install {
                 "max(backup, install)"
             } else {
                 "backup + install (no rollback installer staged)"
             },
-            human_duration(Duration::from_secs_f64(plan.serial_outage_estimate_seconds)),
+            human_seconds(plan.serial_outage_estimate_seconds),
         );
     }
     for w in &f.warnings {

@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
-use octoup::engine::report::{Operation, Outcome, Report, StepReport};
+use octoup::engine::report::{Backups, Operation, Outcome, Report, StepReport};
 use octoup::journal::Direction;
-use octoup::process::clock::human_duration;
+use octoup::process::clock::human_seconds;
 
 /// A summary for people.
 pub fn report(report: &Report) -> String {
@@ -42,12 +42,7 @@ pub fn report(report: &Report) -> String {
             };
             let secs = s
                 .seconds
-                .map(|x| {
-                    format!(
-                        " ({})",
-                        human_duration(std::time::Duration::from_secs_f64(x))
-                    )
-                })
+                .map(|x| format!(" ({})", human_seconds(x)))
                 .unwrap_or_default();
             let detail = s
                 .detail
@@ -57,27 +52,7 @@ pub fn report(report: &Report) -> String {
             let _ = writeln!(out, "  {:<8} {what}{secs}{detail}", s.status);
         }
     }
-    let b = &report.backups;
-    if b.database.is_some() || b.master_key.is_some() || b.license.is_some() {
-        let _ = writeln!(out, "\nBackups:");
-        if let Some(p) = &b.database {
-            let _ = writeln!(
-                out,
-                "  database    {p}{}",
-                if b.database_verified {
-                    " (verified)"
-                } else {
-                    " (NOT verified)"
-                }
-            );
-        }
-        if let Some(p) = &b.master_key {
-            let _ = writeln!(out, "  master key  {p} (owner-only)");
-        }
-        if let Some(p) = &b.license {
-            let _ = writeln!(out, "  license     {p}");
-        }
-    }
+    backups(&mut out, &report.backups);
     for w in &report.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
@@ -136,7 +111,7 @@ fn headline(report: &Report) -> String {
 
 /// The outage: how long it took, or, while it lasts, that Octopus is down now.
 fn outage(report: &Report) -> Option<String> {
-    let took = human_duration(std::time::Duration::from_secs_f64(report.outage_seconds));
+    let took = human_seconds(report.outage_seconds);
     if report.outage_ongoing {
         let serving: Vec<&str> = report
             .nodes
@@ -182,4 +157,26 @@ fn outage(report: &Report) -> Option<String> {
             }
         )
     })
+}
+
+/// The backups a run made, where they are, and whether the database backup was verified.
+pub(super) fn backups(out: &mut String, b: &Backups) {
+    if b.database.is_none() && b.master_key.is_none() && b.license.is_none() {
+        return;
+    }
+    let _ = writeln!(out, "\nBackups:");
+    if let Some(p) = &b.database {
+        let verified = if b.database_verified {
+            " (verified)"
+        } else {
+            " (NOT verified)"
+        };
+        let _ = writeln!(out, "  database    {p}{verified}");
+    }
+    if let Some(p) = &b.master_key {
+        let _ = writeln!(out, "  master key  {p} (owner-only)");
+    }
+    if let Some(p) = &b.license {
+        let _ = writeln!(out, "  license     {p}");
+    }
 }

@@ -6,12 +6,8 @@ use std::path::Path;
 
 use octoup::engine::status::{Status, StatusState, current_step};
 use octoup::journal::Run;
-use octoup::process::clock::{human_duration, now, seconds_between};
+use octoup::process::clock::{human_seconds, now, seconds_between};
 use serde_json::{Value, json};
-
-fn secs(s: f64) -> String {
-    human_duration(std::time::Duration::from_secs_f64(s.max(0.0)))
-}
 
 /// What the operator does about a run in this state.
 fn advice(status: &Status) -> String {
@@ -57,19 +53,19 @@ pub fn status(status: &Status) -> String {
             "Now: {} since {} ({}).",
             step.id.replace('@', " on "),
             since.strftime("%H:%M:%S UTC"),
-            secs(seconds_between(since, now()))
+            human_seconds(seconds_between(since, now()))
         );
     }
     match (run.outage_started, run.outage_ended) {
         (Some(a), Some(b)) => {
-            let _ = writeln!(out, "Outage: {}.", secs(seconds_between(a, b)));
+            let _ = writeln!(out, "Outage: {}.", human_seconds(seconds_between(a, b)));
         }
         (Some(a), None) => {
             let _ = writeln!(
                 out,
                 "Outage: began {} and has not ended ({} so far).",
                 a.strftime("%H:%M:%S UTC"),
-                secs(seconds_between(a, now()))
+                human_seconds(seconds_between(a, now()))
             );
         }
         _ => {}
@@ -92,7 +88,7 @@ pub fn status(status: &Status) -> String {
             None => s.name.clone(),
         };
         let took = match (s.started, s.finished) {
-            (Some(a), Some(b)) => format!(" ({})", secs(seconds_between(a, b))),
+            (Some(a), Some(b)) => format!(" ({})", human_seconds(seconds_between(a, b))),
             (Some(a), None) if s.state.as_str() == "running" => {
                 format!(" (since {})", a.strftime("%H:%M:%S"))
             }
@@ -108,27 +104,7 @@ pub fn status(status: &Status) -> String {
                 .unwrap_or_default()
         );
     }
-    let b = &report.backups;
-    if b.database.is_some() || b.master_key.is_some() || b.license.is_some() {
-        let _ = writeln!(out, "\nBackups:");
-        if let Some(p) = &b.database {
-            let _ = writeln!(
-                out,
-                "  database    {p}{}",
-                if b.database_verified {
-                    " (verified)"
-                } else {
-                    " (NOT verified)"
-                }
-            );
-        }
-        if let Some(p) = &b.master_key {
-            let _ = writeln!(out, "  master key  {p} (owner-only)");
-        }
-        if let Some(p) = &b.license {
-            let _ = writeln!(out, "  license     {p}");
-        }
-    }
+    super::report::backups(&mut out, &report.backups);
     if let Some(e) = &run.error {
         let _ = writeln!(out, "\nCause: {e}");
     }
@@ -213,7 +189,7 @@ pub fn runs(runs: &[Run], dir: &Path) -> String {
             r.target,
             r.created.strftime("%Y-%m-%d %H:%M UTC"),
             r.outage_seconds()
-                .map(|s| format!("  outage {}", secs(s)))
+                .map(|s| format!("  outage {}", human_seconds(s)))
                 .unwrap_or_default()
         );
     }

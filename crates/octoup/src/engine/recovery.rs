@@ -23,7 +23,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::journal::{Step, StepState};
-use crate::process::clock::{Deadline, Poller, human_duration, now};
+use crate::process::clock::{Deadline, Poller, human_duration, now, seconds, seconds_between};
 
 use super::catalogue::{StepId, StepKind};
 use super::executor::{Done, Engine, Failure};
@@ -223,7 +223,7 @@ impl Engine {
         mut check: impl AsyncFnMut() -> Wait,
     ) -> bool {
         let elapsed = since
-            .map(|t| Duration::from_secs_f64(crate::process::clock::seconds_between(t, now())))
+            .map(|t| seconds(seconds_between(t, now())))
             .unwrap_or_default();
         let deadline = Deadline::after(Duration::from_secs(limit).saturating_sub(elapsed));
         let mut poll = Poller::new(Duration::from_millis(100), Duration::from_secs(5));

@@ -20,6 +20,21 @@ pub fn seconds_between(start: Timestamp, end: Timestamp) -> f64 {
     if d.is_finite() && d > 0.0 { d } else { 0.0 }
 }
 
+/// Seconds as a duration. Negative or not a number (a clock set back between two journal
+/// times) counts as zero: `Duration::from_secs_f64` would panic on those.
+pub fn seconds(secs: f64) -> Duration {
+    if secs.is_finite() && secs > 0.0 {
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// [`human_duration`] of a number of seconds (see [`seconds`]).
+pub fn human_seconds(secs: f64) -> String {
+    human_duration(seconds(secs))
+}
+
 /// `1h 02m`, `3m 05s`, `12s`, `0.4s` — durations for people.
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
@@ -95,6 +110,15 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn negative_and_nan_seconds_are_zero_not_a_panic() {
+        assert_eq!(seconds(-3.0), Duration::ZERO);
+        assert_eq!(seconds(f64::NAN), Duration::ZERO);
+        assert_eq!(seconds(1.5), Duration::from_millis(1500));
+        assert_eq!(human_seconds(-0.1), "0s");
+        assert_eq!(human_seconds(65.0), "1m 05s");
+    }
 
     #[test]
     fn durations_read_well() {
