@@ -24,6 +24,7 @@
 pub mod backup;
 pub mod choice;
 pub mod config;
+pub mod doctor;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
