@@ -5,6 +5,8 @@
 //! `upgrade`'s preflight; blockers stop `upgrade` before anything changes. The rules that
 //! depend on the target version are data (`data/compatibility.toml`, [`rules`]).
 //!
+//! - [`preflight`]: the basic checks (server, key, nodes, versions, target, license, disk)
+//!   and the [`preflight::Facts`] every later check and the plan read.
 //! - [`finding`]: the finding, its severity and acceptance.
 //! - [`rules`]: the compatibility rules.
 //! - `database`: SQL Server checks through the configured `sqlcmd`.
@@ -13,6 +15,7 @@
 //! - `verify`: the checks after the start (`octoup verify`).
 
 pub mod finding;
+pub mod preflight;
 pub mod rules;
 
 use serde::Serialize;
@@ -21,8 +24,8 @@ pub use finding::{Acceptance, AcceptedBy, Finding, Findings, Severity};
 pub use rules::Rules;
 
 use crate::config::Config;
-use crate::engine::preflight::{Connection, Facts};
 use crate::version::Version;
+use preflight::{Connection, Facts};
 
 /// What a check may read: the connection, what the preflight already found, the target and
 /// the rules.

@@ -24,7 +24,7 @@ mod error;
 mod executor;
 mod finish;
 pub mod plan;
-pub mod preflight;
+pub use crate::doctor::preflight;
 mod record;
 mod recovery;
 pub mod report;

@@ -44,7 +44,10 @@ pub enum PreflightError {
     #[error(
         "--to {wanted} is older than the installed {current}: octoup does not downgrade (a downgrade is a database restore)"
     )]
-    Downgrade { wanted: Version, current: Version },
+    Downgrade {
+        wanted: Box<Version>,
+        current: Box<Version>,
+    },
 }
 
 impl PreflightError {
@@ -505,8 +508,8 @@ async fn choose_target(
         }
         if wanted < *current {
             return Err(PreflightError::Downgrade {
-                wanted,
-                current: current.clone(),
+                wanted: Box::new(wanted),
+                current: Box::new(current.clone()),
             });
         }
         match crate::choice::requested(versions, None, &conn.http, &wanted).await {
