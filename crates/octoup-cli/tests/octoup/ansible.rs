@@ -309,11 +309,67 @@ fn per_host_mode_upgrades_a_cluster_over_ssh_and_a_second_run_changes_nothing() 
 }
 
 #[test]
-fn cluster_mode_drives_octoup_upgrade_and_maps_its_exit_codes() {
+fn per_host_mode_stops_everywhere_on_a_failure_and_a_rerun_finishes_with_the_original_flags() {
     let Some(ansible) = ansible_playbook() else {
         return;
     };
-    let sim = Scenario::new().nodes(2).start();
+    let sshd = Sshd::start();
+    let sim = Scenario::new().nodes(2).through_octoup().start();
+    // Node 2's installer fails once, after both nodes were stopped and the database backed up.
+    sim.fault("msiexec", "exit:1603", Some(NODES[1]), 1);
+    let scratch = tempfile::tempdir().unwrap();
+    let inv = inventory(&sim, &sshd, scratch.path());
+    let env = [("OCTOPUS_API_KEY", api_key(&sim))];
+    let args = ["-i", inv.to_str().unwrap()];
+
+    let failed = play(
+        &ansible,
+        scratch.path(),
+        "upgrade-per-host.yml",
+        &args,
+        &env,
+    );
+    assert_ne!(failed.ran.code, 0, "{}", failed.ran.stdout);
+    assert!(failed.ran.stdout.contains("1603"), "{}", failed.ran.stdout);
+    // The play stopped on both nodes: no database upgrade, nobody started.
+    assert_eq!(sim.count("db-upgrade-started"), 0);
+    assert_eq!(sim.count("service-starting"), 0);
+    let state = sim.state();
+    assert_eq!(
+        state["database"]["maintenance"]["is_in_maintenance_mode"],
+        true
+    );
+
+    // The re-run continues, and puts back the flags as they were before the first run.
+    let again = play(
+        &ansible,
+        scratch.path(),
+        "upgrade-per-host.yml",
+        &args,
+        &env,
+    );
+    again.expect_ok();
+    assert_serving(&sim, TARGET);
+    assert_eq!(sim.count("db-upgrade-finished"), 1);
+    sim.assert_check();
+    assert!(
+        !scratch
+            .path()
+            .join(format!("octoup-state/flags-{TARGET}.json"))
+            .exists()
+    );
+}
+
+#[test]
+fn cluster_mode_drives_octoup_upgrade_maps_its_exit_codes_and_resumes() {
+    let Some(ansible) = ansible_playbook() else {
+        return;
+    };
+    // The database upgrade fails once: octoup pauses (exit 4), a re-run finishes.
+    let sim = Scenario::new()
+        .nodes(2)
+        .fault("db-upgrade", "exit:1")
+        .start();
     let scratch = tempfile::tempdir().unwrap();
     let vars = |target: &str| {
         json!({
@@ -344,9 +400,26 @@ fn cluster_mode_drives_octoup_upgrade_and_maps_its_exit_codes() {
     );
     assert_eq!(sim.count("db-upgrade-started"), 0);
 
+    let paused = run(TARGET);
+    assert_ne!(paused.ran.code, 0, "{}", paused.ran.stdout);
+    assert!(
+        paused.ran.stdout.contains("exited 4")
+            && paused.ran.stdout.contains("outcome paused")
+            && paused.ran.stdout.contains("Next step: ")
+            && paused.ran.stdout.contains("run the play again"),
+        "{}",
+        paused.ran.stdout
+    );
+    assert_eq!(paused.changed(), 0, "{}", paused.ran.stdout);
+
     let first = run(TARGET);
     first.expect_ok();
     assert_eq!(first.changed(), 1, "{}", first.ran.stdout);
+    assert!(
+        first.ran.stdout.contains("octoup: upgraded"),
+        "{}",
+        first.ran.stdout
+    );
     sim.assert_check();
     assert_serving(&sim, TARGET);
 
