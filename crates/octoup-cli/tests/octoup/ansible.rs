@@ -214,35 +214,57 @@ fn inventory(sim: &Sim, sshd: &Sshd, scratch: &Path) -> PathBuf {
     path
 }
 
+/// A simulated cluster from `scenario`, the loopback sshd that reaches its nodes, and the
+/// inventory: `upgrade-per-host.yml` ready to run.
+struct PerHost {
+    ansible: PathBuf,
+    sim: Sim,
+    scratch: tempfile::TempDir,
+    inventory: PathBuf,
+    _sshd: Sshd,
+}
+
+impl PerHost {
+    /// `None` when the operator opted out of the Ansible tests.
+    fn start(scenario: Scenario) -> Option<PerHost> {
+        let ansible = ansible_playbook()?;
+        let sshd = Sshd::start();
+        let sim = scenario.nodes(2).through_octoup().start();
+        let scratch = tempfile::tempdir().unwrap();
+        let inventory = inventory(&sim, &sshd, scratch.path());
+        Some(PerHost {
+            ansible,
+            sim,
+            scratch,
+            inventory,
+            _sshd: sshd,
+        })
+    }
+
+    fn play(&self) -> Play {
+        play(
+            &self.ansible,
+            self.scratch.path(),
+            "upgrade-per-host.yml",
+            &["-i", self.inventory.to_str().unwrap()],
+            &[("OCTOPUS_API_KEY", api_key(&self.sim))],
+        )
+    }
+}
+
 #[test]
 fn per_host_mode_upgrades_a_cluster_over_ssh_and_a_second_run_changes_nothing() {
-    let Some(ansible) = ansible_playbook() else {
-        return;
-    };
-    let sshd = Sshd::start();
     // A watchdog on the primary (stop takes it away, start puts it back) and node 2 drained
     // beforehand (it must end drained: I6 is "as they began", not "undrained").
-    let sim = Scenario::new()
-        .nodes(2)
-        .through_octoup()
-        .watchdog(NODES[0])
-        .drained_before(NODES[1])
-        .start();
-    let scratch = tempfile::tempdir().unwrap();
-    let inv = inventory(&sim, &sshd, scratch.path());
-    let env = [("OCTOPUS_API_KEY", api_key(&sim))];
-    let args = ["-i", inv.to_str().unwrap()];
-
-    let first = play(
-        &ansible,
-        scratch.path(),
-        "upgrade-per-host.yml",
-        &args,
-        &env,
-    );
+    let Some(ph) = PerHost::start(Scenario::new().watchdog(NODES[0]).drained_before(NODES[1]))
+    else {
+        return;
+    };
+    let (sim, scratch) = (&ph.sim, &ph.scratch);
+    let first = ph.play();
     first.expect_ok();
     assert!(first.changed() > 0, "{}", first.ran.stdout);
-    assert_serving(&sim, TARGET);
+    assert_serving(sim, TARGET);
     assert_eq!(sim.count("db-upgrade-finished"), 1);
     assert_eq!(sim.count("service-start-failed"), 0);
     let state = sim.state();
@@ -291,13 +313,7 @@ fn per_host_mode_upgrades_a_cluster_over_ssh_and_a_second_run_changes_nothing() 
     }
 
     let changes = mutating(&sim.history());
-    let second = play(
-        &ansible,
-        scratch.path(),
-        "upgrade-per-host.yml",
-        &args,
-        &env,
-    );
+    let second = ph.play();
     second.expect_ok();
     assert_eq!(second.changed(), 0, "{}", second.ran.stdout);
     assert_eq!(
@@ -310,25 +326,13 @@ fn per_host_mode_upgrades_a_cluster_over_ssh_and_a_second_run_changes_nothing() 
 
 #[test]
 fn per_host_mode_stops_everywhere_on_a_failure_and_a_rerun_finishes_with_the_original_flags() {
-    let Some(ansible) = ansible_playbook() else {
+    let Some(ph) = PerHost::start(Scenario::new()) else {
         return;
     };
-    let sshd = Sshd::start();
-    let sim = Scenario::new().nodes(2).through_octoup().start();
+    let (sim, scratch) = (&ph.sim, &ph.scratch);
     // Node 2's installer fails once, after both nodes were stopped and the database backed up.
     sim.fault("msiexec", "exit:1603", Some(NODES[1]), 1);
-    let scratch = tempfile::tempdir().unwrap();
-    let inv = inventory(&sim, &sshd, scratch.path());
-    let env = [("OCTOPUS_API_KEY", api_key(&sim))];
-    let args = ["-i", inv.to_str().unwrap()];
-
-    let failed = play(
-        &ansible,
-        scratch.path(),
-        "upgrade-per-host.yml",
-        &args,
-        &env,
-    );
+    let failed = ph.play();
     assert_ne!(failed.ran.code, 0, "{}", failed.ran.stdout);
     assert!(failed.ran.stdout.contains("1603"), "{}", failed.ran.stdout);
     // The play stopped on both nodes: no database upgrade, nobody started.
@@ -341,15 +345,9 @@ fn per_host_mode_stops_everywhere_on_a_failure_and_a_rerun_finishes_with_the_ori
     );
 
     // The re-run continues, and puts back the flags as they were before the first run.
-    let again = play(
-        &ansible,
-        scratch.path(),
-        "upgrade-per-host.yml",
-        &args,
-        &env,
-    );
+    let again = ph.play();
     again.expect_ok();
-    assert_serving(&sim, TARGET);
+    assert_serving(sim, TARGET);
     assert_eq!(sim.count("db-upgrade-finished"), 1);
     sim.assert_check();
     assert!(
