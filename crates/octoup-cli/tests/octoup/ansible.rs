@@ -131,7 +131,7 @@ fn play(
     Play { ran, recap }
 }
 
-fn api_key(sim: &Sim) -> String {
+pub fn api_key(sim: &Sim) -> String {
     std::fs::read_to_string(sim.dir().join("api-key.txt"))
         .unwrap()
         .trim()
