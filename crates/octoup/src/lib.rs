@@ -18,6 +18,8 @@
 //! - [`journal`]: the crash-safe run journal and the state directory's lock.
 //! - [`engine`]: preflight, plan, the typed step catalogue, the executor, the step
 //!   bodies, undo, rollback, recovery and the report.
+//! - [`notify`]: `[[notify]]` webhooks (generic JSON, Slack, Teams) told of a run's
+//!   milestones, sent in the background, bounded.
 //!
 //! Progress is reported through [`progress::Progress`] and [`engine::Events`].
 
@@ -30,6 +32,7 @@ pub mod fuzzing;
 pub mod installer;
 pub mod journal;
 pub mod nodes;
+pub mod notify;
 pub mod octopus;
 pub mod process;
 pub mod progress;
