@@ -16,6 +16,7 @@ mod hostile;
 mod input;
 mod interrupts;
 mod node_commands;
+mod notify;
 mod progress;
 mod resume;
 mod secrets;

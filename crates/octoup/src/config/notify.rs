@@ -51,6 +51,17 @@ impl NotifyEvent {
         NotifyEvent::RolledBack,
     ];
 
+    /// How a run ends (the last message of a run).
+    pub fn is_ending(self) -> bool {
+        matches!(
+            self,
+            NotifyEvent::Upgraded
+                | NotifyEvent::Paused
+                | NotifyEvent::Failed
+                | NotifyEvent::RolledBack
+        )
+    }
+
     /// The config's (and the generic payload's) word for it.
     pub fn as_str(self) -> &'static str {
         match self {

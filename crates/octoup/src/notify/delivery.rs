@@ -60,20 +60,29 @@ pub(crate) async fn deliver(
         .with_max_delay(Duration::from_secs(2))
         .with_max_times(5)
         .with_jitter();
-    let tries = std::sync::atomic::AtomicU32::new(0);
+    // Why the attempts so far failed, for the message when the bound cuts them off.
+    let failed = std::sync::Mutex::new((0u32, String::new()));
     let retried = attempt
         .retry(policy)
         .when(|e: &Attempt| e.retry)
-        .notify(|_, _| {
-            tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        .notify(|e: &Attempt, _| {
+            let mut failed = failed.lock().expect("attempts lock");
+            failed.0 += 1;
+            failed.1 = e.reason.clone();
         });
     match tokio::time::timeout(bound, retried).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.reason),
-        Err(_) => Err(format!(
-            "gave up after {} s ({} retries)",
-            bound.as_secs_f64(),
-            tries.load(std::sync::atomic::Ordering::Relaxed)
-        )),
+        Err(_) => {
+            let (failures, last) = failed.lock().expect("attempts lock").clone();
+            Err(match failures {
+                0 => format!("no answer within {} s", bound.as_secs_f64()),
+                n => format!(
+                    "gave up after {} s and {} attempts; the last one: {last}",
+                    bound.as_secs_f64(),
+                    n + 1
+                ),
+            })
+        }
     }
 }

@@ -16,7 +16,7 @@ pub mod format;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, NotifyConfig, NotifyEvent, Secret};
@@ -41,6 +41,8 @@ struct Hook {
     label: String,
     config: NotifyConfig,
     queue: mpsc::UnboundedSender<Milestone>,
+    /// Set when the run ended: earlier milestones not yet sent give way to the ending.
+    closing: watch::Sender<bool>,
     worker: JoinHandle<()>,
 }
 
@@ -98,7 +100,7 @@ impl Notifier {
                     "webhook {label}: its URL is written in the config; a webhook URL is a credential, keep it in url_file (owner-readable) or url_env"
                 ));
             }
-            let (queue, worker) = spawn_worker(
+            let (queue, closing, worker) = spawn_worker(
                 http.clone(),
                 url.clone(),
                 hook,
@@ -110,6 +112,7 @@ impl Notifier {
                 label,
                 config: hook.clone(),
                 queue,
+                closing,
                 worker,
             });
         }
@@ -131,18 +134,23 @@ impl Notifier {
         }
     }
 
-    /// The end of the run: sends how it ended, waits (at most each webhook's bound) for
-    /// what is outstanding, and adds every failure to the report's warnings and its run
-    /// log. Never fails.
+    /// The end of the run: an earlier milestone still being sent (or queued) gives way,
+    /// how the run ended is sent, each webhook gets at most its bound for it, and every
+    /// failure becomes a warning of the report and a line of its run log. Never fails.
     pub async fn finish(&self, report: &mut Report) {
-        if let Some(m) = Milestone::of_report(report) {
-            self.send(&m);
-        }
         let hooks = std::mem::take(&mut *self.hooks.lock().expect("hooks lock"));
+        let ending = Milestone::of_report(report);
+        let ending = ending.as_ref();
         let mut late = Vec::new();
         let waits = hooks.into_iter().map(|hook| async move {
+            let _ = hook.closing.send(true);
+            if let Some(m) = ending.filter(|m| hook.config.wants(m.event)) {
+                let _ = hook.queue.send(m.clone());
+            }
             drop(hook.queue);
-            let bound = Duration::from_secs(hook.config.timeout_seconds);
+            // The ending's own delivery is bounded; the margin is for the bookkeeping.
+            let bound =
+                Duration::from_secs(hook.config.timeout_seconds) + Duration::from_millis(500);
             let mut worker = hook.worker;
             match tokio::time::timeout(bound, &mut worker).await {
                 Ok(_) => None,
@@ -158,7 +166,7 @@ impl Notifier {
             .flatten()
         {
             late.push(format!(
-                "webhook {label}: messages still unsent when the run ended were dropped (its timeout_seconds passed)"
+                "webhook {label}: how the run ended was not delivered within its timeout_seconds"
             ));
         }
         let deliveries = self.deliveries.lock().expect("deliveries lock").clone();
@@ -213,13 +221,30 @@ fn spawn_worker(
     hook: &NotifyConfig,
     label: String,
     deliveries: Arc<Mutex<Vec<Delivery>>>,
-) -> (mpsc::UnboundedSender<Milestone>, JoinHandle<()>) {
+) -> (
+    mpsc::UnboundedSender<Milestone>,
+    watch::Sender<bool>,
+    JoinHandle<()>,
+) {
     let (queue, mut messages) = mpsc::unbounded_channel::<Milestone>();
+    let (closing, mut closed) = watch::channel(false);
     let (format, bound) = (hook.format, Duration::from_secs(hook.timeout_seconds));
     let worker = tokio::spawn(async move {
         while let Some(m) = messages.recv().await {
             let body = format::payload(format, &m);
-            let result = delivery::deliver(&http, &url, &body, bound).await;
+            let send = delivery::deliver(&http, &url, &body, bound);
+            let result = if m.event.is_ending() {
+                send.await
+            } else if *closed.borrow() {
+                Err("the run ended before it was sent".into())
+            } else {
+                tokio::select! {
+                    result = send => result,
+                    _ = closed.wait_for(|c| *c) => {
+                        Err("still being sent when the run ended; the ending was sent instead".into())
+                    }
+                }
+            };
             deliveries.lock().expect("deliveries lock").push(Delivery {
                 webhook: label.clone(),
                 event: m.event,
@@ -227,7 +252,7 @@ fn spawn_worker(
             });
         }
     });
-    (queue, worker)
+    (queue, closing, worker)
 }
 
 /// The caller's [`Events`], with every milestone also sent to the webhooks.
