@@ -25,3 +25,4 @@ mod ssh;
 mod sshd;
 mod stage;
 mod status;
+mod unattended;
