@@ -285,9 +285,17 @@ fn an_upgrade_tells_every_milestone_in_each_format() {
         "{log}"
     );
 
-    // The upgrade record is the report.
+    // The upgrade record is the report, and `status --all` names it.
     let record = record_of(&sim, &r);
     assert_eq!(record, r.json);
+    let all = sim.octoup(&["status", "--all", "--json"]);
+    let listed = all.json["runs"][0]["record"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", all.stdout));
+    assert!(
+        Path::new(listed).ends_with(Path::new("records").join(format!("{run_id}.json"))),
+        "{listed}"
+    );
 }
 
 #[test]
