@@ -86,3 +86,64 @@ pub(crate) async fn deliver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::octopus::http::NetworkSettings;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    async fn post_to(server: &MockServer, bound: Duration) -> Result<(), String> {
+        let http = HttpClient::new(NetworkSettings::default()).unwrap();
+        let url = Secret::new(format!("{}/hook/SECRET", server.uri()));
+        deliver(&http, &url, &serde_json::json!({"a": 1}), bound).await
+    }
+
+    #[tokio::test]
+    async fn a_server_error_is_retried_until_accepted() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hook/SECRET"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        assert_eq!(post_to(&server, Duration::from_secs(10)).await, Ok(()));
+        assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_final_and_names_no_url() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(404))
+            .mount(&server)
+            .await;
+        let err = post_to(&server, Duration::from_secs(10)).await.unwrap_err();
+        assert_eq!(err, "answered HTTP 404");
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_bound_cuts_retries_off_and_says_why_they_failed() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&server)
+            .await;
+        let began = std::time::Instant::now();
+        let err = post_to(&server, Duration::from_secs(1)).await.unwrap_err();
+        assert!(
+            began.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(err.contains("the last one: answered HTTP 500"), "{err}");
+        assert!(!err.contains("SECRET"), "{err}");
+    }
+}
