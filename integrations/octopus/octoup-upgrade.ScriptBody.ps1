@@ -24,6 +24,7 @@ $meanings = @{
     9   = 'octoup status: an octoup is working on the run now'
     10  = 'octoup status: the run is unfinished and no octoup works on it; run this step again to continue'
     11  = 'octoup status: no run recorded'
+    12  = 'octoup check --exit-code: an upgrade is available'
     130 = 'octoup was interrupted; the journal is consistent; run this step again to continue'
 }
 

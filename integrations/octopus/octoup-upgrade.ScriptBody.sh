@@ -24,6 +24,7 @@ meaning() {
     9) echo "octoup status: an octoup is working on the run now" ;;
     10) echo "octoup status: the run is unfinished and no octoup works on it; run this step again to continue" ;;
     11) echo "octoup status: no run recorded" ;;
+    12) echo "octoup check --exit-code: an upgrade is available" ;;
     130) echo "octoup was interrupted; the journal is consistent; run this step again to continue" ;;
     *) echo "an exit status octoup does not document" ;;
   esac

@@ -94,6 +94,9 @@ pub struct CheckArgs {
     /// The version feed: a URL or a file (overrides [versions] feed).
     #[arg(long, value_name = "URL|FILE")]
     pub feed: Option<String>,
+    /// Exit with 12 when an upgrade is eligible (0 when up to date), for a "notify me" job.
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Args)]

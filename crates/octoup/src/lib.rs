@@ -20,6 +20,8 @@
 //!   after it, as findings; the compatibility rules are data.
 //! - [`engine`]: plan, the typed step catalogue, the executor, the step
 //!   bodies, undo, rollback, recovery and the report.
+//! - [`notify`]: `[[notify]]` webhooks (generic JSON, Slack, Teams) told of a run's
+//!   milestones, sent in the background, bounded.
 //!
 //! Progress is reported through [`progress::Progress`] and [`engine::Events`].
 
@@ -33,6 +35,7 @@ pub mod fuzzing;
 pub mod installer;
 pub mod journal;
 pub mod nodes;
+pub mod notify;
 pub mod octopus;
 pub mod process;
 pub mod progress;

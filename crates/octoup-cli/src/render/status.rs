@@ -196,10 +196,12 @@ pub fn runs(runs: &[Run], dir: &Path) -> String {
     out
 }
 
-pub fn runs_json(runs: &[Run]) -> String {
+/// `status --all --json`; `record`: the run's upgrade record in `dir`, when it has one.
+pub fn runs_json(runs: &[Run], dir: &Path) -> String {
     let list: Vec<Value> = runs
         .iter()
         .map(|r| {
+            let record = octoup::engine::upgrade_record::record_path(dir, &r.id);
             json!({
                 "run_id": r.id,
                 "status": r.status.as_str(),
@@ -207,6 +209,7 @@ pub fn runs_json(runs: &[Run]) -> String {
                 "to": r.target,
                 "created": r.created.to_string(),
                 "outage_seconds": r.outage_seconds(),
+                "record": record.exists().then(|| record.display().to_string()),
             })
         })
         .collect();

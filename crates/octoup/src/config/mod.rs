@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 
 mod diagnostic;
 mod key_source;
+mod notify;
 mod template;
 mod validate;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::Source;
 pub use key_source::ApiKeySource;
+pub use notify::{NotifyConfig, NotifyEvent, NotifyFormat};
 pub use template::{InitOptions, init_template};
 
 /// Where the public version feed lives.
@@ -52,6 +54,14 @@ pub enum ConfigError {
     MissingApiKey,
     #[error("cannot read the API key file {path}: {source}. Check the path and its permissions")]
     ApiKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot read the URL file of the webhook {webhook}, {path}: {source}. Check [[notify]] url_file and its permissions"
+    )]
+    WebhookFile {
+        webhook: String,
         path: PathBuf,
         source: std::io::Error,
     },
@@ -116,6 +126,8 @@ pub struct Config {
     pub ssh: SshConfig,
     pub doctor: DoctorConfig,
     pub nodes: Vec<NodeConfig>,
+    /// `[[notify]]`: webhooks told of the run's milestones.
+    pub notify: Vec<NotifyConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -530,6 +542,11 @@ impl Config {
         }
         if let Some(p) = self.network.ca_bundle.as_mut() {
             fix(p)
+        }
+        for hook in &mut self.notify {
+            if let Some(p) = hook.url_file.as_mut() {
+                fix(p)
+            }
         }
         if !self.versions.feed.contains("://") {
             let mut feed = PathBuf::from(&self.versions.feed);

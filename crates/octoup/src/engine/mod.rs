@@ -23,6 +23,7 @@ pub mod confirm;
 mod error;
 mod executor;
 mod finish;
+pub mod milestone;
 pub mod plan;
 pub use crate::doctor::preflight;
 mod record;
@@ -35,6 +36,7 @@ mod steps;
 #[cfg(test)]
 mod tests;
 mod undo;
+pub mod upgrade_record;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,6 +57,7 @@ use catalogue::{FORWARD, StepId, StepKind};
 pub use confirm::{Answer, Confirmation};
 pub use error::StepError;
 use executor::{Engine, World};
+pub use milestone::Milestone;
 use preflight::{Connection, Facts, PreflightError, TargetChoice, preflight};
 pub use record::Record;
 use report::{NodeReport, Outcome, Report};
@@ -80,6 +83,9 @@ pub trait Events: Send + Sync {
     fn stop_requested(&self) -> bool {
         false
     }
+    /// A milestone of the run (plan ready, outage started or ended): for notifications.
+    /// The run's ending is its report.
+    fn milestone(&self, _milestone: &Milestone) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +218,12 @@ pub async fn upgrade(
         report.log = Some(log.path().to_path_buf());
         return Ok(report);
     }
+    events.milestone(&Milestone::plan_ready(
+        &run_id,
+        &up_to_date(&facts, None),
+        &to,
+        estimate.outage_estimate_seconds,
+    ));
     let before = Before::from_facts(&facts, from, &choice);
     let journal = create_run(&state, &run_id, &digest, &before, &conn.config, &log)?;
     let nodes = journal

@@ -94,6 +94,25 @@ pub struct Backups {
     pub license: Option<String>,
 }
 
+impl Backups {
+    /// The backups a run has made so far, from its journal.
+    pub(crate) fn from_run(run: &Run) -> Backups {
+        let path_of = |step: &str| {
+            run.step(step)
+                .and_then(|s| s.output_str("path"))
+                .map(str::to_string)
+        };
+        Backups {
+            database: path_of("backup-database"),
+            database_verified: run
+                .step("verify-backup")
+                .is_some_and(|s| matches!(s.state, StepState::Done)),
+            master_key: path_of("backup-master-key"),
+            license: path_of("backup-license"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub outcome: Outcome,
@@ -159,19 +178,7 @@ impl Report {
                 }
             })
             .collect();
-        let path_of = |step: &str| {
-            run.step(step)
-                .and_then(|s| s.output_str("path"))
-                .map(str::to_string)
-        };
-        let backups = Backups {
-            database: path_of("backup-database"),
-            database_verified: run
-                .step("verify-backup")
-                .is_some_and(|s| matches!(s.state, StepState::Done)),
-            master_key: path_of("backup-master-key"),
-            license: path_of("backup-license"),
-        };
+        let backups = Backups::from_run(run);
         let outage_seconds = match (run.outage_started, run.outage_ended) {
             (Some(a), Some(b)) => crate::process::clock::seconds_between(a, b),
             (Some(a), None) => crate::process::clock::seconds_between(a, run.updated),

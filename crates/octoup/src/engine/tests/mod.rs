@@ -13,6 +13,7 @@ mod invariants;
 
 mod fixture;
 mod forward;
+mod milestones;
 mod model;
 mod pause;
 mod recovery;
