@@ -35,3 +35,4 @@ pub mod process;
 pub mod progress;
 pub mod settings;
 pub mod version;
+pub mod window;

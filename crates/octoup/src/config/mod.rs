@@ -15,11 +15,14 @@ mod diagnostic;
 mod key_source;
 mod template;
 mod validate;
+mod window;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::Source;
 pub use key_source::ApiKeySource;
 pub use template::{InitOptions, init_template};
+pub use window::{DaysConfig, Schedule, WindowConfig};
+pub(crate) use window::{parse_hh_mm as window_time, zone_or_system as window_zone};
 
 /// Where the public version feed lives.
 pub(crate) const DEFAULT_FEED: &str = "https://octopus.com/download/upgrade/v3";
@@ -114,6 +117,7 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     pub cluster: ClusterConfig,
     pub ssh: SshConfig,
+    pub window: WindowConfig,
     pub nodes: Vec<NodeConfig>,
 }
 

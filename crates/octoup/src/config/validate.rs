@@ -124,6 +124,7 @@ impl Config {
                 ),
             );
         }
+        self.window.schedule()?;
         self.validate_nodes()
     }
 
