@@ -115,6 +115,7 @@ pub fn upgrade(args: UpgradeArgs, ctx: &Context) -> Exit {
     run_engine(
         UpgradeOptions {
             to: args.to,
+            until: args.until,
             ..UpgradeOptions::default()
         },
         args.yes,

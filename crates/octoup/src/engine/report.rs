@@ -118,6 +118,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     pub log: Option<PathBuf>,
     pub journal: Option<PathBuf>,
+    /// The maintenance window the run kept to (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<super::window::WindowRecord>,
 }
 
 impl Report {
@@ -187,6 +190,7 @@ impl Report {
             warnings: Vec::new(),
             log: Some(run.log.clone()),
             journal: Some(journal),
+            window: super::window::recorded(run),
         }
     }
 
@@ -210,6 +214,7 @@ impl Report {
             warnings: Vec::new(),
             log: None,
             journal: None,
+            window: None,
         }
     }
 }
