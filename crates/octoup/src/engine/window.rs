@@ -150,7 +150,7 @@ impl Estimates {
 }
 
 /// Every kind from the first step to the end of the outage (verify).
-fn outage_kinds() -> impl Iterator<Item = StepKind> {
+pub(crate) fn outage_kinds() -> impl Iterator<Item = StepKind> {
     FORWARD[..=verify_index()]
         .iter()
         .flat_map(|p| match *p {
