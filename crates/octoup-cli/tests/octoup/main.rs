@@ -24,3 +24,4 @@ mod ssh;
 mod sshd;
 mod stage;
 mod status;
+mod window;
