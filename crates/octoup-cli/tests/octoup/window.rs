@@ -84,7 +84,7 @@ fn a_run_that_does_not_fit_or_is_outside_the_window_is_refused_with_nothing_chan
     r.expect_code(3);
     let error = r.json["error"].as_str().unwrap();
     assert!(error.contains("outside the maintenance window"), "{error}");
-    assert!(error.contains(&format!("opens next at")), "{error}");
+    assert!(error.contains("opens next at"), "{error}");
     assert!(error.contains(&start), "{error}");
 
     assert_eq!(
