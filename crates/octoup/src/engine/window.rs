@@ -359,6 +359,7 @@ fn record_for(end: &HardEnd, estimate: f64, est: &Estimates) -> WindowRecord {
 /// (figures: F)`.
 fn too_short(w: &WindowRecord, left: f64, estimate: f64, what: &str) -> String {
     if left <= 0.0 {
+        // Reads on: "… ended at END before the point of no return".
         return format!("the maintenance window ({}) ended at {}", w.source, w.ends);
     }
     format!(
@@ -468,8 +469,13 @@ impl Engine {
             return Ok(());
         }
         let changed = self.anything_changed();
+        let when = if w.deadline.expired() {
+            " "
+        } else {
+            "; this is "
+        };
         Err(format!(
-            "{} before the point of no return (the database upgrade): {}. Run `octoup upgrade` again in the next window (or with a later --until)",
+            "{}{when}before the point of no return (the database upgrade): {}. Run `octoup upgrade` again in the next window (or with a later --until)",
             too_short(&w.record, left, rest, what),
             if changed {
                 "nothing more is started and what was done is undone"
