@@ -54,6 +54,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Show what an upgrade would do, with estimated durations. Changes nothing.
     Plan(PlanArgs),
+    /// Every check that knows before the outage whether the upgrade will work. Changes nothing.
+    Doctor(PlanArgs),
     /// Upgrade the server (or cluster); resumes an unfinished run.
     Upgrade(UpgradeArgs),
     /// Continue an interrupted run.
@@ -99,6 +101,9 @@ pub struct PlanArgs {
     /// Upgrade to this version instead of the policy's choice.
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
+    /// Accept the warning with this id (repeatable; see `octoup doctor`).
+    #[arg(long, value_name = "ID")]
+    pub accept: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +111,9 @@ pub struct UpgradeArgs {
     /// Upgrade to this version instead of the policy's choice.
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
+    /// Accept the warning with this id (repeatable; the journal records it).
+    #[arg(long, value_name = "ID")]
+    pub accept: Vec<String>,
     /// This run's hard end, instead of [window]: RFC 3339 (2026-12-05T04:00:00+01:00) or a
     /// local HH:MM (the next such time). Refuses to begin when the work does not fit.
     #[arg(long, value_name = "TIME")]

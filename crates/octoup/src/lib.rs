@@ -16,7 +16,9 @@
 //!   another over SSH speaking the `octoup node` protocol.
 //! - [`backup`]: master key, license and SQL backups (with T-SQL quoting).
 //! - [`journal`]: the crash-safe run journal and the state directory's lock.
-//! - [`engine`]: preflight, plan, the typed step catalogue, the executor, the step
+//! - [`doctor`]: the preflight and the deep checks before the outage, and the verification
+//!   after it, as findings; the compatibility rules are data.
+//! - [`engine`]: plan, the typed step catalogue, the executor, the step
 //!   bodies, undo, rollback, recovery and the report.
 //!
 //! Progress is reported through [`progress::Progress`] and [`engine::Events`].
@@ -24,6 +26,7 @@
 pub mod backup;
 pub mod choice;
 pub mod config;
+pub mod doctor;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;

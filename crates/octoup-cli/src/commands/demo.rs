@@ -16,7 +16,7 @@ use crate::context::Context;
 use crate::exit::Exit;
 use crate::steps::StepPrinter;
 
-use super::upgrade::{block_on, exit_for, exit_for_error};
+use super::upgrade::{block_on, exit_for, settle};
 
 /// Simulated seconds of each slow step: a mid-size installation.
 const STOP: f64 = 20.0;
@@ -170,16 +170,9 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Exit {
         UpgradeOptions::default(),
         events,
     ));
-    let report = match result {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            ctx.report_error(&crate::render::engine_error(&e));
-            return exit_for_error(&e);
-        }
-        Err(e) => {
-            ctx.report_error(&e);
-            return Exit::Failed;
-        }
+    let report = match settle(ctx, result) {
+        Ok(r) => r,
+        Err(exit) => return exit,
     };
     let check = sim(
         &exe,

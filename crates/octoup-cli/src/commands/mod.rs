@@ -3,6 +3,7 @@
 mod check;
 mod config;
 mod demo;
+mod doctor;
 mod furniture;
 mod init;
 mod node;
@@ -19,6 +20,7 @@ pub fn dispatch(command: Command, ctx: &Context) -> Exit {
     match command {
         Command::Check(args) => check::run(args, ctx),
         Command::Plan(args) => upgrade::plan(args, ctx),
+        Command::Doctor(args) => doctor::run(args, ctx),
         Command::Upgrade(args) => upgrade::upgrade(args, ctx),
         Command::Resume(args) => upgrade::resume(args.yes, ctx),
         Command::Rollback(args) => upgrade::rollback(args.yes, ctx),

@@ -62,6 +62,25 @@ pub(crate) fn print_report(report: &Report, ctx: &Context) -> Exit {
     exit_for(report.outcome)
 }
 
+/// Runs an engine call on a fresh runtime: the engine's error is reported and becomes its
+/// exit status, as does a runtime that cannot start.
+pub(crate) fn settle<T>(
+    ctx: &Context,
+    result: Result<Result<T, EngineError>, std::io::Error>,
+) -> Result<T, Exit> {
+    match result {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => {
+            ctx.report_error(&crate::render::engine_error(&e));
+            Err(exit_for_error(&e))
+        }
+        Err(e) => {
+            ctx.report_error(&e);
+            Err(Exit::Failed)
+        }
+    }
+}
+
 pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
     let config = match ctx.load_config() {
         Ok(c) => c,
@@ -70,14 +89,13 @@ pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
             return Exit::Usage;
         }
     };
-    let result = match block_on(engine::plan(config, &ctx.env, args.to.as_deref())) {
-        Ok(r) => r,
-        Err(e) => {
-            ctx.report_error(&e);
-            return Exit::Failed;
-        }
-    };
-    match result {
+    let result = block_on(engine::plan(
+        config,
+        &ctx.env,
+        args.to.as_deref(),
+        &args.accept,
+    ));
+    match settle(ctx, result) {
         Ok(PlanView::Fresh(plan)) => {
             if ctx.json {
                 println!(
@@ -87,7 +105,7 @@ pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
             } else {
                 print!("{}", crate::render::plan(&plan));
             }
-            if plan.facts.blockers.is_empty() {
+            if !plan.facts.findings.has_blockers() {
                 Exit::Ok
             } else {
                 Exit::Refused
@@ -104,10 +122,7 @@ pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
             }
             Exit::Ok
         }
-        Err(e) => {
-            ctx.report_error(&crate::render::engine_error(&e));
-            exit_for_error(&e)
-        }
+        Err(exit) => exit,
     }
 }
 
@@ -115,6 +130,7 @@ pub fn upgrade(args: UpgradeArgs, ctx: &Context) -> Exit {
     run_engine(
         UpgradeOptions {
             to: args.to,
+            accept: args.accept,
             until: args.until,
             ..UpgradeOptions::default()
         },

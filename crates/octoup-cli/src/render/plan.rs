@@ -128,18 +128,7 @@ pub fn plan(plan: &Plan) -> String {
             let _ = writeln!(out, "{}", window_line(w));
         }
     }
-    for w in &f.warnings {
-        let _ = writeln!(out, "warning: {w}");
-    }
-    for b in &f.blockers {
-        let _ = writeln!(out, "BLOCKER: {b}");
-    }
-    if !f.blockers.is_empty() {
-        let _ = writeln!(
-            out,
-            "`octoup upgrade` would refuse until the blockers are fixed."
-        );
-    }
+    out.push_str(&super::findings(&f.findings));
     let _ = writeln!(out, "\nNothing was changed.");
     out
 }

@@ -4,6 +4,7 @@
 //! transport against a real sshd on loopback, and snapshots of the human output. The
 //! harness is `octoup-testkit`; scenarios run in parallel threads at a tiny time scale.
 
+mod ansible;
 mod check;
 mod durability;
 mod exit_codes;
@@ -24,4 +25,5 @@ mod ssh;
 mod sshd;
 mod stage;
 mod status;
+mod step_template;
 mod window;

@@ -117,6 +117,7 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     pub cluster: ClusterConfig,
     pub ssh: SshConfig,
+    pub doctor: DoctorConfig,
     pub window: WindowConfig,
     pub nodes: Vec<NodeConfig>,
 }
@@ -420,6 +421,48 @@ impl Default for SshConfig {
             remote_octoup: vec!["octoup".into()],
         }
     }
+}
+
+/// How `doctor` (and the preflight of `plan` and `upgrade`) treats its findings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DoctorConfig {
+    /// Warnings accepted by id (`octoup doctor` lists them); the journal records them.
+    pub accept: Vec<String>,
+    /// An unaccepted warning blocks the upgrade too (for unattended runs).
+    pub strict: bool,
+    /// The System Integrity Check before the outage and after the start.
+    pub integrity_check: IntegrityCheck,
+    /// Seconds to wait for the System Integrity Check task.
+    pub integrity_timeout_seconds: u64,
+    /// Cancel a `RecurringScheduledDeployments` task found stuck in the queue after the
+    /// start (otherwise it is reported).
+    pub cancel_stuck_triggers: bool,
+}
+
+impl Default for DoctorConfig {
+    fn default() -> Self {
+        DoctorConfig {
+            accept: Vec::new(),
+            strict: false,
+            integrity_check: IntegrityCheck::Warning,
+            integrity_timeout_seconds: 600,
+            cancel_stuck_triggers: false,
+        }
+    }
+}
+
+/// What a failed System Integrity Check is.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntegrityCheck {
+    /// Not run.
+    Off,
+    /// A failure is a warning.
+    #[default]
+    Warning,
+    /// A failure blocks the upgrade.
+    Blocker,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -263,6 +263,36 @@ pub(crate) const KEYS: &[(&str, &str, &str, Option<&str>)] = &[
         None,
     ),
     (
+        "doctor",
+        "accept",
+        "Warnings accepted by id (`octoup doctor` lists them); the journal records each.",
+        Some("[\"license.grace\"]"),
+    ),
+    (
+        "doctor",
+        "strict",
+        "An unaccepted warning blocks the upgrade too (for unattended runs).",
+        None,
+    ),
+    (
+        "doctor",
+        "integrity_check",
+        "The System Integrity Check before the outage and after the start: off, warning or blocker (when it fails).",
+        None,
+    ),
+    (
+        "doctor",
+        "integrity_timeout_seconds",
+        "Seconds to wait for the System Integrity Check task.",
+        None,
+    ),
+    (
+        "doctor",
+        "cancel_stuck_triggers",
+        "Cancel a RecurringScheduledDeployments task stuck in the queue after the start (otherwise reported).",
+        None,
+    ),
+    (
         "ssh",
         "program",
         "The OpenSSH client argv prefix (BatchMode=yes, StrictHostKeyChecking=yes and ConnectTimeout are always added).",

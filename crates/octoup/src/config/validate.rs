@@ -2,7 +2,7 @@
 //! finds it in the file) and says what was expected and found.
 
 use super::diagnostic::{KeyPath, Problem};
-use super::{Config, InstallerConfig, SshConfig, TimeoutsConfig};
+use super::{Config, DoctorConfig, InstallerConfig, SshConfig, TimeoutsConfig};
 
 impl TimeoutsConfig {
     /// Every `[timeouts]` key and its value.
@@ -124,6 +124,28 @@ impl Config {
                 ),
             );
         }
+        for id in &self.doctor.accept {
+            if !finding_id(id) {
+                return at(
+                    "doctor",
+                    "accept",
+                    format!(
+                        "{id:?} is not a finding id (ids look like `license.grace`; `octoup doctor` lists them)"
+                    ),
+                );
+            }
+        }
+        if self.doctor.integrity_timeout_seconds == 0 {
+            return at(
+                "doctor",
+                "integrity_timeout_seconds",
+                zero(
+                    "seconds",
+                    "the check could never finish",
+                    DoctorConfig::default().integrity_timeout_seconds,
+                ),
+            );
+        }
         self.window.schedule()?;
         self.validate_nodes()
     }
@@ -200,4 +222,15 @@ fn check_install_argv(key: KeyPath, argv: &[String]) -> Result<(), Problem> {
         ));
     }
     Ok(())
+}
+
+/// A finding id: dot-separated parts of lowercase letters, digits and `-`.
+pub(crate) fn finding_id(id: &str) -> bool {
+    id.split('.').count() >= 2
+        && id.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
 }

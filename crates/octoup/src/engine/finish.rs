@@ -230,9 +230,7 @@ impl Engine {
         let journal = self.state.run_path(&run.id);
         let mut report = Report::from_run(&run, outcome, nodes, journal);
         report.operation = self.operation;
-        if let Some(p) = run.step(StepKind::Preflight.name()) {
-            report.warnings = p.warnings();
-        }
+        report.read_preflight(&run);
         report
     }
 }

@@ -24,7 +24,7 @@ mod error;
 mod executor;
 mod finish;
 pub mod plan;
-pub mod preflight;
+pub use crate::doctor::preflight;
 mod record;
 mod recovery;
 pub mod report;
@@ -125,6 +125,8 @@ pub struct UpgradeOptions {
     pub resume_only: bool,
     /// Roll the unfinished run back instead of continuing it (`octoup rollback`).
     pub rollback: bool,
+    /// Warnings accepted on the command line (`--accept ID`).
+    pub accept: Vec<String>,
     /// `--until`: this run's hard end, instead of `[window]`.
     pub until: Option<crate::window::Until>,
 }
@@ -154,7 +156,8 @@ pub async fn upgrade(
     let digest = config_digest(&config);
     let conn = Connection::new(config, env, log.clone())?;
     events.note("preflight: checking the server, the nodes, the target and the license");
-    let facts = match preflight(&conn, options.to.as_deref()).await {
+    let acceptance = crate::doctor::acceptance(&conn.config, &options.accept);
+    let facts = match preflight(&conn, options.to.as_deref(), &acceptance).await {
         Ok(f) => f,
         Err(PreflightError::Config(e)) => return Err(e.into()),
         Err(e) if e.is_config() => return Err(e.into()),
@@ -173,11 +176,13 @@ pub async fn upgrade(
         .and_then(|t| t.target.as_ref())
         .map(ToString::to_string)
         .unwrap_or_default();
-    if !facts.blockers.is_empty() {
-        log.note(&format!("refused: {}", facts.blockers.join("; ")));
+    if facts.findings.has_blockers() {
+        let blockers = facts.blockers();
+        log.note(&format!("refused: {}", blockers.join("; ")));
         let mut report = Report::without_run(Outcome::Refused, &facts.version, &to);
-        report.error = Some(facts.blockers.join("\n"));
-        report.warnings = facts.warnings.clone();
+        report.error = Some(blockers.join("\n"));
+        report.warnings = facts.warnings();
+        report.findings = facts.findings.clone();
         report.next_step =
             Some("Fix the blockers above (nothing was changed), then run `octoup upgrade` again. `octoup plan` shows everything the preflight found.".into());
         report.log = Some(log.path().to_path_buf());
@@ -237,8 +242,11 @@ pub async fn upgrade(
     if let Some(w) = window {
         engine.begin_window(w);
     }
-    for w in &facts.warnings {
+    for w in facts.warnings() {
         engine.events.note(&format!("warning: {w}"));
+    }
+    for id in facts.findings.accepted() {
+        engine.events.note(&format!("accepted: {id}"));
     }
     Ok(engine.run_forward().await)
 }
@@ -246,7 +254,8 @@ pub async fn upgrade(
 /// Nothing to install: the report says so, with the nodes as they are.
 fn up_to_date(facts: &Facts, target: Option<&TargetChoice>) -> Report {
     let mut report = Report::without_run(Outcome::UpToDate, &facts.version, &facts.version);
-    report.warnings = facts.warnings.clone();
+    report.warnings = facts.warnings();
+    report.findings = facts.findings.clone();
     if let Some(t) = target
         && !t.up_to_date
     {
@@ -320,6 +329,8 @@ pub(crate) struct Before {
     pub path: Vec<Version>,
     pub why: String,
     pub warnings: Vec<String>,
+    /// Warnings the operator accepted by id.
+    pub accepted: Vec<String>,
     pub maintenance: bool,
     pub nodes: Vec<NodeBefore>,
 }
@@ -345,7 +356,8 @@ impl Before {
                 .unwrap_or_else(|| Version::new(0, 0, 0)),
             path: choice.path.clone(),
             why: choice.why.clone(),
-            warnings: facts.warnings.clone(),
+            warnings: facts.warnings(),
+            accepted: facts.findings.accepted(),
             maintenance: facts.maintenance,
             nodes: facts
                 .nodes
@@ -393,6 +405,10 @@ pub(crate) fn new_run(
     record(
         StepId::once(StepKind::Preflight),
         Record::Warnings(before.warnings.clone()),
+    );
+    record(
+        StepId::once(StepKind::Preflight),
+        Record::Accepted(before.accepted.clone()),
     );
     record(
         StepId::once(StepKind::Preflight),
@@ -533,6 +549,7 @@ pub async fn plan(
     config: Config,
     env: &EnvOverrides,
     to: Option<&str>,
+    accept: &[String],
 ) -> Result<plan::PlanView, EngineError> {
     let state = StateDir::new(&config.state.dir);
     if let Some(journal) = state.unfinished()? {
@@ -544,10 +561,25 @@ pub async fn plan(
     let history = state.runs()?;
     let log = Arc::new(RunLog::disabled());
     let conn = Connection::new(config, env, log)?;
-    let facts = preflight(&conn, to).await?;
+    let acceptance = crate::doctor::acceptance(&conn.config, accept);
+    let facts = preflight(&conn, to, &acceptance).await?;
     Ok(plan::PlanView::Fresh(Box::new(plan::make_plan(
         &conn.config,
         facts,
         &history,
     ))))
+}
+
+/// `octoup doctor`: every preflight check, changing nothing.
+pub async fn doctor(
+    config: Config,
+    env: &EnvOverrides,
+    to: Option<&str>,
+    accept: &[String],
+) -> Result<crate::doctor::DoctorReport, EngineError> {
+    let log = Arc::new(RunLog::disabled());
+    let conn = Connection::new(config, env, log)?;
+    let acceptance = crate::doctor::acceptance(&conn.config, accept);
+    let facts = preflight(&conn, to, &acceptance).await?;
+    Ok(crate::doctor::DoctorReport::from_facts(&facts))
 }

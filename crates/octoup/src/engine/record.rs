@@ -30,6 +30,8 @@ pub enum Record {
     Detail(String),
     /// The preflight's warnings.
     Warnings(Vec<String>),
+    /// The ids of the warnings the operator accepted (`[doctor] accept`, `--accept`).
+    Accepted(Vec<String>),
     /// Why this target.
     Why(String),
     UndoneAt(Timestamp),
@@ -64,6 +66,7 @@ impl Record {
             Record::Canceled(_) => "canceled",
             Record::Detail(_) => "detail",
             Record::Warnings(_) => "warnings",
+            Record::Accepted(_) => "accepted",
             Record::Why(_) => "why",
             Record::UndoneAt(_) => "undone_at",
             Record::Launching(_) => "launching",
@@ -82,7 +85,7 @@ impl Record {
             Record::WasOn(b) | Record::Existed(b) => json!(b),
             Record::Watchdog(w) => serde_json::to_value(w).unwrap_or_default(),
             Record::ExitCode(c) => json!(c),
-            Record::Canceled(v) | Record::Warnings(v) => json!(v),
+            Record::Canceled(v) | Record::Warnings(v) | Record::Accepted(v) => json!(v),
             Record::UndoneAt(t) | Record::Launching(t) => json!(t.to_string()),
             Record::Child { process, started } => {
                 json!({"pid": process.pid, "os_start": process.os_start, "started": started.to_string()})
@@ -153,8 +156,17 @@ impl Step {
     }
 
     pub(crate) fn warnings(&self) -> Vec<String> {
+        self.strings("warnings")
+    }
+
+    /// The ids of the warnings the operator accepted.
+    pub(crate) fn accepted(&self) -> Vec<String> {
+        self.strings("accepted")
+    }
+
+    fn strings(&self, key: &str) -> Vec<String> {
         self.outputs
-            .get("warnings")
+            .get(key)
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default()
     }

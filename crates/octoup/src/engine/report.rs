@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Serialize, Serializer};
 
+use crate::doctor::Findings;
 use crate::journal::{Run, StepState};
 
 /// How a run ended.
@@ -116,6 +117,13 @@ pub struct Report {
     pub error: Option<String>,
     pub next_step: Option<String>,
     pub warnings: Vec<String>,
+    /// Warnings the operator accepted by id (journaled at the preflight).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<String>,
+    /// The preflight's findings, when this run refused or did nothing (a run that went
+    /// ahead has them in its plan and journal).
+    #[serde(skip_serializing_if = "Findings::is_empty")]
+    pub findings: Findings,
     pub log: Option<PathBuf>,
     pub journal: Option<PathBuf>,
     /// The maintenance window the run kept to (absent without one).
@@ -188,9 +196,19 @@ impl Report {
             error: run.error.clone(),
             next_step: run.next_step.clone(),
             warnings: Vec::new(),
+            accepted: Vec::new(),
+            findings: Findings::default(),
             log: Some(run.log.clone()),
             journal: Some(journal),
             window: super::window::recorded(run),
+        }
+    }
+
+    /// The warnings and acceptances the run's preflight journaled.
+    pub(crate) fn read_preflight(&mut self, run: &Run) {
+        if let Some(p) = run.step(super::catalogue::StepKind::Preflight.name()) {
+            self.warnings = p.warnings();
+            self.accepted = p.accepted();
         }
     }
 
@@ -212,6 +230,8 @@ impl Report {
             error: None,
             next_step: None,
             warnings: Vec::new(),
+            accepted: Vec::new(),
+            findings: Findings::default(),
             log: None,
             journal: None,
             window: None,

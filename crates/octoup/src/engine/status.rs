@@ -90,9 +90,7 @@ pub fn status(config: &Config) -> Result<Status, EngineError> {
     };
     let journal = state.run_path(&run.id);
     let mut report = Report::from_run(&run, outcome, Vec::new(), journal.clone());
-    if let Some(p) = run.step(super::catalogue::StepKind::Preflight.name()) {
-        report.warnings = p.warnings();
-    }
+    report.read_preflight(&run);
     Ok(Status {
         state: state_now,
         live_pid: live_pid.filter(|_| live),

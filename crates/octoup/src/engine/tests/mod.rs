@@ -167,6 +167,7 @@ backup = 1
             path: vec![v(TARGET)],
             why: "test".into(),
             warnings: Vec::new(),
+            accepted: Vec::new(),
             maintenance: model.maintenance,
             nodes: model
                 .nodes

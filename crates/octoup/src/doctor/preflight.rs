@@ -3,8 +3,8 @@
 //! version`) agrees, no unknown node runs against the database, the target is chosen and
 //! the license covers it, there is disk space, and each node's watchdog is noted.
 //!
-//! Problems that make an upgrade unsafe are *blockers* (the upgrade refuses, exit 3);
-//! the rest are warnings shown in the plan.
+//! Then the deep checks of [`crate::doctor`] run. Every problem is a [`Finding`]: blockers
+//! make the upgrade refuse (exit 3); warnings and information are shown in the plan.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::choice::ChoiceError;
 use crate::choice::check::{CheckReport, CheckStatus};
 use crate::config::{Config, ConfigError, EnvOverrides, NodeConfig};
+use crate::doctor::{Acceptance, Finding, Findings, Rules};
 use crate::nodes::{NodeAgent, WatchdogInfo, agent_for};
 use crate::octopus::api::{ApiError, NodeSummary, OctopusApi, ServerStatus};
 use crate::octopus::http::{HttpClient, NetworkSettings};
@@ -43,7 +44,10 @@ pub enum PreflightError {
     #[error(
         "--to {wanted} is older than the installed {current}: octoup does not downgrade (a downgrade is a database restore)"
     )]
-    Downgrade { wanted: Version, current: Version },
+    Downgrade {
+        wanted: Box<Version>,
+        current: Box<Version>,
+    },
 }
 
 impl PreflightError {
@@ -179,13 +183,25 @@ pub struct Facts {
     pub license_covers_up_to: Option<String>,
     pub license_maintenance_expires: Option<String>,
     pub disk: Vec<DiskFact>,
-    pub blockers: Vec<String>,
-    pub warnings: Vec<String>,
+    /// Everything the checks found, accepted warnings marked.
+    pub findings: Findings,
+    /// The detected SQL hosting, when the database checks could tell.
+    pub hosting: Option<String>,
 }
 
 impl Facts {
     pub(crate) fn primary(&self) -> Option<&NodeFacts> {
         self.nodes.iter().find(|n| n.primary)
+    }
+
+    /// The warnings not accepted, one line each.
+    pub fn warnings(&self) -> Vec<String> {
+        self.findings.warning_lines()
+    }
+
+    /// The blockers, one line each (empty: the upgrade may go ahead).
+    pub fn blockers(&self) -> Vec<String> {
+        self.findings.blocker_lines()
     }
 }
 
@@ -194,6 +210,7 @@ impl Facts {
 pub(crate) async fn preflight(
     conn: &Connection,
     to: Option<&str>,
+    acceptance: &Acceptance,
 ) -> Result<Facts, PreflightError> {
     let config = &conn.config;
     let api = &conn.api;
@@ -214,11 +231,10 @@ pub(crate) async fn preflight(
     let maintenance = api.maintenance().await?;
     let summary = api.nodes_summary().await?;
 
-    let mut blockers = Vec::new();
-    let mut warnings = Vec::new();
+    let mut findings = Findings::default();
     let mut nodes = Vec::new();
     for node in config.effective_nodes()? {
-        nodes.push(node_facts(conn, &node, &summary, &mut blockers).await);
+        nodes.push(node_facts(conn, &node, &summary, &mut findings).await);
     }
 
     // Versions must agree everywhere before anything is touched.
@@ -230,17 +246,24 @@ pub(crate) async fn preflight(
         if let Some(v) = &n.api_version
             && !same_version(v, &current)
         {
-            blockers.push(format!(
-                "node {} serves {v} but {current} elsewhere: the cluster runs mixed versions. Bring every node to one version first",
-                n.name
+            findings.push(Finding::blocker(
+                "cluster.mixed-versions",
+                format!("node {} serves {v} but {current} runs elsewhere", n.name),
+                "a cluster upgrade starts from one version on every node",
+                "bring every node to one version first",
             ));
         }
         if let (Some(a), Some(e)) = (&n.api_version, &n.exe_version)
             && !same_version(a, e)
         {
-            blockers.push(format!(
-                "node {}: the API reports {a} but `Octopus.Server.exe version` reports {e}: the service runs a different build than the one installed (a pending restart?). Restart the service, then run octoup again",
-                n.name
+            findings.push(Finding::blocker(
+                "node.version-mismatch",
+                format!(
+                    "node {}: the API reports {a} but `Octopus.Server.exe version` reports {e}",
+                    n.name
+                ),
+                "the service runs a different build than the one installed (a pending restart?)",
+                "restart the service, then run octoup again",
             ));
         }
     }
@@ -254,20 +277,32 @@ pub(crate) async fn preflight(
         .collect();
     for other in &other_nodes {
         if other.is_offline {
-            warnings.push(format!(
-                "node {} is registered but offline (last seen {}); if it is gone for good, delete it in Configuration → Nodes",
-                other.name,
-                other.last_seen.as_deref().unwrap_or("never")
+            findings.push(Finding::warning(
+                "cluster.offline-node",
+                format!(
+                    "node {} is registered but offline (last seen {})",
+                    other.name,
+                    other.last_seen.as_deref().unwrap_or("never")
+                ),
+                "if it comes back during the upgrade it runs against a changed database",
+                "if it is gone for good, delete it in Configuration → Nodes",
             ));
         } else if config.nodes.is_empty() {
-            blockers.push(format!(
-                "the cluster has another running node, {}: list every node under [[nodes]] so all are stopped and upgraded together",
-                other.name
+            findings.push(Finding::blocker(
+                "cluster.unlisted-node",
+                format!("the cluster has another running node, {}", other.name),
+                "every node must be stopped for the database upgrade",
+                "list every node under [[nodes]] so all are stopped and upgraded together",
             ));
         } else {
-            blockers.push(format!(
-                "node {} runs against the same database but is not in [[nodes]]: add it, or stop it and delete it in Configuration → Nodes (the database upgrade refuses while it runs)",
-                other.name
+            findings.push(Finding::blocker(
+                "cluster.unlisted-node",
+                format!(
+                    "node {} runs against the same database but is not in [[nodes]]",
+                    other.name
+                ),
+                "the database upgrade refuses while it runs",
+                "add it, or stop it and delete it in Configuration → Nodes",
             ));
         }
     }
@@ -282,13 +317,17 @@ pub(crate) async fn preflight(
                 &cur,
                 license_max.as_deref().and_then(|v| v.parse().ok()),
                 to,
-                &mut blockers,
-                &mut warnings,
+                &mut findings,
             )
             .await?,
         ),
         Err(e) => {
-            blockers.push(format!("the server's version cannot be read: {e}"));
+            findings.push(Finding::blocker(
+                "server.version",
+                format!("the server's version cannot be read: {e}"),
+                "octoup chooses the target from the installed version",
+                "check that [server] url points at the Octopus Server",
+            ));
             None
         }
     };
@@ -298,22 +337,30 @@ pub(crate) async fn preflight(
         if let (Some(avail), Some(need)) = (d.available_bytes, d.needed_bytes)
             && avail < need
         {
-            blockers.push(format!(
-                "not enough free space for the {} in {}: {} available, {} needed",
-                d.what,
-                d.path.display(),
-                bytes(avail),
-                bytes(need)
+            findings.push(Finding::blocker(
+                "disk.space",
+                format!(
+                    "not enough free space for the {} in {}: {} available, {} needed",
+                    d.what,
+                    d.path.display(),
+                    bytes(avail),
+                    bytes(need)
+                ),
+                "the file is written before the outage and must fit",
+                "free space there, or point the setting at a bigger volume",
             ));
         }
     }
     if server_status.is_potential_clone {
-        warnings.push(
-            "the server reports it may be a clone (IsPotentialClone): make sure this is the installation you mean to upgrade".into(),
-        );
+        findings.push(Finding::warning(
+            "server.potential-clone",
+            "the server reports it may be a clone (IsPotentialClone)",
+            "a clone shares the license and can deploy to production targets",
+            "make sure this is the installation you mean to upgrade",
+        ));
     }
 
-    Ok(Facts {
+    let mut facts = Facts {
         server_url: api.base().to_string(),
         version: current,
         maintenance,
@@ -324,16 +371,28 @@ pub(crate) async fn preflight(
         license_covers_up_to: license_max,
         license_maintenance_expires: server_status.maintenance_expires.clone(),
         disk,
-        blockers,
-        warnings,
+        findings,
+        hosting: None,
+    };
+    let target = facts.target.as_ref().and_then(|t| t.target.clone());
+    let deep = crate::doctor::deep_checks(&crate::doctor::Context {
+        conn,
+        facts: &facts,
+        target: target.as_ref(),
+        rules: Rules::builtin(),
     })
+    .await;
+    facts.findings.extend(deep.findings.0);
+    facts.hosting = deep.hosting;
+    facts.findings.settle(acceptance);
+    Ok(facts)
 }
 
 async fn node_facts(
     conn: &Connection,
     node: &NodeConfig,
     summary: &[NodeSummary],
-    blockers: &mut Vec<String>,
+    findings: &mut Findings,
 ) -> NodeFacts {
     let node_api = conn.api.at(&node.url);
     let ping = node_api.ping().await;
@@ -368,34 +427,51 @@ async fn node_facts(
         agent: None,
     };
     if !ping.is_up() {
-        blockers.push(format!(
-            "node {name} at {} is {}: every node must run before an upgrade (octoup must see its version and drain it)",
-            node.url,
-            ping.describe()
+        findings.push(Finding::blocker(
+            "node.down",
+            format!("node {name} at {} is {}", node.url, ping.describe()),
+            "every node must run before an upgrade: octoup must see its version and drain it",
+            "start the node (or fix its url in [[nodes]]), then run octoup again",
         ));
     } else {
         match node_api.root().await {
             Ok(r) => facts.api_version = Some(r.version),
-            Err(e) => blockers.push(format!("node {name}: {e}")),
+            Err(e) => findings.push(Finding::blocker(
+                "node.api",
+                format!("node {name}: {e}"),
+                "octoup reads each node's version from its own /api",
+                "check the node's url in [[nodes]]",
+            )),
         }
     }
     let agent = match conn.agent(node, &name, &node.url) {
         Ok(a) => a,
         Err(e) => {
-            blockers.push(format!("node {name}: {e}"));
+            findings.push(Finding::blocker(
+                "node.agent",
+                format!("node {name}: {e}"),
+                "octoup runs the node's commands through this",
+                "fix the node's ssh or command settings in [[nodes]]",
+            ));
             return facts;
         }
     };
     match agent.installed_version().await {
         Ok(v) => facts.exe_version = Some(v.to_string()),
-        Err(e) => blockers.push(format!(
-            "node {name}: cannot read the installed version: {e}. Check [server] server_exe"
+        Err(e) => findings.push(Finding::blocker(
+            "node.installed-version",
+            format!("node {name}: cannot read the installed version: {e}"),
+            "the installed build must agree with the one the API serves",
+            "check [server] server_exe",
         )),
     }
     match agent.watchdog().await {
         Ok(w) => facts.watchdog = Some(w),
-        Err(e) => blockers.push(format!(
-            "node {name}: cannot read the configuration (for the watchdog): {e}"
+        Err(e) => findings.push(Finding::blocker(
+            "node.watchdog",
+            format!("node {name}: cannot read the configuration (for the watchdog): {e}"),
+            "a watchdog left running restarts the service during the outage",
+            "check [server] server_exe and [server] instance",
         )),
     }
     facts.agent = Some(agent);
@@ -417,8 +493,7 @@ async fn choose_target(
     current: &Version,
     license_max: Option<Version>,
     to: Option<Version>,
-    blockers: &mut Vec<String>,
-    warnings: &mut Vec<String>,
+    findings: &mut Findings,
 ) -> Result<TargetChoice, PreflightError> {
     let versions = &conn.config.versions;
     if let Some(wanted) = to {
@@ -433,15 +508,20 @@ async fn choose_target(
         }
         if wanted < *current {
             return Err(PreflightError::Downgrade {
-                wanted,
-                current: current.clone(),
+                wanted: Box::new(wanted),
+                current: Box::new(current.clone()),
             });
         }
         match crate::choice::requested(versions, None, &conn.http, &wanted).await {
-            Ok(found) => warnings.extend(found.warnings),
+            Ok(found) => findings.extend(found.warnings.into_iter().map(choice_warning)),
             Err(ChoiceError::Feed(e)) => {
-                blockers.push(format!(
-                    "--to {wanted} cannot be checked against the version feed, which could not be read: {e}"
+                findings.push(Finding::blocker(
+                    "feed.unreadable",
+                    format!(
+                        "--to {wanted} cannot be checked against the version feed, which could not be read: {e}"
+                    ),
+                    "octoup installs only a release the feed lists",
+                    "check [versions] feed and the network (or [network] proxy)",
                 ));
                 return Ok(no_target("the version feed could not be read".into()));
             }
@@ -450,8 +530,11 @@ async fn choose_target(
         if let Some(max) = &license_max
             && wanted > *max
         {
-            blockers.push(format!(
-                "the license covers versions up to {max}; {wanted} is not covered (the database upgrade would refuse). Renew the license or choose an older target"
+            findings.push(Finding::blocker(
+                "license.coverage",
+                format!("the license covers versions up to {max}; {wanted} is not covered"),
+                "the database upgrade would refuse",
+                "renew the license or choose an older target",
             ));
         }
         return Ok(TargetChoice {
@@ -466,12 +549,17 @@ async fn choose_target(
     {
         Ok(report) => report,
         Err(ChoiceError::Feed(e)) => {
-            blockers.push(e.to_string());
+            findings.push(Finding::blocker(
+                "feed.unreadable",
+                format!("the version feed could not be read: {e}"),
+                "octoup chooses the target from the feed",
+                "check [versions] feed and the network (or [network] proxy)",
+            ));
             return Ok(no_target("the version feed could not be read".into()));
         }
         Err(e) => return Err(e.into()),
     };
-    warnings.extend(report.warnings.iter().cloned());
+    findings.extend(report.warnings.iter().cloned().map(choice_warning));
     let path = report.path.clone();
     Ok(TargetChoice {
         target: path.first().cloned(),
@@ -480,6 +568,11 @@ async fn choose_target(
         up_to_date: report.status != CheckStatus::UpgradeAvailable,
         check: Some(report),
     })
+}
+
+/// A remark of the version choice (an unusual feed, a skipped release) as a warning.
+fn choice_warning(text: String) -> Finding {
+    Finding::warning("version.choice", text, "", "")
 }
 
 fn no_target(why: String) -> TargetChoice {
