@@ -263,4 +263,18 @@ mod tests {
         assert!(e.contains("timedatectl list-timezones"), "{e}");
         assert!(parsed("start = \"02:00\"\nend = \"04:00\"\nzone = \"UTC\"").is_err());
     }
+
+    #[test]
+    fn the_config_file_error_says_where() {
+        let text = "[window]\nstart = \"02:00\"\nend = \"04:00\"\ntime_zone = \"Mars/Olympus\"\n";
+        let e = crate::config::Config::parse(text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("<config>:4:1: [window] time_zone: unknown time zone \"Mars/Olympus\""),
+            "{e}"
+        );
+        let e = crate::config::Config::parse("[window]\nstrat = \"02:00\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[window] strat: unknown key"), "{e}");
+    }
 }

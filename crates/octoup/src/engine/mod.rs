@@ -531,6 +531,9 @@ async fn resume(
     let world = production_world(&conn, nodes)?;
     let config_changed = digest != run.config_digest;
     let engine = Engine::new(conn.config.clone(), state, journal, world, events, log);
+    if options.until.is_some() {
+        engine.until_ignored();
+    }
     Ok(engine.resume(options.rollback, config_changed).await)
 }
 

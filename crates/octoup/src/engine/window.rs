@@ -403,6 +403,16 @@ impl Engine {
         }
     }
 
+    /// `--until` on a resume: the run keeps the end it began with (journaled).
+    pub(crate) fn until_ignored(&self) {
+        let kept = recorded(&self.run())
+            .map(|w| format!("its window ({}, ending {})", w.source, w.ends))
+            .unwrap_or_else(|| "no window (it began without one)".into());
+        let text = format!("--until is ignored: the unfinished run keeps {kept}");
+        self.log.note(&text);
+        self.events.note(&format!("warning: {text}"));
+    }
+
     /// The estimate from phase `from` on, with the journaled figures and what is settled.
     fn rest_from(&self, w: &Active, from: usize) -> f64 {
         let run = self.run();
