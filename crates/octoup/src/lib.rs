@@ -41,3 +41,4 @@ pub mod process;
 pub mod progress;
 pub mod settings;
 pub mod version;
+pub mod window;

@@ -132,6 +132,7 @@ pub fn upgrade(args: UpgradeArgs, ctx: &Context) -> Exit {
         UpgradeOptions {
             to: args.to,
             accept: args.accept,
+            until: args.until,
             ..UpgradeOptions::default()
         },
         args.yes,

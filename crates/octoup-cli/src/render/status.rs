@@ -105,6 +105,12 @@ pub fn status(status: &Status) -> String {
         );
     }
     super::report::backups(&mut out, &report.backups);
+    if let Some(w) = &report.window {
+        let _ = writeln!(out, "\nMaintenance window: {}, ends {}.", w.source, w.ends);
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     if let Some(e) = &run.error {
         let _ = writeln!(out, "\nCause: {e}");
     }
@@ -163,6 +169,8 @@ pub fn status_json(status: &Status) -> String {
         "outage_seconds": run.outage_seconds(),
         "outage_ongoing": report.is_some_and(|r| r.outage_ongoing),
         "backups": report.map(|r| &r.backups),
+        "window": report.and_then(|r| r.window.as_ref()),
+        "warnings": report.map(|r| &r.warnings),
         "steps": steps,
         "error": run.error,
         "next_step": run.next_step,

@@ -28,3 +28,4 @@ mod stage;
 mod status;
 mod step_template;
 mod unattended;
+mod window;

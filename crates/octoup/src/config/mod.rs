@@ -16,12 +16,15 @@ mod key_source;
 mod notify;
 mod template;
 mod validate;
+mod window;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::Source;
 pub use key_source::ApiKeySource;
 pub use notify::{NotifyConfig, NotifyEvent, NotifyFormat};
 pub use template::{InitOptions, init_template};
+pub use window::{DaysConfig, Schedule, WindowConfig};
+pub(crate) use window::{parse_hh_mm as window_time, zone_or_system as window_zone};
 
 /// Where the public version feed lives.
 pub(crate) const DEFAULT_FEED: &str = "https://octopus.com/download/upgrade/v3";
@@ -125,6 +128,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub ssh: SshConfig,
     pub doctor: DoctorConfig,
+    pub window: WindowConfig,
     pub nodes: Vec<NodeConfig>,
     /// `[[notify]]`: webhooks told of the run's milestones.
     pub notify: Vec<NotifyConfig>,

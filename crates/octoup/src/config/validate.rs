@@ -146,6 +146,7 @@ impl Config {
                 ),
             );
         }
+        self.window.schedule()?;
         self.validate_nodes()?;
         self.validate_notify()
     }

@@ -91,6 +91,8 @@ pub(crate) struct Engine {
     pub rollback_must_stop: OnceCell<bool>,
     /// What the operator asked for (the report's headers name it).
     pub operation: super::report::Operation,
+    /// The maintenance window, read from the journal once (see `window.rs`).
+    pub(crate) window: std::sync::OnceLock<Option<super::window::Active>>,
 }
 
 impl Engine {
@@ -122,6 +124,7 @@ impl Engine {
             drain_deadline: OnceCell::new(),
             rollback_must_stop: OnceCell::new(),
             operation: super::report::Operation::Upgrade,
+            window: std::sync::OnceLock::new(),
         }
     }
 
@@ -521,8 +524,10 @@ impl Engine {
                 self.log.note("stop requested: stopping at this safe point");
                 return Err(Failure::stop());
             }
+            self.window_allows(phase)?;
             self.run_phase(*phase).await?;
         }
+        self.note_overrun();
         Ok(())
     }
 

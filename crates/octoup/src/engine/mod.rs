@@ -37,6 +37,7 @@ mod steps;
 mod tests;
 mod undo;
 pub mod upgrade_record;
+pub mod window;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -132,6 +133,8 @@ pub struct UpgradeOptions {
     pub rollback: bool,
     /// Warnings accepted on the command line (`--accept ID`).
     pub accept: Vec<String>,
+    /// `--until`: this run's hard end, instead of `[window]`.
+    pub until: Option<crate::window::Until>,
 }
 
 /// `octoup upgrade`: resumes the unfinished run if there is one, else preflights and runs.
@@ -197,7 +200,20 @@ pub async fn upgrade(
     ) else {
         return Ok(up_to_date(&facts, target.as_ref()));
     };
-    let estimate = plan::make_plan(&conn.config, facts.clone(), &state.runs()?);
+    let history = state.runs()?;
+    let window = match window::admit(&conn.config, options.until, facts.nodes.len(), &history) {
+        Ok(w) => w,
+        Err((why, record)) => {
+            log.note(&format!("refused: {why}"));
+            let mut report = Report::without_run(Outcome::Refused, &facts.version, &to);
+            report.error = Some(why);
+            report.window = record;
+            report.next_step = Some("Nothing was changed.".into());
+            report.log = Some(log.path().to_path_buf());
+            return Ok(report);
+        }
+    };
+    let estimate = plan::make_plan(&conn.config, facts.clone(), &history);
     let confirmation = Confirmation {
         action: confirm::Action::Upgrade,
         run: None,
@@ -235,6 +251,9 @@ pub async fn upgrade(
         .collect();
     let world = production_world(&conn, nodes)?;
     let engine = Engine::new(conn.config.clone(), state, journal, world, events, log);
+    if let Some(w) = window {
+        engine.begin_window(w);
+    }
     for w in facts.warnings() {
         engine.events.note(&format!("warning: {w}"));
     }
@@ -524,6 +543,9 @@ async fn resume(
     let world = production_world(&conn, nodes)?;
     let config_changed = digest != run.config_digest;
     let engine = Engine::new(conn.config.clone(), state, journal, world, events, log);
+    if options.until.is_some() {
+        engine.until_ignored();
+    }
     Ok(engine.resume(options.rollback, config_changed).await)
 }
 

@@ -145,6 +145,9 @@ pub struct Report {
     pub findings: Findings,
     pub log: Option<PathBuf>,
     pub journal: Option<PathBuf>,
+    /// The maintenance window the run kept to (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<super::window::WindowRecord>,
 }
 
 impl Report {
@@ -204,6 +207,7 @@ impl Report {
             findings: Findings::default(),
             log: Some(run.log.clone()),
             journal: Some(journal),
+            window: super::window::recorded(run),
         }
     }
 
@@ -237,6 +241,7 @@ impl Report {
             findings: Findings::default(),
             log: None,
             journal: None,
+            window: None,
         }
     }
 }

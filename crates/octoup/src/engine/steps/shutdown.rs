@@ -40,6 +40,7 @@ impl Engine {
             if count == 0 && tasks.is_empty() && !matches!(ping, Ping::Serving(_)) {
                 return Ok(Done::Ok("drained; no task running".into()));
             }
+            self.window_cuts(StepKind::Drain)?;
             if deadline.expired() {
                 if !self.config.drain.cancel_tasks {
                     return Err(StepError::DrainDeadline {
@@ -107,6 +108,7 @@ impl Engine {
                     tasks.len()
                 )));
             }
+            self.window_cuts(StepKind::Drain)?;
             if bound.expired() {
                 return Err(StepError::CancelledTasksRun {
                     count: left.len().max(count as usize),

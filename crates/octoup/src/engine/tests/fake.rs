@@ -64,6 +64,8 @@ pub enum Fault {
     CrashBefore,
     /// octoup dies right after the operation took effect.
     CrashAfter,
+    /// The database upgrade takes an hour (of tokio's clock, paused in tests), then works.
+    Slow,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -972,6 +974,9 @@ impl NodeAgent for FakeNode {
         }
         if fault == Some(Fault::Hang) {
             return Err(self.error("database --upgrade", Hit::Timeout));
+        }
+        if fault == Some(Fault::Slow) {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         {
             let mut i = self.fake.lock();
