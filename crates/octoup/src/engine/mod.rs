@@ -394,9 +394,10 @@ pub(crate) fn new_run(
         StepId::once(StepKind::MaintenanceOn),
         Record::WasOn(before.maintenance),
     );
-    for s in steps.iter_mut().filter(|s| {
-        StepKind::parse(&s.name).is_some_and(recovery::tracks_launch)
-    }) {
+    for s in steps
+        .iter_mut()
+        .filter(|s| StepKind::parse(&s.name).is_some_and(recovery::tracks_launch))
+    {
         Record::TracksChild.write(s);
     }
     if let Some(p) = steps

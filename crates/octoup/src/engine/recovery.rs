@@ -222,7 +222,10 @@ impl Engine {
             None => step,
             Some(marker) => {
                 let mut s = Step::new(&step.name, step.node.as_deref());
-                s.outputs = step.started.and_then(|t| marker.read(t)).unwrap_or_default();
+                s.outputs = step
+                    .started
+                    .and_then(|t| marker.read(t))
+                    .unwrap_or_default();
                 marked = s;
                 &marked
             }

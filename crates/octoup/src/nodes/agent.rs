@@ -165,7 +165,11 @@ pub trait NodeAgent: Send + Sync {
     /// whether it still runs. On this machine that is the command itself; over SSH the local
     /// `ssh` client (see docs/recovery.md). Transports that cannot tell run it unwatched
     /// (recovery then waits by time).
-    async fn watched(&self, command: NodeCommand<'_>, on_spawn: SpawnHook) -> Result<(), NodeError> {
+    async fn watched(
+        &self,
+        command: NodeCommand<'_>,
+        on_spawn: SpawnHook,
+    ) -> Result<(), NodeError> {
         let _ = on_spawn;
         self.unwatched(command).await
     }

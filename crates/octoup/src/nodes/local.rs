@@ -302,8 +302,13 @@ impl LocalAgent {
     }
 
     async fn delete_watchdog_with(&self, on_spawn: Option<SpawnHook>) -> Result<(), NodeError> {
-        self.quick_watched("delete watchdog", &["watchdog", "--delete"], false, on_spawn)
-            .await?;
+        self.quick_watched(
+            "delete watchdog",
+            &["watchdog", "--delete"],
+            false,
+            on_spawn,
+        )
+        .await?;
         Ok(())
     }
 
@@ -475,7 +480,11 @@ impl NodeAgent for LocalAgent {
         self.run_database_upgrade(None).await
     }
 
-    async fn watched(&self, command: NodeCommand<'_>, on_spawn: SpawnHook) -> Result<(), NodeError> {
+    async fn watched(
+        &self,
+        command: NodeCommand<'_>,
+        on_spawn: SpawnHook,
+    ) -> Result<(), NodeError> {
         let hook = Some(on_spawn);
         match command {
             NodeCommand::Stop => self.stop_with(hook).await,

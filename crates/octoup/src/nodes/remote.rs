@@ -170,7 +170,13 @@ impl SshAgent {
             args.extend(["--sha256".to_string(), sha256]);
         }
         let report: R = self
-            .call(action, &args, self.msi_timeout(), "[timeouts] install", None)
+            .call(
+                action,
+                &args,
+                self.msi_timeout(),
+                "[timeouts] install",
+                None,
+            )
             .await?;
         Ok(report.into())
     }
@@ -273,7 +279,11 @@ impl NodeAgent for SshAgent {
     /// does (unless the connection broke). The schema upgrade is the exception: a second
     /// one must never start while the first may run (I1), and a broken connection may
     /// leave it running without its ssh, so it stays unwatched (recovery waits by time).
-    async fn watched(&self, command: NodeCommand<'_>, on_spawn: SpawnHook) -> Result<(), NodeError> {
+    async fn watched(
+        &self,
+        command: NodeCommand<'_>,
+        on_spawn: SpawnHook,
+    ) -> Result<(), NodeError> {
         match command {
             NodeCommand::Stop => self.stop_with(Some(on_spawn)).await,
             NodeCommand::Start { expected } => self.start_with(expected, Some(on_spawn)).await,

@@ -929,7 +929,6 @@ impl FakeNode {
             Ok(())
         })
     }
-
 }
 
 #[async_trait]
@@ -1143,5 +1142,4 @@ impl FakeNode {
             _ => Ok(()),
         }
     }
-
 }

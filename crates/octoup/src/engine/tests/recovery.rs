@@ -298,7 +298,8 @@ async fn a_step_whose_command_still_runs_is_waited_for_until_it_ends() {
         // The command runs on for about a second after octoup died, then ends without
         // its effect: the resume waits for it (not for the 60 s timeout), then re-issues it.
         let (process, reaper) = live_process("1");
-        let (ran, took) = crash_in_launched_step(op, node, step, Fault::CrashLaunched, process).await;
+        let (ran, took) =
+            crash_in_launched_step(op, node, step, Fault::CrashLaunched, process).await;
         reaper.join().unwrap();
         assert!(
             took >= Duration::from_millis(800),
@@ -357,8 +358,16 @@ async fn a_finished_run_leaves_no_launch_markers() {
 /// A `sleep` of `seconds`, and the thread that reaps it when it ends (so that it does not
 /// linger as a zombie, which would still count as a process on some systems).
 #[cfg(unix)]
-fn live_process(seconds: &str) -> (crate::process::platform::ProcessId, std::thread::JoinHandle<()>) {
-    let mut child = std::process::Command::new("sleep").arg(seconds).spawn().unwrap();
+fn live_process(
+    seconds: &str,
+) -> (
+    crate::process::platform::ProcessId,
+    std::thread::JoinHandle<()>,
+) {
+    let mut child = std::process::Command::new("sleep")
+        .arg(seconds)
+        .spawn()
+        .unwrap();
     let process = crate::process::platform::ProcessId::of(child.id());
     let reaper = std::thread::spawn(move || {
         let _ = child.wait();
