@@ -10,9 +10,9 @@
 //! | watchdog delete/create | `show-configuration`: the same, while the interrupted `watchdog` command runs |
 //!
 //! Which process: every one of these commands is launched through [`Engine::launch_hook`],
-//! which records "about to spawn" and then the child's pid (the schema upgrade in the
-//! journal, fsynced; the others in an unsynced launch marker, off the outage's fsyncs:
-//! [`crate::journal::LaunchMarker`]). [`Engine::settle_launched`] reads it back: never
+//! which records "about to spawn" and then the child's pid in an unsynced launch marker
+//! (off the outage's fsyncs: [`crate::journal::LaunchMarker`]); the schema upgrade also in
+//! the journal, fsynced. [`Engine::settle_launched`] reads it back: never
 //! spawned, or spawned and gone, means one look at the real state and no wait.
 //! | database backup | redone to a new file (a half-written backup is never trusted) |
 //! | backup verification | `RESTORE VERIFYONLY` runs again |
@@ -178,15 +178,16 @@ impl Engine {
     }
 
     /// Records that step `id` is about to spawn its command, and gives the hook that
-    /// records the child once it runs. The schema upgrade's records go into the journal
-    /// ([`Record::Launching`] now, fsynced, and [`Record::Child`]): nothing may run a
-    /// second upgrade on a guess (I1). A stop, start or watchdog command's go into the
-    /// step's launch marker, unsynced, at the spawn itself (see [`LaunchMarker`]).
+    /// records the child once it runs. Every tracked step has a launch marker, written at
+    /// the spawn itself (unsynced, off the outage's fsyncs: see [`LaunchMarker`]). The
+    /// schema upgrade also journals [`Record::Launching`] now and [`Record::Child`]
+    /// (fsynced): nothing may run a second upgrade on a guess (I1).
     pub(crate) fn launch_hook(&self, id: &StepId) -> Result<SpawnHook, StepError> {
-        let Some(marker) = self.launch_marker(id) else {
+        let journaled = (id.kind == StepKind::UpgradeDatabase).then(|| self.child_hook(id));
+        if journaled.is_some() {
             self.record(id, Record::Launching(now()))?;
-            return Ok(self.child_hook(id));
-        };
+        }
+        let marker = self.launch_marker(id);
         let attempt = self.recorded(id, |s| s.started).unwrap_or_else(now);
         let log = self.log.clone();
         let key = id.key();
@@ -204,38 +205,32 @@ impl Engine {
             write(Record::Child {
                 process,
                 started: now(),
-            })
+            });
+            if let Some(journal) = &journaled {
+                journal.spawned(process);
+            }
         })
         .with_launching(move || launching(Record::Launching(now()))))
     }
 
-    /// The launch marker of step `id`, for the steps recorded there (see [`launch_hook`]).
-    fn launch_marker(&self, id: &StepId) -> Option<LaunchMarker> {
-        (id.kind != StepKind::UpgradeDatabase)
-            .then(|| self.state.launch_marker(&self.run().id, &id.key()))
+    fn launch_marker(&self, id: &StepId) -> LaunchMarker {
+        self.state.launch_marker(&self.run().id, &id.key())
     }
 
-    /// What the records say of the command of `step` (interrupted), see [`launch_hook`].
+    /// What the records say of the command of `step` (interrupted), see [`Self::launch_hook`]:
+    /// the child from the marker or the journal; else "about to spawn" in the marker means
+    /// it cannot be told (the instant of the spawn), and no marker means never spawned (a
+    /// killed octoup's marker survives in the page cache; after a reboot no child does).
     fn launch_of(&self, id: &StepId, step: &Step) -> Launch {
-        let marked;
-        let records = match self.launch_marker(id) {
-            None => step,
-            Some(marker) => {
-                let mut s = Step::new(&step.name, step.node.as_deref());
-                s.outputs = step
-                    .started
-                    .and_then(|t| marker.read(t))
-                    .unwrap_or_default();
-                marked = s;
-                &marked
-            }
-        };
-        match records.child() {
+        let mut marked = Step::new(&step.name, step.node.as_deref());
+        if let Some(outputs) = step.started.and_then(|t| self.launch_marker(id).read(t)) {
+            marked.outputs = outputs;
+        }
+        match marked.child().or_else(|| step.child()) {
             Some((p, _)) if p.is_running() => Launch::Running(p),
             Some((p, _)) => Launch::Gone(p.pid),
-            // Between "about to spawn" and the pid; or a run of a release that did not
-            // record launches: it cannot be told.
-            None if records.launching() || !step.tracks_child() => Launch::Unknown,
+            // A run of a release that did not record launches: it cannot be told.
+            None if marked.launching() || !step.tracks_child() => Launch::Unknown,
             None => Launch::Never,
         }
     }

@@ -146,12 +146,15 @@ async fn a_crash_before_the_outage_resumes_and_finishes() {
     assert!(ran.report().backups.master_key.is_some());
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn a_schema_upgrade_still_running_after_the_crash_is_waited_for_not_run_twice() {
     // octoup died; its `database --upgrade` child goes on and finishes 300 ms later.
+    let (process, reaper) = live_process("2");
     let ran = Scenario::nodes(2)
         .config(|c| c.timeouts.db_upgrade = 5)
-        .fault(Op::UpgradeDatabase, None, Fault::CrashBefore)
+        .child_process(process)
+        .fault(Op::UpgradeDatabase, None, Fault::CrashLaunched)
         .run()
         .await;
     assert!(ran.report.is_none(), "the run must crash");
@@ -169,6 +172,29 @@ async fn a_schema_upgrade_still_running_after_the_crash_is_waited_for_not_run_tw
         2,
         "the crashed call and the orphan's"
     );
+    reaper.join().unwrap();
+}
+
+#[tokio::test]
+async fn a_schema_upgrade_killed_after_journaling_its_launch_but_before_the_spawn_is_not_waited_for()
+ {
+    // Found by scripts/chaos.sh (seed 18701, run 11): killed between the journal's
+    // `launching` and the spawn, every re-run waited the whole `[timeouts] db_upgrade`.
+    // The launch marker, written at the spawn itself, says it never happened.
+    let ran = Scenario::nodes(2)
+        .config(|c| c.timeouts.db_upgrade = 60)
+        .fault(Op::UpgradeDatabase, None, Fault::CrashBefore)
+        .run()
+        .await;
+    assert!(ran.report.is_none(), "the run must crash");
+    let step = ran.journal().step("upgrade-database@N1").cloned().unwrap();
+    assert!(step.launching() && step.child().is_none(), "{step:?}");
+    let began = std::time::Instant::now();
+    let ran = ran.resume().await;
+    let took = began.elapsed();
+    ran.assert_upgraded();
+    assert!(took < Duration::from_secs(5), "waited {took:?}");
+    assert_eq!(ran.fake().calls(Op::UpgradeDatabase, Some("N1")), 2);
 }
 
 /// octoup died in the schema upgrade with `[timeouts] db_upgrade` long; `edit` makes the
