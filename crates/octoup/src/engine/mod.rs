@@ -441,10 +441,12 @@ pub(crate) fn new_run(
         StepId::once(StepKind::MaintenanceOn),
         Record::WasOn(before.maintenance),
     );
-    record(
-        StepId::on(StepKind::UpgradeDatabase, &primary),
-        Record::TracksChild,
-    );
+    for s in steps
+        .iter_mut()
+        .filter(|s| StepKind::parse(&s.name).is_some_and(recovery::tracks_launch))
+    {
+        Record::TracksChild.write(s);
+    }
     if let Some(p) = steps
         .iter_mut()
         .find(|s| s.name == StepKind::Preflight.name())

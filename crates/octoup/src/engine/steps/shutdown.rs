@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::nodes::NodeCommand;
 use crate::octopus::api::{Ping, TaskResource};
 use crate::process::clock::{Deadline, Poller, human_duration};
 
@@ -129,7 +130,8 @@ impl Engine {
             return Ok(Done::Skipped("no watchdog".into()));
         }
         if now_on {
-            n.agent.delete_watchdog().await?;
+            let hook = self.launch_hook(&id)?;
+            n.agent.watched(NodeCommand::DeleteWatchdog, hook).await?;
         }
         Ok(Done::Ok("deleted (recreated after the upgrade)".into()))
     }
@@ -139,7 +141,8 @@ impl Engine {
         let was_up = n.agent.ping().await.is_up();
         // Found stopped (a resume after a crash): the service command confirms it, a no-op
         // on a stopped service.
-        n.agent.stop().await?;
+        let hook = self.launch_hook(&StepId::on(StepKind::Stop, &n.info.name))?;
+        n.agent.watched(NodeCommand::Stop, hook).await?;
         Ok(Done::Ok(
             if was_up {
                 "stopped; the node no longer answers"

@@ -123,6 +123,12 @@ backup = 1
         self
     }
 
+    /// Every watched command reports `process` as its child (see [`Fake::child_process`]).
+    pub fn child_process(self, process: crate::process::platform::ProcessId) -> Scenario {
+        self.fake.child_process(process);
+        self
+    }
+
     pub fn config(mut self, f: impl FnOnce(&mut Config)) -> Scenario {
         f(&mut self.config);
         self
