@@ -1017,7 +1017,7 @@ impl NodeAgent for FakeNode {
             NodeCommand::Start { expected } => self.start_with(expected, hook),
             NodeCommand::DeleteWatchdog => self.delete_watchdog_with(hook),
             NodeCommand::CreateWatchdog(w) => self.create_watchdog_with(w, hook),
-            NodeCommand::UpgradeDatabase => self.database_upgrade_with(hook),
+            NodeCommand::UpgradeDatabase => self.database_upgrade_with(hook).await,
         }
     }
 
@@ -1060,7 +1060,7 @@ impl NodeAgent for FakeNode {
     }
 
     async fn database_upgrade(&self) -> Result<(), NodeError> {
-        self.database_upgrade_with(None)
+        self.database_upgrade_with(None).await
     }
 
     async fn database_upgrade_pending(&self) -> Result<Option<bool>, NodeError> {
@@ -1081,7 +1081,7 @@ impl NodeAgent for FakeNode {
 }
 
 impl FakeNode {
-    fn database_upgrade_with(&self, hook: Option<&SpawnHook>) -> Result<(), NodeError> {
+    async fn database_upgrade_with(&self, hook: Option<&SpawnHook>) -> Result<(), NodeError> {
         let fault = self
             .fake
             .lock()
