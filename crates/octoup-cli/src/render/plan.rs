@@ -115,14 +115,14 @@ pub fn plan(plan: &Plan) -> String {
         let _ = writeln!(out, "  (! = during the outage)");
         let _ = writeln!(
             out,
-            "\nEstimated outage: {} (stop + {} + database upgrade + start); the vendor's serial order would take {}.",
+            "\nEstimated outage: {} (stop + {} + database upgrade + start); the vendor's runbook order (each step on every node at once, one after another) would take {}.",
             human_seconds(plan.outage_estimate_seconds),
             if plan.backup_overlaps_install {
                 "max(backup, install)"
             } else {
                 "backup + install (no rollback installer staged)"
             },
-            human_seconds(plan.serial_outage_estimate_seconds),
+            human_seconds(plan.vendor_outage_estimate_seconds),
         );
         if let Some(w) = &plan.window {
             let _ = writeln!(out, "{}", window_line(w));

@@ -36,8 +36,9 @@ pub struct Plan {
     pub steps: Vec<PlannedStep>,
     /// S + max(B, I) + U + T: octoup's order (backup and installs overlap).
     pub outage_estimate_seconds: f64,
-    /// S + B + I + U + T: the vendor script's serial order, for comparison.
-    pub serial_outage_estimate_seconds: f64,
+    /// S + B + I + U + T: the vendor's HA runbook, which runs each step on every node in
+    /// parallel but one step after another (the backup does not overlap the installs).
+    pub vendor_outage_estimate_seconds: f64,
     /// `defaults`, or the run whose measured durations were used.
     pub estimates_from: String,
     /// Whether the database backup overlaps the installs (needs a staged rollback installer).
@@ -128,13 +129,6 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
             .map(|s| s.estimate_seconds)
             .fold(0.0, f64::max)
     };
-    let sum = |kind: StepKind| -> f64 {
-        steps
-            .iter()
-            .filter(|s| s.name == kind.name())
-            .map(|s| s.estimate_seconds)
-            .sum()
-    };
     let (s, b, i, u, t) = (
         longest(StepKind::Stop),
         longest(StepKind::BackupDatabase) + longest(StepKind::VerifyBackup),
@@ -154,7 +148,7 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
         + t
         + canary_extra
         + longest(StepKind::Verify);
-    let serial = sum(StepKind::Stop) + b + sum(StepKind::Install) + u + sum(StepKind::Start);
+    let vendor = s + b + i + u + t;
     let target = facts.target.clone();
     Plan {
         from: facts.version.clone(),
@@ -165,7 +159,7 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
         facts,
         steps,
         outage_estimate_seconds: outage,
-        serial_outage_estimate_seconds: serial,
+        vendor_outage_estimate_seconds: vendor,
         estimates_from: estimates.main_label(),
         backup_overlaps_install: overlap,
         window: super::window::planned(
