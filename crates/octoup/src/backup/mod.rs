@@ -150,7 +150,19 @@ impl Sql {
         what: &str,
         sql: String,
     ) -> Result<CommandOutput, BackupError> {
+        self.run_with(runner, what, &[], sql).await
+    }
+
+    /// Runs `sql` with extra sqlcmd `options` before `-Q` (the doctor's output format).
+    pub(crate) async fn run_with(
+        &self,
+        runner: &dyn CommandRunner,
+        what: &str,
+        options: &[&str],
+        sql: String,
+    ) -> Result<CommandOutput, BackupError> {
         let mut argv = self.sqlcmd.clone();
+        argv.extend(options.iter().map(|o| o.to_string()));
         argv.push("-Q".into());
         argv.push(sql);
         let mut spec =
