@@ -5,6 +5,7 @@
 //! harness is `octoup-testkit`; scenarios run in parallel threads at a tiny time scale.
 
 mod check;
+mod doctor_database;
 mod durability;
 mod exit_codes;
 mod failures;
