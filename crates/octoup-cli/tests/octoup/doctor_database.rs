@@ -61,6 +61,11 @@ fn a_healthy_database_gives_no_finding_and_its_facts_reach_the_report() {
         .filter(|i| i.starts_with("sql."))
         .collect();
     assert!(sql.is_empty(), "{sql:?}");
+    assert_eq!(
+        r.json["database"]["rights"]["snapshot"], true,
+        "{}",
+        r.stdout
+    );
     let up = sim.octoup(&["upgrade", "--yes", "--json"]);
     up.expect_code(0);
     assert!(up.all_nodes_on(TARGET), "{}", up.stdout);

@@ -51,6 +51,9 @@ pub struct DoctorReport {
     /// The detected SQL hosting (`self-managed`, `azure-sql-database`, …), when known.
     pub hosting: Option<String>,
     pub findings: Findings,
+    /// What the database checks found (version, sizes, rights).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseFacts>,
 }
 
 impl DoctorReport {
@@ -64,6 +67,7 @@ impl DoctorReport {
                 .map(ToString::to_string),
             hosting: facts.hosting.clone(),
             findings: facts.findings.clone(),
+            database: facts.database.clone(),
         }
     }
 
