@@ -531,6 +531,49 @@ times = 2
     }
 
     #[test]
+    fn the_database_section_parses_defaults_by_hosting_and_checks_values() {
+        let spec: Spec = toml::from_str(
+            "[database]\nhosting = \"azure-sql-database\"\ncollation_mismatches = [\"Event.Name\"]\nsize_gb = 40\n",
+        )
+        .unwrap();
+        spec.validate().unwrap();
+        assert_eq!(spec.database.product_version(), "12.0.2000.8");
+        assert_eq!(spec.database.edition(), "SQL Azure");
+        assert_eq!(spec.database.engine_edition(), 5);
+        let d = DatabaseSpec::default();
+        assert_eq!(
+            (d.product_version(), d.engine_edition()),
+            ("15.0.4322.2".into(), 3)
+        );
+        let express = DatabaseSpec {
+            edition: Some("Express Edition (64-bit)".into()),
+            ..DatabaseSpec::default()
+        };
+        assert_eq!(express.engine_edition(), 4);
+        for bad in [
+            "[database]\nhosting = \"on-a-floppy\"",
+            "[database]\ncan_restorr = false",
+        ] {
+            assert!(toml::from_str::<Spec>(bad).is_err(), "{bad}");
+        }
+        for (bad, named) in [
+            ("[database]\ncollation_mismatches = [\"NoDot\"]", "NoDot"),
+            ("[database]\nlog_free_gb = 5", "log_free_gb"),
+            ("[database]\nsql_version = \"2019\"", ""),
+            ("[database]\ncan_backup = false", "can_backup"),
+            ("[database]\nsize_gb = -1", "size_gb"),
+        ] {
+            let spec: Spec = toml::from_str(bad).unwrap();
+            if named.is_empty() {
+                spec.validate().unwrap();
+            } else {
+                let e = spec.validate().unwrap_err().to_string();
+                assert!(e.contains(named), "{bad}: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let err = toml::from_str::<Spec>("nodez = 2").unwrap_err();
         assert!(err.to_string().contains("nodez"), "{err}");

@@ -489,7 +489,7 @@ pub(crate) fn evaluate(f: &DatabaseFacts, i: &Inputs<'_>) -> Vec<Finding> {
                 f.collation.as_deref().unwrap_or("(unknown)")
             ),
             "the Octopus database upgrade refuses while any column uses another collation (OctopusDeploy/Issues#3069, #7132)",
-            "change those columns to the database default (ALTER TABLE … ALTER COLUMN … COLLATE DATABASE_DEFAULT), as Octopus's support guide for this error describes; the full list: sys.columns where collation_name <> DATABASEPROPERTYEX(DB_NAME(), 'Collation')",
+            "change those columns to the database default (ALTER TABLE … ALTER COLUMN … COLLATE DATABASE_DEFAULT, with the column's type and nullability; indexes and constraints on it must be dropped and recreated); the full list: sys.columns where collation_name <> DATABASEPROPERTYEX(DB_NAME(), 'Collation')",
         ));
     }
 
