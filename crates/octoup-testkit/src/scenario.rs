@@ -26,6 +26,8 @@ pub struct Scenario {
     maintenance_before: bool,
     drained_before: Vec<String>,
     spec_extra: String,
+    /// The spec's `[database]` keys.
+    database: toml::Table,
 }
 
 impl Default for Scenario {
@@ -49,6 +51,7 @@ impl Scenario {
             maintenance_before: false,
             drained_before: Vec::new(),
             spec_extra: String::new(),
+            database: toml::Table::new(),
         }
     }
 
@@ -74,6 +77,13 @@ impl Scenario {
     pub fn spec(mut self, toml: &str) -> Self {
         self.spec_extra.push_str(toml);
         self.spec_extra.push('\n');
+        self
+    }
+
+    /// Sets the spec's `[database] key = value` (the simulated SQL Server: `sql_version`,
+    /// `hosting`, `collation_mismatches`, `can_restore`, … see docs/simulator.md).
+    pub fn database(mut self, key: &str, value: impl Into<toml::Value>) -> Self {
+        self.database.insert(key.into(), value.into());
         self
     }
 
@@ -135,6 +145,12 @@ impl Scenario {
             "time_scale = {}\nnodes = {}\n{}\n",
             self.time_scale, self.nodes, self.spec_extra
         );
+        if !self.database.is_empty() {
+            let mut t = toml::Table::new();
+            t.insert("database".into(), toml::Value::Table(self.database.clone()));
+            spec.push('\n');
+            spec.push_str(&toml::to_string(&t).expect("a TOML table"));
+        }
         for (node, secs) in &self.workload {
             spec.push_str(&format!(
                 "\n[[workload]]\nnode = \"{node}\"\nduration = {secs}\nstate = \"Executing\"\nname = \"Deploy\"\ndescription = \"Deploy Web to Production on {node}\"\n"

@@ -6,6 +6,7 @@
 
 mod ansible;
 mod check;
+mod doctor_database;
 mod durability;
 mod exit_codes;
 mod failures;

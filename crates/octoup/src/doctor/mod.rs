@@ -14,12 +14,15 @@
 //!   queue).
 //! - `verify`: the checks after the start (`octoup verify`).
 
+pub mod database;
 pub mod finding;
 pub mod preflight;
 pub mod rules;
+mod sqlcmd_output;
 
 use serde::Serialize;
 
+pub use database::DatabaseFacts;
 pub use finding::{Acceptance, AcceptedBy, Finding, Findings, Severity};
 pub use rules::Rules;
 
@@ -51,6 +54,9 @@ pub struct DoctorReport {
     /// The detected SQL hosting (`self-managed`, `azure-sql-database`, …), when known.
     pub hosting: Option<String>,
     pub findings: Findings,
+    /// What the database checks found (version, sizes, rights).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseFacts>,
 }
 
 impl DoctorReport {
@@ -64,6 +70,7 @@ impl DoctorReport {
                 .map(ToString::to_string),
             hosting: facts.hosting.clone(),
             findings: facts.findings.clone(),
+            database: facts.database.clone(),
         }
     }
 
@@ -78,14 +85,20 @@ pub(crate) struct Deep {
     pub findings: Findings,
     /// The SQL hosting the database checks detected.
     pub hosting: Option<String>,
+    /// What the database checks found.
+    pub database: Option<DatabaseFacts>,
 }
 
 /// The deep checks, run after the basic preflight has found the nodes and the target. Each
 /// check group adds its findings; none can fail the whole doctor (a check that cannot run is
 /// a warning). The groups are added here as they are written.
 pub(crate) async fn deep_checks(ctx: &Context<'_>) -> Deep {
-    let deep = Deep::default();
-    let _ = (ctx.rules, ctx.target, ctx.facts, ctx.config());
+    let mut deep = Deep::default();
+    let _ = ctx.facts;
+    let (db, found) = database::check(ctx).await;
+    deep.findings.extend(found);
+    deep.hosting = db.hosting.clone();
+    deep.database = Some(db);
     deep
 }
 

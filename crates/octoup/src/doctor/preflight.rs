@@ -187,6 +187,8 @@ pub struct Facts {
     pub findings: Findings,
     /// The detected SQL hosting, when the database checks could tell.
     pub hosting: Option<String>,
+    /// What the database checks found (hosting, sizes, rights).
+    pub database: Option<crate::doctor::DatabaseFacts>,
 }
 
 impl Facts {
@@ -373,6 +375,7 @@ pub(crate) async fn preflight(
         disk,
         findings,
         hosting: None,
+        database: None,
     };
     let target = facts.target.as_ref().and_then(|t| t.target.clone());
     let deep = crate::doctor::deep_checks(&crate::doctor::Context {
@@ -384,6 +387,7 @@ pub(crate) async fn preflight(
     .await;
     facts.findings.extend(deep.findings.0);
     facts.hosting = deep.hosting;
+    facts.database = deep.database;
     facts.findings.settle(acceptance);
     Ok(facts)
 }

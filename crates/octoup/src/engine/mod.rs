@@ -189,6 +189,7 @@ pub async fn upgrade(
         report.error = Some(blockers.join("\n"));
         report.warnings = facts.warnings();
         report.findings = facts.findings.clone();
+        report.database = facts.database.clone();
         report.next_step =
             Some("Fix the blockers above (nothing was changed), then run `octoup upgrade` again. `octoup plan` shows everything the preflight found.".into());
         report.log = Some(log.path().to_path_buf());
@@ -260,7 +261,9 @@ pub async fn upgrade(
     for id in facts.findings.accepted() {
         engine.events.note(&format!("accepted: {id}"));
     }
-    Ok(engine.run_forward().await)
+    let mut report = engine.run_forward().await;
+    report.database = facts.database.clone();
+    Ok(report)
 }
 
 /// Nothing to install: the report says so, with the nodes as they are.
@@ -268,6 +271,7 @@ fn up_to_date(facts: &Facts, target: Option<&TargetChoice>) -> Report {
     let mut report = Report::without_run(Outcome::UpToDate, &facts.version, &facts.version);
     report.warnings = facts.warnings();
     report.findings = facts.findings.clone();
+    report.database = facts.database.clone();
     if let Some(t) = target
         && !t.up_to_date
     {

@@ -143,6 +143,9 @@ pub struct Report {
     /// ahead has them in its plan and journal).
     #[serde(skip_serializing_if = "Findings::is_empty")]
     pub findings: Findings,
+    /// What the preflight's database checks found (hosting, sizes, rights).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<crate::doctor::DatabaseFacts>,
     pub log: Option<PathBuf>,
     pub journal: Option<PathBuf>,
     /// The maintenance window the run kept to (absent without one).
@@ -205,6 +208,7 @@ impl Report {
             warnings: Vec::new(),
             accepted: Vec::new(),
             findings: Findings::default(),
+            database: None,
             log: Some(run.log.clone()),
             journal: Some(journal),
             window: super::window::recorded(run),
@@ -239,6 +243,7 @@ impl Report {
             warnings: Vec::new(),
             accepted: Vec::new(),
             findings: Findings::default(),
+            database: None,
             log: None,
             journal: None,
             window: None,
