@@ -402,7 +402,9 @@ fn dead_receivers_do_not_hurt_the_run_and_are_bounded() {
     assert!(
         warnings
             .iter()
-            .any(|w| w.contains("hanger was not delivered: ") && w.contains("no answer in time")),
+            // The request's own timeout and the bound are equal: either may fire first.
+            .any(|w| w.contains("hanger was not delivered: ")
+                && (w.contains("no answer in time") || w.contains("no answer within 1 s"))),
         "{warnings:#?}"
     );
     // Sends happen in the background: a receiver that never answers does not lengthen

@@ -15,7 +15,7 @@ use super::finding::Finding;
 use super::rules::{Rules, What};
 use super::sqlcmd_output::{self as out, MARK, Row};
 use crate::backup::{BackupError, Sql, tsql};
-use crate::engine::preflight::bytes;
+use crate::doctor::preflight::bytes;
 use crate::process::runner::CommandRunner;
 use crate::version::Version;
 
