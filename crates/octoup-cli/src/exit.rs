@@ -33,11 +33,13 @@ pub enum Exit {
     StatusInterrupted = 10,
     /// `octoup status`: no run recorded.
     StatusNone = 11,
+    /// `octoup verify`: a finding at blocker level remains.
+    VerifyFindings = 14,
 }
 
 impl Exit {
     /// Every status, in order: the README's "Exit status" table and `--help` list these.
-    pub const ALL: [Exit; 13] = [
+    pub const ALL: [Exit; 14] = [
         Exit::Ok,
         Exit::Failed,
         Exit::Usage,
@@ -50,6 +52,7 @@ impl Exit {
         Exit::StatusRunning,
         Exit::StatusInterrupted,
         Exit::StatusNone,
+        Exit::VerifyFindings,
         Exit::Interrupted,
     ];
 
@@ -78,6 +81,9 @@ impl Exit {
                 "`octoup status`: the run is unfinished and no octoup works on it (interrupted: `octoup upgrade` continues it)"
             }
             Exit::StatusNone => "`octoup status`: no run recorded",
+            Exit::VerifyFindings => {
+                "`octoup verify`: a finding at blocker level remains (a node on another version, a failed integrity check with `integrity_check = \"blocker\"`, a Tentacle upgrade that did not take)"
+            }
             Exit::Declined => "declined at the prompt; nothing was changed",
             Exit::NeedsConfirmation => {
                 "confirmation needed: standard input is not a terminal and `--yes` was not given; nothing was changed"

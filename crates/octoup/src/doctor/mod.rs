@@ -10,10 +10,18 @@
 //! - `database`: SQL Server checks through the configured `sqlcmd`.
 //! - `octopus`: checks through the Octopus API (integrity check, host OS, targets, license,
 //!   queue).
-//! - `verify`: the checks after the start (`octoup verify`).
+//!   `integrity` (the System Integrity Check task) and `machines` (targets and workers in
+//!   every space) serve it and `verify`.
+//! - `verify`: the checks after the start (`octoup verify`); `tentacles`: the vendor's
+//!   Tentacle upgrade in batches behind a canary.
 
 pub mod finding;
+pub(crate) mod integrity;
+pub(crate) mod machines;
+pub(crate) mod octopus;
 pub mod rules;
+pub(crate) mod tentacles;
+pub mod verify;
 
 use serde::Serialize;
 
@@ -81,8 +89,8 @@ pub(crate) struct Deep {
 /// check group adds its findings; none can fail the whole doctor (a check that cannot run is
 /// a warning). The groups are added here as they are written.
 pub(crate) async fn deep_checks(ctx: &Context<'_>) -> Deep {
-    let deep = Deep::default();
-    let _ = (ctx.rules, ctx.target, ctx.facts, ctx.config());
+    let mut deep = Deep::default();
+    deep.findings.extend(octopus::checks(ctx).await.0);
     deep
 }
 

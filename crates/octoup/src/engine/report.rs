@@ -124,6 +124,10 @@ pub struct Report {
     /// ahead has them in its plan and journal).
     #[serde(skip_serializing_if = "Findings::is_empty")]
     pub findings: Findings,
+    /// What the checks after the start found (`octoup verify`'s, at the end of an upgraded
+    /// run): attention needed, never a failure of the run.
+    #[serde(skip_serializing_if = "Findings::is_empty")]
+    pub verification: Findings,
     pub log: Option<PathBuf>,
     pub journal: Option<PathBuf>,
 }
@@ -195,6 +199,7 @@ impl Report {
             warnings: Vec::new(),
             accepted: Vec::new(),
             findings: Findings::default(),
+            verification: Findings::default(),
             log: Some(run.log.clone()),
             journal: Some(journal),
         }
@@ -228,6 +233,7 @@ impl Report {
             warnings: Vec::new(),
             accepted: Vec::new(),
             findings: Findings::default(),
+            verification: Findings::default(),
             log: None,
             journal: None,
         }
