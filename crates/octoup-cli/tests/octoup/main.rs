@@ -5,6 +5,7 @@
 //! harness is `octoup-testkit`; scenarios run in parallel threads at a tiny time scale.
 
 mod check;
+mod doctor_octopus;
 mod durability;
 mod exit_codes;
 mod failures;
@@ -24,3 +25,4 @@ mod ssh;
 mod sshd;
 mod stage;
 mod status;
+mod verify;
