@@ -105,10 +105,8 @@ pub(crate) async fn upgrade(
         };
         let mut batch_ok = true;
         for c in &batch {
-            let after = match ops.version(&c.space_id, &c.id).await {
-                Ok(v) => v,
-                Err(_) => None,
-            };
+            // A version that cannot be read again is no proof of an upgrade.
+            let after = ops.version(&c.space_id, &c.id).await.ok().flatten();
             let upgraded = after.is_some() && after != c.before;
             batch_ok &= upgraded;
             result.machines.push(UpgradedMachine {
