@@ -509,4 +509,31 @@ times = 2
         );
         assert!(toml::from_str::<Spec>("[[faults]]\nop = \"bogus\"\naction = \"hang\"").is_err());
     }
+
+    #[test]
+    fn server_machines_and_license_keys() {
+        let spec: Spec = toml::from_str(
+            "[server]\nos_version = \"Unix 5.15\"\nintegrity_errors = [\"x\"]\n\
+             [license]\nexpires = \"2027-01-31\"\nnode_limit = 2\n\
+             [[machines]]\nname = \"web-01\"\nupgrade = \"reports-success-but-fails\"\n\
+             [[machines]]\nname = \"w\"\nrole = \"worker\"\nspace = \"Ops\"\n",
+        )
+        .unwrap();
+        spec.validate().unwrap();
+        assert_eq!(spec.machines[0].space, "Default");
+        assert_eq!(spec.server.tentacle_version, "8.1.2");
+        let bad = |text: &str, named: &str| {
+            let spec: Spec = toml::from_str(text).unwrap();
+            let e = spec.validate().unwrap_err().to_string();
+            assert!(e.contains(named), "{e}");
+        };
+        bad("[[machines]]\nname = \"a\"\nrole = \"server\"", "role");
+        bad("[[machines]]\nname = \"a\"\nupgrade = \"maybe\"", "upgrade");
+        bad(
+            "[[machines]]\nname = \"a\"\n[[machines]]\nname = \"a\"",
+            "twice",
+        );
+        bad("[license]\nexpires = \"soon\"", "license.expires");
+        assert!(toml::from_str::<Spec>("[server]\nos = 1").is_err());
+    }
 }

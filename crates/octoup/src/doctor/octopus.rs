@@ -481,6 +481,40 @@ mod tests {
         assert_eq!(node_limit_in_xml("<License/>"), None);
     }
 
+    /// Every finding id these checks use is in docs/preflight.md.
+    #[test]
+    fn every_id_is_documented() {
+        let docs = include_str!("../../../../docs/preflight.md");
+        let sources = [
+            include_str!("octopus.rs"),
+            include_str!("integrity.rs"),
+            include_str!("machines.rs"),
+            include_str!("verify.rs"),
+            include_str!("tentacles.rs"),
+        ];
+        let prefixes = ["octopus.", "host.", "license.", "targets.", "verify."];
+        let mut ids = Vec::new();
+        for source in sources {
+            for quoted in source.split('"').skip(1).step_by(2) {
+                let is_id = prefixes.iter().any(|p| quoted.starts_with(p))
+                    && quoted
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '.' || c == '-');
+                if is_id && !quoted.ends_with('.') && !quoted.ends_with(".rs") {
+                    ids.push(quoted);
+                }
+            }
+        }
+        assert!(ids.len() > 15, "{ids:?}");
+        // A check's id also names its `<id>.unchecked` warning.
+        for id in ids {
+            assert!(
+                docs.contains(&format!("`{id}`")) || docs.contains(&format!("`{id}.unchecked`")),
+                "{id} is not in docs/preflight.md"
+            );
+        }
+    }
+
     #[test]
     fn queue_backlog_and_long_waits() {
         let now: jiff::Timestamp = "2026-12-02T12:00:00Z".parse().unwrap();
