@@ -256,3 +256,20 @@ fn a_failed_canary_stops_the_tentacle_upgrade() {
     );
     assert_eq!(machine(&sim.state(), "next")["tentacle_version"], "6.3.605");
 }
+
+#[test]
+fn the_text_report_of_an_upgrade_says_what_needs_attention_after_the_start() {
+    let (sim, r) = Scenario::new()
+        .server("stuck_triggers_after_upgrade", true)
+        .run(&["upgrade", "--yes"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("UPGRADED"), "{}", r.stdout);
+    let after = r
+        .stdout
+        .split("After the start")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no verification block in\n{}", r.stdout));
+    assert!(after.contains("[verify.stuck-triggers]"), "{after}");
+    assert!(after.contains("cancel_stuck_triggers"), "{after}");
+    sim.assert_check();
+}
