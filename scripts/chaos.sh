@@ -117,7 +117,8 @@ WINDOW_1=$(calibrate 1) || exit 2
 WINDOW_3=$(calibrate 3) || exit 2
 echo "clean upgrade: 1 node ${WINDOW_1} ms, 3 nodes ${WINDOW_3} ms"
 
-runs=0 kills=0 reruns=0 paused=0 violations=0 upgraded=0 stalls=0 stalled_runs=0 late_kills=0
+runs=0 kills=0 reruns=0 rerun_kills=0 paused=0 violations=0 upgraded=0 stalls=0 stalled_runs=0 late_kills=0
+max_rerun_ms=0
 declare -A outcomes=()
 T0=$(date +%s)
 for ((i = 1; i <= RUNS; i++)); do
@@ -144,6 +145,8 @@ for ((i = 1; i <= RUNS; i++)); do
         [ $((RANDOM % 100)) -lt "$KILL_RERUN_PCT" ] && delay=$(uniform "$window")
         attempt "$dir" "$delay" $k
         kills=$((kills + KILLED))
+        rerun_kills=$((rerun_kills + KILLED))
+        [ "$MS" -gt "$max_rerun_ms" ] && max_rerun_ms=$MS
     done
     problem=""
     first_rc=$RC
@@ -153,6 +156,7 @@ for ((i = 1; i <= RUNS; i++)); do
         k=$((k + 1))
         reruns=$((reruns + 1))
         attempt "$dir" "" $k
+        [ "$MS" -gt "$max_rerun_ms" ] && max_rerun_ms=$MS
     done
     [ "$first_rc" -eq 4 ] && paused=$((paused + 1))
     outcome=$(sed -n 's/.*"outcome": *"\([a-z-]*\)".*/\1/p' "$dir/attempt-$k.json" | head -1)
@@ -193,7 +197,7 @@ for ((i = 1; i <= RUNS; i++)); do
     fi
 done
 wall=$(( $(date +%s) - T0 ))
-echo "seed $SEED: $runs runs, $kills kills, $reruns re-runs, $paused paused first, $upgraded upgraded and checked, $violations violations ($late_kills killed after the journal said upgraded: re-run up-to-date), $stalls stalled attempts in $stalled_runs runs, ${wall} s"
+echo "seed $SEED: $runs runs, $kills kills ($rerun_kills of re-runs), $reruns re-runs, longest re-run ${max_rerun_ms} ms, $paused paused first, $upgraded upgraded and checked, $violations violations ($late_kills killed after the journal said upgraded: re-run up-to-date), $stalls stalled attempts in $stalled_runs runs, ${wall} s"
 for o in "${!outcomes[@]}"; do echo "  final outcome:exit $o: ${outcomes[$o]}"; done
 [ -e "$WORK/keep" ] && echo "kept: $WORK"
 [ "$violations" -eq 0 ]

@@ -96,6 +96,9 @@ pub struct CheckArgs {
     /// The version feed: a URL or a file (overrides [versions] feed).
     #[arg(long, value_name = "URL|FILE")]
     pub feed: Option<String>,
+    /// Exit with 12 when an upgrade is eligible (0 when up to date), for a "notify me" job.
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +127,10 @@ pub struct UpgradeArgs {
     /// Accept the warning with this id (repeatable; the journal records it).
     #[arg(long, value_name = "ID")]
     pub accept: Vec<String>,
+    /// This run's hard end, instead of [window]: RFC 3339 (2026-12-05T04:00:00+01:00) or a
+    /// local HH:MM (the next such time). Refuses to begin when the work does not fit.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<octoup::window::Until>,
     /// Do not ask for confirmation (needed without a terminal on standard input).
     #[arg(long, short = 'y')]
     pub yes: bool,

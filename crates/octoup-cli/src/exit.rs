@@ -33,13 +33,15 @@ pub enum Exit {
     StatusInterrupted = 10,
     /// `octoup status`: no run recorded.
     StatusNone = 11,
+    /// `octoup check --exit-code`: an upgrade is eligible.
+    UpgradeAvailable = 12,
     /// `octoup verify`: a finding at blocker level remains.
     VerifyFindings = 14,
 }
 
 impl Exit {
     /// Every status, in order: the README's "Exit status" table and `--help` list these.
-    pub const ALL: [Exit; 14] = [
+    pub const ALL: [Exit; 15] = [
         Exit::Ok,
         Exit::Failed,
         Exit::Usage,
@@ -52,6 +54,7 @@ impl Exit {
         Exit::StatusRunning,
         Exit::StatusInterrupted,
         Exit::StatusNone,
+        Exit::UpgradeAvailable,
         Exit::VerifyFindings,
         Exit::Interrupted,
     ];
@@ -81,6 +84,9 @@ impl Exit {
                 "`octoup status`: the run is unfinished and no octoup works on it (interrupted: `octoup upgrade` continues it)"
             }
             Exit::StatusNone => "`octoup status`: no run recorded",
+            Exit::UpgradeAvailable => {
+                "`octoup check --exit-code`: an upgrade is eligible (the JSON or text names the target)"
+            }
             Exit::VerifyFindings => {
                 "`octoup verify`: a finding at blocker level remains (a node on another version, a failed integrity check with `integrity_check = \"blocker\"`, a Tentacle upgrade that did not take)"
             }

@@ -41,6 +41,7 @@ pub struct Spec {
     pub machines: Vec<MachineSpec>,
     pub installer: InstallerSpec,
     pub feed: FeedSpec,
+    pub database: DatabaseSpec,
     pub workload: Vec<WorkloadSpec>,
     pub faults: Vec<FaultSpec>,
 }
@@ -57,6 +58,7 @@ impl Default for Spec {
             machines: Vec::new(),
             installer: InstallerSpec::default(),
             feed: FeedSpec::default(),
+            database: DatabaseSpec::default(),
             workload: Vec::new(),
             faults: Vec::new(),
         }
@@ -250,6 +252,159 @@ pub(crate) fn default_feed() -> Vec<FeedEntry> {
     .collect()
 }
 
+/// Where the simulated SQL Server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hosting {
+    SelfManaged,
+    AzureSqlDatabase,
+    AzureSqlManagedInstance,
+    AmazonRds,
+}
+
+/// The SQL Server and the Octopus database as the sqlcmd stand-in reports them (`[database]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSpec {
+    pub hosting: Hosting,
+    /// `SERVERPROPERTY('ProductVersion')`; default 15.0.4322.2 (2019 CU22), or Azure's
+    /// 12.0.2000.8 for the Azure hostings.
+    pub sql_version: Option<String>,
+    /// `SERVERPROPERTY('Edition')`; default "Developer Edition (64-bit)", "SQL Azure" on Azure.
+    pub edition: Option<String>,
+    pub compatibility_level: u32,
+    /// The database's default collation.
+    pub collation: String,
+    /// `Table.Column`s on another collation.
+    pub collation_mismatches: Vec<String>,
+    /// Used data, log file size, free log space, free space where backups go (GB = 10^9 B).
+    pub size_gb: f64,
+    pub log_size_gb: f64,
+    pub log_free_gb: f64,
+    pub backup_free_gb: f64,
+    /// Instant file initialization for the service.
+    pub ifi: bool,
+    /// The login may BACKUP the database.
+    pub can_backup: bool,
+    /// The login may RESTORE over it (sysadmin or the owner).
+    pub can_restore: bool,
+    /// The login has CREATE ANY DATABASE (RESTORE VERIFYONLY, snapshots).
+    pub can_create_database: bool,
+    /// The login has VIEW SERVER STATE (`sys.dm_server_services`, `sys.dm_os_volume_stats`).
+    pub view_server_state: bool,
+}
+
+impl Default for DatabaseSpec {
+    fn default() -> Self {
+        DatabaseSpec {
+            hosting: Hosting::SelfManaged,
+            sql_version: None,
+            edition: None,
+            compatibility_level: 150,
+            collation: "SQL_Latin1_General_CP1_CI_AS".into(),
+            collation_mismatches: Vec::new(),
+            size_gb: 2.0,
+            log_size_gb: 1.0,
+            log_free_gb: 0.9,
+            backup_free_gb: 500.0,
+            ifi: true,
+            can_backup: true,
+            can_restore: true,
+            can_create_database: true,
+            view_server_state: true,
+        }
+    }
+}
+
+impl DatabaseSpec {
+    fn azure(&self) -> bool {
+        matches!(
+            self.hosting,
+            Hosting::AzureSqlDatabase | Hosting::AzureSqlManagedInstance
+        )
+    }
+
+    pub(crate) fn product_version(&self) -> String {
+        self.sql_version.clone().unwrap_or_else(|| {
+            if self.azure() {
+                "12.0.2000.8"
+            } else {
+                "15.0.4322.2"
+            }
+            .to_string()
+        })
+    }
+
+    pub(crate) fn edition(&self) -> String {
+        self.edition.clone().unwrap_or_else(|| {
+            if self.azure() {
+                "SQL Azure"
+            } else {
+                "Developer Edition (64-bit)"
+            }
+            .to_string()
+        })
+    }
+
+    /// `SERVERPROPERTY('EngineEdition')`.
+    pub(crate) fn engine_edition(&self) -> u32 {
+        match self.hosting {
+            Hosting::AzureSqlDatabase => 5,
+            Hosting::AzureSqlManagedInstance => 8,
+            _ => {
+                let e = self.edition();
+                if e.starts_with("Express") {
+                    4
+                } else if e.starts_with("Standard") || e.starts_with("Web") {
+                    2
+                } else {
+                    3
+                }
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("size_gb", self.size_gb),
+            ("log_size_gb", self.log_size_gb),
+            ("log_free_gb", self.log_free_gb),
+            ("backup_free_gb", self.backup_free_gb),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("database.{name} must be >= 0, got {v}"));
+            }
+        }
+        if self.log_free_gb > self.log_size_gb {
+            return Err(format!(
+                "database.log_free_gb ({}) is more than log_size_gb ({})",
+                self.log_free_gb, self.log_size_gb
+            ));
+        }
+        if self.can_restore && !self.can_backup {
+            return Err(
+                "database.can_restore = true needs can_backup = true (the owner may back up)"
+                    .into(),
+            );
+        }
+        for m in &self.collation_mismatches {
+            if m.split('.').count() != 2 || m.split('.').any(str::is_empty) {
+                return Err(format!(
+                    "database.collation_mismatches: {m:?} is not \"Table.Column\""
+                ));
+            }
+        }
+        if let Some(v) = &self.sql_version
+            && !v.split('.').all(|p| p.parse::<u32>().is_ok())
+        {
+            return Err(format!(
+                "database.sql_version {v:?} is not a ProductVersion like 15.0.4322.2"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A task the installation runs so a drain has something to wait for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -352,6 +507,7 @@ impl Spec {
                 ));
             }
         }
+        self.database.validate().map_err(SpecError::Invalid)?;
         let d = &self.durations;
         for (name, value) in [
             ("stop", d.stop),
@@ -485,6 +641,49 @@ times = 2
         assert_eq!(spec.feed.versions.len(), 1);
         assert_eq!(spec.faults[0].times, 2);
         assert_eq!(spec.node_names()[2], "OCTO-NODE-03");
+    }
+
+    #[test]
+    fn the_database_section_parses_defaults_by_hosting_and_checks_values() {
+        let spec: Spec = toml::from_str(
+            "[database]\nhosting = \"azure-sql-database\"\ncollation_mismatches = [\"Event.Name\"]\nsize_gb = 40\n",
+        )
+        .unwrap();
+        spec.validate().unwrap();
+        assert_eq!(spec.database.product_version(), "12.0.2000.8");
+        assert_eq!(spec.database.edition(), "SQL Azure");
+        assert_eq!(spec.database.engine_edition(), 5);
+        let d = DatabaseSpec::default();
+        assert_eq!(
+            (d.product_version(), d.engine_edition()),
+            ("15.0.4322.2".into(), 3)
+        );
+        let express = DatabaseSpec {
+            edition: Some("Express Edition (64-bit)".into()),
+            ..DatabaseSpec::default()
+        };
+        assert_eq!(express.engine_edition(), 4);
+        for bad in [
+            "[database]\nhosting = \"on-a-floppy\"",
+            "[database]\ncan_restorr = false",
+        ] {
+            assert!(toml::from_str::<Spec>(bad).is_err(), "{bad}");
+        }
+        for (bad, named) in [
+            ("[database]\ncollation_mismatches = [\"NoDot\"]", "NoDot"),
+            ("[database]\nlog_free_gb = 5", "log_free_gb"),
+            ("[database]\nsql_version = \"2019\"", ""),
+            ("[database]\ncan_backup = false", "can_backup"),
+            ("[database]\nsize_gb = -1", "size_gb"),
+        ] {
+            let spec: Spec = toml::from_str(bad).unwrap();
+            if named.is_empty() {
+                spec.validate().unwrap();
+            } else {
+                let e = spec.validate().unwrap_err().to_string();
+                assert!(e.contains(named), "{bad}: {e}");
+            }
+        }
     }
 
     #[test]

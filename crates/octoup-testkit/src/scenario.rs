@@ -30,6 +30,8 @@ pub struct Scenario {
     server: Vec<(String, toml::Value)>,
     license: Vec<(String, toml::Value)>,
     machines: Vec<Vec<(String, toml::Value)>>,
+    /// The spec's `[database]` keys.
+    database: toml::Table,
 }
 
 impl Default for Scenario {
@@ -56,6 +58,7 @@ impl Scenario {
             server: Vec::new(),
             license: Vec::new(),
             machines: Vec::new(),
+            database: toml::Table::new(),
         }
     }
 
@@ -81,6 +84,13 @@ impl Scenario {
     pub fn spec(mut self, toml: &str) -> Self {
         self.spec_extra.push_str(toml);
         self.spec_extra.push('\n');
+        self
+    }
+
+    /// Sets the spec's `[database] key = value` (the simulated SQL Server: `sql_version`,
+    /// `hosting`, `collation_mismatches`, `can_restore`, … see docs/simulator.md).
+    pub fn database(mut self, key: &str, value: impl Into<toml::Value>) -> Self {
+        self.database.insert(key.into(), value.into());
         self
     }
 
@@ -188,6 +198,12 @@ impl Scenario {
         }
         for m in &self.machines {
             spec.push_str(&table("[[machines]]", m));
+        }
+        if !self.database.is_empty() {
+            let mut t = toml::Table::new();
+            t.insert("database".into(), toml::Value::Table(self.database.clone()));
+            spec.push('\n');
+            spec.push_str(&toml::to_string(&t).expect("a TOML table"));
         }
         for (node, secs) in &self.workload {
             spec.push_str(&format!(

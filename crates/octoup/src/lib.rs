@@ -16,8 +16,12 @@
 //!   another over SSH speaking the `octoup node` protocol.
 //! - [`backup`]: master key, license and SQL backups (with T-SQL quoting).
 //! - [`journal`]: the crash-safe run journal and the state directory's lock.
-//! - [`engine`]: preflight, plan, the typed step catalogue, the executor, the step
+//! - [`doctor`]: the preflight and the deep checks before the outage, and the verification
+//!   after it, as findings; the compatibility rules are data.
+//! - [`engine`]: plan, the typed step catalogue, the executor, the step
 //!   bodies, undo, rollback, recovery and the report.
+//! - [`notify`]: `[[notify]]` webhooks (generic JSON, Slack, Teams) told of a run's
+//!   milestones, sent in the background, bounded.
 //!
 //! Progress is reported through [`progress::Progress`] and [`engine::Events`].
 
@@ -31,8 +35,10 @@ pub mod fuzzing;
 pub mod installer;
 pub mod journal;
 pub mod nodes;
+pub mod notify;
 pub mod octopus;
 pub mod process;
 pub mod progress;
 pub mod settings;
 pub mod version;
+pub mod window;

@@ -4,7 +4,8 @@
 //!
 //! Exit status: 0 when the answer is known (a target, up to date, or nothing eligible);
 //! 2 for bad input or configuration (a refused API key included); 3 when the feed or the
-//! server cannot be read.
+//! server cannot be read. With `--exit-code`, an eligible target exits 12 instead of 0, so
+//! a scheduled "notify me" job can tell "upgrade available" from "up to date".
 
 use octoup::choice::choose;
 use octoup::config::{Config, ConfigError};
@@ -89,7 +90,11 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Exit {
         } else {
             print!("{}", crate::render::check(&report));
         }
-        Exit::Ok
+        if args.exit_code && report.target.is_some() {
+            Exit::UpgradeAvailable
+        } else {
+            Exit::Ok
+        }
     })
 }
 

@@ -39,7 +39,7 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Exit {
             }
         };
         if ctx.json {
-            println!("{}", crate::render::runs_json(&runs));
+            println!("{}", crate::render::runs_json(&runs, &config.state.dir));
         } else {
             print!("{}", crate::render::runs(&runs, &config.state.dir));
         }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use octoup::engine::plan::PlanView;
 use octoup::engine::report::{Outcome, Report};
-use octoup::engine::{self, Answer, EngineError, UpgradeOptions};
+use octoup::engine::{self, Answer, EngineError, UpgradeOptions, upgrade_record};
 use octoup::journal::JournalError;
+use octoup::notify::{Notifier, Notifying};
 
 use crate::cli::{PlanArgs, UpgradeArgs};
 use crate::context::Context;
@@ -131,6 +132,7 @@ pub fn upgrade(args: UpgradeArgs, ctx: &Context) -> Exit {
         UpgradeOptions {
             to: args.to,
             accept: args.accept,
+            until: args.until,
             ..UpgradeOptions::default()
         },
         args.yes,
@@ -159,7 +161,12 @@ fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
     };
     let events = Arc::new(StepPrinter::new(ctx.json, ctx.quiet(), yes).with_config(&config));
     let watcher = events.clone();
+    let state_dir = config.state.dir.clone();
     let run = async move {
+        let notifier = Arc::new(Notifier::from_config(&config, &|name| {
+            std::env::var(name).ok()
+        }));
+        let notifying = Arc::new(Notifying::new(events.clone(), notifier.clone()));
         // Ctrl-C and SIGTERM: the first stops at the next safe point, the second exits.
         let interrupts = crate::platform::Interrupts::new().ok().map(|mut i| {
             tokio::spawn(async move {
@@ -169,9 +176,13 @@ fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
                 }
             })
         });
-        let result = engine::upgrade(config, &ctx.env, options, events.clone()).await;
+        let mut result = engine::upgrade(config, &ctx.env, options, notifying).await;
         if let Some(task) = interrupts {
             task.abort();
+        }
+        if let Ok(report) = &mut result {
+            notifier.finish(report).await;
+            keep_record(&state_dir, report);
         }
         (result, events.answer())
     };
@@ -192,6 +203,16 @@ fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
             ctx.report_error(&e);
             Exit::Failed
         }
+    }
+}
+
+/// Writes the upgrade record beside the journal; a failure is a warning of the report.
+fn keep_record(state_dir: &std::path::Path, report: &mut Report) {
+    if let Err(e) = upgrade_record::write_record(state_dir, report) {
+        report.warnings.push(format!(
+            "the upgrade record could not be written in {}: {e}",
+            state_dir.join("records").display()
+        ));
     }
 }
 

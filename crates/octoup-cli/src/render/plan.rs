@@ -115,15 +115,18 @@ pub fn plan(plan: &Plan) -> String {
         let _ = writeln!(out, "  (! = during the outage)");
         let _ = writeln!(
             out,
-            "\nEstimated outage: {} (stop + {} + database upgrade + start); the vendor's serial order would take {}.",
+            "\nEstimated outage: {} (stop + {} + database upgrade + start); the vendor's runbook order (each step on every node at once, one after another) would take {}.",
             human_seconds(plan.outage_estimate_seconds),
             if plan.backup_overlaps_install {
                 "max(backup, install)"
             } else {
                 "backup + install (no rollback installer staged)"
             },
-            human_seconds(plan.serial_outage_estimate_seconds),
+            human_seconds(plan.vendor_outage_estimate_seconds),
         );
+        if let Some(w) = &plan.window {
+            let _ = writeln!(out, "{}", window_line(w));
+        }
     }
     out.push_str(&super::findings(&f.findings));
     let _ = writeln!(out, "\nNothing was changed.");
@@ -161,4 +164,33 @@ pub fn resume_plan(plan: &ResumePlan) -> String {
     }
     let _ = writeln!(out, "\nNothing was changed.");
     out
+}
+
+/// `Maintenance window …: …` — where now falls and whether the work fits.
+fn window_line(w: &octoup::engine::window::WindowFit) -> String {
+    let estimate = format!(
+        "the work up to the end of the outage is estimated at {} (figures: {})",
+        human_seconds(w.estimate_seconds),
+        w.figures
+    );
+    match (&w.ends, w.fits) {
+        (Some(ends), true) => format!(
+            "Maintenance window {}: ends at {ends}, in {}; {estimate}: it fits.",
+            w.source,
+            human_seconds(w.seconds_left)
+        ),
+        (Some(ends), false) => format!(
+            "Maintenance window {}: ends at {ends}, in {}; {estimate}: it does NOT fit, `octoup upgrade` would refuse.",
+            w.source,
+            human_seconds(w.seconds_left)
+        ),
+        (None, _) => format!(
+            "Maintenance window {}: outside it now{}; `octoup upgrade` would refuse (or give --until). {estimate}.",
+            w.source,
+            w.opens
+                .as_deref()
+                .map(|o| format!(", it opens next at {o}"))
+                .unwrap_or_default()
+        ),
+    }
 }

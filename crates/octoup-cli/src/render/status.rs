@@ -105,6 +105,12 @@ pub fn status(status: &Status) -> String {
         );
     }
     super::report::backups(&mut out, &report.backups);
+    if let Some(w) = &report.window {
+        let _ = writeln!(out, "\nMaintenance window: {}, ends {}.", w.source, w.ends);
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     if let Some(e) = &run.error {
         let _ = writeln!(out, "\nCause: {e}");
     }
@@ -163,6 +169,8 @@ pub fn status_json(status: &Status) -> String {
         "outage_seconds": run.outage_seconds(),
         "outage_ongoing": report.is_some_and(|r| r.outage_ongoing),
         "backups": report.map(|r| &r.backups),
+        "window": report.and_then(|r| r.window.as_ref()),
+        "warnings": report.map(|r| &r.warnings),
         "steps": steps,
         "error": run.error,
         "next_step": run.next_step,
@@ -196,10 +204,12 @@ pub fn runs(runs: &[Run], dir: &Path) -> String {
     out
 }
 
-pub fn runs_json(runs: &[Run]) -> String {
+/// `status --all --json`; `record`: the run's upgrade record in `dir`, when it has one.
+pub fn runs_json(runs: &[Run], dir: &Path) -> String {
     let list: Vec<Value> = runs
         .iter()
         .map(|r| {
+            let record = octoup::engine::upgrade_record::record_path(dir, &r.id);
             json!({
                 "run_id": r.id,
                 "status": r.status.as_str(),
@@ -207,6 +217,7 @@ pub fn runs_json(runs: &[Run]) -> String {
                 "to": r.target,
                 "created": r.created.to_string(),
                 "outage_seconds": r.outage_seconds(),
+                "record": record.exists().then(|| record.display().to_string()),
             })
         })
         .collect();

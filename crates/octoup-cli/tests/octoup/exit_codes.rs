@@ -3,6 +3,8 @@
 //! the simulator's history has no mutating event. A row added to the table gets its test
 //! here.
 
+use serde_json::Value;
+
 use octoup_testkit::*;
 
 const FROM: &str = "2024.1.10";
@@ -130,4 +132,28 @@ fn row_6_another_run_holds_the_lock() {
     );
     assert_nothing_changed(&sim, &r);
     drop(lock);
+}
+
+#[test]
+fn row_12_check_exit_code_when_an_upgrade_is_eligible() {
+    let sim = Scenario::new().start();
+    let eligible = sim.octoup(&["check", "--exit-code", "--json"]);
+    eligible.expect_code(12);
+    assert_eq!(eligible.json["target"], TARGET, "{}", eligible.stdout);
+    // Without the flag the same answer is a success.
+    sim.octoup(&["check", "--json"]).expect_code(0);
+    // Up to date: 0 with the flag too.
+    sim.octoup(&["upgrade", "--json"]).expect_code(0);
+    let before = sim.history().len();
+    let current = sim.octoup(&["check", "--exit-code", "--json"]);
+    current.expect_code(0);
+    assert_eq!(current.json["target"], Value::Null, "{}", current.stdout);
+    // Errors keep their codes: a server that cannot be reached is 3.
+    let unreachable = Ran::of(
+        sim.octoup_cmd(&["check", "--exit-code", "--json"])
+            .env("OCTOPUS_URL", "http://127.0.0.1:1"),
+    );
+    unreachable.expect_code(3);
+    // `check` only reads.
+    assert_eq!(mutating(&sim.history()[before..]), Vec::<String>::new());
 }

@@ -4,7 +4,9 @@
 //! transport against a real sshd on loopback, and snapshots of the human output. The
 //! harness is `octoup-testkit`; scenarios run in parallel threads at a tiny time scale.
 
+mod ansible;
 mod check;
+mod doctor_database;
 mod doctor_octopus;
 mod durability;
 mod exit_codes;
@@ -17,6 +19,7 @@ mod hostile;
 mod input;
 mod interrupts;
 mod node_commands;
+mod notify;
 mod progress;
 mod resume;
 mod secrets;
@@ -25,4 +28,7 @@ mod ssh;
 mod sshd;
 mod stage;
 mod status;
+mod step_template;
+mod unattended;
 mod verify;
+mod window;

@@ -20,6 +20,22 @@ use octoup_testkit::{Ran, Sim, octoup_bin, run};
 
 const TARGET: &str = "2024.2.9409";
 
+/// A node-side config for `name`: the simulator's, with the node's own state directory and
+/// installer cache, as if the node were another machine. Returns its path.
+pub fn node_config(sim: &Sim, name: &str) -> PathBuf {
+    let path = sim.dir().join(format!("{name}.toml"));
+    let state = sim.dir().join(format!("{name}-state"));
+    std::fs::write(
+        &path,
+        sim.config_text().replace(
+            &format!("{:?}", sim.dir().join("octoup-state").display().to_string()),
+            &format!("{:?}", state.display().to_string()),
+        ),
+    )
+    .unwrap();
+    path
+}
+
 /// The simulator's config with every node reached over SSH through `sshd`, each node with
 /// its own node-side config (its own state directory and installer cache, as if it were
 /// another machine). Returns the orchestrator's config path.
@@ -34,16 +50,7 @@ fn ssh_cluster_config(sim: &Sim, sshd: &Sshd) -> PathBuf {
             .and_then(|r| r.strip_suffix('"'))
             .filter(|n| n.starts_with("OCTO-NODE-"))
         {
-            let node_config = sim.dir().join(format!("{name}.toml"));
-            let state = sim.dir().join(format!("{name}-state"));
-            std::fs::write(
-                &node_config,
-                text.replace(
-                    &format!("{:?}", sim.dir().join("octoup-state").display().to_string()),
-                    &format!("{:?}", state.display().to_string()),
-                ),
-            )
-            .unwrap();
+            let node_config = node_config(sim, name);
             out.push_str(&format!(
                 "ssh = \"root@127.0.0.1\"\nremote_config = {:?}\n",
                 node_config.display().to_string()

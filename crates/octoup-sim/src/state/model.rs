@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Clock;
 use crate::faults::FaultSpec;
 use crate::history::Event;
-use crate::spec::{Durations, FeedEntry};
+use crate::spec::{DatabaseSpec, Durations, FeedEntry};
 
 /// Instance name every node uses.
 pub(crate) const INSTANCE: &str = "OctopusServer";
@@ -340,6 +340,9 @@ pub struct State {
     pub feed: Vec<FeedEntry>,
     pub installer_size: u64,
     pub database: Database,
+    /// The SQL Server as the sqlcmd stand-in reports it (the spec's `[database]`).
+    #[serde(default)]
+    pub sql: DatabaseSpec,
     pub nodes: Vec<Node>,
     pub secrets: Secrets,
     pub backups: Vec<BackupRecord>,

@@ -59,6 +59,7 @@ impl State {
                 next_task_number: 1001,
                 upgrade: None,
             },
+            sql: spec.database.clone(),
             nodes,
             secrets,
             backups: Vec::new(),

@@ -120,6 +120,8 @@ pub(crate) struct Sql {
     pub backup_dir: PathBuf,
     pub compression: bool,
     pub timeout: Duration,
+    /// The setting `timeout` comes from, for the message when it runs out.
+    pub timeout_setting: &'static str,
 }
 
 impl Sql {
@@ -131,6 +133,7 @@ impl Sql {
             backup_dir: config.database.backup_dir.clone(),
             compression: config.database.compression,
             timeout: Duration::from_secs(config.timeouts.backup),
+            timeout_setting: "[timeouts] backup",
         })
     }
 
@@ -150,11 +153,23 @@ impl Sql {
         what: &str,
         sql: String,
     ) -> Result<CommandOutput, BackupError> {
+        self.run_with(runner, what, &[], sql).await
+    }
+
+    /// Runs `sql` with extra sqlcmd `options` before `-Q` (the doctor's output format).
+    pub(crate) async fn run_with(
+        &self,
+        runner: &dyn CommandRunner,
+        what: &str,
+        options: &[&str],
+        sql: String,
+    ) -> Result<CommandOutput, BackupError> {
         let mut argv = self.sqlcmd.clone();
+        argv.extend(options.iter().map(|o| o.to_string()));
         argv.push("-Q".into());
         argv.push(sql);
         let mut spec =
-            CommandSpec::new(what, argv, self.timeout).timeout_setting("[timeouts] backup");
+            CommandSpec::new(what, argv, self.timeout).timeout_setting(self.timeout_setting);
         if let Some(pw) = &self.password {
             spec = spec.env("SQLCMDPASSWORD", pw.clone());
         }
@@ -252,6 +267,7 @@ mod tests {
             backup_dir: dir.to_path_buf(),
             compression: false,
             timeout: Duration::from_secs(5),
+            timeout_setting: "[timeouts] backup",
         }
     }
 

@@ -65,7 +65,12 @@ impl KeyPath {
 
     /// The `index`th `[[nodes]]` table, or one of its keys.
     pub(crate) fn node(index: usize, key: Option<&str>) -> KeyPath {
-        let mut segs = vec![Seg::Key("nodes".into()), Seg::Index(index)];
+        KeyPath::item("nodes", index, key)
+    }
+
+    /// The `index`th table of the array of tables `array`, or one of its keys.
+    pub(crate) fn item(array: &str, index: usize, key: Option<&str>) -> KeyPath {
+        let mut segs = vec![Seg::Key(array.into()), Seg::Index(index)];
         segs.extend(key.map(|k| Seg::Key(k.into())));
         KeyPath {
             table: key.is_none(),
@@ -463,7 +468,7 @@ mod tests {
         );
         assert_eq!(
             error("  top = 1\n"),
-            "octoup.toml:1:3: top: unknown key, expected one of `server`, `versions`, `installer`, `database`, `backup`, `drain`, `maintenance`, `state`, `rollback`, `network`, `timeouts`, `cluster`, `ssh`, `doctor`, `nodes`"
+            "octoup.toml:1:3: top: unknown key, expected one of `server`, `versions`, `installer`, `database`, `backup`, `drain`, `maintenance`, `state`, `rollback`, `network`, `timeouts`, `cluster`, `ssh`, `doctor`, `window`, `nodes`, `notify`"
         );
     }
 

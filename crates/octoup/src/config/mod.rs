@@ -13,13 +13,18 @@ use serde::{Deserialize, Serialize};
 
 mod diagnostic;
 mod key_source;
+mod notify;
 mod template;
 mod validate;
+mod window;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::Source;
 pub use key_source::ApiKeySource;
+pub use notify::{NotifyConfig, NotifyEvent, NotifyFormat};
 pub use template::{InitOptions, init_template};
+pub use window::{DaysConfig, Schedule, WindowConfig};
+pub(crate) use window::{parse_hh_mm as window_time, zone_or_system as window_zone};
 
 /// Where the public version feed lives.
 pub(crate) const DEFAULT_FEED: &str = "https://octopus.com/download/upgrade/v3";
@@ -52,6 +57,14 @@ pub enum ConfigError {
     MissingApiKey,
     #[error("cannot read the API key file {path}: {source}. Check the path and its permissions")]
     ApiKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot read the URL file of the webhook {webhook}, {path}: {source}. Check [[notify]] url_file and its permissions"
+    )]
+    WebhookFile {
+        webhook: String,
         path: PathBuf,
         source: std::io::Error,
     },
@@ -115,7 +128,10 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub ssh: SshConfig,
     pub doctor: DoctorConfig,
+    pub window: WindowConfig,
     pub nodes: Vec<NodeConfig>,
+    /// `[[notify]]`: webhooks told of the run's milestones.
+    pub notify: Vec<NotifyConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -539,6 +555,11 @@ impl Config {
         }
         if let Some(p) = self.network.ca_bundle.as_mut() {
             fix(p)
+        }
+        for hook in &mut self.notify {
+            if let Some(p) = hook.url_file.as_mut() {
+                fix(p)
+            }
         }
         if !self.versions.feed.contains("://") {
             let mut feed = PathBuf::from(&self.versions.feed);

@@ -168,7 +168,9 @@ impl Config {
                 );
             }
         }
-        self.validate_nodes()
+        self.window.schedule()?;
+        self.validate_nodes()?;
+        self.validate_notify()
     }
 
     fn validate_nodes(&self) -> Result<(), Problem> {
@@ -228,7 +230,7 @@ impl Config {
 }
 
 /// The message for a zero duration that makes no sense.
-fn zero(unit: &str, why: &str, default: u64) -> String {
+pub(super) fn zero(unit: &str, why: &str, default: u64) -> String {
     format!("expected a number of {unit} above 0, found 0 ({why}; the default is {default})")
 }
 

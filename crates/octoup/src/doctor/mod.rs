@@ -5,6 +5,8 @@
 //! `upgrade`'s preflight; blockers stop `upgrade` before anything changes. The rules that
 //! depend on the target version are data (`data/compatibility.toml`, [`rules`]).
 //!
+//! - [`preflight`]: the basic checks (server, key, nodes, versions, target, license, disk)
+//!   and the [`preflight::Facts`] every later check and the plan read.
 //! - [`finding`]: the finding, its severity and acceptance.
 //! - [`rules`]: the compatibility rules.
 //! - `database`: SQL Server checks through the configured `sqlcmd`.
@@ -15,22 +17,26 @@
 //! - `verify`: the checks after the start (`octoup verify`); `tentacles`: the vendor's
 //!   Tentacle upgrade in batches behind a canary.
 
+pub mod database;
 pub mod finding;
 pub(crate) mod integrity;
 pub(crate) mod machines;
 pub(crate) mod octopus;
+pub mod preflight;
 pub mod rules;
+mod sqlcmd_output;
 pub(crate) mod tentacles;
 pub mod verify;
 
 use serde::Serialize;
 
+pub use database::DatabaseFacts;
 pub use finding::{Acceptance, AcceptedBy, Finding, Findings, Severity};
 pub use rules::Rules;
 
 use crate::config::Config;
-use crate::engine::preflight::{Connection, Facts};
 use crate::version::Version;
+use preflight::{Connection, Facts};
 
 /// What a check may read: the connection, what the preflight already found, the target and
 /// the rules.
@@ -56,6 +62,9 @@ pub struct DoctorReport {
     /// The detected SQL hosting (`self-managed`, `azure-sql-database`, …), when known.
     pub hosting: Option<String>,
     pub findings: Findings,
+    /// What the database checks found (version, sizes, rights).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseFacts>,
 }
 
 impl DoctorReport {
@@ -69,6 +78,7 @@ impl DoctorReport {
                 .map(ToString::to_string),
             hosting: facts.hosting.clone(),
             findings: facts.findings.clone(),
+            database: facts.database.clone(),
         }
     }
 
@@ -83,6 +93,8 @@ pub(crate) struct Deep {
     pub findings: Findings,
     /// The SQL hosting the database checks detected.
     pub hosting: Option<String>,
+    /// What the database checks found.
+    pub database: Option<DatabaseFacts>,
 }
 
 /// The deep checks, run after the basic preflight has found the nodes and the target. Each
@@ -90,6 +102,11 @@ pub(crate) struct Deep {
 /// a warning). The groups are added here as they are written.
 pub(crate) async fn deep_checks(ctx: &Context<'_>) -> Deep {
     let mut deep = Deep::default();
+    let _ = ctx.facts;
+    let (db, found) = database::check(ctx).await;
+    deep.findings.extend(found);
+    deep.hosting = db.hosting.clone();
+    deep.database = Some(db);
     deep.findings.extend(octopus::checks(ctx).await.0);
     deep
 }

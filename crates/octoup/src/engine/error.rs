@@ -66,6 +66,9 @@ pub enum StepError {
         waited: String,
         tasks: String,
     },
+    /// The maintenance window leaves too little time (see `engine::window`).
+    #[error("{0}")]
+    Window(String),
     #[error("no staged installer recorded")]
     NoStagedInstaller,
     #[error(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::OnceCell;
 
-use crate::config::Config;
+use crate::config::{Config, NotifyEvent};
 use crate::journal::{
     Direction, Journal, JournalError, Run, RunNode, RunStatus, StateDir, Step, StepState,
 };
@@ -18,11 +18,11 @@ use crate::process::clock::{Deadline, now};
 use crate::process::runner::{RunLog, SpawnHook};
 use crate::version::Version;
 
-use super::Events;
 use super::catalogue::{BACKUP_STEPS, Phase, Scope, StepId, StepKind};
 use super::error::StepError;
 use super::record::Record;
 use super::seams::{Cluster, Database, Installers};
+use super::{Events, Milestone};
 
 /// A step that could not be done: the step (`name@node`, or `undo name@node`) and why.
 #[derive(Debug, Clone)]
@@ -91,6 +91,8 @@ pub(crate) struct Engine {
     pub rollback_must_stop: OnceCell<bool>,
     /// What the operator asked for (the report's headers name it).
     pub operation: super::report::Operation,
+    /// The maintenance window, read from the journal once (see `window.rs`).
+    pub(crate) window: std::sync::OnceLock<Option<super::window::Active>>,
 }
 
 impl Engine {
@@ -122,6 +124,7 @@ impl Engine {
             drain_deadline: OnceCell::new(),
             rollback_must_stop: OnceCell::new(),
             operation: super::report::Operation::Upgrade,
+            window: std::sync::OnceLock::new(),
         }
     }
 
@@ -189,11 +192,37 @@ impl Engine {
         self.journal.lock().expect("journal lock").run.clone()
     }
 
+    /// Updates the run in the journal; the outage's start and end (set only here) are
+    /// milestones for the watchers.
     pub(crate) fn journal_update<R>(
         &self,
         f: impl FnOnce(&mut Run) -> R,
     ) -> Result<R, JournalError> {
-        self.journal.lock().expect("journal lock").update(f)
+        let mut journal = self.journal.lock().expect("journal lock");
+        let before = (journal.run.outage_started, journal.run.outage_ended);
+        let result = journal.update(f)?;
+        let run = &journal.run;
+        let milestone = match before {
+            (None, _) if run.outage_started.is_some() => {
+                Some((NotifyEvent::OutageStarted, &run.from))
+            }
+            (_, None) if run.outage_ended.is_some() => {
+                Some((NotifyEvent::OutageEnded, &run.target))
+            }
+            _ => None,
+        }
+        .map(|(event, version)| {
+            let version = match (event, run.direction) {
+                (NotifyEvent::OutageEnded, Direction::Forward) => version,
+                _ => &run.from,
+            };
+            Milestone::of_run(event, run, &version.to_string())
+        });
+        drop(journal);
+        if let Some(m) = milestone {
+            self.events.milestone(&m);
+        }
+        Ok(result)
     }
 
     pub(crate) fn set_status(&self, status: RunStatus) {
@@ -495,8 +524,10 @@ impl Engine {
                 self.log.note("stop requested: stopping at this safe point");
                 return Err(Failure::stop());
             }
+            self.window_allows(phase)?;
             self.run_phase(*phase).await?;
         }
+        self.note_overrun();
         Ok(())
     }
 

@@ -23,8 +23,9 @@ pub mod confirm;
 mod error;
 mod executor;
 mod finish;
+pub mod milestone;
 pub mod plan;
-pub mod preflight;
+pub use crate::doctor::preflight;
 mod record;
 mod recovery;
 pub mod report;
@@ -35,6 +36,8 @@ mod steps;
 #[cfg(test)]
 mod tests;
 mod undo;
+pub mod upgrade_record;
+pub mod window;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,6 +58,7 @@ use catalogue::{FORWARD, StepId, StepKind};
 pub use confirm::{Answer, Confirmation};
 pub use error::StepError;
 use executor::{Engine, World};
+pub use milestone::Milestone;
 use preflight::{Connection, Facts, PreflightError, TargetChoice, preflight};
 pub use record::Record;
 use report::{NodeReport, Outcome, Report};
@@ -80,6 +84,9 @@ pub trait Events: Send + Sync {
     fn stop_requested(&self) -> bool {
         false
     }
+    /// A milestone of the run (plan ready, outage started or ended): for notifications.
+    /// The run's ending is its report.
+    fn milestone(&self, _milestone: &Milestone) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +133,8 @@ pub struct UpgradeOptions {
     pub rollback: bool,
     /// Warnings accepted on the command line (`--accept ID`).
     pub accept: Vec<String>,
+    /// `--until`: this run's hard end, instead of `[window]`.
+    pub until: Option<crate::window::Until>,
 }
 
 /// `octoup upgrade`: resumes the unfinished run if there is one, else preflights and runs.
@@ -180,6 +189,7 @@ pub async fn upgrade(
         report.error = Some(blockers.join("\n"));
         report.warnings = facts.warnings();
         report.findings = facts.findings.clone();
+        report.database = facts.database.clone();
         report.next_step =
             Some("Fix the blockers above (nothing was changed), then run `octoup upgrade` again. `octoup plan` shows everything the preflight found.".into());
         report.log = Some(log.path().to_path_buf());
@@ -191,7 +201,20 @@ pub async fn upgrade(
     ) else {
         return Ok(up_to_date(&facts, target.as_ref()));
     };
-    let estimate = plan::make_plan(&conn.config, facts.clone(), &state.runs()?);
+    let history = state.runs()?;
+    let window = match window::admit(&conn.config, options.until, facts.nodes.len(), &history) {
+        Ok(w) => w,
+        Err((why, record)) => {
+            log.note(&format!("refused: {why}"));
+            let mut report = Report::without_run(Outcome::Refused, &facts.version, &to);
+            report.error = Some(why);
+            report.window = record;
+            report.next_step = Some("Nothing was changed.".into());
+            report.log = Some(log.path().to_path_buf());
+            return Ok(report);
+        }
+    };
+    let estimate = plan::make_plan(&conn.config, facts.clone(), &history);
     let confirmation = Confirmation {
         action: confirm::Action::Upgrade,
         run: None,
@@ -212,6 +235,12 @@ pub async fn upgrade(
         report.log = Some(log.path().to_path_buf());
         return Ok(report);
     }
+    events.milestone(&Milestone::plan_ready(
+        &run_id,
+        &up_to_date(&facts, None),
+        &to,
+        estimate.outage_estimate_seconds,
+    ));
     let before = Before::from_facts(&facts, from, &choice);
     let journal = create_run(&state, &run_id, &digest, &before, &conn.config, &log)?;
     let nodes = journal
@@ -223,13 +252,18 @@ pub async fn upgrade(
         .collect();
     let world = production_world(&conn, nodes)?;
     let engine = Engine::new(conn.config.clone(), state, journal, world, events, log);
+    if let Some(w) = window {
+        engine.begin_window(w);
+    }
     for w in facts.warnings() {
         engine.events.note(&format!("warning: {w}"));
     }
     for id in facts.findings.accepted() {
         engine.events.note(&format!("accepted: {id}"));
     }
-    Ok(engine.run_forward().await)
+    let mut report = engine.run_forward().await;
+    report.database = facts.database.clone();
+    Ok(report)
 }
 
 /// Nothing to install: the report says so, with the nodes as they are.
@@ -237,6 +271,7 @@ fn up_to_date(facts: &Facts, target: Option<&TargetChoice>) -> Report {
     let mut report = Report::without_run(Outcome::UpToDate, &facts.version, &facts.version);
     report.warnings = facts.warnings();
     report.findings = facts.findings.clone();
+    report.database = facts.database.clone();
     if let Some(t) = target
         && !t.up_to_date
     {
@@ -410,10 +445,12 @@ pub(crate) fn new_run(
         StepId::once(StepKind::MaintenanceOn),
         Record::WasOn(before.maintenance),
     );
-    record(
-        StepId::on(StepKind::UpgradeDatabase, &primary),
-        Record::TracksChild,
-    );
+    for s in steps
+        .iter_mut()
+        .filter(|s| StepKind::parse(&s.name).is_some_and(recovery::tracks_launch))
+    {
+        Record::TracksChild.write(s);
+    }
     if let Some(p) = steps
         .iter_mut()
         .find(|s| s.name == StepKind::Preflight.name())
@@ -512,6 +549,9 @@ async fn resume(
     let world = production_world(&conn, nodes)?;
     let config_changed = digest != run.config_digest;
     let engine = Engine::new(conn.config.clone(), state, journal, world, events, log);
+    if options.until.is_some() {
+        engine.until_ignored();
+    }
     Ok(engine.resume(options.rollback, config_changed).await)
 }
 

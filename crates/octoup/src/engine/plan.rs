@@ -1,7 +1,6 @@
 //! The steps of an upgrade, with estimated durations and the outage they add up to.
 //! `octoup plan` shows it (changing nothing); `octoup upgrade` journals the same list.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -12,24 +11,9 @@ use crate::engine::preflight::Facts;
 use crate::version::Version;
 
 use super::catalogue::{self, FORWARD, StepKind};
-use crate::journal::{Run, RunStatus};
+use super::window::{Estimates, WindowFit};
+use crate::journal::Run;
 use crate::process::clock::human_duration;
-
-/// Measured step durations (the longest per name) of the newest upgraded run.
-pub(crate) fn measured(history: &[Run]) -> Option<(String, BTreeMap<String, f64>)> {
-    let run = history
-        .iter()
-        .rev()
-        .find(|r| r.status == RunStatus::Upgraded)?;
-    let mut out: BTreeMap<String, f64> = BTreeMap::new();
-    for s in &run.steps {
-        if let Some(secs) = s.seconds() {
-            let e = out.entry(s.name.clone()).or_insert(0.0);
-            *e = e.max(secs);
-        }
-    }
-    Some((run.id.clone(), out))
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedStep {
@@ -52,23 +36,22 @@ pub struct Plan {
     pub steps: Vec<PlannedStep>,
     /// S + max(B, I) + U + T: octoup's order (backup and installs overlap).
     pub outage_estimate_seconds: f64,
-    /// S + B + I + U + T: the vendor script's serial order, for comparison.
-    pub serial_outage_estimate_seconds: f64,
+    /// S + B + I + U + T: the vendor's HA runbook, which runs each step on every node in
+    /// parallel but one step after another (the backup does not overlap the installs).
+    pub vendor_outage_estimate_seconds: f64,
     /// `defaults`, or the run whose measured durations were used.
     pub estimates_from: String,
     /// Whether the database backup overlaps the installs (needs a staged rollback installer).
     pub backup_overlaps_install: bool,
+    /// `[window]`: whether now is inside it and the work fits (absent without a window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowFit>,
 }
 
 /// The plan for the preflight's findings. Changes nothing.
 pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan {
-    let measured = measured(history);
-    let estimate = |kind: StepKind| -> f64 {
-        measured
-            .as_ref()
-            .and_then(|(_, m)| m.get(kind.name()).copied())
-            .unwrap_or_else(|| kind.default_estimate())
-    };
+    let estimates = Estimates::from_history(history);
+    let estimate = |kind: StepKind| estimates.seconds(kind);
     let nodes: Vec<String> = facts.nodes.iter().map(|n| n.name.clone()).collect();
     let primary = facts.primary().map(|n| n.name.clone()).unwrap_or_default();
     let rollback = config.rollback.enabled;
@@ -146,13 +129,6 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
             .map(|s| s.estimate_seconds)
             .fold(0.0, f64::max)
     };
-    let sum = |kind: StepKind| -> f64 {
-        steps
-            .iter()
-            .filter(|s| s.name == kind.name())
-            .map(|s| s.estimate_seconds)
-            .sum()
-    };
     let (s, b, i, u, t) = (
         longest(StepKind::Stop),
         longest(StepKind::BackupDatabase) + longest(StepKind::VerifyBackup),
@@ -172,7 +148,7 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
         + t
         + canary_extra
         + longest(StepKind::Verify);
-    let serial = sum(StepKind::Stop) + b + sum(StepKind::Install) + u + sum(StepKind::Start);
+    let vendor = s + b + i + u + t;
     let target = facts.target.clone();
     Plan {
         from: facts.version.clone(),
@@ -183,12 +159,15 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
         facts,
         steps,
         outage_estimate_seconds: outage,
-        serial_outage_estimate_seconds: serial,
-        estimates_from: match measured {
-            Some((id, _)) => format!("run {id}"),
-            None => "defaults".into(),
-        },
+        vendor_outage_estimate_seconds: vendor,
+        estimates_from: estimates.main_label(),
         backup_overlaps_install: overlap,
+        window: super::window::planned(
+            config,
+            nodes.len(),
+            &estimates,
+            crate::process::clock::now(),
+        ),
     }
 }
 

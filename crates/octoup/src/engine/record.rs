@@ -47,6 +47,9 @@ pub enum Record {
     /// This run records [`Record::Launching`] and [`Record::Child`] on the step (a journal of
     /// an older release does not: its interrupted step is waited for by time).
     TracksChild,
+    /// The maintenance window's hard end and the figures the run estimates with (on the
+    /// preflight step).
+    Window(super::window::WindowRecord),
 }
 
 impl Record {
@@ -69,6 +72,7 @@ impl Record {
             Record::Launching(_) => "launching",
             Record::Child { .. } => "child",
             Record::TracksChild => "tracks_child",
+            Record::Window(_) => "window",
         }
     }
 
@@ -87,6 +91,7 @@ impl Record {
                 json!({"pid": process.pid, "os_start": process.os_start, "started": started.to_string()})
             }
             Record::TracksChild => json!(true),
+            Record::Window(w) => serde_json::to_value(w).unwrap_or_default(),
         }
     }
 

@@ -94,6 +94,25 @@ pub struct Backups {
     pub license: Option<String>,
 }
 
+impl Backups {
+    /// The backups a run has made so far, from its journal.
+    pub(crate) fn from_run(run: &Run) -> Backups {
+        let path_of = |step: &str| {
+            run.step(step)
+                .and_then(|s| s.output_str("path"))
+                .map(str::to_string)
+        };
+        Backups {
+            database: path_of("backup-database"),
+            database_verified: run
+                .step("verify-backup")
+                .is_some_and(|s| matches!(s.state, StepState::Done)),
+            master_key: path_of("backup-master-key"),
+            license: path_of("backup-license"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub outcome: Outcome,
@@ -128,8 +147,14 @@ pub struct Report {
     /// run): attention needed, never a failure of the run.
     #[serde(skip_serializing_if = "Findings::is_empty")]
     pub verification: Findings,
+    /// What the preflight's database checks found (hosting, sizes, rights).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<crate::doctor::DatabaseFacts>,
     pub log: Option<PathBuf>,
     pub journal: Option<PathBuf>,
+    /// The maintenance window the run kept to (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<super::window::WindowRecord>,
 }
 
 impl Report {
@@ -163,19 +188,7 @@ impl Report {
                 }
             })
             .collect();
-        let path_of = |step: &str| {
-            run.step(step)
-                .and_then(|s| s.output_str("path"))
-                .map(str::to_string)
-        };
-        let backups = Backups {
-            database: path_of("backup-database"),
-            database_verified: run
-                .step("verify-backup")
-                .is_some_and(|s| matches!(s.state, StepState::Done)),
-            master_key: path_of("backup-master-key"),
-            license: path_of("backup-license"),
-        };
+        let backups = Backups::from_run(run);
         let outage_seconds = match (run.outage_started, run.outage_ended) {
             (Some(a), Some(b)) => crate::process::clock::seconds_between(a, b),
             (Some(a), None) => crate::process::clock::seconds_between(a, run.updated),
@@ -200,8 +213,10 @@ impl Report {
             accepted: Vec::new(),
             findings: Findings::default(),
             verification: Findings::default(),
+            database: None,
             log: Some(run.log.clone()),
             journal: Some(journal),
+            window: super::window::recorded(run),
         }
     }
 
@@ -234,8 +249,10 @@ impl Report {
             accepted: Vec::new(),
             findings: Findings::default(),
             verification: Findings::default(),
+            database: None,
             log: None,
             journal: None,
+            window: None,
         }
     }
 }

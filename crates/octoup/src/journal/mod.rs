@@ -7,6 +7,12 @@
 //! - `current-run` — the id of the unfinished run, if any.
 //! - `octoup.lock` (+ `octoup.lock.owner` with the holder's pid) — one run at a time.
 //! - `logs/<run-id>.log` — the run's command log.
+//! - `launches/<run-id>/<step>.json` — launch markers of stop/start/watchdog commands
+//!   (unsynced, see [`launch`]); gone when the run finishes.
+
+mod launch;
+
+pub(crate) use launch::LaunchMarker;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -474,6 +480,10 @@ impl Journal {
         self.update(|run| run.status = status)?;
         if status.is_finished() {
             fsutil::remove_file_durable(&self.current).at("cannot remove", &self.current)?;
+            // `<root>/runs/<id>.json`: the run's launch markers are of no more use.
+            if let Some(root) = self.path.parent().and_then(Path::parent) {
+                StateDir::new(root).drop_launch_markers(&self.run.id);
+            }
         }
         Ok(())
     }

@@ -94,6 +94,17 @@ pub struct NodeStatus {
     pub api_version: Option<String>,
 }
 
+/// A command that changes a node, which [`NodeAgent::watched`] runs with its process
+/// tracked.
+#[derive(Debug, Clone, Copy)]
+pub enum NodeCommand<'a> {
+    Stop,
+    Start { expected: &'a str },
+    DeleteWatchdog,
+    CreateWatchdog(&'a WatchdogInfo),
+    UpgradeDatabase,
+}
+
 /// Node-level operations.
 #[async_trait]
 pub trait NodeAgent: Send + Sync {
@@ -149,12 +160,29 @@ pub trait NodeAgent: Send + Sync {
     /// because it still sees running nodes (worth retrying).
     async fn database_upgrade(&self) -> Result<(), NodeError>;
 
-    /// [`Self::database_upgrade`], telling `on_spawn` the pid of the `database --upgrade`
-    /// process when it runs on this machine (so that recovery after a crash waits for
-    /// exactly that process). Transports that cannot tell run it without.
-    async fn database_upgrade_watched(&self, on_spawn: SpawnHook) -> Result<(), NodeError> {
+    /// Runs `command` with `on_spawn` told when the process that carries it is about to be
+    /// spawned, and its pid: recovery after a crash then knows whether it ever started and
+    /// whether it still runs. On this machine that is the command itself; over SSH the local
+    /// `ssh` client (see docs/recovery.md). Transports that cannot tell run it unwatched
+    /// (recovery then waits by time).
+    async fn watched(
+        &self,
+        command: NodeCommand<'_>,
+        on_spawn: SpawnHook,
+    ) -> Result<(), NodeError> {
         let _ = on_spawn;
-        self.database_upgrade().await
+        self.unwatched(command).await
+    }
+
+    /// `command` through the plain operation.
+    async fn unwatched(&self, command: NodeCommand<'_>) -> Result<(), NodeError> {
+        match command {
+            NodeCommand::Stop => self.stop().await,
+            NodeCommand::Start { expected } => self.start(expected).await,
+            NodeCommand::DeleteWatchdog => self.delete_watchdog().await,
+            NodeCommand::CreateWatchdog(w) => self.create_watchdog(w).await,
+            NodeCommand::UpgradeDatabase => self.database_upgrade().await,
+        }
     }
 
     /// Whether starting would apply schema changes (`database-upgrade-status`); `None` when

@@ -106,13 +106,15 @@ impl LocalAgent {
         timeout: Duration,
         setting: &'static str,
         sensitive: bool,
+        on_spawn: Option<SpawnHook>,
     ) -> Result<CommandOutput, NodeError> {
         let mut spec = CommandSpec::new(
             format!("{what} {}", self.name),
             self.exe_argv(args),
             timeout,
         )
-        .timeout_setting(setting);
+        .timeout_setting(setting)
+        .on_spawn(on_spawn);
         if sensitive {
             spec = spec.sensitive();
         }
@@ -254,6 +256,7 @@ impl LocalAgent {
         action: &str,
         timeout: Duration,
         setting: &'static str,
+        on_spawn: Option<SpawnHook>,
     ) -> Result<Deadline, NodeError> {
         let deadline = Deadline::after(timeout);
         let instance = self.instance_arg();
@@ -264,6 +267,7 @@ impl LocalAgent {
             timeout,
             setting,
             false,
+            on_spawn,
         )
         .await?;
         Ok(deadline)
@@ -276,14 +280,118 @@ impl LocalAgent {
         args: &[&str],
         sensitive: bool,
     ) -> Result<CommandOutput, NodeError> {
+        self.quick_watched(what, args, sensitive, None).await
+    }
+
+    async fn quick_watched(
+        &self,
+        what: &str,
+        args: &[&str],
+        sensitive: bool,
+        on_spawn: Option<SpawnHook>,
+    ) -> Result<CommandOutput, NodeError> {
         self.exe(
             what,
             args,
             self.command_timeout(),
             "[timeouts] command",
             sensitive,
+            on_spawn,
         )
         .await
+    }
+
+    async fn delete_watchdog_with(&self, on_spawn: Option<SpawnHook>) -> Result<(), NodeError> {
+        self.quick_watched(
+            "delete watchdog",
+            &["watchdog", "--delete"],
+            false,
+            on_spawn,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn create_watchdog_with(
+        &self,
+        watchdog: &WatchdogInfo,
+        on_spawn: Option<SpawnHook>,
+    ) -> Result<(), NodeError> {
+        let interval = format!("--interval={}", watchdog.interval_minutes.unwrap_or(5));
+        let instances = format!(
+            "--instances={}",
+            watchdog.instances.as_deref().unwrap_or(&self.instance)
+        );
+        self.quick_watched(
+            "create watchdog",
+            &["watchdog", "--create", &interval, &instances],
+            false,
+            on_spawn,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `service --stop`, then waits until the node no longer answers.
+    async fn stop_with(&self, on_spawn: Option<SpawnHook>) -> Result<(), NodeError> {
+        let timeout = Duration::from_secs(self.timeouts.stop);
+        let deadline = self
+            .service("stop", timeout, "[timeouts] stop", on_spawn)
+            .await?;
+        let mut poll = Poller::standard();
+        loop {
+            let ping = self.api.ping().await;
+            if !ping.is_up() {
+                return Ok(());
+            }
+            if deadline.expired() {
+                return Err(NodeError::StillUp {
+                    node: self.name.clone(),
+                    url: self.api.base().to_string(),
+                    state: ping.describe(),
+                    waited: human_duration(timeout),
+                });
+            }
+            poll.wait(Some(&deadline)).await;
+        }
+    }
+
+    /// `service --start`, then waits until the node serves `expected`.
+    async fn start_with(
+        &self,
+        expected: &str,
+        on_spawn: Option<SpawnHook>,
+    ) -> Result<(), NodeError> {
+        let timeout = Duration::from_secs(self.timeouts.start);
+        let deadline = self
+            .service("start", timeout, "[timeouts] start", on_spawn)
+            .await?;
+        let want: Option<Version> = expected.parse().ok();
+        let mut poll = Poller::standard();
+        loop {
+            let status = self.status().await;
+            let version_ok = match (&status.api_version, &want) {
+                (Some(v), Some(w)) => v.parse::<Version>().ok().as_ref() == Some(w),
+                (Some(v), None) => v == expected,
+                _ => false,
+            };
+            if version_ok && status.ping.is_up() {
+                return Ok(());
+            }
+            if deadline.expired() {
+                return Err(NodeError::NotUp {
+                    node: self.name.clone(),
+                    url: self.api.base().to_string(),
+                    expected: expected.to_string(),
+                    waited: human_duration(timeout),
+                    last: match status.api_version {
+                        Some(v) => format!("{}, /api Version {v}", status.ping.describe()),
+                        None => status.ping.describe(),
+                    },
+                });
+            }
+            poll.wait(Some(&deadline)).await;
+        }
     }
 }
 
@@ -328,24 +436,11 @@ impl NodeAgent for LocalAgent {
     }
 
     async fn delete_watchdog(&self) -> Result<(), NodeError> {
-        self.quick("delete watchdog", &["watchdog", "--delete"], false)
-            .await?;
-        Ok(())
+        self.delete_watchdog_with(None).await
     }
 
     async fn create_watchdog(&self, watchdog: &WatchdogInfo) -> Result<(), NodeError> {
-        let interval = format!("--interval={}", watchdog.interval_minutes.unwrap_or(5));
-        let instances = format!(
-            "--instances={}",
-            watchdog.instances.as_deref().unwrap_or(&self.instance)
-        );
-        self.quick(
-            "create watchdog",
-            &["watchdog", "--create", &interval, &instances],
-            false,
-        )
-        .await?;
-        Ok(())
+        self.create_watchdog_with(watchdog, None).await
     }
 
     async fn master_key(&self) -> Result<Secret, NodeError> {
@@ -360,55 +455,11 @@ impl NodeAgent for LocalAgent {
     }
 
     async fn stop(&self) -> Result<(), NodeError> {
-        let timeout = Duration::from_secs(self.timeouts.stop);
-        let deadline = self.service("stop", timeout, "[timeouts] stop").await?;
-        let mut poll = Poller::standard();
-        loop {
-            let ping = self.api.ping().await;
-            if !ping.is_up() {
-                return Ok(());
-            }
-            if deadline.expired() {
-                return Err(NodeError::StillUp {
-                    node: self.name.clone(),
-                    url: self.api.base().to_string(),
-                    state: ping.describe(),
-                    waited: human_duration(timeout),
-                });
-            }
-            poll.wait(Some(&deadline)).await;
-        }
+        self.stop_with(None).await
     }
 
     async fn start(&self, expected: &str) -> Result<(), NodeError> {
-        let timeout = Duration::from_secs(self.timeouts.start);
-        let deadline = self.service("start", timeout, "[timeouts] start").await?;
-        let want: Option<Version> = expected.parse().ok();
-        let mut poll = Poller::standard();
-        loop {
-            let status = self.status().await;
-            let version_ok = match (&status.api_version, &want) {
-                (Some(v), Some(w)) => v.parse::<Version>().ok().as_ref() == Some(w),
-                (Some(v), None) => v == expected,
-                _ => false,
-            };
-            if version_ok && status.ping.is_up() {
-                return Ok(());
-            }
-            if deadline.expired() {
-                return Err(NodeError::NotUp {
-                    node: self.name.clone(),
-                    url: self.api.base().to_string(),
-                    expected: expected.to_string(),
-                    waited: human_duration(timeout),
-                    last: match status.api_version {
-                        Some(v) => format!("{}, /api Version {v}", status.ping.describe()),
-                        None => status.ping.describe(),
-                    },
-                });
-            }
-            poll.wait(Some(&deadline)).await;
-        }
+        self.start_with(expected, None).await
     }
 
     async fn install(&self, installer: &Path, version: &str) -> Result<InstallOutcome, NodeError> {
@@ -429,8 +480,19 @@ impl NodeAgent for LocalAgent {
         self.run_database_upgrade(None).await
     }
 
-    async fn database_upgrade_watched(&self, on_spawn: SpawnHook) -> Result<(), NodeError> {
-        self.run_database_upgrade(Some(on_spawn)).await
+    async fn watched(
+        &self,
+        command: NodeCommand<'_>,
+        on_spawn: SpawnHook,
+    ) -> Result<(), NodeError> {
+        let hook = Some(on_spawn);
+        match command {
+            NodeCommand::Stop => self.stop_with(hook).await,
+            NodeCommand::Start { expected } => self.start_with(expected, hook).await,
+            NodeCommand::DeleteWatchdog => self.delete_watchdog_with(hook).await,
+            NodeCommand::CreateWatchdog(w) => self.create_watchdog_with(w, hook).await,
+            NodeCommand::UpgradeDatabase => self.run_database_upgrade(hook).await,
+        }
     }
 
     async fn database_upgrade_pending(&self) -> Result<Option<bool>, NodeError> {

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::agent::{InstallOutcome, NodeAgent, NodeError, WatchdogInfo};
+use super::agent::{InstallOutcome, NodeAgent, NodeCommand, NodeError, WatchdogInfo};
 use super::local::LocalAgent;
 use super::protocol::{
     FORMAT, Failure, FailureKind, InstallReport, StageReport, StartReport, StatusReport,
@@ -30,7 +30,7 @@ use super::protocol::{
 use super::ssh::{SshRunner, SshTransport, TransportError};
 use crate::config::{Config, NodeConfig, Secret, TimeoutsConfig};
 use crate::octopus::api::{OctopusApi, Ping};
-use crate::process::runner::{CommandRunner, CommandSpec, RunError, tail_lines};
+use crate::process::runner::{CommandRunner, CommandSpec, RunError, SpawnHook, tail_lines};
 use crate::version::Version;
 
 /// A node reached over SSH.
@@ -102,6 +102,7 @@ impl SshAgent {
         args: &[String],
         timeout: Duration,
         setting: &'static str,
+        on_spawn: Option<SpawnHook>,
     ) -> Result<T, NodeError> {
         let command = format!("octoup node {action}");
         let spec = CommandSpec::new(
@@ -109,7 +110,8 @@ impl SshAgent {
             self.node_argv(action, args),
             timeout,
         )
-        .timeout_setting(setting);
+        .timeout_setting(setting)
+        .on_spawn(on_spawn);
         let out = self.runner.run(spec).await?;
         let Some(answer) = last_json_object(&out.stdout) else {
             return Err(NodeError::Output {
@@ -138,7 +140,7 @@ impl SshAgent {
         }
         // A download has no step timeout of its own; an installer's allowance covers it.
         let timeout = Duration::from_secs(self.timeouts.install.max(self.timeouts.command));
-        self.call("stage", &args, timeout, "[timeouts] install")
+        self.call("stage", &args, timeout, "[timeouts] install", None)
             .await
     }
 
@@ -149,6 +151,7 @@ impl SshAgent {
             &[],
             self.command_timeout() * 3 + Duration::from_secs(self.timeouts.http),
             "[timeouts] command",
+            None,
         )
         .await
     }
@@ -167,7 +170,13 @@ impl SshAgent {
             args.extend(["--sha256".to_string(), sha256]);
         }
         let report: R = self
-            .call(action, &args, self.msi_timeout(), "[timeouts] install")
+            .call(
+                action,
+                &args,
+                self.msi_timeout(),
+                "[timeouts] install",
+                None,
+            )
             .await?;
         Ok(report.into())
     }
@@ -181,6 +190,34 @@ impl SshAgent {
 
     fn command_timeout(&self) -> Duration {
         Duration::from_secs(self.timeouts.command)
+    }
+
+    /// `octoup node stop` on the node (which waits there until the service is down).
+    async fn stop_with(&self, on_spawn: Option<SpawnHook>) -> Result<(), NodeError> {
+        let timeout = Duration::from_secs(self.timeouts.stop) + self.command_timeout() * 3;
+        let _: StopReport = self
+            .call("stop", &[], timeout, "[timeouts] stop", on_spawn)
+            .await?;
+        Ok(())
+    }
+
+    /// `octoup node start` on the node (which waits there until it serves `expected`).
+    async fn start_with(
+        &self,
+        expected: &str,
+        on_spawn: Option<SpawnHook>,
+    ) -> Result<(), NodeError> {
+        let timeout = Duration::from_secs(self.timeouts.start) + self.command_timeout() * 2;
+        let _: StartReport = self
+            .call(
+                "start",
+                &["--to".to_string(), expected.to_string()],
+                timeout,
+                "[timeouts] start",
+                on_spawn,
+            )
+            .await?;
+        Ok(())
     }
 }
 
@@ -231,22 +268,30 @@ impl NodeAgent for SshAgent {
     }
 
     async fn stop(&self) -> Result<(), NodeError> {
-        let timeout = Duration::from_secs(self.timeouts.stop) + self.command_timeout() * 3;
-        let _: StopReport = self.call("stop", &[], timeout, "[timeouts] stop").await?;
-        Ok(())
+        self.stop_with(None).await
     }
 
     async fn start(&self, expected: &str) -> Result<(), NodeError> {
-        let timeout = Duration::from_secs(self.timeouts.start) + self.command_timeout() * 2;
-        let _: StartReport = self
-            .call(
-                "start",
-                &["--to".to_string(), expected.to_string()],
-                timeout,
-                "[timeouts] start",
-            )
-            .await?;
-        Ok(())
+        self.start_with(expected, None).await
+    }
+
+    /// The pid told is the local `ssh` client's: it runs as long as the remote command
+    /// does (unless the connection broke). The schema upgrade is the exception: a second
+    /// one must never start while the first may run (I1), and a broken connection may
+    /// leave it running without its ssh, so it stays unwatched (recovery waits by time).
+    async fn watched(
+        &self,
+        command: NodeCommand<'_>,
+        on_spawn: SpawnHook,
+    ) -> Result<(), NodeError> {
+        match command {
+            NodeCommand::Stop => self.stop_with(Some(on_spawn)).await,
+            NodeCommand::Start { expected } => self.start_with(expected, Some(on_spawn)).await,
+            NodeCommand::DeleteWatchdog | NodeCommand::CreateWatchdog(_) => {
+                self.exe.watched(command, on_spawn).await
+            }
+            NodeCommand::UpgradeDatabase => self.database_upgrade().await,
+        }
     }
 
     /// Installs the installer staged on the node by [`NodeAgent::stage`]. `installer` is the

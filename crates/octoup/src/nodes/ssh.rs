@@ -253,9 +253,10 @@ impl CommandRunner for SshRunner {
             timeout: spec.timeout + self.transport.connect_timeout,
             timeout_setting: spec.timeout_setting,
             sensitive_output: spec.sensitive_output,
-            // The local ssh client's pid says nothing sure about the remote command (it may
-            // run on after ssh ends): recovery waits by time for a remote node.
-            on_spawn: None,
+            // The local ssh client's: it lives as long as the remote command, unless the
+            // connection broke (then the remote command may run on until it next writes).
+            // Callers that must be sure (the schema upgrade) do not ask for it.
+            on_spawn: spec.on_spawn.clone(),
         };
         let out = self.local.run(ssh_spec).await?;
         if out.code == Some(SSH_FAILURE_EXIT) {

@@ -48,6 +48,20 @@ pub(crate) fn append_owner_only(path: &Path) -> std::io::Result<std::fs::File> {
     }
 }
 
+/// Makes an existing file readable by its owner only (Unix: 0600; Windows: the
+/// directory's ACL, as for [`write_owner_only`]).
+pub(crate) fn restrict_owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).map(|_| ())
+    }
+}
+
 #[cfg(unix)]
 fn restrict_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;

@@ -18,14 +18,40 @@ use async_trait::async_trait;
 use crate::config::Secret;
 use crate::process::platform::{self, ProcessId};
 
-/// Told the child's pid (and start time) as soon as it is spawned: the engine journals it,
-/// so that after a crash recovery waits for exactly that process.
+/// Told when the child is about to be spawned and then its pid (and start time), so that
+/// after a crash recovery can tell "never started" from "started, and still runs (or not)".
+/// The engine records both (see `engine::launch`).
 #[derive(Clone)]
-pub struct SpawnHook(Arc<dyn Fn(ProcessId) + Send + Sync>);
+pub struct SpawnHook {
+    launching: Option<Arc<dyn Fn() + Send + Sync>>,
+    spawned: Arc<dyn Fn(ProcessId) + Send + Sync>,
+}
 
 impl SpawnHook {
+    /// Told only the pid.
     pub fn new(f: impl Fn(ProcessId) + Send + Sync + 'static) -> SpawnHook {
-        SpawnHook(Arc::new(f))
+        SpawnHook {
+            launching: None,
+            spawned: Arc::new(f),
+        }
+    }
+
+    /// Also told right before the spawn (nothing the child does can come earlier).
+    pub fn with_launching(mut self, f: impl Fn() + Send + Sync + 'static) -> SpawnHook {
+        self.launching = Some(Arc::new(f));
+        self
+    }
+
+    /// The child is about to be spawned.
+    pub fn launching(&self) {
+        if let Some(f) = &self.launching {
+            f();
+        }
+    }
+
+    /// The child runs as `process`.
+    pub fn spawned(&self, process: ProcessId) {
+        (self.spawned)(process);
     }
 }
 
@@ -48,7 +74,7 @@ pub struct CommandSpec {
     pub timeout_setting: &'static str,
     /// The output is a secret (e.g. the master key): the log shows `<redacted>`.
     pub sensitive_output: bool,
-    /// Called with the child's pid once it runs (local processes only).
+    /// Told of the child's spawn and pid (for a command over SSH: the local `ssh` client's).
     pub on_spawn: Option<SpawnHook>,
 }
 
@@ -65,7 +91,7 @@ impl CommandSpec {
         }
     }
 
-    pub(crate) fn on_spawn(mut self, hook: Option<SpawnHook>) -> Self {
+    pub fn on_spawn(mut self, hook: Option<SpawnHook>) -> Self {
         self.on_spawn = hook;
         self
     }
@@ -211,6 +237,9 @@ async fn run_local(spec: &CommandSpec) -> Result<CommandOutput, RunError> {
     // A Ctrl-C or SIGTERM of octoup never reaches the child: octoup stops at a safe point
     // and lets the command finish.
     platform::detach(&mut command);
+    if let Some(hook) = &spec.on_spawn {
+        hook.launching();
+    }
     let started = Instant::now();
     let child = command.spawn().map_err(|source| RunError::Spawn {
         label: spec.label.clone(),
@@ -219,7 +248,7 @@ async fn run_local(spec: &CommandSpec) -> Result<CommandOutput, RunError> {
     })?;
     let pid = child.id();
     if let (Some(hook), Some(pid)) = (&spec.on_spawn, pid) {
-        (hook.0)(ProcessId::of(pid));
+        hook.spawned(ProcessId::of(pid));
     }
     match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
         // Dropping the future dropped the child, which kill_on_drop kills; what it started
@@ -545,9 +574,14 @@ mod tests {
     #[tokio::test]
     async fn a_child_runs_in_its_own_process_group_and_its_pid_is_reported() {
         let seen = Arc::new(Mutex::new(None));
+        let order = Arc::new(Mutex::new(Vec::new()));
         let hook = {
-            let seen = seen.clone();
-            SpawnHook::new(move |id| *seen.lock().unwrap() = Some(id))
+            let (seen, order, first) = (seen.clone(), order.clone(), order.clone());
+            SpawnHook::new(move |id| {
+                *seen.lock().unwrap() = Some(id);
+                order.lock().unwrap().push("spawned");
+            })
+            .with_launching(move || first.lock().unwrap().push("launching"))
         };
         let out = LocalRunner::default()
             .run(
@@ -564,6 +598,7 @@ mod tests {
         let (pid, pgid) = (lines.next().unwrap(), lines.next().unwrap());
         assert_eq!(pid, pgid, "its own process group: {}", out.stdout);
         let id = seen.lock().unwrap().expect("the pid was reported");
+        assert_eq!(*order.lock().unwrap(), ["launching", "spawned"]);
         assert_eq!(id.pid.to_string(), pid);
     }
 

@@ -4,10 +4,18 @@
 #[derive(Debug, Default)]
 pub(super) struct Args {
     pub server: String,
+    /// `-d`: the database in context at login.
+    pub database: Option<String>,
     pub user: Option<String>,
     pub password_arg: Option<String>,
     pub exit_on_error: bool,
     pub query: Option<String>,
+    /// `-h N`: rows per header; `-1` prints none.
+    pub headers: Option<i64>,
+    /// `-W`: trailing spaces removed (no column padding).
+    pub trim: bool,
+    /// `-s C`: the column separator (default a space).
+    pub separator: Option<String>,
 }
 
 pub(super) fn parse_args(args: &[String]) -> Result<Args, String> {
@@ -50,10 +58,24 @@ pub(super) fn parse_args(args: &[String]) -> Result<Args, String> {
         };
         match opt {
             'S' => parsed.server = value,
+            'd' => parsed.database = Some(value),
             'U' => parsed.user = Some(value),
             'P' => parsed.password_arg = Some(value),
             'b' => parsed.exit_on_error = true,
             'Q' | 'q' => parsed.query = Some(value),
+            'h' => {
+                let n: i64 = value.parse().map_err(|_| {
+                    format!("'-h {value}': Argument must be an integer between -1 and 2147483647. Enter '-?' for help.")
+                })?;
+                if n == 0 || n < -1 {
+                    return Err(format!(
+                        "'-h {value}': Argument must be an integer between -1 and 2147483647. Enter '-?' for help."
+                    ));
+                }
+                parsed.headers = Some(n);
+            }
+            'W' => parsed.trim = true,
+            's' => parsed.separator = Some(value),
             'i' => {
                 return Err("'-i': input files are not simulated by octoup-sim; use -Q".to_string());
             }
@@ -87,6 +109,16 @@ mod tests {
         assert_eq!(p.user.as_deref(), Some("octoup"));
         assert!(p.exit_on_error);
         assert!(parse_args(&["-Z9".to_string()]).is_err());
+        let o: Vec<String> = ["-h", "-1", "-W", "-s", "|"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let p = parse_args(&o).unwrap();
+        assert_eq!(
+            (p.headers, p.trim, p.separator.as_deref()),
+            (Some(-1), true, Some("|"))
+        );
+        assert!(parse_args(&["-h".to_string(), "0".to_string()]).is_err());
         assert!(parse_args(&["-S".to_string()]).is_err());
     }
 }

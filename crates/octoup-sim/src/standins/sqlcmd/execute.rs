@@ -2,14 +2,16 @@
 //! (a header line with the SHA-256 of the JSON snapshot that follows), verified and restored
 //! with SQL Server's messages and error numbers.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::parse::Statement;
+use super::select::{Format, Server, format};
 use crate::history::Event;
+use crate::spec::Hosting;
 use crate::standins::{Output, apply_fault};
 use crate::state::{BackupRecord, DatabaseSnapshot, ServiceState, State, Store, StoreError};
 
@@ -25,11 +27,34 @@ struct BackupBody {
     snapshot: DatabaseSnapshot,
 }
 
+/// The root of the volume `dir` is on, as `sys.dm_os_volume_stats` names a mount point
+/// (`/`, `C:\\`).
+fn volume_root(dir: &Path) -> String {
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.ancestors()
+        .last()
+        .map(|root| {
+            let r = root.display().to_string();
+            if r.ends_with(['/', '\\']) {
+                r
+            } else {
+                format!("{r}\\")
+            }
+        })
+        .unwrap_or_else(|| "/".into())
+}
+
 pub(super) struct Sql<'a> {
     pub store: &'a Store,
     pub server: String,
     /// Exit code of an `exit:N` fault that fired.
     pub fault_code: Cell<Option<i32>>,
+    /// The connection's login (`-U`, or the Windows account).
+    pub login: String,
+    /// The database in context (`-d`, then `USE`).
+    pub current: RefCell<String>,
+    pub nocount: Cell<bool>,
+    pub format: Format,
 }
 
 impl Sql<'_> {
@@ -42,9 +67,13 @@ impl Sql<'_> {
     }
 
     fn terminating(&self, number: u32, text: &str, what: &str) -> String {
+        self.terminating_at(number, 16, text, what)
+    }
+
+    fn terminating_at(&self, number: u32, level: u32, text: &str, what: &str) -> String {
         format!(
             "{}\n{}",
-            self.msg(number, 16, text),
+            self.msg(number, level, text),
             self.msg(3013, 16, &format!("{what} is terminating abnormally."))
         )
     }
@@ -62,9 +91,139 @@ impl Sql<'_> {
                 path,
                 options,
             } => self.restore(&database, &path, &options),
-            Statement::SelectVersion => Ok(Output::ok(
-                "\n---------------------------------------------------------------------\nMicrosoft SQL Server 2019 (RTM-CU22) (KB5027702) - 15.0.4322.2 (X64) (octoup-sim)\n\n(1 rows affected)",
+            Statement::SetNocount(on) => {
+                self.nocount.set(on);
+                Ok(Output::ok(""))
+            }
+            Statement::Use(db) => self.use_db(&db),
+            Statement::Select(q) => {
+                let state = self.store.snapshot().map_err(|e| e.to_string())?;
+                let server = Server {
+                    state: &state,
+                    current: self.current.borrow().clone(),
+                    login: self.login.clone(),
+                    volume: volume_root(self.store.dir()),
+                };
+                match server.select(&q) {
+                    Ok((columns, rows)) => Ok(Output::ok(format(
+                        &columns,
+                        &rows,
+                        &self.format,
+                        self.nocount.get(),
+                    ))),
+                    Err((number, level, text)) => Err(self.refused(number, level, &text)),
+                }
+            }
+        }
+    }
+
+    /// A refused query; a permission error is followed by SQL Server's generic one.
+    fn refused(&self, number: u32, level: u32, text: &str) -> String {
+        let mut m = self.msg(number, level, text);
+        if number == 300 {
+            m.push('\n');
+            m.push_str(&self.msg(
+                297,
+                16,
+                "The user does not have permission to perform this action.",
+            ));
+        }
+        m
+    }
+
+    fn use_db(&self, db: &str) -> Result<Output, String> {
+        let state = self.store.snapshot().map_err(|e| e.to_string())?;
+        let known = [
+            "master",
+            "tempdb",
+            "model",
+            "msdb",
+            state.database.name.as_str(),
+        ]
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(db))
+            || (state.sql.hosting == Hosting::AmazonRds && db.eq_ignore_ascii_case("rdsadmin"));
+        if !known {
+            return Err(self.msg(
+                911,
+                16,
+                &format!(
+                    "Database '{db}' does not exist. Make sure that the name is entered correctly."
+                ),
+            ));
+        }
+        if state.sql.hosting == Hosting::AzureSqlDatabase
+            && !self.current.borrow().eq_ignore_ascii_case(db)
+        {
+            return Err(self.msg(
+                40508,
+                16,
+                "USE statement is not supported to switch between databases. Use a new connection to connect to a different database.",
+            ));
+        }
+        *self.current.borrow_mut() = db.to_string();
+        Ok(Output::ok(format!("Changed database context to '{db}'.")))
+    }
+
+    /// What the hosting and the login's rights refuse of a backup statement, as SQL Server
+    /// words it: `Err` with the messages.
+    fn refuse(&self, state: &State, statement: &str, database: &str) -> Result<(), String> {
+        let sql = &state.sql;
+        let what = match statement {
+            "BACKUP" => "BACKUP DATABASE",
+            "VERIFYONLY" => "VERIFY DATABASE",
+            _ => "RESTORE DATABASE",
+        };
+        match sql.hosting {
+            Hosting::AzureSqlDatabase => {
+                let shown = if statement == "VERIFYONLY" {
+                    "RESTORE VERIFYONLY"
+                } else {
+                    what
+                };
+                return Err(self.msg(
+                    40510,
+                    16,
+                    &format!("Statement '{shown}' is not supported in this version of SQL Server."),
+                ));
+            }
+            Hosting::AzureSqlManagedInstance => {
+                return Err(self.terminating(
+                    41914,
+                    "BACKUP and RESTORE to or from DISK are not supported on SQL Database Managed Instance. Use BACKUP TO URL WITH COPY_ONLY and RESTORE FROM URL.",
+                    what,
+                ));
+            }
+            Hosting::AmazonRds => {
+                let text = if statement == "BACKUP" {
+                    format!("BACKUP DATABASE permission denied in database '{database}'.")
+                } else {
+                    "CREATE DATABASE permission denied in database 'master'.".to_string()
+                };
+                return Err(self.terminating_at(262, 14, &text, what));
+            }
+            Hosting::SelfManaged => {}
+        }
+        match statement {
+            "BACKUP" if !sql.can_backup => Err(self.terminating_at(
+                262,
+                14,
+                &format!("BACKUP DATABASE permission denied in database '{database}'."),
+                what,
             )),
+            "VERIFYONLY" if !sql.can_create_database => Err(self.terminating_at(
+                262,
+                14,
+                "CREATE DATABASE permission denied in database 'master'.",
+                what,
+            )),
+            "RESTORE" if !sql.can_restore => Err(self.terminating_at(
+                3110,
+                14,
+                &format!("User does not have permission to RESTORE database '{database}'."),
+                what,
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -98,14 +257,26 @@ impl Sql<'_> {
                 "BACKUP DATABASE",
             ));
         }
-        self.fault(
-            "sql-backup",
-            &format!("Write on \"{path}\" failed: 112(There is not enough space on the disk.)"),
-            "BACKUP DATABASE",
-        )?;
+        self.refuse(&state, "BACKUP", database)?;
+        let has = |o: &str| options.iter().any(|x| x == o);
+        let edition = state.sql.edition();
+        if has("COMPRESSION") && (edition.starts_with("Express") || edition.starts_with("Web")) {
+            return Err(self.terminating(
+                1844,
+                &format!("BACKUP DATABASE WITH COMPRESSION is not supported on {edition}."),
+                "BACKUP DATABASE",
+            ));
+        }
+        // The backup holds the used pages (about half of them compressed).
+        let size = state.sql.size_gb * if has("COMPRESSION") { 0.5 } else { 1.0 };
+        let no_space =
+            format!("Write on \"{path}\" failed: 112(There is not enough space on the disk.)");
+        if size > state.sql.backup_free_gb {
+            return Err(self.terminating(3202, &no_space, "BACKUP DATABASE"));
+        }
+        self.fault("sql-backup", &no_space, "BACKUP DATABASE")?;
         let clock = state.clock();
         clock.sleep_sim(state.durations.backup);
-        let has = |o: &str| options.iter().any(|x| x == o);
         let copy_only = has("COPY_ONLY");
         let checksum = has("CHECKSUM");
         let record = self
@@ -199,6 +370,8 @@ impl Sql<'_> {
     }
 
     fn verify(&self, path: &str) -> Result<Output, String> {
+        let state = self.store.snapshot().map_err(|e| e.to_string())?;
+        self.refuse(&state, "VERIFYONLY", &state.database.name)?;
         self.fault(
             "sql-verify",
             &format!("Read on \"{path}\" failed: 23(Data error (cyclic redundancy check).)"),
@@ -233,6 +406,7 @@ impl Sql<'_> {
 
     fn restore(&self, database: &str, path: &str, options: &[String]) -> Result<Output, String> {
         let state = self.store.snapshot().map_err(|e| e.to_string())?;
+        self.refuse(&state, "RESTORE", database)?;
         let body = self.read_backup(path, "RESTORE DATABASE")?;
         if !database.eq_ignore_ascii_case(&state.database.name)
             || !body.database.eq_ignore_ascii_case(database)

@@ -1,5 +1,6 @@
 //! T-SQL as far as the simulator understands it: a tokenizer and a parser for the
-//! statements listed in the module above; anything else is a syntax error near a token.
+//! statements listed in the module above (`BACKUP`, `RESTORE`, `SET NOCOUNT`, `USE`, and a
+//! `SELECT` of expressions from catalog views); anything else is a syntax error near a token.
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -8,6 +9,8 @@ enum Token {
     Str(String),
     Number(String),
     Punct(char),
+    /// A comparison: `=` is a `Punct`; `<>`, `!=`, `<`, `>`, `<=`, `>=` are these.
+    Op(String),
 }
 
 impl Token {
@@ -17,6 +20,7 @@ impl Token {
             Token::Ident(i) => i.clone(),
             Token::Str(s) => s.clone(),
             Token::Punct(c) => c.to_string(),
+            Token::Op(o) => o.clone(),
         }
     }
 
@@ -78,9 +82,20 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
                 i += 1;
             }
             tokens.push(Token::Word(chars[start..i].iter().collect()));
-        } else if "=,;()".contains(c) {
+        } else if "=,;().*".contains(c) {
             tokens.push(Token::Punct(c));
             i += 1;
+        } else if "<>!".contains(c) {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            let op = if ["<>", "!=", "<=", ">="].contains(&two.as_str()) {
+                two
+            } else if c == '!' {
+                return Err(c.to_string());
+            } else {
+                c.to_string()
+            };
+            i += op.len();
+            tokens.push(Token::Op(op));
         } else {
             return Err(c.to_string());
         }
@@ -103,8 +118,57 @@ pub(super) enum Statement {
         path: String,
         options: Vec<String>,
     },
-    SelectVersion,
+    /// `SET NOCOUNT ON|OFF`.
+    SetNocount(bool),
+    /// `USE [db]`.
+    Use(String),
+    Select(Select),
 }
+
+/// An expression of a select list or a condition.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Expr {
+    Null,
+    Number(String),
+    Str(String),
+    /// `@@VERSION` and friends.
+    Global(String),
+    /// A column, optionally qualified by a table alias (lower-cased).
+    Column(Option<String>, String),
+    /// A function call (name upper-cased); `CAST(x AS t)` is `CAST(x)`.
+    Call(String, Vec<Expr>),
+}
+
+/// `left op right`, or `left IS [NOT] NULL` (`op` "IS NULL" / "IS NOT NULL").
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Cond {
+    pub left: Expr,
+    pub op: String,
+    pub right: Expr,
+}
+
+/// A table or table-valued function in FROM: `sys.columns AS c`, `CROSS APPLY
+/// sys.dm_os_volume_stats(a, b) AS v`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Source {
+    /// Lower-cased, dotted (`sys.columns`).
+    pub name: String,
+    pub args: Option<Vec<Expr>>,
+    pub alias: String,
+    pub on: Vec<Cond>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Select {
+    /// Each item and its column name (the alias, the column's name, or none).
+    pub items: Vec<(Expr, String)>,
+    pub from: Vec<Source>,
+    pub filter: Vec<Cond>,
+}
+
+const CLAUSE_WORDS: &[&str] = &[
+    "FROM", "WHERE", "ORDER", "JOIN", "INNER", "CROSS", "ON", "AND", "AS", "BY", "IS",
+];
 
 struct Parser {
     tokens: Vec<Token>,
@@ -196,6 +260,233 @@ impl Parser {
         }
     }
 
+    fn at_kw(&self, kw: &str) -> bool {
+        self.peek().is_some_and(|t| t.is_kw(kw))
+    }
+
+    /// A name part: a bare word or a `[bracketed]` identifier.
+    fn part(&mut self) -> Result<String, String> {
+        match self.peek().cloned() {
+            Some(Token::Word(w)) if !CLAUSE_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) => {
+                self.pos += 1;
+                Ok(w)
+            }
+            Some(Token::Ident(n)) => {
+                self.pos += 1;
+                Ok(n)
+            }
+            _ => Err(self.near()),
+        }
+    }
+
+    /// `a.b.c` (lower-cased parts).
+    fn dotted(&mut self) -> Result<Vec<String>, String> {
+        let mut parts = vec![self.part()?];
+        while self.peek() == Some(&Token::Punct('.')) {
+            self.pos += 1;
+            parts.push(self.part()?);
+        }
+        Ok(parts.into_iter().map(|p| p.to_ascii_lowercase()).collect())
+    }
+
+    fn args(&mut self) -> Result<Vec<Expr>, String> {
+        self.punct('(')?;
+        let mut args = Vec::new();
+        if self.peek() == Some(&Token::Punct(')')) {
+            self.pos += 1;
+            return Ok(args);
+        }
+        loop {
+            args.push(self.expr()?);
+            if self.peek() == Some(&Token::Punct(',')) {
+                self.pos += 1;
+            } else {
+                self.punct(')')?;
+                return Ok(args);
+            }
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr, String> {
+        match self.peek().cloned() {
+            Some(Token::Number(n)) => {
+                self.pos += 1;
+                Ok(Expr::Number(n))
+            }
+            Some(Token::Str(s)) => {
+                self.pos += 1;
+                Ok(Expr::Str(s))
+            }
+            Some(t) if t.is_kw("NULL") => {
+                self.pos += 1;
+                Ok(Expr::Null)
+            }
+            Some(Token::Word(w)) if w.starts_with("@@") => {
+                self.pos += 1;
+                Ok(Expr::Global(w.to_ascii_uppercase()))
+            }
+            Some(t) if t.is_kw("CAST") => {
+                self.pos += 1;
+                self.punct('(')?;
+                let inner = self.expr()?;
+                self.keyword("AS")?;
+                self.dotted()?;
+                if self.peek() == Some(&Token::Punct('(')) {
+                    self.args()?;
+                }
+                self.punct(')')?;
+                Ok(Expr::Call("CAST".into(), vec![inner]))
+            }
+            Some(Token::Word(_)) | Some(Token::Ident(_)) => {
+                let mut parts = self.dotted()?;
+                if self.peek() == Some(&Token::Punct('(')) {
+                    let args = self.args()?;
+                    return Ok(Expr::Call(parts.join(".").to_ascii_uppercase(), args));
+                }
+                let column = parts.pop().unwrap_or_default();
+                Ok(Expr::Column(parts.pop(), column))
+            }
+            _ => Err(self.near()),
+        }
+    }
+
+    fn cond(&mut self) -> Result<Cond, String> {
+        let left = self.expr()?;
+        if self.at_kw("IS") {
+            self.pos += 1;
+            let not = self.at_kw("NOT");
+            if not {
+                self.pos += 1;
+            }
+            self.keyword("NULL")?;
+            let op = if not { "IS NOT NULL" } else { "IS NULL" };
+            return Ok(Cond {
+                left,
+                op: op.into(),
+                right: Expr::Null,
+            });
+        }
+        let op = match self.peek().cloned() {
+            Some(Token::Punct('=')) => "=".to_string(),
+            Some(Token::Op(o)) => o,
+            _ => return Err(self.near()),
+        };
+        self.pos += 1;
+        let right = self.expr()?;
+        Ok(Cond { left, op, right })
+    }
+
+    fn conds(&mut self) -> Result<Vec<Cond>, String> {
+        let mut conds = vec![self.cond()?];
+        while self.at_kw("AND") {
+            self.pos += 1;
+            conds.push(self.cond()?);
+        }
+        Ok(conds)
+    }
+
+    /// An optional `[AS] alias`.
+    fn alias(&mut self) -> Result<Option<String>, String> {
+        if self.at_kw("AS") {
+            self.pos += 1;
+            return self.part().map(Some);
+        }
+        match self.peek() {
+            Some(Token::Word(w)) if !CLAUSE_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) => {
+                self.part().map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn source(&mut self) -> Result<Source, String> {
+        let name = self.dotted()?.join(".");
+        let args = if self.peek() == Some(&Token::Punct('(')) {
+            Some(self.args()?)
+        } else {
+            None
+        };
+        let alias = self
+            .alias()?
+            .map(|a| a.to_ascii_lowercase())
+            .unwrap_or_else(|| name.rsplit('.').next().unwrap_or("").to_string());
+        Ok(Source {
+            name,
+            args,
+            alias,
+            on: Vec::new(),
+        })
+    }
+
+    fn select(&mut self) -> Result<Select, String> {
+        let mut items = Vec::new();
+        loop {
+            let expr = self.expr()?;
+            let name = match self.alias()? {
+                Some(a) => a,
+                None => match &expr {
+                    Expr::Column(_, c) => c.clone(),
+                    _ => String::new(),
+                },
+            };
+            items.push((expr, name));
+            if self.peek() == Some(&Token::Punct(',')) {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        let mut from = Vec::new();
+        if self.at_kw("FROM") {
+            self.pos += 1;
+            from.push(self.source()?);
+            loop {
+                if self.at_kw("JOIN") || self.at_kw("INNER") {
+                    if self.at_kw("INNER") {
+                        self.pos += 1;
+                    }
+                    self.keyword("JOIN")?;
+                    let mut s = self.source()?;
+                    self.keyword("ON")?;
+                    s.on = self.conds()?;
+                    from.push(s);
+                } else if self.at_kw("CROSS") {
+                    self.pos += 1;
+                    self.keyword("APPLY")?;
+                    from.push(self.source()?);
+                } else {
+                    break;
+                }
+            }
+        }
+        let filter = if self.at_kw("WHERE") {
+            self.pos += 1;
+            self.conds()?
+        } else {
+            Vec::new()
+        };
+        if self.at_kw("ORDER") {
+            self.pos += 1;
+            self.keyword("BY")?;
+            loop {
+                self.expr()?;
+                if self.at_kw("ASC") || self.at_kw("DESC") {
+                    self.pos += 1;
+                }
+                if self.peek() == Some(&Token::Punct(',')) {
+                    self.pos += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        Ok(Select {
+            items,
+            from,
+            filter,
+        })
+    }
+
     fn end(&mut self) -> Result<(), String> {
         while self.peek() == Some(&Token::Punct(';')) {
             self.pos += 1;
@@ -208,9 +499,37 @@ impl Parser {
 }
 
 /// Parses one statement; `Err` is the text near the syntax error.
+#[cfg(test)]
 pub(super) fn parse_statement(sql: &str) -> Result<Statement, String> {
     let tokens = tokenize(sql)?;
     let mut p = Parser { tokens, pos: 0 };
+    let statement = statement(&mut p, sql)?;
+    p.end()?;
+    Ok(statement)
+}
+
+/// Parses a batch: statements separated by `;`. `Err` is the text near the syntax error.
+pub(super) fn parse_batch(sql: &str) -> Result<Vec<Statement>, String> {
+    let tokens = tokenize(sql)?;
+    let mut statements = Vec::new();
+    for chunk in tokens.split(|t| *t == Token::Punct(';')) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let mut p = Parser {
+            tokens: chunk.to_vec(),
+            pos: 0,
+        };
+        statements.push(statement(&mut p, sql)?);
+        p.end()?;
+    }
+    if statements.is_empty() {
+        return Err(sql.trim().to_string());
+    }
+    Ok(statements)
+}
+
+fn statement(p: &mut Parser, sql: &str) -> Result<Statement, String> {
     let first = p.peek().cloned().ok_or_else(|| sql.trim().to_string())?;
     let statement = if first.is_kw("BACKUP") {
         p.pos += 1;
@@ -259,16 +578,22 @@ pub(super) fn parse_statement(sql: &str) -> Result<Statement, String> {
         }
     } else if first.is_kw("SELECT") {
         p.pos += 1;
-        if p.peek().is_some_and(|t| t.is_kw("@@VERSION")) {
-            p.pos += 1;
-            Statement::SelectVersion
-        } else {
+        Statement::Select(p.select()?)
+    } else if first.is_kw("SET") {
+        p.pos += 1;
+        p.keyword("NOCOUNT")?;
+        let on = p.at_kw("ON");
+        if !on && !p.at_kw("OFF") {
             return Err(p.near());
         }
+        p.pos += 1;
+        Statement::SetNocount(on)
+    } else if first.is_kw("USE") {
+        p.pos += 1;
+        Statement::Use(p.name()?)
     } else {
         return Err(first.shown());
     };
-    p.end()?;
     Ok(statement)
 }
 
@@ -305,7 +630,11 @@ mod tests {
         );
         assert_eq!(
             parse_statement("SELECT @@VERSION").unwrap(),
-            Statement::SelectVersion
+            Statement::Select(Select {
+                items: vec![(Expr::Global("@@VERSION".into()), String::new())],
+                from: vec![],
+                filter: vec![],
+            })
         );
     }
 
@@ -328,5 +657,35 @@ mod tests {
             "'p"
         );
         assert!(parse_statement("BACKUP DATABASE [x] TO DISK = N'p'; SELECT 1").is_err());
+        assert_eq!(parse_batch("SELECT FROM x").unwrap_err(), "FROM");
+        assert_eq!(parse_batch("SET NOCOUNT MAYBE").unwrap_err(), "MAYBE");
+        assert_eq!(parse_batch("SELECT a FROM t WHERE a ! b").unwrap_err(), "!");
+    }
+
+    #[test]
+    fn parses_the_doctor_queries() {
+        let b = parse_batch("SET NOCOUNT ON; USE [Octo]; SELECT N'octoup', t.name, c.name AS col FROM sys.columns AS c JOIN sys.tables t ON t.object_id = c.object_id WHERE c.collation_name <> CONVERT(sysname, DATABASEPROPERTYEX(DB_NAME(), 'Collation')) ORDER BY t.name, c.name;").unwrap();
+        assert_eq!(b[0], Statement::SetNocount(true));
+        assert_eq!(b[1], Statement::Use("Octo".into()));
+        let Statement::Select(s) = &b[2] else {
+            panic!("{b:?}")
+        };
+        assert_eq!(
+            s.items[1],
+            (Expr::Column(Some("t".into()), "name".into()), "name".into())
+        );
+        assert_eq!(s.items[2].1, "col");
+        assert_eq!(s.from[0].name, "sys.columns");
+        assert_eq!(s.from[1].alias, "t");
+        assert_eq!(s.from[1].on[0].op, "=");
+        assert_eq!(s.filter[0].op, "<>");
+        assert!(matches!(&s.filter[0].right, Expr::Call(n, a) if n == "CONVERT" && a.len() == 2));
+        let b = parse_batch("SELECT v.available_bytes FROM sys.master_files AS f CROSS APPLY sys.dm_os_volume_stats(f.database_id, f.file_id) AS v WHERE f.database_id = DB_ID(N'x') AND v.x IS NOT NULL").unwrap();
+        let Statement::Select(s) = &b[0] else {
+            panic!()
+        };
+        assert_eq!(s.from[1].args.as_ref().unwrap().len(), 2);
+        assert_eq!(s.filter[1].op, "IS NOT NULL");
+        assert!(parse_batch("SELECT CAST(SERVERPROPERTY('Edition') AS nvarchar(128))").is_ok());
     }
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::journal::Step;
-use crate::nodes::NodeError;
-use crate::process::clock::{Deadline, Poller, human_duration, now};
+use crate::nodes::{NodeCommand, NodeError};
+use crate::process::clock::{Deadline, Poller, human_duration};
 
 use super::super::catalogue::{StepId, StepKind};
 use super::super::error::StepError;
@@ -83,9 +83,12 @@ impl Engine {
             attempts += 1;
             // Before the spawn, then the pid once it runs: recovery after a crash tells
             // "never started" (no wait) from "started" (wait for that process).
-            self.record(&id, Record::Launching(now()))?;
-            let hook = self.child_hook(&id);
-            match primary.agent.database_upgrade_watched(hook).await {
+            let hook = self.launch_hook(&id)?;
+            match primary
+                .agent
+                .watched(NodeCommand::UpgradeDatabase, hook)
+                .await
+            {
                 Ok(()) => {
                     return Ok(Done::Ok(format!(
                         "schema upgraded to {target}{}",

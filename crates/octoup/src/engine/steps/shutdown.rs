@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::nodes::NodeCommand;
 use crate::octopus::api::{Ping, TaskResource};
 use crate::process::clock::{Deadline, Poller, human_duration};
 
@@ -40,6 +41,7 @@ impl Engine {
             if count == 0 && tasks.is_empty() && !matches!(ping, Ping::Serving(_)) {
                 return Ok(Done::Ok("drained; no task running".into()));
             }
+            self.window_cuts(StepKind::Drain)?;
             if deadline.expired() {
                 if !self.config.drain.cancel_tasks {
                     return Err(StepError::DrainDeadline {
@@ -107,6 +109,7 @@ impl Engine {
                     tasks.len()
                 )));
             }
+            self.window_cuts(StepKind::Drain)?;
             if bound.expired() {
                 return Err(StepError::CancelledTasksRun {
                     count: left.len().max(count as usize),
@@ -127,7 +130,8 @@ impl Engine {
             return Ok(Done::Skipped("no watchdog".into()));
         }
         if now_on {
-            n.agent.delete_watchdog().await?;
+            let hook = self.launch_hook(&id)?;
+            n.agent.watched(NodeCommand::DeleteWatchdog, hook).await?;
         }
         Ok(Done::Ok("deleted (recreated after the upgrade)".into()))
     }
@@ -137,7 +141,8 @@ impl Engine {
         let was_up = n.agent.ping().await.is_up();
         // Found stopped (a resume after a crash): the service command confirms it, a no-op
         // on a stopped service.
-        n.agent.stop().await?;
+        let hook = self.launch_hook(&StepId::on(StepKind::Stop, &n.info.name))?;
+        n.agent.watched(NodeCommand::Stop, hook).await?;
         Ok(Done::Ok(
             if was_up {
                 "stopped; the node no longer answers"

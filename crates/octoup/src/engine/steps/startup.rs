@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::nodes::{NodeStatus, WatchdogInfo};
+use crate::nodes::{NodeCommand, NodeStatus, WatchdogInfo};
 use crate::octopus::api::Ping;
 use crate::process::clock::{Deadline, Poller, now};
 use crate::version::Version;
@@ -26,7 +26,12 @@ impl Engine {
     pub(super) async fn start(&self, n: &EngineNode) -> StepResult {
         let target = self.target();
         if !serves(&n.agent.status().await, &target) {
-            n.agent.start(&target.to_string()).await?;
+            let hook = self.launch_hook(&StepId::on(StepKind::Start, &n.info.name))?;
+            let expected = target.to_string();
+            let start = NodeCommand::Start {
+                expected: &expected,
+            };
+            n.agent.watched(start, hook).await?;
         }
         Ok(Done::Ok(format!("serves {target}")))
     }
@@ -77,7 +82,10 @@ impl Engine {
         if n.agent.watchdog().await?.enabled {
             return Ok(Done::Ok("present".into()));
         }
-        n.agent.create_watchdog(&info).await?;
+        let hook = self.launch_hook(&StepId::on(StepKind::CreateWatchdog, &n.info.name))?;
+        n.agent
+            .watched(NodeCommand::CreateWatchdog(&info), hook)
+            .await?;
         Ok(Done::Ok("recreated".into()))
     }
 

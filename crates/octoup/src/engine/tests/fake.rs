@@ -17,9 +17,10 @@ use crate::backup::BackupError;
 use crate::config::Secret;
 use crate::installer::cache::{InstallerError, Role, StagedInstaller};
 use crate::journal::RunNode;
-use crate::nodes::{InstallOutcome, NodeAgent, NodeError, WatchdogInfo};
+use crate::nodes::{InstallOutcome, NodeAgent, NodeCommand, NodeError, WatchdogInfo};
 use crate::octopus::api::{ApiError, NodeSummary, Ping, PingBody, TaskResource};
-use crate::process::runner::RunError;
+use crate::process::platform::ProcessId;
+use crate::process::runner::{RunError, SpawnHook};
 use crate::progress::Progress;
 use crate::version::Version;
 
@@ -60,10 +61,16 @@ pub enum Fault {
     Hang,
     /// The command did its work, but hung and was killed before it returned.
     HangAfterDoing,
-    /// octoup dies (the engine's future panics) before the operation takes effect.
+    /// octoup dies (the engine's future panics) before the operation takes effect (before
+    /// its command is spawned).
     CrashBefore,
+    /// octoup dies once the command was spawned (its pid told), before it took effect; the
+    /// command goes on as the process the fake reports ([`Fake::child_process`]) does.
+    CrashLaunched,
     /// octoup dies right after the operation took effect.
     CrashAfter,
+    /// The database upgrade takes an hour (of tokio's clock, paused in tests), then works.
+    Slow,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +222,8 @@ struct Inner {
     rules: Vec<Rule>,
     /// Calls of the operations that change something, faults included.
     calls: Vec<(Op, Option<String>)>,
+    /// The process a watched command is told to run as (see [`Fake::child_process`]).
+    child: ProcessId,
 }
 
 impl Inner {
@@ -283,6 +292,22 @@ pub struct Fake {
 }
 
 impl Fake {
+    /// The command's spawn as `hook` sees it: never when octoup dies first; octoup dies
+    /// right after it on [`Fault::CrashLaunched`].
+    fn spawn(&self, op: Op, node: Option<&str>, fault: Option<Fault>, hook: Option<&SpawnHook>) {
+        if fault == Some(Fault::CrashBefore) {
+            crash(op, node);
+        }
+        if let Some(hook) = hook {
+            hook.launching();
+            let child = self.lock().child;
+            hook.spawned(child);
+        }
+        if fault == Some(Fault::CrashLaunched) {
+            crash(op, node);
+        }
+    }
+
     /// Nodes `names` (the first is the primary), all serving `from` on a `from` schema.
     pub fn new(dir: &Path, names: &[&str], from: &Version) -> Fake {
         let nodes = names
@@ -312,6 +337,11 @@ impl Fake {
                 history: Vec::new(),
                 rules: Vec::new(),
                 calls: Vec::new(),
+                // pid 0 is never a child: by default every command has ended.
+                child: ProcessId {
+                    pid: 0,
+                    os_start: None,
+                },
             })),
             dir: dir.to_path_buf(),
         }
@@ -352,6 +382,12 @@ impl Fake {
             node: node.map(str::to_string),
             fault,
         });
+    }
+
+    /// The process each watched command reports as its child from now on (a live one
+    /// stands for a command still running after octoup died).
+    pub fn child_process(&self, process: ProcessId) {
+        self.lock().child = process;
     }
 
     pub fn clear_faults(&self) {
@@ -404,9 +440,22 @@ impl Fake {
         error: impl Fn(Hit) -> E,
         effect: impl FnOnce(&mut Inner) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.act_watched(op, node, None, error, effect)
+    }
+
+    /// [`Self::act`] for a command whose spawn `hook` is told of (after a crash before it,
+    /// before anything else).
+    fn act_watched<T, E>(
+        &self,
+        op: Op,
+        node: Option<&str>,
+        hook: Option<&SpawnHook>,
+        error: impl Fn(Hit) -> E,
+        effect: impl FnOnce(&mut Inner) -> Result<T, E>,
+    ) -> Result<T, E> {
         let fault = self.lock().strike(op, node);
+        self.spawn(op, node, fault, hook);
         match fault {
-            Some(Fault::CrashBefore) => crash(op, node),
             Some(Fault::FailOnce | Fault::FailAlways) => return Err(error(Hit::Fail)),
             Some(Fault::Hang) => return Err(error(Hit::Timeout)),
             _ => {}
@@ -788,8 +837,99 @@ impl FakeNode {
         command: &str,
         effect: impl FnOnce(&mut Inner) -> Result<T, NodeError>,
     ) -> Result<T, NodeError> {
-        self.fake
-            .act(op, Some(&self.name), |h| self.error(command, h), effect)
+        self.act_watched(op, command, None, effect)
+    }
+
+    fn act_watched<T>(
+        &self,
+        op: Op,
+        command: &str,
+        hook: Option<&SpawnHook>,
+        effect: impl FnOnce(&mut Inner) -> Result<T, NodeError>,
+    ) -> Result<T, NodeError> {
+        self.fake.act_watched(
+            op,
+            Some(&self.name),
+            hook,
+            |h| self.error(command, h),
+            effect,
+        )
+    }
+}
+
+impl FakeNode {
+    fn delete_watchdog_with(&self, hook: Option<&SpawnHook>) -> Result<(), NodeError> {
+        self.act_watched(Op::DeleteWatchdog, "watchdog --delete", hook, |i| {
+            i.model.node_mut(&self.name).watchdog = None;
+            i.event(Event::WatchdogDeleted {
+                node: self.name.clone(),
+            });
+            Ok(())
+        })
+    }
+
+    fn create_watchdog_with(
+        &self,
+        watchdog: &WatchdogInfo,
+        hook: Option<&SpawnHook>,
+    ) -> Result<(), NodeError> {
+        self.act_watched(Op::CreateWatchdog, "watchdog --create", hook, |i| {
+            i.model.node_mut(&self.name).watchdog = Some(watchdog.clone());
+            i.event(Event::WatchdogCreated {
+                node: self.name.clone(),
+            });
+            Ok(())
+        })
+    }
+
+    fn stop_with(&self, hook: Option<&SpawnHook>) -> Result<(), NodeError> {
+        self.act_watched(Op::Stop, "service --stop", hook, |i| {
+            let n = i.model.node_mut(&self.name);
+            if n.serving.take().is_some() {
+                i.event(Event::ServiceStopped {
+                    node: self.name.clone(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn start_with(&self, expected: &str, hook: Option<&SpawnHook>) -> Result<(), NodeError> {
+        self.act_watched(Op::Start, "service --start", hook, |i| {
+            let schema = i.model.schema.clone();
+            let n = i.model.node(&self.name).clone();
+            let binary = match (&n.serving, &n.installed) {
+                (Some(serving), _) => serving.clone(),
+                (None, None) => {
+                    return Err(self.refuse(i, Op::Start, "service --start", "no Octopus Server is installed".into()));
+                }
+                (None, Some(installed)) if *installed != schema => {
+                    let why = format!(
+                        "the database schema is {schema} but this installation is {installed}: the service refuses to start"
+                    );
+                    return Err(self.refuse(i, Op::Start, "service --start", why));
+                }
+                (None, Some(installed)) => {
+                    i.model.node_mut(&self.name).serving = Some(installed.clone());
+                    i.event(Event::ServiceStarted {
+                        node: self.name.clone(),
+                        binary: installed.clone(),
+                        schema,
+                    });
+                    installed.clone()
+                }
+            };
+            if binary.to_string() != expected {
+                return Err(NodeError::NotUp {
+                    node: self.name.clone(),
+                    url: self.url.clone(),
+                    expected: expected.into(),
+                    waited: "0s".into(),
+                    last: format!("serving {binary}"),
+                });
+            }
+            Ok(())
+        })
     }
 }
 
@@ -845,23 +985,11 @@ impl NodeAgent for FakeNode {
     }
 
     async fn delete_watchdog(&self) -> Result<(), NodeError> {
-        self.act(Op::DeleteWatchdog, "watchdog --delete", |i| {
-            i.model.node_mut(&self.name).watchdog = None;
-            i.event(Event::WatchdogDeleted {
-                node: self.name.clone(),
-            });
-            Ok(())
-        })
+        self.delete_watchdog_with(None)
     }
 
     async fn create_watchdog(&self, watchdog: &WatchdogInfo) -> Result<(), NodeError> {
-        self.act(Op::CreateWatchdog, "watchdog --create", |i| {
-            i.model.node_mut(&self.name).watchdog = Some(watchdog.clone());
-            i.event(Event::WatchdogCreated {
-                node: self.name.clone(),
-            });
-            Ok(())
-        })
+        self.create_watchdog_with(watchdog, None)
     }
 
     async fn master_key(&self) -> Result<Secret, NodeError> {
@@ -875,53 +1003,22 @@ impl NodeAgent for FakeNode {
     }
 
     async fn stop(&self) -> Result<(), NodeError> {
-        self.act(Op::Stop, "service --stop", |i| {
-            let n = i.model.node_mut(&self.name);
-            if n.serving.take().is_some() {
-                i.event(Event::ServiceStopped {
-                    node: self.name.clone(),
-                });
-            }
-            Ok(())
-        })
+        self.stop_with(None)
     }
 
     async fn start(&self, expected: &str) -> Result<(), NodeError> {
-        self.act(Op::Start, "service --start", |i| {
-            let schema = i.model.schema.clone();
-            let n = i.model.node(&self.name).clone();
-            let binary = match (&n.serving, &n.installed) {
-                (Some(serving), _) => serving.clone(),
-                (None, None) => {
-                    return Err(self.refuse(i, Op::Start, "service --start", "no Octopus Server is installed".into()));
-                }
-                (None, Some(installed)) if *installed != schema => {
-                    let why = format!(
-                        "the database schema is {schema} but this installation is {installed}: the service refuses to start"
-                    );
-                    return Err(self.refuse(i, Op::Start, "service --start", why));
-                }
-                (None, Some(installed)) => {
-                    i.model.node_mut(&self.name).serving = Some(installed.clone());
-                    i.event(Event::ServiceStarted {
-                        node: self.name.clone(),
-                        binary: installed.clone(),
-                        schema,
-                    });
-                    installed.clone()
-                }
-            };
-            if binary.to_string() != expected {
-                return Err(NodeError::NotUp {
-                    node: self.name.clone(),
-                    url: self.url.clone(),
-                    expected: expected.into(),
-                    waited: "0s".into(),
-                    last: format!("serving {binary}"),
-                });
-            }
-            Ok(())
-        })
+        self.start_with(expected, None)
+    }
+
+    async fn watched(&self, command: NodeCommand<'_>, hook: SpawnHook) -> Result<(), NodeError> {
+        let hook = Some(&hook);
+        match command {
+            NodeCommand::Stop => self.stop_with(hook),
+            NodeCommand::Start { expected } => self.start_with(expected, hook),
+            NodeCommand::DeleteWatchdog => self.delete_watchdog_with(hook),
+            NodeCommand::CreateWatchdog(w) => self.create_watchdog_with(w, hook),
+            NodeCommand::UpgradeDatabase => self.database_upgrade_with(hook).await,
+        }
     }
 
     async fn install(&self, installer: &Path, version: &str) -> Result<InstallOutcome, NodeError> {
@@ -963,15 +1060,39 @@ impl NodeAgent for FakeNode {
     }
 
     async fn database_upgrade(&self) -> Result<(), NodeError> {
+        self.database_upgrade_with(None).await
+    }
+
+    async fn database_upgrade_pending(&self) -> Result<Option<bool>, NodeError> {
+        let schema = self.fake.lock().model.schema.clone();
+        Ok(Some(self.installed_version().await? != schema))
+    }
+
+    async fn drain_cli(&self, on: bool) -> Result<(), NodeError> {
+        self.act(Op::Drain(on), "node --drain", |i| {
+            i.model.node_mut(&self.name).drained = on;
+            i.event(Event::DrainSet {
+                node: self.name.clone(),
+                on,
+            });
+            Ok(())
+        })
+    }
+}
+
+impl FakeNode {
+    async fn database_upgrade_with(&self, hook: Option<&SpawnHook>) -> Result<(), NodeError> {
         let fault = self
             .fake
             .lock()
             .strike(Op::UpgradeDatabase, Some(&self.name));
-        if fault == Some(Fault::CrashBefore) {
-            crash(Op::UpgradeDatabase, Some(&self.name));
-        }
+        self.fake
+            .spawn(Op::UpgradeDatabase, Some(&self.name), fault, hook);
         if fault == Some(Fault::Hang) {
             return Err(self.error("database --upgrade", Hit::Timeout));
+        }
+        if fault == Some(Fault::Slow) {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         {
             let mut i = self.fake.lock();
@@ -1025,21 +1146,5 @@ impl NodeAgent for FakeNode {
             Some(Fault::HangAfterDoing) => Err(self.error("database --upgrade", Hit::Timeout)),
             _ => Ok(()),
         }
-    }
-
-    async fn database_upgrade_pending(&self) -> Result<Option<bool>, NodeError> {
-        let schema = self.fake.lock().model.schema.clone();
-        Ok(Some(self.installed_version().await? != schema))
-    }
-
-    async fn drain_cli(&self, on: bool) -> Result<(), NodeError> {
-        self.act(Op::Drain(on), "node --drain", |i| {
-            i.model.node_mut(&self.name).drained = on;
-            i.event(Event::DrainSet {
-                node: self.name.clone(),
-                on,
-            });
-            Ok(())
-        })
     }
 }

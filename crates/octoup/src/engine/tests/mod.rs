@@ -13,12 +13,14 @@ mod invariants;
 
 mod fixture;
 mod forward;
+mod milestones;
 mod model;
 mod pause;
 mod recovery;
 mod rollback;
 mod stop;
 mod undo;
+mod window;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -121,6 +123,12 @@ backup = 1
         self
     }
 
+    /// Every watched command reports `process` as its child (see [`Fake::child_process`]).
+    pub fn child_process(self, process: crate::process::platform::ProcessId) -> Scenario {
+        self.fake.child_process(process);
+        self
+    }
+
     pub fn config(mut self, f: impl FnOnce(&mut Config)) -> Scenario {
         f(&mut self.config);
         self
@@ -153,6 +161,11 @@ backup = 1
 
     /// Runs the upgrade [`FROM`] → [`TARGET`] as `octoup upgrade` does after its preflight.
     pub async fn run(self) -> Ran {
+        self.run_edited(|_| {}).await
+    }
+
+    /// [`Scenario::run`] with the new journal changed first (what the preflight records).
+    pub async fn run_edited(self, edit: impl FnOnce(&mut Run)) -> Ran {
         let ctx = self.into_ctx();
         let model = ctx.fake.model();
         let before = Before {
@@ -179,13 +192,14 @@ backup = 1
                 .collect(),
         };
         let run_id = crate::journal::new_run_id();
-        let run = new_run(
+        let mut run = new_run(
             &run_id,
             "digest",
             &before,
             &ctx.config,
             ctx.state.log_path(&run_id),
         );
+        edit(&mut run);
         let journal = ctx.state.create(run).expect("journal");
         let engine = ctx.engine(journal);
         let report = survive_crash(engine.run_forward()).await;

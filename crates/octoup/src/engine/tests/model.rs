@@ -84,6 +84,7 @@ fn fault() -> impl Strategy<Value = Fault> {
     prop_oneof![
         3 => Just(Fault::CrashBefore),
         3 => Just(Fault::CrashAfter),
+        2 => Just(Fault::CrashLaunched),
         2 => Just(Fault::FailOnce),
         2 => Just(Fault::Hang),
         2 => Just(Fault::HangAfterDoing),

@@ -146,12 +146,15 @@ async fn a_crash_before_the_outage_resumes_and_finishes() {
     assert!(ran.report().backups.master_key.is_some());
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn a_schema_upgrade_still_running_after_the_crash_is_waited_for_not_run_twice() {
     // octoup died; its `database --upgrade` child goes on and finishes 300 ms later.
+    let (process, reaper) = live_process("2");
     let ran = Scenario::nodes(2)
         .config(|c| c.timeouts.db_upgrade = 5)
-        .fault(Op::UpgradeDatabase, None, Fault::CrashBefore)
+        .child_process(process)
+        .fault(Op::UpgradeDatabase, None, Fault::CrashLaunched)
         .run()
         .await;
     assert!(ran.report.is_none(), "the run must crash");
@@ -169,6 +172,29 @@ async fn a_schema_upgrade_still_running_after_the_crash_is_waited_for_not_run_tw
         2,
         "the crashed call and the orphan's"
     );
+    reaper.join().unwrap();
+}
+
+#[tokio::test]
+async fn a_schema_upgrade_killed_after_journaling_its_launch_but_before_the_spawn_is_not_waited_for()
+ {
+    // Found by scripts/chaos.sh (seed 18701, run 11): killed between the journal's
+    // `launching` and the spawn, every re-run waited the whole `[timeouts] db_upgrade`.
+    // The launch marker, written at the spawn itself, says it never happened.
+    let ran = Scenario::nodes(2)
+        .config(|c| c.timeouts.db_upgrade = 60)
+        .fault(Op::UpgradeDatabase, None, Fault::CrashBefore)
+        .run()
+        .await;
+    assert!(ran.report.is_none(), "the run must crash");
+    let step = ran.journal().step("upgrade-database@N1").cloned().unwrap();
+    assert!(step.launching() && step.child().is_none(), "{step:?}");
+    let began = std::time::Instant::now();
+    let ran = ran.resume().await;
+    let took = began.elapsed();
+    ran.assert_upgraded();
+    assert!(took < Duration::from_secs(5), "waited {took:?}");
+    assert_eq!(ran.fake().calls(Op::UpgradeDatabase, Some("N1")), 2);
 }
 
 /// octoup died in the schema upgrade with `[timeouts] db_upgrade` long; `edit` makes the
@@ -216,4 +242,161 @@ async fn a_schema_upgrade_never_spawned_is_not_waited_for() {
     })
     .await;
     assert!(took < Duration::from_secs(5), "waited {took:?}");
+}
+
+/// The service and watchdog steps whose command's launch is tracked, each with the fault
+/// target and step it is on (N1 has the watchdog).
+const LAUNCHED: [(Op, &str, &str); 4] = [
+    (Op::Stop, "N2", "stop@N2"),
+    (Op::Start, "N2", "start@N2"),
+    (Op::DeleteWatchdog, "N1", "delete-watchdog@N1"),
+    (Op::CreateWatchdog, "N1", "create-watchdog@N1"),
+];
+
+/// Timeouts long enough that a wait by time would show: the resume is timed.
+fn long_timeouts(c: &mut Config) {
+    c.timeouts.stop = 60;
+    c.timeouts.start = 60;
+    c.timeouts.command = 60;
+}
+
+/// octoup dies in `step` (by `fault`, with `child` as the command's process); the resume
+/// must finish upgraded; how long it took.
+async fn crash_in_launched_step(
+    op: Op,
+    node: &str,
+    step: &str,
+    fault: Fault,
+    child: crate::process::platform::ProcessId,
+) -> (Ran, Duration) {
+    let ran = Scenario::nodes(3)
+        .watchdog("N1")
+        .config(long_timeouts)
+        .child_process(child)
+        .fault(op, Some(node), fault)
+        .run()
+        .await;
+    assert!(ran.report.is_none(), "{step}: the run must crash");
+    ran.assert_steps(&[step], StepState::Running);
+    let began = std::time::Instant::now();
+    let ran = ran.resume().await;
+    let took = began.elapsed();
+    ran.assert_upgraded();
+    (ran, took)
+}
+
+/// A process that has ended (pid 0 is never one octoup started).
+fn ended() -> crate::process::platform::ProcessId {
+    crate::process::platform::ProcessId {
+        pid: 0,
+        os_start: None,
+    }
+}
+
+#[tokio::test]
+async fn a_step_killed_before_its_command_was_launched_is_not_waited_for() {
+    for (op, node, step) in LAUNCHED {
+        let (ran, took) = crash_in_launched_step(op, node, step, Fault::CrashBefore, ended()).await;
+        assert!(took < Duration::from_secs(5), "{step}: waited {took:?}");
+        assert_eq!(ran.fake().calls(op, Some(node)), 2, "{step}: run again");
+    }
+}
+
+#[tokio::test]
+async fn a_step_whose_command_was_launched_and_has_exited_is_rechecked_not_waited_for() {
+    for (op, node, step) in LAUNCHED {
+        // The command was spawned and ended without its effect (octoup died first).
+        let (ran, took) =
+            crash_in_launched_step(op, node, step, Fault::CrashLaunched, ended()).await;
+        assert!(took < Duration::from_secs(5), "{step}: waited {took:?}");
+        assert_eq!(
+            ran.fake().calls(op, Some(node)),
+            2,
+            "{step}: re-issued by the resumed step"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_step_whose_command_still_runs_is_waited_for_until_it_ends() {
+    for (op, node, step) in LAUNCHED {
+        // The command runs on for about a second after octoup died, then ends without
+        // its effect: the resume waits for it (not for the 60 s timeout), then re-issues it.
+        let (process, reaper) = live_process("1");
+        let (ran, took) =
+            crash_in_launched_step(op, node, step, Fault::CrashLaunched, process).await;
+        reaper.join().unwrap();
+        assert!(
+            took >= Duration::from_millis(800),
+            "{step}: did not wait for the running command ({took:?})"
+        );
+        assert!(took < Duration::from_secs(10), "{step}: waited {took:?}");
+        assert_eq!(ran.fake().calls(op, Some(node)), 2, "{step}");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_running_stop_that_takes_effect_is_waited_for_and_not_the_process() {
+    // `service --stop` still runs after octoup died; 300 ms later the service is down.
+    let (process, reaper) = live_process("5");
+    let ran = Scenario::nodes(2)
+        .config(long_timeouts)
+        .child_process(process)
+        .fault(Op::Stop, Some("N2"), Fault::CrashLaunched)
+        .run()
+        .await;
+    assert!(ran.report.is_none(), "the run must crash");
+    let world = ran.fake().world(&ran.journal().nodes);
+    let orphan = world.nodes[1].1.clone();
+    let child = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        orphan.stop().await
+    });
+    let began = std::time::Instant::now();
+    let ran = ran.resume().await;
+    let took = began.elapsed();
+    child.await.expect("orphan task").expect("orphaned stop");
+    ran.assert_upgraded();
+    assert!(
+        (Duration::from_millis(250)..Duration::from_secs(4)).contains(&took),
+        "waited {took:?}: the stop took effect after 300 ms, its process ran 5 s"
+    );
+    assert_eq!(ran.count("N2", stopped), 1, "stopped once");
+    let _ = std::process::Command::new("kill")
+        .arg(process.pid.to_string())
+        .status();
+    reaper.join().unwrap();
+}
+
+#[tokio::test]
+async fn a_finished_run_leaves_no_launch_markers() {
+    let (ran, _) =
+        crash_in_launched_step(Op::Stop, "N2", "stop@N2", Fault::CrashLaunched, ended()).await;
+    let launches = ran.ctx.config.state.dir.join("launches");
+    let left: Vec<_> = std::fs::read_dir(&launches)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// A `sleep` of `seconds`, and the thread that reaps it when it ends (so that it does not
+/// linger as a zombie, which would still count as a process on some systems).
+#[cfg(unix)]
+fn live_process(
+    seconds: &str,
+) -> (
+    crate::process::platform::ProcessId,
+    std::thread::JoinHandle<()>,
+) {
+    let mut child = std::process::Command::new("sleep")
+        .arg(seconds)
+        .spawn()
+        .unwrap();
+    let process = crate::process::platform::ProcessId::of(child.id());
+    let reaper = std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    (process, reaper)
 }

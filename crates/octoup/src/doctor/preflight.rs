@@ -44,7 +44,10 @@ pub enum PreflightError {
     #[error(
         "--to {wanted} is older than the installed {current}: octoup does not downgrade (a downgrade is a database restore)"
     )]
-    Downgrade { wanted: Version, current: Version },
+    Downgrade {
+        wanted: Box<Version>,
+        current: Box<Version>,
+    },
 }
 
 impl PreflightError {
@@ -184,6 +187,8 @@ pub struct Facts {
     pub findings: Findings,
     /// The detected SQL hosting, when the database checks could tell.
     pub hosting: Option<String>,
+    /// What the database checks found (hosting, sizes, rights).
+    pub database: Option<crate::doctor::DatabaseFacts>,
 }
 
 impl Facts {
@@ -370,6 +375,7 @@ pub(crate) async fn preflight(
         disk,
         findings,
         hosting: None,
+        database: None,
     };
     let target = facts.target.as_ref().and_then(|t| t.target.clone());
     let deep = crate::doctor::deep_checks(&crate::doctor::Context {
@@ -381,6 +387,7 @@ pub(crate) async fn preflight(
     .await;
     facts.findings.extend(deep.findings.0);
     facts.hosting = deep.hosting;
+    facts.database = deep.database;
     facts.findings.settle(acceptance);
     Ok(facts)
 }
@@ -505,8 +512,8 @@ async fn choose_target(
         }
         if wanted < *current {
             return Err(PreflightError::Downgrade {
-                wanted,
-                current: current.clone(),
+                wanted: Box::new(wanted),
+                current: Box::new(current.clone()),
             });
         }
         match crate::choice::requested(versions, None, &conn.http, &wanted).await {

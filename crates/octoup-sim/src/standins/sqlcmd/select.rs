@@ -1,0 +1,619 @@
+//! `SELECT` against the simulated server: the catalog views, DMVs and built-in functions a
+//! preflight asks about, from the spec's `[database]`, refused the way the chosen hosting
+//! and the login's permissions refuse them; and sqlcmd's output format for the options used
+//! (`-h`, `-W`, `-s`, and `SET NOCOUNT`).
+
+use std::collections::BTreeMap;
+
+use super::parse::{Cond, Expr, Select, Source};
+use crate::spec::Hosting;
+use crate::state::State;
+
+const GB: f64 = 1e9;
+const PAGE: f64 = 8192.0;
+/// Database ids as a fresh instance numbers them; the Octopus database is the first user one.
+const SYSTEM_DBS: &[&str] = &["master", "tempdb", "model", "msdb"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Value {
+    Null,
+    Int(i64),
+    Str(String),
+}
+
+impl Value {
+    fn shown(&self) -> String {
+        match self {
+            Value::Null => "NULL".into(),
+            Value::Int(i) => i.to_string(),
+            Value::Str(s) => s.clone(),
+        }
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            Value::Null => None,
+            v => Some(v.shown()),
+        }
+    }
+
+    fn bit(b: bool) -> Value {
+        Value::Int(b as i64)
+    }
+}
+
+/// A server error: number, severity, text.
+pub(super) type SqlError = (u32, u32, String);
+
+type Row = BTreeMap<String, Value>;
+
+/// How sqlcmd prints a result set.
+pub(super) struct Format {
+    pub headers: bool,
+    pub trim: bool,
+    pub separator: String,
+}
+
+/// The server as one query sees it.
+pub(super) struct Server<'a> {
+    pub state: &'a State,
+    /// The database in context (`USE`).
+    pub current: String,
+    /// The connection's login.
+    pub login: String,
+    /// The root of the volume the simulated files live on.
+    pub volume: String,
+}
+
+fn invalid_object(name: &str) -> SqlError {
+    (208, 16, format!("Invalid object name '{name}'."))
+}
+
+fn no_server_state() -> SqlError {
+    (
+        300,
+        14,
+        "VIEW SERVER STATE permission was denied on object 'server', database 'master'.".into(),
+    )
+}
+
+impl Server<'_> {
+    fn octopus(&self) -> &str {
+        &self.state.database.name
+    }
+
+    fn rds(&self) -> bool {
+        self.state.sql.hosting == Hosting::AmazonRds
+    }
+
+    fn databases(&self) -> Vec<String> {
+        let mut dbs: Vec<String> = SYSTEM_DBS.iter().map(|s| s.to_string()).collect();
+        dbs.push(self.octopus().to_string());
+        if self.rds() {
+            dbs.push("rdsadmin".into());
+        }
+        dbs
+    }
+
+    fn db_id(&self, name: &str) -> Option<i64> {
+        self.databases()
+            .iter()
+            .position(|d| d.eq_ignore_ascii_case(name))
+            .map(|i| i as i64 + 1)
+    }
+
+    fn in_octopus(&self) -> bool {
+        self.current.eq_ignore_ascii_case(self.octopus())
+    }
+
+    fn sysadmin(&self) -> bool {
+        let s = &self.state.sql;
+        s.can_restore && s.can_create_database && s.can_backup
+    }
+
+    fn sid(login: &str) -> String {
+        format!("0x{}", hex::encode(login.as_bytes()))
+    }
+
+    fn owner(&self) -> String {
+        if self.state.sql.can_restore {
+            self.login.clone()
+        } else {
+            "sa".into()
+        }
+    }
+
+    fn sizes(&self) -> (f64, f64, f64, f64) {
+        let s = &self.state.sql;
+        let used = (s.size_gb * GB / PAGE).ceil();
+        let alloc = (used * 1.25).ceil().max(used + 1.0);
+        let log = (s.log_size_gb * GB / PAGE).ceil();
+        let log_used = ((s.log_size_gb - s.log_free_gb) * GB / PAGE)
+            .ceil()
+            .max(0.0);
+        (used, alloc, log, log_used)
+    }
+
+    /// The database files: (database_id, file_id, name, type_desc, size pages, used pages).
+    fn files(&self) -> Vec<(i64, i64, String, &'static str, f64, f64)> {
+        let (used, alloc, log, log_used) = self.sizes();
+        let db = self.octopus().to_string();
+        vec![
+            (1, 1, "master".into(), "ROWS", 512.0, 400.0),
+            (1, 2, "mastlog".into(), "LOG", 256.0, 50.0),
+            (5, 1, db.clone(), "ROWS", alloc, used),
+            (5, 2, format!("{db}_log"), "LOG", log, log_used),
+        ]
+    }
+
+    fn table(&self, source: &Source, outer: &Row) -> Result<Vec<Row>, SqlError> {
+        let s = &self.state.sql;
+        let azure_db = s.hosting == Hosting::AzureSqlDatabase;
+        let row = |pairs: Vec<(&str, Value)>| -> Row {
+            pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        };
+        let str = |v: &str| Value::Str(v.to_string());
+        Ok(match source.name.as_str() {
+            "sys.databases" => self
+                .databases()
+                .iter()
+                .map(|d| {
+                    let octopus = d.eq_ignore_ascii_case(self.octopus());
+                    row(vec![
+                        ("name", str(d)),
+                        ("database_id", Value::Int(self.db_id(d).unwrap_or(0))),
+                        (
+                            "compatibility_level",
+                            Value::Int(if octopus {
+                                s.compatibility_level as i64
+                            } else {
+                                150
+                            }),
+                        ),
+                        ("collation_name", str(&s.collation)),
+                        (
+                            "owner_sid",
+                            Value::Str(Self::sid(&if octopus {
+                                self.owner()
+                            } else {
+                                "sa".into()
+                            })),
+                        ),
+                        ("state_desc", str("ONLINE")),
+                    ])
+                })
+                .collect(),
+            "sys.tables" | "sys.columns" => {
+                if !self.in_octopus() {
+                    return Ok(Vec::new());
+                }
+                let mut tables: Vec<String> = [
+                    "Event",
+                    "Project",
+                    "Deployment",
+                    "ServerTask",
+                    "VariableSet",
+                ]
+                .iter()
+                .map(|t| t.to_string())
+                .collect();
+                for m in &s.collation_mismatches {
+                    let t = m.split('.').next().unwrap_or("").to_string();
+                    if !tables.contains(&t) {
+                        tables.push(t);
+                    }
+                }
+                let object_id = |i: usize| Value::Int(245_575_913 + i as i64 * 16);
+                if source.name == "sys.tables" {
+                    tables
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| row(vec![("object_id", object_id(i)), ("name", str(t))]))
+                        .collect()
+                } else {
+                    let mut cols = Vec::new();
+                    for (i, t) in tables.iter().enumerate() {
+                        cols.push(row(vec![
+                            ("object_id", object_id(i)),
+                            ("name", str("Id")),
+                            ("collation_name", str(&s.collation)),
+                        ]));
+                        cols.push(row(vec![
+                            ("object_id", object_id(i)),
+                            ("name", str("DataVersion")),
+                            ("collation_name", Value::Null),
+                        ]));
+                        for m in &s.collation_mismatches {
+                            if let Some((mt, mc)) = m.split_once('.')
+                                && mt == t
+                            {
+                                cols.push(row(vec![
+                                    ("object_id", object_id(i)),
+                                    ("name", str(mc)),
+                                    ("collation_name", str("Latin1_General_CS_AS")),
+                                ]));
+                            }
+                        }
+                    }
+                    cols
+                }
+            }
+            "sys.database_files" => {
+                let id = self.db_id(&self.current).unwrap_or(1);
+                self.files()
+                    .into_iter()
+                    .filter(|f| f.0 == if id == 5 { 5 } else { 1 })
+                    .map(|f| {
+                        row(vec![
+                            ("file_id", Value::Int(f.1)),
+                            ("name", str(&f.2)),
+                            ("type_desc", str(f.3)),
+                            ("size", Value::Int(f.4 as i64)),
+                        ])
+                    })
+                    .collect()
+            }
+            "sys.master_files" if !azure_db => self
+                .files()
+                .into_iter()
+                .map(|f| {
+                    row(vec![
+                        ("database_id", Value::Int(f.0)),
+                        ("file_id", Value::Int(f.1)),
+                        ("name", str(&f.2)),
+                        ("type_desc", str(f.3)),
+                        ("size", Value::Int(f.4 as i64)),
+                    ])
+                })
+                .collect(),
+            "sys.dm_db_log_space_usage" => {
+                let (_, _, log, log_used) = if self.in_octopus() {
+                    self.sizes()
+                } else {
+                    (0.0, 0.0, 256.0, 50.0)
+                };
+                vec![row(vec![
+                    ("total_log_size_in_bytes", Value::Int((log * PAGE) as i64)),
+                    (
+                        "used_log_space_in_bytes",
+                        Value::Int((log_used * PAGE) as i64),
+                    ),
+                ])]
+            }
+            "sys.dm_server_services" if !azure_db => {
+                if !s.view_server_state {
+                    return Err(no_server_state());
+                }
+                vec![
+                    row(vec![
+                        ("servicename", str("SQL Server (MSSQLSERVER)")),
+                        (
+                            "instant_file_initialization_enabled",
+                            str(if s.ifi { "Y" } else { "N" }),
+                        ),
+                    ]),
+                    row(vec![
+                        ("servicename", str("SQL Server Agent (MSSQLSERVER)")),
+                        ("instant_file_initialization_enabled", str("N")),
+                    ]),
+                ]
+            }
+            "sys.dm_os_volume_stats" => {
+                if !s.view_server_state {
+                    return Err(no_server_state());
+                }
+                let args = source.args.clone().unwrap_or_default();
+                let vals = args
+                    .iter()
+                    .map(|a| self.eval(a, Some(outer)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let id = |i: usize| match vals.get(i) {
+                    Some(Value::Int(n)) => Some(*n),
+                    _ => None,
+                };
+                let known = self
+                    .files()
+                    .iter()
+                    .any(|f| Some(f.0) == id(0) && Some(f.1) == id(1));
+                if !known {
+                    return Ok(Vec::new());
+                }
+                let free = (s.backup_free_gb * GB) as i64;
+                vec![row(vec![
+                    ("volume_mount_point", str(&self.volume)),
+                    ("available_bytes", Value::Int(free)),
+                    (
+                        "total_bytes",
+                        Value::Int(free.saturating_mul(2).max(100_000_000_000)),
+                    ),
+                ])]
+            }
+            other => return Err(invalid_object(other)),
+        })
+    }
+
+    fn function(&self, name: &str, args: &[Value]) -> Result<Value, SqlError> {
+        let s = &self.state.sql;
+        let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Null);
+        let text = |i: usize| arg(i).text().unwrap_or_default();
+        Ok(match name {
+            "SERVERPROPERTY" => match text(0).to_ascii_lowercase().as_str() {
+                "productversion" => Value::Str(s.product_version()),
+                "edition" => Value::Str(s.edition()),
+                "engineedition" => Value::Int(s.engine_edition() as i64),
+                "productlevel" => Value::Str("RTM".into()),
+                "collation" => Value::Str(s.collation.clone()),
+                "servername" | "machinename" => Value::Str(self.state.sql_server.clone()),
+                _ => Value::Null,
+            },
+            "DATABASEPROPERTYEX" => {
+                if self.db_id(&text(0)).is_none() {
+                    Value::Null
+                } else {
+                    match text(1).to_ascii_lowercase().as_str() {
+                        "collation" => Value::Str(s.collation.clone()),
+                        "status" => Value::Str("ONLINE".into()),
+                        "recovery" => Value::Str("FULL".into()),
+                        _ => Value::Null,
+                    }
+                }
+            }
+            "DB_NAME" => match arg(0) {
+                Value::Null if args.is_empty() => Value::Str(self.current.clone()),
+                Value::Int(id) => usize::try_from(id)
+                    .ok()
+                    .and_then(|i| i.checked_sub(1))
+                    .and_then(|i| self.databases().get(i).cloned())
+                    .map(Value::Str)
+                    .unwrap_or(Value::Null),
+                _ => Value::Null,
+            },
+            "DB_ID" => {
+                let name = if args.is_empty() {
+                    self.current.clone()
+                } else {
+                    text(0)
+                };
+                self.db_id(&name).map(Value::Int).unwrap_or(Value::Null)
+            }
+            "SUSER_SID" => Value::Str(Self::sid(&self.login)),
+            "SUSER_SNAME" => match arg(0) {
+                Value::Null if args.is_empty() => Value::Str(self.login.clone()),
+                Value::Str(sid) => [self.login.clone(), "sa".into()]
+                    .into_iter()
+                    .find(|l| Self::sid(l) == sid)
+                    .map(Value::Str)
+                    .unwrap_or(Value::Null),
+                _ => Value::Null,
+            },
+            "HAS_PERMS_BY_NAME" => match text(2).to_ascii_uppercase().as_str() {
+                "BACKUP DATABASE" => Value::bit(s.can_backup),
+                "CREATE ANY DATABASE" | "CREATE DATABASE" => Value::bit(s.can_create_database),
+                "CONNECT" => Value::bit(true),
+                _ => Value::bit(self.sysadmin()),
+            },
+            "IS_SRVROLEMEMBER" => match text(0).to_ascii_lowercase().as_str() {
+                "sysadmin" => Value::bit(self.sysadmin()),
+                "public" => Value::bit(true),
+                "dbcreator" | "serveradmin" | "securityadmin" | "processadmin" | "setupadmin"
+                | "bulkadmin" | "diskadmin" => Value::bit(false),
+                _ => Value::Null,
+            },
+            "FILEPROPERTY" => {
+                let id = self.db_id(&self.current).unwrap_or(1);
+                let file = text(0);
+                match text(1).to_ascii_lowercase().as_str() {
+                    "spaceused" => self
+                        .files()
+                        .into_iter()
+                        .find(|f| f.0 == id && f.2.eq_ignore_ascii_case(&file))
+                        .map(|f| Value::Int(f.5 as i64))
+                        .unwrap_or(Value::Null),
+                    _ => Value::Null,
+                }
+            }
+            // The type is the first argument; the simulator's values need no conversion.
+            "CONVERT" => arg(1),
+            "CAST" | "ISNULL" | "COALESCE" => args
+                .iter()
+                .find(|v| **v != Value::Null)
+                .cloned()
+                .unwrap_or(Value::Null),
+            other => {
+                return Err((
+                    195,
+                    15,
+                    format!("'{other}' is not a recognized built-in function name."),
+                ));
+            }
+        })
+    }
+
+    fn eval(&self, expr: &Expr, row: Option<&Row>) -> Result<Value, SqlError> {
+        match expr {
+            Expr::Null => Ok(Value::Null),
+            Expr::Number(n) => Ok(n.parse().map(Value::Int).unwrap_or(Value::Str(n.clone()))),
+            Expr::Str(s) => Ok(Value::Str(s.clone())),
+            Expr::Global(g) if g == "@@VERSION" => Ok(Value::Str(format!(
+                "Microsoft SQL Server ({}) - {} (X64) (octoup-sim)\n\t{} on {}",
+                self.state.sql.product_version(),
+                self.state.sql.product_version(),
+                self.state.sql.edition(),
+                self.state.sql_server
+            ))),
+            Expr::Global(g) if g == "@@SERVERNAME" => Ok(Value::Str(self.state.sql_server.clone())),
+            Expr::Global(g) => Err((
+                137,
+                15,
+                format!("Must declare the scalar variable \"{g}\"."),
+            )),
+            Expr::Column(q, c) => {
+                let key = match q {
+                    Some(q) => format!("{q}.{}", c.to_ascii_lowercase()),
+                    None => c.to_ascii_lowercase(),
+                };
+                row.and_then(|r| r.get(&key))
+                    .cloned()
+                    .ok_or_else(|| (207, 16, format!("Invalid column name '{c}'.")))
+            }
+            Expr::Call(name, args) => {
+                let vals = args
+                    .iter()
+                    .skip(usize::from(name == "CONVERT"))
+                    .map(|a| self.eval(a, row))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let vals = if name == "CONVERT" {
+                    std::iter::once(Value::Null).chain(vals).collect()
+                } else {
+                    vals
+                };
+                self.function(name, &vals)
+            }
+        }
+    }
+
+    fn holds(&self, conds: &[Cond], row: &Row) -> Result<bool, SqlError> {
+        for c in conds {
+            let l = self.eval(&c.left, Some(row))?;
+            let r = self.eval(&c.right, Some(row))?;
+            let ok = match c.op.as_str() {
+                "IS NULL" => l == Value::Null,
+                "IS NOT NULL" => l != Value::Null,
+                _ if l == Value::Null || r == Value::Null => false,
+                op => {
+                    let ord = match (&l, &r) {
+                        (Value::Int(a), Value::Int(b)) => a.cmp(b),
+                        _ => l
+                            .shown()
+                            .to_ascii_lowercase()
+                            .cmp(&r.shown().to_ascii_lowercase()),
+                    };
+                    match op {
+                        "=" => ord.is_eq(),
+                        "<>" | "!=" => ord.is_ne(),
+                        "<" => ord.is_lt(),
+                        ">" => ord.is_gt(),
+                        "<=" => ord.is_le(),
+                        _ => ord.is_ge(),
+                    }
+                }
+            };
+            if !ok {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs a select: the column names and rows.
+    pub(super) fn select(&self, q: &Select) -> Result<(Vec<String>, Vec<Vec<Value>>), SqlError> {
+        let mut rows: Vec<Row> = vec![Row::new()];
+        for source in &q.from {
+            let mut next = Vec::new();
+            for outer in &rows {
+                for inner in self.table(source, outer)? {
+                    let mut combined = outer.clone();
+                    for (k, v) in inner {
+                        combined.insert(format!("{}.{k}", source.alias), v.clone());
+                        combined.insert(k, v);
+                    }
+                    if self.holds(&source.on, &combined)? {
+                        next.push(combined);
+                    }
+                }
+            }
+            rows = next;
+        }
+        let mut out = Vec::new();
+        for row in &rows {
+            if !self.holds(&q.filter, row)? {
+                continue;
+            }
+            let values = q
+                .items
+                .iter()
+                .map(|(e, _)| self.eval(e, Some(row)))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(values);
+        }
+        Ok((q.items.iter().map(|(_, n)| n.clone()).collect(), out))
+    }
+}
+
+/// A result set as sqlcmd prints it.
+pub(super) fn format(columns: &[String], rows: &[Vec<Value>], f: &Format, nocount: bool) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(Value::shown).collect())
+        .collect();
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([columns[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |fields: Vec<String>| -> String {
+        let padded: Vec<String> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if f.trim {
+                    v.trim_end().to_string()
+                } else {
+                    format!("{v:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        padded.join(&f.separator)
+    };
+    let mut out = Vec::new();
+    if f.headers {
+        out.push(line(columns.to_vec()));
+        out.push(line(
+            widths
+                .iter()
+                .zip(columns)
+                .map(|(w, c)| "-".repeat(if f.trim { c.len().max(1) } else { (*w).max(1) }))
+                .collect(),
+        ));
+    }
+    for r in cells {
+        out.push(line(r));
+    }
+    if !nocount {
+        out.push(String::new());
+        out.push(format!("({} rows affected)", rows.len()));
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlcmd_formats() {
+        let cols = vec!["".to_string(), "name".to_string()];
+        let rows = vec![vec![Value::Str("octoup".into()), Value::Null]];
+        let plain = Format {
+            headers: true,
+            trim: false,
+            separator: " ".into(),
+        };
+        assert_eq!(
+            format(&cols, &rows, &plain, false),
+            "       name\n------ ----\noctoup NULL\n\n(1 rows affected)"
+        );
+        let doctor = Format {
+            headers: false,
+            trim: true,
+            separator: "|".into(),
+        };
+        assert_eq!(format(&cols, &rows, &doctor, true), "octoup|NULL");
+        assert_eq!(format(&cols, &[], &doctor, true), "");
+    }
+}
