@@ -25,6 +25,7 @@ $meanings = @{
     10  = 'octoup status: the run is unfinished and no octoup works on it; run this step again to continue'
     11  = 'octoup status: no run recorded'
     12  = 'octoup check --exit-code: an upgrade is available'
+    14  = 'octoup verify: a finding at blocker level remains (a node on another version, a failed integrity check, a Tentacle upgrade that did not take)'
     130 = 'octoup was interrupted; the journal is consistent; run this step again to continue'
 }
 

@@ -25,6 +25,7 @@ meaning() {
     10) echo "octoup status: the run is unfinished and no octoup works on it; run this step again to continue" ;;
     11) echo "octoup status: no run recorded" ;;
     12) echo "octoup check --exit-code: an upgrade is available" ;;
+    14) echo "octoup verify: a finding at blocker level remains (a node on another version, a failed integrity check, a Tentacle upgrade that did not take)" ;;
     130) echo "octoup was interrupted; the journal is consistent; run this step again to continue" ;;
     *) echo "an exit status octoup does not document" ;;
   esac

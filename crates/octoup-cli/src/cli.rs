@@ -56,6 +56,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Every check that knows before the outage whether the upgrade will work. Changes nothing.
     Doctor(PlanArgs),
+    /// After an upgrade: node versions, integrity check, stuck triggers, queue, Tentacles.
+    Verify(VerifyArgs),
     /// Upgrade the server (or cluster); resumes an unfinished run.
     Upgrade(UpgradeArgs),
     /// Continue an interrupted run.
@@ -107,6 +109,14 @@ pub struct PlanArgs {
     /// Accept the warning with this id (repeatable; see `octoup doctor`).
     #[arg(long, value_name = "ID")]
     pub accept: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Start the vendor's Tentacle upgrade: one machine first (the canary), then batches of
+    /// [doctor] tentacle_batch; every version is read again afterwards.
+    #[arg(long)]
+    pub upgrade_tentacles: bool,
 }
 
 #[derive(Debug, Args)]

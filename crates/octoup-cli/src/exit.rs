@@ -35,11 +35,13 @@ pub enum Exit {
     StatusNone = 11,
     /// `octoup check --exit-code`: an upgrade is eligible.
     UpgradeAvailable = 12,
+    /// `octoup verify`: a finding at blocker level remains.
+    VerifyFindings = 14,
 }
 
 impl Exit {
     /// Every status, in order: the README's "Exit status" table and `--help` list these.
-    pub const ALL: [Exit; 14] = [
+    pub const ALL: [Exit; 15] = [
         Exit::Ok,
         Exit::Failed,
         Exit::Usage,
@@ -53,6 +55,7 @@ impl Exit {
         Exit::StatusInterrupted,
         Exit::StatusNone,
         Exit::UpgradeAvailable,
+        Exit::VerifyFindings,
         Exit::Interrupted,
     ];
 
@@ -83,6 +86,9 @@ impl Exit {
             Exit::StatusNone => "`octoup status`: no run recorded",
             Exit::UpgradeAvailable => {
                 "`octoup check --exit-code`: an upgrade is eligible (the JSON or text names the target)"
+            }
+            Exit::VerifyFindings => {
+                "`octoup verify`: a finding at blocker level remains (a node on another version, a failed integrity check with `integrity_check = \"blocker\"`, a Tentacle upgrade that did not take)"
             }
             Exit::Declined => "declined at the prompt; nothing was changed",
             Exit::NeedsConfirmation => {

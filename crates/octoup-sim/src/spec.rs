@@ -37,6 +37,8 @@ pub struct Spec {
     pub nodes: u32,
     pub durations: Durations,
     pub license: LicenseSpec,
+    pub server: ServerSpec,
+    pub machines: Vec<MachineSpec>,
     pub installer: InstallerSpec,
     pub feed: FeedSpec,
     pub database: DatabaseSpec,
@@ -52,6 +54,8 @@ impl Default for Spec {
             nodes: 1,
             durations: Durations::default(),
             license: LicenseSpec::default(),
+            server: ServerSpec::default(),
+            machines: Vec::new(),
             installer: InstallerSpec::default(),
             feed: FeedSpec::default(),
             database: DatabaseSpec::default(),
@@ -98,6 +102,11 @@ pub struct LicenseSpec {
     pub maintenance_expires: String,
     /// What `/api/serverstatus` reports as `MaximumAvailableVersionCoveredByLicense`.
     pub max_version_covered: String,
+    /// The term's end (`EffectiveExpiryDate`, `yyyy-MM-dd`); absent: a year after the
+    /// installation was created.
+    pub expires: Option<String>,
+    /// The license's node limit; absent: the number of nodes.
+    pub node_limit: Option<u32>,
 }
 
 impl Default for LicenseSpec {
@@ -105,6 +114,77 @@ impl Default for LicenseSpec {
         LicenseSpec {
             maintenance_expires: "2025-03-31".to_string(),
             max_version_covered: "2024.4.9999".to_string(),
+            expires: None,
+            node_limit: None,
+        }
+    }
+}
+
+/// The host and the server's own checks (see docs/simulator.md, `[server]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSpec {
+    /// What `/api/serverstatus/system-info` reports as `OSVersion`.
+    pub os_version: String,
+    /// What the System Integrity Check reports before the upgrade; empty: it passes.
+    pub integrity_errors: Vec<String>,
+    /// After the schema upgrade; absent: the same as before.
+    pub integrity_errors_after_upgrade: Option<Vec<String>>,
+    /// The Tentacle version the server bundles (machines below it need an upgrade).
+    pub tentacle_version: String,
+    /// After the schema upgrade a `RecurringScheduledDeployments` task sits in the queue
+    /// and never starts (OctopusDeploy/Issues#8485).
+    pub stuck_triggers_after_upgrade: bool,
+    /// An Early Access Program build: `/api` then carries `IsEarlyAccessProgram: true`
+    /// (Octopus leaves the field out when it is false).
+    pub early_access_program: bool,
+}
+
+impl Default for ServerSpec {
+    fn default() -> Self {
+        ServerSpec {
+            os_version: "Microsoft Windows NT 10.0.20348.0".to_string(),
+            integrity_errors: Vec::new(),
+            integrity_errors_after_upgrade: None,
+            tentacle_version: "8.1.2".to_string(),
+            stuck_triggers_after_upgrade: false,
+            early_access_program: false,
+        }
+    }
+}
+
+/// A deployment target or worker (`[[machines]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineSpec {
+    pub name: String,
+    /// The space's name; `Default` is `Spaces-1`, others are created as named.
+    pub space: String,
+    /// `target` (under `/machines`) or `worker` (under `/workers`).
+    pub role: String,
+    /// `OperatingSystem` as Octopus reports it.
+    pub os: String,
+    /// `OperatingSystemVersion`.
+    pub os_version: String,
+    pub tentacle_version: String,
+    /// Calamari is current (`HasLatestCalamari`).
+    pub calamari_current: bool,
+    /// What the vendor's `Upgrade` task does to it: `ok`, `fails` (the task fails), or
+    /// `reports-success-but-fails` (the task succeeds, the version stays; Issues#2468).
+    pub upgrade: String,
+}
+
+impl Default for MachineSpec {
+    fn default() -> Self {
+        MachineSpec {
+            name: String::new(),
+            space: "Default".to_string(),
+            role: "target".to_string(),
+            os: "Microsoft Windows Server 2019 Datacenter".to_string(),
+            os_version: "10.0.17763".to_string(),
+            tentacle_version: "8.1.2".to_string(),
+            calamari_current: true,
+            upgrade: "ok".to_string(),
         }
     }
 }
@@ -394,6 +474,39 @@ impl Spec {
                 self.license.maintenance_expires
             ));
         }
+        if let Some(expires) = &self.license.expires
+            && jiff::civil::Date::strptime("%Y-%m-%d", expires).is_err()
+        {
+            return bad(format!("license.expires {expires:?} is not yyyy-MM-dd"));
+        }
+        if self.license.node_limit == Some(0) {
+            return bad("license.node_limit must be at least 1".to_string());
+        }
+        let mut seen = Vec::new();
+        for m in &self.machines {
+            if m.name.trim().is_empty() {
+                return bad("every [[machines]] entry needs a name".to_string());
+            }
+            if seen.contains(&(&m.space, &m.name)) {
+                return bad(format!(
+                    "machine {:?} is listed twice in space {:?}",
+                    m.name, m.space
+                ));
+            }
+            seen.push((&m.space, &m.name));
+            if m.role != "target" && m.role != "worker" {
+                return bad(format!(
+                    "machine {:?}: role must be \"target\" or \"worker\", got {:?}",
+                    m.name, m.role
+                ));
+            }
+            if !["ok", "fails", "reports-success-but-fails"].contains(&m.upgrade.as_str()) {
+                return bad(format!(
+                    "machine {:?}: upgrade must be \"ok\", \"fails\" or \"reports-success-but-fails\", got {:?}",
+                    m.name, m.upgrade
+                ));
+            }
+        }
         self.database.validate().map_err(SpecError::Invalid)?;
         let d = &self.durations;
         for (name, value) in [
@@ -594,5 +707,32 @@ times = 2
                 .contains("time_scale")
         );
         assert!(toml::from_str::<Spec>("[[faults]]\nop = \"bogus\"\naction = \"hang\"").is_err());
+    }
+
+    #[test]
+    fn server_machines_and_license_keys() {
+        let spec: Spec = toml::from_str(
+            "[server]\nos_version = \"Unix 5.15\"\nintegrity_errors = [\"x\"]\n\
+             [license]\nexpires = \"2027-01-31\"\nnode_limit = 2\n\
+             [[machines]]\nname = \"web-01\"\nupgrade = \"reports-success-but-fails\"\n\
+             [[machines]]\nname = \"w\"\nrole = \"worker\"\nspace = \"Ops\"\n",
+        )
+        .unwrap();
+        spec.validate().unwrap();
+        assert_eq!(spec.machines[0].space, "Default");
+        assert_eq!(spec.server.tentacle_version, "8.1.2");
+        let bad = |text: &str, named: &str| {
+            let spec: Spec = toml::from_str(text).unwrap();
+            let e = spec.validate().unwrap_err().to_string();
+            assert!(e.contains(named), "{e}");
+        };
+        bad("[[machines]]\nname = \"a\"\nrole = \"server\"", "role");
+        bad("[[machines]]\nname = \"a\"\nupgrade = \"maybe\"", "upgrade");
+        bad(
+            "[[machines]]\nname = \"a\"\n[[machines]]\nname = \"a\"",
+            "twice",
+        );
+        bad("[license]\nexpires = \"soon\"", "license.expires");
+        assert!(toml::from_str::<Spec>("[server]\nos = 1").is_err());
     }
 }

@@ -26,6 +26,10 @@ pub struct Scenario {
     maintenance_before: bool,
     drained_before: Vec<String>,
     spec_extra: String,
+    /// `[server]` and `[license]` keys of the spec, and `[[machines]]` entries.
+    server: Vec<(String, toml::Value)>,
+    license: Vec<(String, toml::Value)>,
+    machines: Vec<Vec<(String, toml::Value)>>,
     /// The spec's `[database]` keys.
     database: toml::Table,
 }
@@ -51,6 +55,9 @@ impl Scenario {
             maintenance_before: false,
             drained_before: Vec::new(),
             spec_extra: String::new(),
+            server: Vec::new(),
+            license: Vec::new(),
+            machines: Vec::new(),
             database: toml::Table::new(),
         }
     }
@@ -139,12 +146,59 @@ impl Scenario {
         self
     }
 
+    /// Sets `[server] key = value` in the spec (`os_version`, `integrity_errors`, …).
+    pub fn server(mut self, key: &str, value: impl Into<toml::Value>) -> Self {
+        self.server.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets `[license] key = value` in the spec (`node_limit`, `expires`, …).
+    pub fn license(mut self, key: &str, value: impl Into<toml::Value>) -> Self {
+        self.license.push((key.into(), value.into()));
+        self
+    }
+
+    /// The license term ends `days` from today (negative: it ended that long ago).
+    pub fn license_expires_in_days(self, days: i64) -> Self {
+        let date = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .checked_add(jiff::Span::new().days(days))
+            .expect("a date in range");
+        self.license("expires", date.to_string())
+    }
+
+    /// A deployment target or worker named `name` with `[[machines]]` fields (`space`,
+    /// `role`, `os`, `os_version`, `tentacle_version`, `calamari_current`, `upgrade`).
+    pub fn machine(mut self, name: &str, fields: &[(&str, toml::Value)]) -> Self {
+        let mut entry = vec![("name".to_string(), toml::Value::from(name))];
+        entry.extend(fields.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        self.machines.push(entry);
+        self
+    }
+
     /// The spec TOML this scenario starts the simulator with.
     fn spec_text(&self) -> String {
         let mut spec = format!(
             "time_scale = {}\nnodes = {}\n{}\n",
             self.time_scale, self.nodes, self.spec_extra
         );
+        let table = |name: &str, keys: &[(String, toml::Value)]| {
+            let mut t = format!("\n{name}\n");
+            for (k, v) in keys {
+                t.push_str(&format!("{k} = {v}\n"));
+            }
+            t
+        };
+        if !self.server.is_empty() {
+            spec.push_str(&table("[server]", &self.server));
+        }
+        if !self.license.is_empty() {
+            spec.push_str(&table("[license]", &self.license));
+        }
+        for m in &self.machines {
+            spec.push_str(&table("[[machines]]", m));
+        }
         if !self.database.is_empty() {
             let mut t = toml::Table::new();
             t.insert("database".into(), toml::Value::Table(self.database.clone()));

@@ -11,6 +11,7 @@ mod server;
 mod stage;
 mod status;
 mod upgrade;
+mod verify;
 
 use crate::cli::Command;
 use crate::context::Context;
@@ -21,6 +22,7 @@ pub fn dispatch(command: Command, ctx: &Context) -> Exit {
         Command::Check(args) => check::run(args, ctx),
         Command::Plan(args) => upgrade::plan(args, ctx),
         Command::Doctor(args) => doctor::run(args, ctx),
+        Command::Verify(args) => verify::run(args, ctx),
         Command::Upgrade(args) => upgrade::upgrade(args, ctx),
         Command::Resume(args) => upgrade::resume(args.yes, ctx),
         Command::Rollback(args) => upgrade::rollback(args.yes, ctx),

@@ -1,4 +1,5 @@
-//! Findings for people: `octoup doctor`, and the findings block of `octoup plan`.
+//! Findings for people: `octoup doctor`, the findings block of `octoup plan`, and what
+//! `octoup verify` (and the end of an upgrade) found.
 
 use std::fmt::Write as _;
 
@@ -31,6 +32,32 @@ pub fn doctor(report: &DoctorReport) -> String {
 /// Blockers first, then warnings, accepted warnings and information; each with its id, so
 /// a warning can be accepted by name.
 pub fn findings(findings: &Findings) -> String {
+    grouped(
+        findings,
+        [
+            "Blockers (`octoup upgrade` refuses until they are fixed):",
+            "Warnings (accept one with `--accept ID` or [doctor] accept):",
+            "Accepted:",
+            "For information:",
+        ],
+    )
+}
+
+/// What the checks after the start found (`octoup verify`, and the end of an upgrade).
+pub fn verification(findings: &Findings) -> String {
+    grouped(
+        findings,
+        [
+            "Needs attention now (`octoup verify` exits 14 until it is fixed):",
+            "Worth a look:",
+            "Accepted:",
+            "For information:",
+        ],
+    )
+}
+
+/// `titles`: blockers, warnings, accepted, information.
+fn grouped(findings: &Findings, titles: [&str; 4]) -> String {
     let mut out = String::new();
     let group = |f: &Finding| match (f.severity, f.accepted) {
         (Severity::Blocker, _) => 0,
@@ -38,12 +65,6 @@ pub fn findings(findings: &Findings) -> String {
         (Severity::Warning, Some(_)) | (Severity::Info, Some(_)) => 2,
         (Severity::Info, None) => 3,
     };
-    let titles = [
-        "Blockers (`octoup upgrade` refuses until they are fixed):",
-        "Warnings (accept one with `--accept ID` or [doctor] accept):",
-        "Accepted:",
-        "For information:",
-    ];
     for (g, title) in titles.iter().enumerate() {
         let in_group: Vec<&Finding> = findings.iter().filter(|f| group(f) == g).collect();
         if in_group.is_empty() {
@@ -73,5 +94,48 @@ pub fn findings(findings: &Findings) -> String {
             }
         }
     }
+    out
+}
+
+/// `octoup verify`.
+pub fn verify(report: &octoup::doctor::verify::VerifyReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Expected version {} on every node.", report.expected);
+    for n in &report.nodes {
+        let _ = writeln!(
+            out,
+            "  {:<20} {}{}",
+            n.name,
+            n.version.as_deref().unwrap_or("no version"),
+            if n.offline { " (offline)" } else { "" }
+        );
+    }
+    if let Some(t) = &report.tentacle_upgrade {
+        let _ = writeln!(out, "\nTentacle upgrade:");
+        for m in &t.machines {
+            let _ = writeln!(
+                out,
+                "  {:<20} {:<10} {} → {}  task {} {}{}",
+                m.name,
+                m.space,
+                m.before.as_deref().unwrap_or("?"),
+                m.after.as_deref().unwrap_or("?"),
+                m.task.as_deref().unwrap_or("-"),
+                m.task_state,
+                if m.upgraded { "" } else { "  NOT UPGRADED" }
+            );
+        }
+        if !t.not_attempted.is_empty() {
+            let _ = writeln!(
+                out,
+                "  not attempted (the canary failed): {}",
+                t.not_attempted.join(", ")
+            );
+        }
+    }
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "\nNo findings: every check passed.");
+    }
+    out.push_str(&verification(&report.findings));
     out
 }

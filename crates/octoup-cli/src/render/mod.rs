@@ -8,7 +8,7 @@ mod report;
 mod status;
 
 pub use check::check;
-pub use doctor::{doctor, findings};
+pub use doctor::{doctor, findings, verification, verify};
 pub use error::{api_error, engine_error};
 pub use plan::{plan, resume_plan};
 pub use report::report;

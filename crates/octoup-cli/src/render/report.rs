@@ -53,6 +53,13 @@ pub fn report(report: &Report) -> String {
         }
     }
     backups(&mut out, &report.backups);
+    if !report.verification.is_empty() {
+        let _ = write!(
+            out,
+            "\nAfter the start (the upgrade is done; `octoup verify` checks again):{}",
+            super::verification(&report.verification)
+        );
+    }
     for w in &report.warnings {
         let _ = writeln!(out, "warning: {w}");
     }

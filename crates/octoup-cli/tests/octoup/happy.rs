@@ -60,7 +60,10 @@ fn one_node_upgrade_runs_every_step_in_order_and_keeps_verified_backups() {
     let h = sim.history();
     let m_on = find(&h, "maintenance-set", |e| e["value"] == true).expect("maintenance on");
     let d_on = find(&h, "drain-set", |e| e["value"] == true).expect("drain on");
-    let task_done = first(&h, "task-finished");
+    // The workload's deployment (the System Integrity Check tasks finish too).
+    let deploy = &h[find(&h, "task-queued", |e| e["name"] == "Deploy").expect("the deployment")];
+    let task_done = find(&h, "task-finished", |e| e["task_id"] == deploy["task_id"])
+        .expect("the deployment finished");
     let w_del = first(&h, "watchdog-deleted");
     let stop = first(&h, "service-stopping");
     let backup = first(&h, "db-backup-created");

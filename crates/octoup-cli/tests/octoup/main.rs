@@ -7,6 +7,7 @@
 mod ansible;
 mod check;
 mod doctor_database;
+mod doctor_octopus;
 mod durability;
 mod exit_codes;
 mod failures;
@@ -29,4 +30,5 @@ mod stage;
 mod status;
 mod step_template;
 mod unattended;
+mod verify;
 mod window;

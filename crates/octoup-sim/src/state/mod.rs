@@ -5,12 +5,15 @@
 //!
 //! - `model`: the types of `state.json` ([`State`] and its parts).
 //! - `transitions`: every change of a [`State`], each recording its history events.
+//! - `machines`: the host, spaces, targets and workers, and the tasks that act on them.
 //! - `store`: the directory: lock, load, atomic save, and the history file.
 
+mod machines;
 mod model;
 mod store;
 mod transitions;
 
+pub use machines::{Machine, ServerInfo, Space};
 pub use model::{
     BackupRecord, DaemonInfo, Database, License, Maintenance, Node, Ports, Secrets, ServiceState,
     State, Task, TaskState, UpgradeInProgress, Watchdog,

@@ -96,6 +96,11 @@ pub struct License {
     pub serial_number: String,
     /// The whole license XML (`LicenseText`).
     pub xml: String,
+    /// The term's end (`EffectiveExpiryDate`, `yyyy-MM-dd`).
+    #[serde(default)]
+    pub expires: String,
+    #[serde(default)]
+    pub node_limit: u32,
 }
 
 impl License {
@@ -119,6 +124,8 @@ impl License {
             max_version_covered: max_version_covered.to_string(),
             serial_number,
             xml,
+            expires: String::new(),
+            node_limit: nodes,
         }
     }
 
@@ -148,6 +155,18 @@ pub struct Task {
     /// Simulated second it started executing.
     pub started_sim: Option<f64>,
     pub error_message: String,
+    /// The task ends Failed with this message (an integrity check that finds drift).
+    #[serde(default)]
+    pub fails_with: Option<String>,
+    /// `Arguments.MachineIds` of an `Upgrade` task.
+    #[serde(default)]
+    pub machine_ids: Vec<String>,
+    /// Never picked up from the queue (the stuck recurring-triggers task).
+    #[serde(default)]
+    pub stuck: bool,
+    /// The space a space-scoped task was created in.
+    #[serde(default)]
+    pub space_id: Option<String>,
 }
 
 impl Task {
@@ -328,6 +347,14 @@ pub struct State {
     pub secrets: Secrets,
     pub backups: Vec<BackupRecord>,
     pub faults: Vec<FaultSpec>,
+    /// The host and the server's own checks.
+    #[serde(default)]
+    pub server: super::machines::ServerInfo,
+    #[serde(default)]
+    pub spaces: Vec<super::machines::Space>,
+    /// Deployment targets and workers, in every space.
+    #[serde(default)]
+    pub machines: Vec<super::machines::Machine>,
     /// Set by the daemon while it runs.
     pub daemon: Option<DaemonInfo>,
     /// Sequence number of the next history record.

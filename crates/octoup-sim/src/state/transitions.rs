@@ -64,10 +64,14 @@ impl State {
             secrets,
             backups: Vec::new(),
             faults: spec.faults.clone(),
+            server: Default::default(),
+            spaces: Vec::new(),
+            machines: Vec::new(),
             daemon: None,
             next_seq: 1,
             pending: Vec::new(),
         };
+        state.furnish(spec);
         let init = state
             .nodes
             .iter()
@@ -229,6 +233,10 @@ impl State {
             duration,
             started_sim: None,
             error_message: String::new(),
+            fails_with: None,
+            machine_ids: Vec::new(),
+            stuck: false,
+            space_id: None,
         });
         self.record(Event::TaskQueued {
             task_id: id.clone(),
@@ -261,18 +269,26 @@ impl State {
         let now = self.now_sim();
         let clock = self.clock();
         let mut events = Vec::new();
+        let mut finished = Vec::new();
         for t in &mut self.database.tasks {
             match t.state {
                 TaskState::Executing => {
                     let end = t.started_sim.unwrap_or(now) + t.duration;
                     if end <= now {
-                        t.state = TaskState::Success;
+                        t.state = match t.fails_with.take() {
+                            Some(message) => {
+                                t.error_message = message;
+                                TaskState::Failed
+                            }
+                            None => TaskState::Success,
+                        };
                         t.completed_time = Some(clock.real_at(end));
                         events.push(Event::TaskFinished {
                             task_id: t.id.clone(),
                             node: t.server_node.clone().unwrap_or_default(),
-                            state: "Success".to_string(),
+                            state: t.state.as_str().to_string(),
                         });
+                        finished.push(t.id.clone());
                     }
                 }
                 TaskState::Cancelling => {
@@ -285,11 +301,14 @@ impl State {
         for e in events {
             self.record(e);
         }
+        for id in finished {
+            self.task_finished(&id);
+        }
         let queued: Vec<(String, Option<String>)> = self
             .database
             .tasks
             .iter()
-            .filter(|t| t.state == TaskState::Queued)
+            .filter(|t| t.state == TaskState::Queued && !t.stuck)
             .map(|t| (t.id.clone(), t.pinned_node.clone()))
             .collect();
         for (id, pinned) in queued {

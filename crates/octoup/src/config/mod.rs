@@ -450,6 +450,12 @@ pub struct DoctorConfig {
     /// Cancel a `RecurringScheduledDeployments` task found stuck in the queue after the
     /// start (otherwise it is reported).
     pub cancel_stuck_triggers: bool,
+    /// A `RecurringScheduledDeployments` task queued longer than this is stuck.
+    pub stuck_task_minutes: u64,
+    /// `octoup verify --upgrade-tentacles`: machines per Upgrade task after the canary.
+    pub tentacle_batch: usize,
+    /// Seconds to wait for each Tentacle Upgrade task.
+    pub tentacle_timeout_seconds: u64,
 }
 
 impl Default for DoctorConfig {
@@ -460,6 +466,9 @@ impl Default for DoctorConfig {
             integrity_check: IntegrityCheck::Warning,
             integrity_timeout_seconds: 600,
             cancel_stuck_triggers: false,
+            stuck_task_minutes: 10,
+            tentacle_batch: 10,
+            tentacle_timeout_seconds: 1800,
         }
     }
 }

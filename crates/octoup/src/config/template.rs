@@ -293,6 +293,24 @@ pub(crate) const KEYS: &[(&str, &str, &str, Option<&str>)] = &[
         None,
     ),
     (
+        "doctor",
+        "stuck_task_minutes",
+        "A RecurringScheduledDeployments task queued longer than this many minutes is stuck.",
+        None,
+    ),
+    (
+        "doctor",
+        "tentacle_batch",
+        "`octoup verify --upgrade-tentacles`: machines per Upgrade task after the one-machine canary.",
+        None,
+    ),
+    (
+        "doctor",
+        "tentacle_timeout_seconds",
+        "Seconds to wait for each Tentacle Upgrade task.",
+        None,
+    ),
+    (
         "ssh",
         "program",
         "The OpenSSH client argv prefix (BatchMode=yes, StrictHostKeyChecking=yes and ConnectTimeout are always added).",

@@ -146,6 +146,28 @@ impl Config {
                 ),
             );
         }
+        for (key, unit, value, default) in [
+            (
+                "tentacle_batch",
+                "machines",
+                self.doctor.tentacle_batch as u64,
+                DoctorConfig::default().tentacle_batch as u64,
+            ),
+            (
+                "tentacle_timeout_seconds",
+                "seconds",
+                self.doctor.tentacle_timeout_seconds,
+                DoctorConfig::default().tentacle_timeout_seconds,
+            ),
+        ] {
+            if value == 0 {
+                return at(
+                    "doctor",
+                    key,
+                    zero(unit, "no Tentacle could be upgraded", default),
+                );
+            }
+        }
         self.window.schedule()?;
         self.validate_nodes()?;
         self.validate_notify()

@@ -12,13 +12,21 @@
 //! - `database`: SQL Server checks through the configured `sqlcmd`.
 //! - `octopus`: checks through the Octopus API (integrity check, host OS, targets, license,
 //!   queue).
-//! - `verify`: the checks after the start (`octoup verify`).
+//!   `integrity` (the System Integrity Check task) and `machines` (targets and workers in
+//!   every space) serve it and `verify`.
+//! - `verify`: the checks after the start (`octoup verify`); `tentacles`: the vendor's
+//!   Tentacle upgrade in batches behind a canary.
 
 pub mod database;
 pub mod finding;
+pub(crate) mod integrity;
+pub(crate) mod machines;
+pub(crate) mod octopus;
 pub mod preflight;
 pub mod rules;
 mod sqlcmd_output;
+pub(crate) mod tentacles;
+pub mod verify;
 
 use serde::Serialize;
 
@@ -99,6 +107,7 @@ pub(crate) async fn deep_checks(ctx: &Context<'_>) -> Deep {
     deep.findings.extend(found);
     deep.hosting = db.hosting.clone();
     deep.database = Some(db);
+    deep.findings.extend(octopus::checks(ctx).await.0);
     deep
 }
 

@@ -58,10 +58,18 @@ impl Engine {
             ),
             _ => None,
         };
-        self.end(RunStatus::Upgraded, Outcome::Upgraded, |r| {
-            r.next_step = next
-        })
-        .await
+        let target = run.target.clone();
+        let mut report = self
+            .end(RunStatus::Upgraded, Outcome::Upgraded, |r| {
+                r.next_step = next
+            })
+            .await;
+        // After the journal says upgraded: what the checks find needs attention but never
+        // makes the run a failure.
+        self.events
+            .note("verify: the integrity check, stuck triggers, the queue and Tentacles");
+        report.verification = self.cluster.verify(&self.config, &target).await;
+        report
     }
 
     /// Ends the run: `record` notes in the journal how it ended (error, next step), then the

@@ -143,6 +143,10 @@ pub struct Report {
     /// ahead has them in its plan and journal).
     #[serde(skip_serializing_if = "Findings::is_empty")]
     pub findings: Findings,
+    /// What the checks after the start found (`octoup verify`'s, at the end of an upgraded
+    /// run): attention needed, never a failure of the run.
+    #[serde(skip_serializing_if = "Findings::is_empty")]
+    pub verification: Findings,
     /// What the preflight's database checks found (hosting, sizes, rights).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<crate::doctor::DatabaseFacts>,
@@ -208,6 +212,7 @@ impl Report {
             warnings: Vec::new(),
             accepted: Vec::new(),
             findings: Findings::default(),
+            verification: Findings::default(),
             database: None,
             log: Some(run.log.clone()),
             journal: Some(journal),
@@ -243,6 +248,7 @@ impl Report {
             warnings: Vec::new(),
             accepted: Vec::new(),
             findings: Findings::default(),
+            verification: Findings::default(),
             database: None,
             log: None,
             journal: None,

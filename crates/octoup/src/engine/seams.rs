@@ -26,6 +26,15 @@ pub(crate) trait Cluster: Send + Sync {
     async fn cancel_task(&self, task_id: &str) -> Result<(), ApiError>;
     /// The license XML (`licenses-current`).
     async fn license_text(&self) -> Result<String, ApiError>;
+    /// The checks after a successful start ([`crate::doctor::verify`]); a fake world has
+    /// none to make.
+    async fn verify(
+        &self,
+        _config: &crate::config::Config,
+        _expected: &Version,
+    ) -> crate::doctor::Findings {
+        crate::doctor::Findings::default()
+    }
 }
 
 /// The configured cluster address; when it does not answer (it is a node that is down, as
@@ -71,6 +80,13 @@ impl Cluster for ClusterApi {
     }
     async fn license_text(&self) -> Result<String, ApiError> {
         self.main.license_text().await
+    }
+    async fn verify(
+        &self,
+        config: &crate::config::Config,
+        expected: &Version,
+    ) -> crate::doctor::Findings {
+        crate::doctor::verify::after_upgrade(&self.main, config, expected).await
     }
 }
 

@@ -139,6 +139,7 @@ pub(crate) struct SystemInfo {
     pub version: String,
     #[serde(rename = "OSVersion")]
     pub os_version: String,
+    pub clr_version: String,
 }
 
 /// One node of `GET /api/octopusservernodes/summary`.
@@ -172,6 +173,111 @@ pub(crate) struct TaskResource {
     pub state: String,
     pub server_node: Option<String>,
     pub start_time: Option<String>,
+    pub queue_time: Option<String>,
+    pub error_message: String,
+    pub space_id: Option<String>,
+    /// `Self`, `Web` (the task's page, relative to the server), `Raw` (its log), …
+    pub links: std::collections::BTreeMap<String, String>,
+}
+
+impl TaskResource {
+    /// The task reached a final state (Success, Failed, Canceled, TimedOut).
+    pub(crate) fn is_final(&self) -> bool {
+        !matches!(
+            self.state.as_str(),
+            "New" | "Queued" | "Executing" | "Cancelling" | ""
+        )
+    }
+}
+
+/// A page of `GET /api/tasks`, with the per-state counts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct TaskPage {
+    pub items: Vec<TaskResource>,
+    pub total_results: u64,
+    pub total_counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// One space of `GET /api/spaces/all`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct SpaceResource {
+    pub id: String,
+    pub name: String,
+}
+
+/// `Endpoint.TentacleVersionDetails` of a machine.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct TentacleVersionDetails {
+    pub version: Option<String>,
+    pub upgrade_suggested: bool,
+    pub upgrade_required: bool,
+    pub upgrade_available: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct EndpointResource {
+    pub communication_style: String,
+    pub tentacle_version_details: Option<TentacleVersionDetails>,
+}
+
+/// A deployment target or worker (`MachineResource` / `WorkerResource`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct MachineResource {
+    pub id: String,
+    pub name: String,
+    pub space_id: Option<String>,
+    pub operating_system: Option<String>,
+    pub operating_system_version: Option<String>,
+    pub has_latest_calamari: Option<bool>,
+    pub endpoint: EndpointResource,
+}
+
+impl MachineResource {
+    pub(crate) fn tentacle_version(&self) -> Option<&str> {
+        self.endpoint
+            .tentacle_version_details
+            .as_ref()
+            .and_then(|d| d.version.as_deref())
+    }
+}
+
+/// `GET /api/{space}/environments/summary`: the machines whose Tentacle or Calamari is
+/// behind the server's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct EnvironmentsSummary {
+    pub machine_ids_for_tentacle_upgrade: Vec<String>,
+    pub machine_ids_for_calamari_upgrade: Vec<String>,
+}
+
+/// One entry of `Limits` in `licenses-current-status`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct LicenseLimit {
+    pub name: String,
+    pub effective_limit: Option<i64>,
+    pub is_unlimited: bool,
+    pub current_usage: Option<i64>,
+}
+
+/// `GET /api/licenses/licenses-current-status`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct LicenseStatus {
+    pub is_compliant: Option<bool>,
+    pub compliance_summary: Option<String>,
+    /// `yyyy-MM-dd`: the end of the term.
+    pub effective_expiry_date: Option<String>,
+    pub days_to_effective_expiry_date: Option<i64>,
+    pub does_expiry_block_key_activities: Option<bool>,
+    /// Obsolete since 2019.8.6, still sent by some servers.
+    pub license_kind: Option<String>,
+    pub limits: Vec<LicenseLimit>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -463,6 +569,96 @@ impl OctopusApi {
         let path = format!("/api/tasks/{}/cancel", path_segment(task_id));
         let _: Value = self.json(Method::POST, &path, None, true).await?;
         Ok(())
+    }
+
+    /// Starts a system task (`POST /api/tasks`, e.g. `SystemIntegrityCheck`).
+    pub(crate) async fn create_task(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<TaskResource, ApiError> {
+        let body = serde_json::json!({ "Name": name, "Description": description });
+        self.json(Method::POST, "/api/tasks", Some(&body), true)
+            .await
+    }
+
+    /// Starts the vendor's Tentacle `Upgrade` of `machine_ids` in one space.
+    pub(crate) async fn create_tentacle_upgrade(
+        &self,
+        space_id: &str,
+        description: &str,
+        machine_ids: &[String],
+    ) -> Result<TaskResource, ApiError> {
+        let body = serde_json::json!({
+            "Name": "Upgrade", "Description": description, "SpaceId": space_id,
+            "Arguments": { "MachineIds": machine_ids },
+        });
+        let path = format!("/api/{}/tasks", path_segment(space_id));
+        self.json(Method::POST, &path, Some(&body), true).await
+    }
+
+    pub(crate) async fn task(&self, task_id: &str) -> Result<TaskResource, ApiError> {
+        let path = format!("/api/tasks/{}", path_segment(task_id));
+        self.json(Method::GET, &path, None, true).await
+    }
+
+    /// Tasks across every space, system tasks included: `query` is e.g.
+    /// `states=Queued&name=RecurringScheduledDeployments`.
+    pub(crate) async fn tasks(&self, query: &str) -> Result<TaskPage, ApiError> {
+        let path = format!("/api/tasks?{query}&spaces=all&includeSystem=true&take=100");
+        self.json(Method::GET, &path, None, true).await
+    }
+
+    pub(crate) async fn spaces(&self) -> Result<Vec<SpaceResource>, ApiError> {
+        self.json(Method::GET, "/api/spaces/all", None, true).await
+    }
+
+    /// The deployment targets (`workers`: the workers) of a space.
+    pub(crate) async fn machines(
+        &self,
+        space_id: &str,
+        workers: bool,
+    ) -> Result<Vec<MachineResource>, ApiError> {
+        let kind = if workers { "workers" } else { "machines" };
+        let path = format!("/api/{}/{kind}/all", path_segment(space_id));
+        self.json(Method::GET, &path, None, true).await
+    }
+
+    /// One machine by id (`Workers-…` ids are workers).
+    pub(crate) async fn machine(
+        &self,
+        space_id: &str,
+        machine_id: &str,
+    ) -> Result<MachineResource, ApiError> {
+        let kind = if machine_id.starts_with("Workers-") {
+            "workers"
+        } else {
+            "machines"
+        };
+        let path = format!(
+            "/api/{}/{kind}/{}",
+            path_segment(space_id),
+            path_segment(machine_id)
+        );
+        self.json(Method::GET, &path, None, true).await
+    }
+
+    pub(crate) async fn environments_summary(
+        &self,
+        space_id: &str,
+    ) -> Result<EnvironmentsSummary, ApiError> {
+        let path = format!("/api/{}/environments/summary", path_segment(space_id));
+        self.json(Method::GET, &path, None, true).await
+    }
+
+    pub(crate) async fn license_status(&self) -> Result<LicenseStatus, ApiError> {
+        self.json(
+            Method::GET,
+            "/api/licenses/licenses-current-status",
+            None,
+            true,
+        )
+        .await
     }
 
     /// The license XML (`LicenseText` of `licenses-current`).

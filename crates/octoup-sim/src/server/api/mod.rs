@@ -3,6 +3,7 @@
 //! `Octopus-Node: name=<node>; version=<version>`.
 
 mod common;
+mod machines;
 mod nodes;
 mod query;
 mod status;
@@ -64,8 +65,20 @@ pub(crate) fn router(shared: Arc<Shared>, node: &str) -> Router {
             get(nodes::get_one).put(nodes::put_one),
         )
         .route("/api/octopusservernodes/{id}/details", get(nodes::details))
-        .route("/api/tasks", get(tasks::list))
-        .route("/api/{space}/tasks", get(tasks::list_in_space))
+        .route("/api/tasks", get(tasks::list).post(tasks::create))
+        .route(
+            "/api/{space}/tasks",
+            get(tasks::list_in_space).post(tasks::create_in_space),
+        )
+        .route("/api/spaces/all", get(machines::spaces))
+        .route("/api/{space}/machines/all", get(machines::targets))
+        .route("/api/{space}/machines/{id}", get(machines::target))
+        .route("/api/{space}/workers/all", get(machines::workers))
+        .route("/api/{space}/workers/{id}", get(machines::worker))
+        .route(
+            "/api/{space}/environments/summary",
+            get(machines::environments_summary),
+        )
         .route("/api/tasks/{id}", get(tasks::get_one))
         .route("/api/tasks/{id}/cancel", post(tasks::cancel))
         .fallback(not_found)
@@ -92,8 +105,8 @@ fn access(method: &Method, path: &str) -> Access {
     match path {
         "/api" | "/api/" | PING_PATH | "/api/serverstatus/health" if read => Access::Anonymous,
         "/api/serverstatus/system-info" => Access::Admin,
-        // Every write this API implements (maintenance mode, node drain, task cancel)
-        // needs AdministerSystem.
+        // Every write this API implements (maintenance mode, node drain, task cancel,
+        // creating a task) needs AdministerSystem.
         _ if !read => Access::Admin,
         _ => Access::User,
     }

@@ -12,14 +12,15 @@ use crate::server::http::{ApiError, json_response};
 use crate::state::{ServiceState, State};
 use crate::version;
 
-/// `GET /api` (anonymous). `IsEarlyAccessProgram` is left out because it is false.
+/// `GET /api` (anonymous). `IsEarlyAccessProgram` (OctopusClients' `RootResource`) is
+/// left out when false, as Octopus's serializer does, and sent for an EAP build.
 pub(super) async fn root(AxState(api): AxState<NodeApi>) -> Result<Response, ApiError> {
     let state = api.state().await?;
     let version = state
         .node(&api.node)
         .map(|n| n.version())
         .unwrap_or_default();
-    Ok(ok(json!({
+    let mut body = json!({
         "Application": "Octopus Deploy",
         "Version": version,
         "ApiVersion": "3.0.0",
@@ -44,7 +45,11 @@ pub(super) async fn root(AxState(api): AxState<NodeApi>) -> Result<Response, Api
             "Users": "/api/users{/id}{?skip,take,ids,filter}",
             "Web": "/app",
         },
-    })))
+    });
+    if state.server.early_access_program {
+        body["IsEarlyAccessProgram"] = true.into();
+    }
+    Ok(ok(body))
 }
 
 fn maintenance_json(state: &State) -> Value {
@@ -174,7 +179,7 @@ pub(super) async fn system_info(AxState(api): AxState<NodeApi>) -> Result<Respon
     let uptime = (state.now_sim() - node.service_changed_sim).max(0.0) as u64;
     Ok(ok(json!({
         "Version": node.version(),
-        "OSVersion": "Microsoft Windows NT 10.0.20348.0",
+        "OSVersion": state.server.os_version,
         "ClrVersion": "8.0.8",
         "WorkingSetBytes": 734_003_200u64,
         "ThreadCount": 97,
@@ -207,11 +212,15 @@ pub(super) async fn license_status(AxState(api): AxState<NodeApi>) -> Result<Res
     let state = api.state().await?;
     let license = &state.database.license;
     let today = jiff::Zoned::now().date();
-    let days = jiff::civil::Date::strptime("%Y-%m-%d", &license.maintenance_expires)
-        .ok()
-        .and_then(|expiry| today.until(expiry).ok())
-        .map(|span| span.get_days())
-        .unwrap_or(0);
+    let days_to = |date: &str| {
+        jiff::civil::Date::strptime("%Y-%m-%d", date)
+            .ok()
+            .and_then(|expiry| today.until(expiry).ok())
+            .map(|span| span.get_days())
+            .unwrap_or(0)
+    };
+    let days = days_to(&license.maintenance_expires);
+    let term_days = days_to(&license.expires);
     let message = if days >= 0 {
         json!({ "Message": format!("Your maintenance period ends in {days} days."), "Disposition": "Information" })
     } else {
@@ -224,6 +233,8 @@ pub(super) async fn license_status(AxState(api): AxState<NodeApi>) -> Result<Res
         })
     };
     let nodes = state.nodes.len();
+    let node_limit = license.node_limit as usize;
+    let compliant = term_days >= 0 && nodes <= node_limit;
     let limit = |name: &str, usage: usize, limit: Option<usize>| {
         let text = limit.map_or_else(|| "Unlimited".to_string(), |l| l.to_string());
         json!({
@@ -238,12 +249,21 @@ pub(super) async fn license_status(AxState(api): AxState<NodeApi>) -> Result<Res
             "Disposition": "Information",
         })
     };
+    let summary = if term_days < 0 {
+        format!("Your license expired on {}.", license.expires)
+    } else if nodes > node_limit {
+        format!("Your license allows {node_limit} node(s); {nodes} are registered.")
+    } else {
+        "Your license is valid and within limits.".to_string()
+    };
     Ok(ok(json!({
-        "IsCompliant": true,
+        // Obsolete since 2019.8.6 but still sent (OctopusClients' LicenseStatusResource).
+        "LicenseKind": "Standard",
+        "IsCompliant": compliant,
         "HostingEnvironment": "SelfHosted",
-        "ComplianceSummary": "Your license is valid and within limits.",
-        "EffectiveExpiryDate": license.maintenance_expires,
-        "DaysToEffectiveExpiryDate": days,
+        "ComplianceSummary": summary,
+        "EffectiveExpiryDate": license.expires,
+        "DaysToEffectiveExpiryDate": term_days,
         "DoesExpiryBlockKeyActivities": false,
         "EffectiveNodeTaskLimit": 5,
         "EffectiveClusterTaskLimit": 5 * nodes,
@@ -255,7 +275,7 @@ pub(super) async fn license_status(AxState(api): AxState<NodeApi>) -> Result<Res
             limit("Projects", 12, None),
             limit("Targets", 37, None),
             limit("Users", 8, None),
-            limit("Nodes", nodes, Some(nodes)),
+            limit("Nodes", nodes, Some(node_limit)),
         ],
         "Links": { "Self": "/api/licenses/licenses-current-status" },
     })))

@@ -1,16 +1,19 @@
 //! `/api/tasks`: the task list with Octopus's filters and `TotalCounts`, one task, and
-//! cancel (Executing → Cancelling, which the workload turns into Canceled).
+//! cancel (Executing → Cancelling, which the workload turns into Canceled), and creating the
+//! tasks octoup starts (the System Integrity Check, a space's Tentacle `Upgrade`).
 
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State as AxState};
+use axum::http::StatusCode;
 use axum::response::Response;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use super::common::{NodeApi, Page, ok, timestamp};
+use super::common::{NodeApi, Page, object_body, ok, property, timestamp};
 use super::query::Query;
 use crate::clock::Clock;
 use crate::history::Event;
-use crate::server::http::ApiError;
+use crate::server::http::{ApiError, json_response};
 use crate::state::{State, Task, TaskState, node_id};
 
 const BASE: &str = "/api/tasks";
@@ -46,6 +49,7 @@ fn task_json(task: &Task, clock: &Clock, now: Timestamp) -> Value {
     let arguments = match task.name.as_str() {
         "Deploy" => json!({ "DeploymentId": format!("Deployments-{n}") }),
         "RunbookRun" => json!({ "RunbookRunId": format!("RunbookRuns-{n}") }),
+        "Upgrade" => json!({ "MachineIds": task.machine_ids }),
         _ => json!({}),
     };
     let completed = match task.state {
@@ -69,7 +73,11 @@ fn task_json(task: &Task, clock: &Clock, now: Timestamp) -> Value {
     let id = &task.id;
     json!({
         "Id": id,
-        "SpaceId": if project { Value::from(SPACE) } else { Value::Null },
+        "SpaceId": match &task.space_id {
+            Some(space) => Value::from(space.as_str()),
+            None if project => Value::from(SPACE),
+            None => Value::Null,
+        },
         "EstimatedRemainingQueueDurationSeconds": 0,
         "Name": task.name,
         "Description": task.description,
@@ -258,6 +266,101 @@ pub(super) async fn get_one(
     let state = api.state().await?;
     let task = find(&state, &id)?;
     Ok(ok(task_json(task, &state.clock(), Timestamp::now())))
+}
+
+/// `POST /api/tasks`: a system task. octoup-sim runs `SystemIntegrityCheck`; other task
+/// types are refused as Octopus refuses an unknown one.
+pub(super) async fn create(
+    AxState(api): AxState<NodeApi>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    create_task(api, None, &body).await
+}
+
+/// `POST /api/{spaceId}/tasks`: a space's task; octoup-sim runs the Tentacle `Upgrade`
+/// (`Arguments.MachineIds`).
+pub(super) async fn create_in_space(
+    AxState(api): AxState<NodeApi>,
+    Path(space): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    create_task(api, Some(space), &body).await
+}
+
+async fn create_task(
+    api: NodeApi,
+    space: Option<String>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let body = object_body(body)?;
+    let text = |name: &str| {
+        property(&body, name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let name = text("Name");
+    let description = text("Description");
+    let machine_ids: Vec<String> = property(&body, "Arguments")
+        .and_then(Value::as_object)
+        .and_then(|a| property(a, "MachineIds"))
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let (task, clock) = api
+        .shared
+        .update(move |s| {
+            let id = match (name.as_str(), &space) {
+                ("SystemIntegrityCheck", None) => s.queue_integrity_check(if description.is_empty() {
+                    "Check the integrity of the database"
+                } else {
+                    &description
+                }),
+                ("Upgrade", Some(space)) => {
+                    let space_id = s.space(space).ok_or_else(ApiError::not_found)?.id.clone();
+                    if machine_ids.is_empty() {
+                        return Err(ApiError::invalid(vec![
+                            "Please specify at least one machine to upgrade.".to_string(),
+                        ]));
+                    }
+                    if let Some(unknown) = machine_ids
+                        .iter()
+                        .find(|id| !s.machines.iter().any(|m| &m.id == *id && m.space_id == space_id))
+                    {
+                        return Err(ApiError::invalid(vec![format!(
+                            "The machine {unknown} does not exist in {space_id}."
+                        )]));
+                    }
+                    let description = if description.is_empty() {
+                        "Upgrade Tentacle".to_string()
+                    } else {
+                        description.clone()
+                    };
+                    s.queue_tentacle_upgrade(&space_id, &description, machine_ids.clone())
+                }
+                ("", _) => {
+                    return Err(ApiError::invalid(vec![
+                        "The Name field is required.".to_string(),
+                    ]));
+                }
+                (other, _) => {
+                    return Err(ApiError::invalid(vec![format!(
+                        "The task '{other}' cannot be created here (octoup-sim runs SystemIntegrityCheck and a space's Upgrade)."
+                    )]));
+                }
+            };
+            Ok::<_, ApiError>((find(s, &id)?.clone(), s.clock()))
+        })
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &task_json(&task, &clock, Timestamp::now()),
+    ))
 }
 
 fn find<'a>(state: &'a State, id: &str) -> Result<&'a Task, ApiError> {

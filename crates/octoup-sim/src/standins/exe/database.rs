@@ -146,6 +146,7 @@ impl Exe<'_> {
                 from: from.clone(),
                 to: to.clone(),
             });
+            s.after_schema_upgrade();
             Ok::<_, StoreError>(())
         })?;
         drop(lock);

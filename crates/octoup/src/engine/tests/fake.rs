@@ -598,7 +598,7 @@ impl Cluster for Fake {
                 description: format!("Deploy (fake task {id})"),
                 state: "Executing".into(),
                 server_node: Some(node_id.to_string()),
-                start_time: None,
+                ..Default::default()
             })
             .collect())
     }

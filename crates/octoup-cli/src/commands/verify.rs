@@ -1,0 +1,39 @@
+//! `octoup verify`: the checks after the start, on demand (an upgrade runs them at its
+//! end); exit 0 without blocker-level findings, 14 with any.
+
+use octoup::doctor::verify::{self, VerifyOptions};
+
+use super::upgrade::{block_on, settle};
+use crate::cli::VerifyArgs;
+use crate::context::Context;
+use crate::exit::Exit;
+
+pub fn run(args: VerifyArgs, ctx: &Context) -> Exit {
+    let config = match ctx.load_config() {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.report_error(&e);
+            return Exit::Usage;
+        }
+    };
+    let options = VerifyOptions {
+        upgrade_tentacles: args.upgrade_tentacles,
+    };
+    let report = match settle(ctx, block_on(verify::verify(config, &ctx.env, options))) {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", crate::render::verify(&report));
+    }
+    if report.has_blockers() {
+        Exit::VerifyFindings
+    } else {
+        Exit::Ok
+    }
+}
