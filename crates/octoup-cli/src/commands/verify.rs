@@ -1,7 +1,8 @@
 //! `octoup verify`: the checks after the start, on demand (an upgrade runs them at its
 //! end); exit 0 without blocker-level findings, 14 with any.
 
-use octoup::doctor::verify::{self, VerifyOptions};
+use octoup::doctor::verify::VerifyOptions;
+use octoup::engine;
 
 use super::upgrade::{block_on, settle};
 use crate::cli::VerifyArgs;
@@ -19,7 +20,7 @@ pub fn run(args: VerifyArgs, ctx: &Context) -> Exit {
     let options = VerifyOptions {
         upgrade_tentacles: args.upgrade_tentacles,
     };
-    let report = match settle(ctx, block_on(verify::verify(config, &ctx.env, options))) {
+    let report = match settle(ctx, block_on(engine::verify(config, &ctx.env, options))) {
         Ok(r) => r,
         Err(exit) => return exit,
     };

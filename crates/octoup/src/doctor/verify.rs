@@ -9,20 +9,16 @@
 //! - the Tentacles and Calamari that need an upgrade, per space; with
 //!   `--upgrade-tentacles` the vendor's Upgrade tasks ([`crate::doctor::tentacles`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{Config, EnvOverrides};
+use crate::config::Config;
 use crate::doctor::finding::{Finding, Findings};
+use crate::doctor::preflight::Connection;
 use crate::doctor::tentacles::{self, ApiTentacles, Candidate, TentacleUpgrade};
 use crate::doctor::{integrity, machines, octopus};
-use crate::engine::EngineError;
-use crate::engine::preflight::Connection;
-use crate::journal::{RunStatus, StateDir};
 use crate::octopus::api::{NodeSummary, OctopusApi, TaskResource};
-use crate::process::runner::RunLog;
 use crate::version::Version;
 
 /// `octoup verify --json`.
@@ -56,36 +52,12 @@ pub struct VerifyOptions {
     pub upgrade_tentacles: bool,
 }
 
-/// `octoup verify`: the checks after the start, on demand. The expected version is what
-/// the cluster serves, or the target of the last upgraded run when that is newer.
-pub async fn verify(
-    config: Config,
-    env: &EnvOverrides,
+/// `octoup verify` once the expected version is known (see `engine::verify`).
+pub(crate) async fn on_demand(
+    conn: &Connection,
+    expected: Version,
     options: VerifyOptions,
-) -> Result<VerifyReport, EngineError> {
-    let last_target = StateDir::new(&config.state.dir)
-        .last()?
-        .filter(|r| r.status == RunStatus::Upgraded)
-        .map(|r| r.target);
-    let conn = Connection::new(config, env, Arc::new(RunLog::disabled()))?;
-    let served: Option<Version> = conn
-        .api
-        .root()
-        .await
-        .map_err(crate::engine::preflight::PreflightError::from)?
-        .version
-        .parse()
-        .ok();
-    let expected = match (served, last_target) {
-        (Some(s), Some(t)) => s.max(t),
-        (Some(v), None) | (None, Some(v)) => v,
-        (None, None) => {
-            return Err(crate::engine::preflight::PreflightError::Other(
-                "the server's /api Version is not a version and no upgraded run is recorded: octoup cannot tell which version to expect".into(),
-            )
-            .into());
-        }
-    };
+) -> VerifyReport {
     let (mut findings, nodes, candidates) = checks(&conn.api, &conn.config, &expected).await;
     let tentacle_upgrade = if options.upgrade_tentacles && !candidates.is_empty() {
         let ops = ApiTentacles {
@@ -101,12 +73,12 @@ pub async fn verify(
     } else {
         None
     };
-    Ok(VerifyReport {
+    VerifyReport {
         expected: expected.to_string(),
         nodes,
         findings,
         tentacle_upgrade,
-    })
+    }
 }
 
 /// The checks at the end of a successful upgrade.

@@ -604,3 +604,36 @@ pub async fn doctor(
     let facts = preflight(&conn, to, &acceptance).await?;
     Ok(crate::doctor::DoctorReport::from_facts(&facts))
 }
+
+/// `octoup verify`: the checks after the start, on demand. The expected version is what
+/// the cluster serves, or the target of the last upgraded run when that is newer.
+pub async fn verify(
+    config: Config,
+    env: &EnvOverrides,
+    options: crate::doctor::verify::VerifyOptions,
+) -> Result<crate::doctor::verify::VerifyReport, EngineError> {
+    let last_target = StateDir::new(&config.state.dir)
+        .last()?
+        .filter(|r| r.status == RunStatus::Upgraded)
+        .map(|r| r.target);
+    let conn = Connection::new(config, env, Arc::new(RunLog::disabled()))?;
+    let served: Option<Version> = conn
+        .api
+        .root()
+        .await
+        .map_err(PreflightError::from)?
+        .version
+        .parse()
+        .ok();
+    let expected = match (served, last_target) {
+        (Some(s), Some(t)) => s.max(t),
+        (Some(v), None) | (None, Some(v)) => v,
+        (None, None) => {
+            return Err(PreflightError::Other(
+                "the server's /api Version is not a version and no upgraded run is recorded: octoup cannot tell which version to expect".into(),
+            )
+            .into());
+        }
+    };
+    Ok(crate::doctor::verify::on_demand(&conn, expected, options).await)
+}
