@@ -165,43 +165,41 @@ pub(crate) async fn gather(sql: &Sql, runner: &dyn CommandRunner) -> (DatabaseFa
     let db_lit = tsql::quote_string(db);
     let mut facts = DatabaseFacts::default();
     let mut unchecked = Vec::new();
+    // A query that could not tell is the check's `unchecked` warning.
+    let mut tell = |check: &str, what: &str, result: Result<(), String>| {
+        if let Err(reason) = result {
+            unchecked.push(Finding::unchecked(check, what, reason));
+        }
+    };
 
     let server = format!(
         "SET NOCOUNT ON; SELECT N'{MARK}', SERVERPROPERTY('ProductVersion'), SERVERPROPERTY('Edition'), SERVERPROPERTY('EngineEdition'), DB_ID(N'rdsadmin');"
     );
-    match one(query(sql, runner, "SQL Server version", server).await, 4) {
-        Ok(row) => {
-            facts.product_version = row[0].clone();
-            facts.edition = row[1].clone();
-            facts.engine_edition = out::number(&row[2]).map(|n| n as u32);
-            facts.hosting = facts.engine_edition.map(|e| hosting(e, row[3].is_some()));
-        }
-        Err(e) => unchecked.push(Finding::unchecked(
-            "sql.version",
-            "the SQL Server version and hosting",
-            e,
-        )),
-    }
+    let result = one(query(sql, runner, "SQL Server version", server).await, 4).map(|row| {
+        facts.product_version = row[0].clone();
+        facts.edition = row[1].clone();
+        facts.engine_edition = out::number(&row[2]).map(|n| n as u32);
+        facts.hosting = facts.engine_edition.map(|e| hosting(e, row[3].is_some()));
+    });
+    tell("sql.version", "the SQL Server version and hosting", result);
     let paas = facts.hosting.as_deref() == Some("azure-sql-database");
 
     let database = format!(
         "SET NOCOUNT ON; SELECT N'{MARK}', d.compatibility_level, d.collation_name, SUSER_SNAME(d.owner_sid), SUSER_SNAME() FROM sys.databases AS d WHERE d.name = {db_lit};"
     );
-    match one(query(sql, runner, "database settings", database).await, 4) {
-        Ok(row) => {
-            facts.compatibility_level = out::number(&row[0]).map(|n| n as u32);
-            facts.collation = row[1].clone();
-            facts.rights.owner = match (&row[2], &row[3]) {
-                (Some(o), Some(me)) => Some(o.eq_ignore_ascii_case(me)),
-                _ => None,
-            };
-        }
-        Err(e) => unchecked.push(Finding::unchecked(
-            "sql.compatibility-level",
-            &format!("the settings of database {db}"),
-            e,
-        )),
-    }
+    let result = one(query(sql, runner, "database settings", database).await, 4).map(|row| {
+        facts.compatibility_level = out::number(&row[0]).map(|n| n as u32);
+        facts.collation = row[1].clone();
+        facts.rights.owner = match (&row[2], &row[3]) {
+            (Some(o), Some(me)) => Some(o.eq_ignore_ascii_case(me)),
+            _ => None,
+        };
+    });
+    tell(
+        "sql.compatibility-level",
+        &format!("the settings of database {db}"),
+        result,
+    );
 
     let collation = in_db(
         db,
@@ -209,18 +207,21 @@ pub(crate) async fn gather(sql: &Sql, runner: &dyn CommandRunner) -> (DatabaseFa
             "SELECT N'{MARK}', t.name, c.name FROM sys.columns AS c JOIN sys.tables AS t ON t.object_id = c.object_id WHERE c.collation_name <> CONVERT(sysname, DATABASEPROPERTYEX(DB_NAME(), 'Collation')) ORDER BY t.name, c.name;"
         ),
     );
-    match query(sql, runner, "column collations", collation).await {
-        Ok(rows) => {
+    let result = query(sql, runner, "column collations", collation)
+        .await
+        .map(|rows| {
             facts.collation_mismatches = rows
                 .iter()
                 .map(|r| {
-                    let part = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                    format!("{}.{}", part(0), part(1))
+                    format!(
+                        "{}.{}",
+                        text(r, 0).unwrap_or_default(),
+                        text(r, 1).unwrap_or_default()
+                    )
                 })
                 .collect();
-        }
-        Err(e) => unchecked.push(Finding::unchecked("sql.collation", "column collations", e)),
-    }
+        });
+    tell("sql.collation", "column collations", result);
 
     let files = in_db(
         db,
@@ -228,34 +229,26 @@ pub(crate) async fn gather(sql: &Sql, runner: &dyn CommandRunner) -> (DatabaseFa
             "SELECT N'{MARK}', f.type_desc, f.size, FILEPROPERTY(f.name, 'SpaceUsed') FROM sys.database_files AS f;"
         ),
     );
-    match query(sql, runner, "database file sizes", files).await {
-        Ok(rows)
-            if rows
+    let result = query(sql, runner, "database file sizes", files)
+        .await
+        .and_then(|rows| {
+            let data: Vec<&Row> = rows
                 .iter()
-                .any(|r| r.first().cloned().flatten().as_deref() == Some("ROWS")) =>
-        {
-            let (mut size, mut used) = (0u64, 0u64);
-            for r in rows
-                .iter()
-                .filter(|r| r.first().cloned().flatten().as_deref() == Some("ROWS"))
-            {
-                size += r.get(1).and_then(out::number).unwrap_or(0.0) as u64 * PAGE;
-                used += r.get(2).and_then(out::number).unwrap_or(0.0) as u64 * PAGE;
+                .filter(|r| text(r, 0).as_deref() == Some("ROWS"))
+                .collect();
+            if data.is_empty() {
+                return Err("sys.database_files listed no data file".into());
             }
-            facts.data_bytes = Some(size);
-            facts.data_used_bytes = Some(used);
-        }
-        Ok(_) => unchecked.push(Finding::unchecked(
-            "sql.backup-space",
-            "the database's size",
-            "sys.database_files listed no data file",
-        )),
-        Err(e) => unchecked.push(Finding::unchecked(
-            "sql.backup-space",
-            "the database's size",
-            e,
-        )),
-    }
+            let pages = |i: usize| -> u64 {
+                data.iter()
+                    .map(|r| r.get(i).and_then(out::number).unwrap_or(0.0) as u64 * PAGE)
+                    .sum()
+            };
+            facts.data_bytes = Some(pages(1));
+            facts.data_used_bytes = Some(pages(2));
+            Ok(())
+        });
+    tell("sql.backup-space", "the database's size", result);
 
     let log = in_db(
         db,
@@ -263,51 +256,40 @@ pub(crate) async fn gather(sql: &Sql, runner: &dyn CommandRunner) -> (DatabaseFa
             "SELECT N'{MARK}', total_log_size_in_bytes, used_log_space_in_bytes FROM sys.dm_db_log_space_usage;"
         ),
     );
-    match one(query(sql, runner, "log space", log).await, 2) {
-        Ok(row) => match (out::number(&row[0]), out::number(&row[1])) {
-            (Some(total), Some(used)) => {
-                facts.log_bytes = Some(total as u64);
-                facts.log_free_bytes = Some((total - used).max(0.0) as u64);
-            }
-            _ => unchecked.push(Finding::unchecked(
-                "sql.log-space",
-                "the free log space",
-                "sys.dm_db_log_space_usage returned no sizes",
-            )),
-        },
-        Err(e) => unchecked.push(Finding::unchecked("sql.log-space", "the free log space", e)),
-    }
+    let result = one(query(sql, runner, "log space", log).await, 2).and_then(|row| {
+        let (Some(total), Some(used)) = (out::number(&row[0]), out::number(&row[1])) else {
+            return Err("sys.dm_db_log_space_usage returned no sizes".into());
+        };
+        facts.log_bytes = Some(total as u64);
+        facts.log_free_bytes = Some((total - used).max(0.0) as u64);
+        Ok(())
+    });
+    tell("sql.log-space", "the free log space", result);
 
     if !paas {
-        facts.backup_free_bytes = backup_free(sql, runner, &mut unchecked).await;
+        let (free, result) = backup_free(sql, runner).await;
+        facts.backup_free_bytes = free;
+        tell(
+            "sql.backup-space",
+            &format!("the free space in {}", sql.backup_dir.display()),
+            result,
+        );
         let ifi = format!(
             "SET NOCOUNT ON; SELECT N'{MARK}', servicename, instant_file_initialization_enabled FROM sys.dm_server_services;"
         );
-        match query(sql, runner, "instant file initialization", ifi).await {
-            Ok(rows) => {
+        let result = query(sql, runner, "instant file initialization", ifi)
+            .await
+            .and_then(|rows| {
                 facts.ifi = rows
                     .iter()
-                    .find(|r| {
-                        r.first()
-                            .cloned()
-                            .flatten()
-                            .is_some_and(|n| n.starts_with("SQL Server ("))
-                    })
+                    .find(|r| text(r, 0).is_some_and(|n| n.starts_with("SQL Server (")))
                     .and_then(|r| r.get(1).and_then(out::flag));
-                if facts.ifi.is_none() {
-                    unchecked.push(Finding::unchecked(
-                        "sql.ifi",
-                        "instant file initialization",
-                        "sys.dm_server_services listed no SQL Server service",
-                    ));
-                }
-            }
-            Err(e) => unchecked.push(Finding::unchecked(
-                "sql.ifi",
-                "instant file initialization",
-                e,
-            )),
-        }
+                facts
+                    .ifi
+                    .map(|_| ())
+                    .ok_or_else(|| "sys.dm_server_services listed no SQL Server service".into())
+            });
+        tell("sql.ifi", "instant file initialization", result);
     }
 
     let rights = in_db(
@@ -316,35 +298,34 @@ pub(crate) async fn gather(sql: &Sql, runner: &dyn CommandRunner) -> (DatabaseFa
             "SELECT N'{MARK}', HAS_PERMS_BY_NAME(DB_NAME(), 'DATABASE', 'BACKUP DATABASE'), IS_SRVROLEMEMBER('sysadmin'), IS_SRVROLEMEMBER('dbcreator'), HAS_PERMS_BY_NAME(NULL, NULL, 'CREATE ANY DATABASE');"
         ),
     );
-    match one(query(sql, runner, "the login's rights", rights).await, 4) {
-        Ok(row) => {
-            let r = &mut facts.rights;
-            r.backup = out::flag(&row[0]);
-            r.sysadmin = out::flag(&row[1]);
-            r.dbcreator = out::flag(&row[2]);
-            r.snapshot = out::flag(&row[3]);
-            let ways = [r.sysadmin, r.dbcreator, r.owner];
-            r.restore = if ways.contains(&Some(true)) {
-                Some(true)
-            } else if ways.iter().all(|w| *w == Some(false)) {
-                Some(false)
-            } else {
-                None
-            };
-        }
-        Err(e) => unchecked.push(Finding::unchecked("sql.rights", "the login's rights", e)),
-    }
+    let result = one(query(sql, runner, "the login's rights", rights).await, 4).map(|row| {
+        let r = &mut facts.rights;
+        r.backup = out::flag(&row[0]);
+        r.sysadmin = out::flag(&row[1]);
+        r.dbcreator = out::flag(&row[2]);
+        r.snapshot = out::flag(&row[3]);
+        let ways = [r.sysadmin, r.dbcreator, r.owner];
+        r.restore = if ways.contains(&Some(true)) {
+            Some(true)
+        } else if ways.iter().all(|w| *w == Some(false)) {
+            Some(false)
+        } else {
+            None
+        };
+    });
+    tell("sql.rights", "the login's rights", result);
     (facts, unchecked)
+}
+
+/// Column `i` of a row, when it is not NULL.
+fn text(row: &Row, i: usize) -> Option<String> {
+    row.get(i).cloned().flatten()
 }
 
 /// Free space where the backup goes, as SQL Server sees it: the volume of a database file
 /// whose mount point holds `[database] backup_dir` (`sys.dm_os_volume_stats`); else the
 /// local free space when the path is local to octoup.
-async fn backup_free(
-    sql: &Sql,
-    runner: &dyn CommandRunner,
-    unchecked: &mut Vec<Finding>,
-) -> Option<u64> {
+async fn backup_free(sql: &Sql, runner: &dyn CommandRunner) -> (Option<u64>, Result<(), String>) {
     let volumes = format!(
         "SET NOCOUNT ON; SELECT N'{MARK}', v.volume_mount_point, v.available_bytes FROM sys.master_files AS f CROSS APPLY sys.dm_os_volume_stats(f.database_id, f.file_id) AS v WHERE f.database_id = DB_ID({});",
         tsql::quote_string(&sql.database)
@@ -354,7 +335,7 @@ async fn backup_free(
         Ok(rows) => rows
             .iter()
             .filter_map(|r| {
-                let mount = r.first().cloned().flatten()?;
+                let mount = text(r, 0)?;
                 let free = r.get(1).and_then(out::number)? as u64;
                 starts_with_path(&dir, &mount).then_some((mount.len(), free))
             })
@@ -368,14 +349,10 @@ async fn backup_free(
             .then(|| crate::process::platform::available_space(&sql.backup_dir))
             .flatten()
     });
-    if found.is_none() {
-        unchecked.push(Finding::unchecked(
-            "sql.backup-space",
-            &format!("the free space in {dir}"),
-            "it is not on a volume of the database's files, and octoup cannot see it",
-        ));
-    }
-    found
+    let result = found.map(|_| ()).ok_or_else(|| {
+        "it is not on a volume of the database's files, and octoup cannot see it".to_string()
+    });
+    (found, result)
 }
 
 /// `C:\Backups\x` is under the mount point `C:\`; case-insensitive, either separator.
