@@ -47,6 +47,26 @@ impl Context {
         Ok(config)
     }
 
+    /// The config, or the usage exit after its error is reported.
+    pub fn config(&self) -> Result<octoup::config::Config, crate::exit::Exit> {
+        self.load_config().map_err(|e| {
+            self.report_error(&e);
+            crate::exit::Exit::Usage
+        })
+    }
+
+    /// Prints a result: one JSON object on stdout, or `text()` for people.
+    pub fn show<T: serde::Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
+        } else {
+            print!("{}", text());
+        }
+    }
+
     /// Prints an error for people (stderr) or machines (a JSON object on stdout).
     pub fn report_error(&self, error: &dyn std::fmt::Display) {
         if self.json {

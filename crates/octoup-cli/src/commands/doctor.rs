@@ -9,12 +9,9 @@ use crate::context::Context;
 use crate::exit::Exit;
 
 pub fn run(args: PlanArgs, ctx: &Context) -> Exit {
-    let config = match ctx.load_config() {
+    let config = match ctx.config() {
         Ok(c) => c,
-        Err(e) => {
-            ctx.report_error(&e);
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let result = block_on(engine::doctor(
         config,
@@ -26,14 +23,7 @@ pub fn run(args: PlanArgs, ctx: &Context) -> Exit {
         Ok(r) => r,
         Err(exit) => return exit,
     };
-    if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        print!("{}", crate::render::doctor(&report));
-    }
+    ctx.show(&report, || crate::render::doctor(&report));
     if report.has_blockers() {
         Exit::Refused
     } else {

@@ -23,12 +23,9 @@ pub(crate) fn exit_for_state(state: StatusState) -> Exit {
 }
 
 pub fn run(args: StatusArgs, ctx: &Context) -> Exit {
-    let config = match ctx.load_config() {
+    let config = match ctx.config() {
         Ok(c) => c,
-        Err(e) => {
-            ctx.report_error(&e);
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     if args.all {
         let runs = match runs(&config) {

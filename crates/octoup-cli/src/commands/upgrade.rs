@@ -52,14 +52,7 @@ pub(crate) fn exit_for_error(error: &EngineError) -> Exit {
 
 /// Prints a report (JSON on stdout, or the summary on stdout) and returns its exit status.
 pub(crate) fn print_report(report: &Report, ctx: &Context) -> Exit {
-    if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).unwrap_or_default()
-        );
-    } else {
-        print!("{}", crate::render::report(report));
-    }
+    ctx.show(report, || crate::render::report(report));
     exit_for(report.outcome)
 }
 
@@ -83,12 +76,9 @@ pub(crate) fn settle<T>(
 }
 
 pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
-    let config = match ctx.load_config() {
+    let config = match ctx.config() {
         Ok(c) => c,
-        Err(e) => {
-            ctx.report_error(&e);
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let result = block_on(engine::plan(
         config,
@@ -98,14 +88,7 @@ pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
     ));
     match settle(ctx, result) {
         Ok(PlanView::Fresh(plan)) => {
-            if ctx.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&plan).unwrap_or_default()
-                );
-            } else {
-                print!("{}", crate::render::plan(&plan));
-            }
+            ctx.show(&plan, || crate::render::plan(&plan));
             if !plan.facts.findings.has_blockers() {
                 Exit::Ok
             } else {
@@ -113,14 +96,7 @@ pub fn plan(args: PlanArgs, ctx: &Context) -> Exit {
             }
         }
         Ok(PlanView::Unfinished(resume)) => {
-            if ctx.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&resume).unwrap_or_default()
-                );
-            } else {
-                print!("{}", crate::render::resume_plan(&resume));
-            }
+            ctx.show(&resume, || crate::render::resume_plan(&resume));
             Exit::Ok
         }
         Err(exit) => exit,
@@ -152,12 +128,9 @@ pub fn resume(yes: bool, ctx: &Context) -> Exit {
 }
 
 fn run_engine(options: UpgradeOptions, yes: bool, ctx: &Context) -> Exit {
-    let config = match ctx.load_config() {
+    let config = match ctx.config() {
         Ok(c) => c,
-        Err(e) => {
-            ctx.report_error(&e);
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let events = Arc::new(StepPrinter::new(ctx.json, ctx.quiet(), yes).with_config(&config));
     let watcher = events.clone();

@@ -10,12 +10,9 @@ use crate::context::Context;
 use crate::exit::Exit;
 
 pub fn run(args: VerifyArgs, ctx: &Context) -> Exit {
-    let config = match ctx.load_config() {
+    let config = match ctx.config() {
         Ok(c) => c,
-        Err(e) => {
-            ctx.report_error(&e);
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let options = VerifyOptions {
         upgrade_tentacles: args.upgrade_tentacles,
@@ -24,14 +21,7 @@ pub fn run(args: VerifyArgs, ctx: &Context) -> Exit {
         Ok(r) => r,
         Err(exit) => return exit,
     };
-    if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        print!("{}", crate::render::verify(&report));
-    }
+    ctx.show(&report, || crate::render::verify(&report));
     if report.has_blockers() {
         Exit::VerifyFindings
     } else {
