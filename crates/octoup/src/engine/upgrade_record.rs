@@ -30,16 +30,8 @@ pub fn write_record(state_dir: &Path, report: &Report) -> std::io::Result<Option
 /// Every record in the state directory, oldest first (run ids sort by time); a record
 /// that cannot be read is left out: records are for people, the journal is the truth.
 pub fn records(state_dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
-    let Ok(entries) = std::fs::read_dir(state_dir.join("records")) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    paths
+    fsutil::json_files(&state_dir.join("records"))
+        .unwrap_or_default()
         .into_iter()
         .filter_map(|p| {
             let text = std::fs::read_to_string(&p).ok()?;

@@ -378,24 +378,11 @@ impl StateDir {
     /// never skipped: it may be the newest run, or an unfinished one).
     pub(crate) fn runs(&self) -> Result<Vec<Run>, JournalError> {
         let dir = self.runs_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(PathError {
-                    action: "cannot read",
-                    path: dir,
-                    source,
-                }
-                .into());
-            }
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
+        let paths = fsutil::json_files(&dir).map_err(|source| PathError {
+            action: "cannot read",
+            path: dir.clone(),
+            source,
+        })?;
         let mut runs = paths
             .iter()
             .map(|p| read_run(p))

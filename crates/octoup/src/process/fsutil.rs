@@ -120,6 +120,22 @@ pub(crate) fn remove_file_durable(path: &Path) -> io::Result<()> {
 /// Writes `bytes` to `path` so readers see the old content or the new, never a mix:
 /// a temporary file beside it, fsynced, then renamed over it (with lock retries), then
 /// the directory fsynced so the rename itself survives a power loss.
+/// The `*.json` files directly in `dir`, sorted by name; none when `dir` does not exist.
+pub(crate) fn json_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut paths: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     create_dir_durable(dir)?;
