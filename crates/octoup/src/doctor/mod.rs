@@ -99,10 +99,9 @@ pub(crate) struct Deep {
 
 /// The deep checks, run after the basic preflight has found the nodes and the target. Each
 /// check group adds its findings; none can fail the whole doctor (a check that cannot run is
-/// a warning). The groups are added here as they are written.
+/// a warning): the database through sqlcmd, then Octopus through its API.
 pub(crate) async fn deep_checks(ctx: &Context<'_>) -> Deep {
     let mut deep = Deep::default();
-    let _ = ctx.facts;
     let (db, found) = database::check(ctx).await;
     deep.findings.extend(found);
     deep.hosting = db.hosting.clone();
