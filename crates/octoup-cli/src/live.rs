@@ -154,7 +154,12 @@ impl Live {
     pub fn started(&self, id: &str, kind: Option<StepKind>, label: &str) {
         let (phase_change, timeout) = {
             let mut s = lock(&self.state);
-            let outage_step = kind.is_some_and(|k| k.in_outage() || k == StepKind::RollbackStop);
+            // The backup steps open no outage: with the snapshot strategy they run while
+            // Octopus still serves (and with the others, the installs start with them).
+            let outage_step = kind.is_some_and(|k| {
+                (k.in_outage() && !matches!(k, StepKind::BackupDatabase | StepKind::VerifyBackup))
+                    || k == StepKind::RollbackStop
+            });
             let change = match (s.phase, outage_step) {
                 (Phase::NotStarted, false) => Some(Phase::Before),
                 (Phase::NotStarted | Phase::Before, true) => Some(Phase::Outage),

@@ -14,7 +14,9 @@
 //! - [`installer`]: installer delivery (download, verify, cache).
 //! - [`nodes`]: node operations, behind the [`nodes::NodeAgent`] trait: this machine, or
 //!   another over SSH speaking the `octoup node` protocol.
-//! - [`backup`]: master key, license and SQL backups (with T-SQL quoting).
+//! - [`backup`]: the master key and license copies.
+//! - [`database`]: the rollback point per strategy (native, snapshot, azure-copy, url, rds,
+//!   external), its T-SQL, the choice by detected hosting, and the way back.
 //! - [`journal`]: the crash-safe run journal and the state directory's lock.
 //! - [`doctor`]: the preflight and the deep checks before the outage, and the verification
 //!   after it, as findings; the compatibility rules are data.
@@ -28,6 +30,7 @@
 pub mod backup;
 pub mod choice;
 pub mod config;
+pub mod database;
 pub mod doctor;
 pub mod engine;
 #[doc(hidden)]

@@ -56,11 +56,17 @@ fn a_healthy_database_gives_no_finding_and_its_facts_reach_the_report() {
     let (sim, r) = Scenario::new().run(&["doctor", "--json"]);
     r.expect_code(0);
     assert_eq!(r.json["hosting"], "self-managed", "{}", r.stdout);
+    // Only the strategy's information: nothing to fix.
     let sql: Vec<String> = ids(&r.json)
         .into_iter()
-        .filter(|i| i.starts_with("sql."))
+        .filter(|i| i.starts_with("sql.") && i != "sql.strategy")
         .collect();
     assert!(sql.is_empty(), "{sql:?}");
+    assert!(
+        r.json["database"]["strategy"]["strategy"].is_string(),
+        "{}",
+        r.stdout
+    );
     assert_eq!(
         r.json["database"]["rights"]["snapshot"], true,
         "{}",
@@ -221,13 +227,24 @@ fn a_query_the_server_refuses_is_an_unchecked_warning() {
 }
 
 #[test]
-fn azure_sql_database_is_detected_and_its_missing_backup_is_a_blocker() {
-    let (sim, doctor) = refused_with(
-        Scenario::new().database("hosting", "azure-sql-database"),
-        "sql.backup-unsupported",
-        "[database] strategy",
-    );
+fn azure_sql_database_is_detected_and_gets_the_copy_strategy() {
+    let (sim, r) = Scenario::new()
+        .database("hosting", "azure-sql-database")
+        .run(&["doctor", "--json"]);
+    let doctor = &r.json;
     assert_eq!(doctor["hosting"], "azure-sql-database");
+    assert_eq!(
+        doctor["database"]["strategy"]["strategy"], "azure-copy",
+        "{}",
+        r.stdout
+    );
+    assert!(
+        doctor["database"]["strategy"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("AS COPY OF")),
+        "{}",
+        r.stdout
+    );
     // The stand-in refuses a backup there as Azure SQL Database does.
     let out = sim.standin(
         &[

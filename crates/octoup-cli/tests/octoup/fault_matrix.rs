@@ -600,6 +600,10 @@ fn between_step(sim: &Sim, between: Between, out: &mut Outcome) -> String {
                 .find(|s| s["name"] == "backup-database")
                 .and_then(|s| s["detail"].as_str())
                 .unwrap_or_default()
+                // The path, then what SQL Server reported: ` (44.0 MB in 1m 00s, 1 MB/s)`.
+                .split(" (")
+                .next()
+                .unwrap_or_default()
                 .to_string();
             std::fs::remove_file(&backup).expect("delete the backup");
             let before = sim.history().len();

@@ -44,6 +44,11 @@ const FILTERS: &[(&str, &str)] = &[
     (r"\b\d{2}:\d{2}:\d{2}( UTC)?\b", "[TIME]"),
     (r"\b\d+(\.\d+)? [KMGT]?i?B free\b", "[SPACE] free"),
     (r"\bpid \d+\b", "pid [PID]"),
+    // What SQL Server reported of a backup: its size, time and rate.
+    (
+        r"\(\d+(\.\d+)? [KMGT]?B in [^,()]+, \d+ MB/s\)",
+        "([MEASURED])",
+    ),
 ];
 
 /// `text` with `sim`'s directory shown as `[SIM]`, snapshotted as `name` with the filters.

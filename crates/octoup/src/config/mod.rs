@@ -68,6 +68,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read the SAS token file {path}: {source}. Check [database] sas_token_file")]
+    SasTokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read the SQL password file {path}: {source}. Check [database] password_file")]
     PasswordFile {
         path: PathBuf,
@@ -265,8 +270,83 @@ pub struct DatabaseConfig {
     /// SQL login password, handed to sqlcmd only as `SQLCMDPASSWORD` in its environment.
     pub password_file: Option<PathBuf>,
     pub backup_dir: PathBuf,
-    /// Add `COMPRESSION` to the backup (not every SQL Server edition supports it).
-    pub compression: bool,
+    /// How the rollback point is made (`auto` picks by the detected hosting and edition).
+    pub strategy: DatabaseStrategy,
+    /// `COMPRESSION` on the backup; absent: wherever the edition allows it.
+    pub compression: Option<bool>,
+    /// Backup files written in parallel (one writer thread each; best on separate disks).
+    pub stripes: u32,
+    /// `MAXTRANSFERSIZE` in bytes (a multiple of 64 KiB, at most 4 MiB); absent: the server's.
+    pub max_transfer_size: Option<u32>,
+    /// `BUFFERCOUNT`; absent: the server's (memory = buffers × transfer size).
+    pub buffer_count: Option<u32>,
+    /// Where the snapshot's sparse files go; absent: next to each data file.
+    pub snapshot_dir: Option<PathBuf>,
+    /// `url`: the blob container, `https://account.blob.core.windows.net/container`.
+    pub url: Option<String>,
+    /// `url`: a file holding a SAS token for the container; octoup then creates (or
+    /// updates) the credential. Absent: the credential must exist.
+    pub sas_token_file: Option<PathBuf>,
+    /// `rds`: where the backup goes, `arn:aws:s3:::bucket/prefix`.
+    pub rds_s3_arn: Option<String>,
+    /// `external`: the argv that takes the hosting's own backup during the outage, e.g.
+    /// `gcloud sql backups create --instance=…` (Cloud SQL); the rollback is then manual.
+    pub external_backup: Vec<String>,
+}
+
+/// `[database] strategy`: what the rollback point is.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseStrategy {
+    /// By the detected hosting and edition.
+    #[default]
+    Auto,
+    /// `BACKUP … TO DISK` during the outage, then `RESTORE VERIFYONLY`.
+    Native,
+    /// A verified backup before the outage, a database snapshot during it.
+    Snapshot,
+    /// Azure SQL Database: `CREATE DATABASE … AS COPY OF` during the outage.
+    AzureCopy,
+    /// `BACKUP … TO URL` (Managed Instance, or SQL Server to Azure Blob).
+    Url,
+    /// Amazon RDS: `msdb.dbo.rds_backup_database` to S3.
+    Rds,
+    /// A configured command takes the hosting's own backup; no automatic restore.
+    External,
+}
+
+impl DatabaseStrategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            DatabaseStrategy::Auto => "auto",
+            DatabaseStrategy::Native => "native",
+            DatabaseStrategy::Snapshot => "snapshot",
+            DatabaseStrategy::AzureCopy => "azure-copy",
+            DatabaseStrategy::Url => "url",
+            DatabaseStrategy::Rds => "rds",
+            DatabaseStrategy::External => "external",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<DatabaseStrategy> {
+        [
+            DatabaseStrategy::Auto,
+            DatabaseStrategy::Native,
+            DatabaseStrategy::Snapshot,
+            DatabaseStrategy::AzureCopy,
+            DatabaseStrategy::Url,
+            DatabaseStrategy::Rds,
+            DatabaseStrategy::External,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for DatabaseStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -278,7 +358,16 @@ impl Default for DatabaseConfig {
                 .to_vec(),
             password_file: None,
             backup_dir: PathBuf::from("backups/sql"),
-            compression: false,
+            strategy: DatabaseStrategy::Auto,
+            compression: None,
+            stripes: 1,
+            max_transfer_size: None,
+            buffer_count: None,
+            snapshot_dir: None,
+            url: None,
+            sas_token_file: None,
+            rds_s3_arn: None,
+            external_backup: Vec::new(),
         }
     }
 }
@@ -344,6 +433,10 @@ pub struct RollbackConfig {
     pub enabled: bool,
     /// Roll back automatically when a step at or after the database upgrade fails.
     pub automatic: bool,
+    /// Hours a snapshot or copy is kept after a successful upgrade, so `octoup rollback`
+    /// can still take the upgrade back; 0 releases it at once. `octoup finalize` releases
+    /// it earlier.
+    pub keep_hours: u64,
 }
 
 impl Default for RollbackConfig {
@@ -351,6 +444,7 @@ impl Default for RollbackConfig {
         RollbackConfig {
             enabled: true,
             automatic: false,
+            keep_hours: 0,
         }
     }
 }
@@ -548,6 +642,15 @@ impl Config {
             fix(p)
         }
         fix(&mut self.database.backup_dir);
+        for p in [
+            self.database.snapshot_dir.as_mut(),
+            self.database.sas_token_file.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p)
+        }
         fix(&mut self.backup.dir);
         fix(&mut self.state.dir);
         if let Some(p) = self.installer.cache_dir.as_mut() {
@@ -614,6 +717,29 @@ impl Config {
             source,
         })?;
         Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']))))
+    }
+
+    /// The SAS token for `[database] url`, when octoup is to create the credential.
+    pub(crate) fn sas_token(&self) -> Result<Option<Secret>, ConfigError> {
+        let Some(path) = &self.database.sas_token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SasTokenFile {
+            path: path.clone(),
+            source,
+        })?;
+        // Portals show the token with its leading `?`; the credential takes it without.
+        let token = text.trim().trim_start_matches('?');
+        if token.is_empty() || token.contains(['\'', '\n', '\r', '$', ' ']) {
+            return Err(ConfigError::SasTokenFile {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "it must hold one SAS token (sv=…&sig=…) on one line",
+                ),
+            });
+        }
+        Ok(Some(Secret::new(token)))
     }
 
     /// The download cache directory.

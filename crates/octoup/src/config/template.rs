@@ -159,9 +159,63 @@ pub(crate) const KEYS: &[(&str, &str, &str, Option<&str>)] = &[
     ),
     (
         "database",
-        "compression",
-        "Add COMPRESSION to the backup (not every edition supports it).",
+        "strategy",
+        "The rollback point: auto (by the detected hosting and edition), native, snapshot, azure-copy, url, rds or external.",
         None,
+    ),
+    (
+        "database",
+        "compression",
+        "COMPRESSION on the backup; absent: wherever the edition allows it (not Express, not Web).",
+        Some("true"),
+    ),
+    (
+        "database",
+        "stripes",
+        "Backup files written in parallel, one writer each (best on separate disks).",
+        None,
+    ),
+    (
+        "database",
+        "max_transfer_size",
+        "MAXTRANSFERSIZE in bytes: a multiple of 65536, at most 4194304.",
+        Some("4194304"),
+    ),
+    (
+        "database",
+        "buffer_count",
+        "BUFFERCOUNT (the backup uses buffer_count x max_transfer_size of memory).",
+        Some("64"),
+    ),
+    (
+        "database",
+        "snapshot_dir",
+        "snapshot: where the snapshot's sparse files go (a path on the SQL Server); absent: next to each data file.",
+        Some("'D:\\SQLSnapshots'"),
+    ),
+    (
+        "database",
+        "url",
+        "url: the Azure Blob container the backup goes to.",
+        Some("\"https://account.blob.core.windows.net/octopus\""),
+    ),
+    (
+        "database",
+        "sas_token_file",
+        "url: a file holding a SAS token for the container; octoup then creates the credential (absent: it must exist).",
+        Some("\"sas-token.txt\""),
+    ),
+    (
+        "database",
+        "rds_s3_arn",
+        "rds: the S3 bucket and prefix rds_backup_database writes to.",
+        Some("\"arn:aws:s3:::octopus-backups/upgrades\""),
+    ),
+    (
+        "database",
+        "external_backup",
+        "external: the argv that takes the hosting's own backup during the outage (the rollback is then manual).",
+        Some("[\"gcloud\", \"sql\", \"backups\", \"create\", \"--instance=octopus-sql\"]"),
     ),
     (
         "backup",
@@ -203,6 +257,12 @@ pub(crate) const KEYS: &[(&str, &str, &str, Option<&str>)] = &[
         "rollback",
         "automatic",
         "Roll back by itself when the database upgrade, a start or the verification fails.",
+        None,
+    ),
+    (
+        "rollback",
+        "keep_hours",
+        "Keep a snapshot or database copy this many hours after a successful upgrade, so `octoup rollback` can still take it back (0: release it at once; `octoup finalize` releases it earlier).",
         None,
     ),
     (

@@ -2,7 +2,10 @@
 //! finds it in the file) and says what was expected and found.
 
 use super::diagnostic::{KeyPath, Problem};
-use super::{Config, DoctorConfig, InstallerConfig, SshConfig, TimeoutsConfig};
+use super::{
+    Config, DatabaseConfig, DatabaseStrategy, DoctorConfig, InstallerConfig, SshConfig,
+    TimeoutsConfig,
+};
 
 impl TimeoutsConfig {
     /// Every `[timeouts]` key and its value.
@@ -16,6 +19,93 @@ impl TimeoutsConfig {
             ("db_upgrade", self.db_upgrade),
             ("http", self.http),
         ]
+    }
+}
+
+impl DatabaseConfig {
+    /// The backup tuning and what the chosen strategy needs.
+    fn validate(&self) -> Result<(), Problem> {
+        let at =
+            |key: &str, message: String| Err(Problem::at(KeyPath::key("database", key), message));
+        // BACKUP takes at most 64 devices; TO URL at most 32; rds_backup_database at most 10.
+        let most = match self.strategy {
+            DatabaseStrategy::Url => 32,
+            DatabaseStrategy::Rds => 10,
+            _ => 64,
+        };
+        if !(1..=most).contains(&self.stripes) {
+            return at(
+                "stripes",
+                format!(
+                    "expected 1 to {most} files for strategy {}, found {}",
+                    self.strategy, self.stripes
+                ),
+            );
+        }
+        if let Some(size) = self.max_transfer_size
+            && (size == 0 || size % 65_536 != 0 || size > 4_194_304)
+        {
+            return at(
+                "max_transfer_size",
+                format!("expected a multiple of 65536 from 65536 to 4194304 bytes, found {size}"),
+            );
+        }
+        if self.buffer_count == Some(0) {
+            return at(
+                "buffer_count",
+                "expected at least 1 (or leave it out)".into(),
+            );
+        }
+        match self.strategy {
+            DatabaseStrategy::Url => match self.url.as_deref() {
+                None => {
+                    return at(
+                        "url",
+                        "is missing: strategy \"url\" needs the blob container, e.g. \"https://account.blob.core.windows.net/octopus\"".into(),
+                    );
+                }
+                Some(u)
+                    if !u.starts_with("https://")
+                        || u.trim_end_matches('/').matches('/').count() < 3 =>
+                {
+                    return at(
+                        "url",
+                        format!(
+                            "expected https://<account>.blob.core.windows.net/<container>, found {u:?}"
+                        ),
+                    );
+                }
+                Some(_) => {}
+            },
+            DatabaseStrategy::Rds => match self.rds_s3_arn.as_deref() {
+                None => {
+                    return at(
+                        "rds_s3_arn",
+                        "is missing: strategy \"rds\" needs the S3 bucket (and prefix), e.g. \"arn:aws:s3:::octopus-backups/upgrades\"".into(),
+                    );
+                }
+                Some(a)
+                    if a.strip_prefix("arn:aws:s3:::")
+                        .is_none_or(|b| b.trim_matches('/').is_empty() || b.contains('*')) =>
+                {
+                    return at(
+                        "rds_s3_arn",
+                        format!(
+                            "expected arn:aws:s3:::<bucket>[/prefix] (no wildcard: octoup names the files), found {a:?}"
+                        ),
+                    );
+                }
+                Some(_) => {}
+            },
+            DatabaseStrategy::External if self.external_backup.is_empty() => {
+                return at(
+                    "external_backup",
+                    "is empty: strategy \"external\" needs the argv that takes the hosting's backup, e.g. [\"gcloud\", \"sql\", \"backups\", \"create\", \"--instance=octopus-sql\"]".into(),
+                );
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -96,6 +186,7 @@ impl Config {
         if self.database.name.trim().is_empty() {
             return at("database", "name", "is empty".into());
         }
+        self.database.validate()?;
         let defaults = TimeoutsConfig::default().entries();
         for ((key, value), (_, default)) in self.timeouts.entries().into_iter().zip(defaults) {
             if value == 0 {

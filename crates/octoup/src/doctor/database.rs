@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::Context;
 use super::finding::Finding;
 use super::rules::{Rules, What};
-use super::sqlcmd_output::{self as out, MARK, Row};
-use crate::backup::{BackupError, Sql, tsql};
-use crate::doctor::preflight::bytes;
+use crate::database::sqlcmd_output::{self as out, MARK, Row};
+use crate::database::{DatabaseError, Sql, tsql};
+use crate::process::fsutil::bytes;
 use crate::process::runner::CommandRunner;
 use crate::version::Version;
 
@@ -44,7 +44,7 @@ pub struct DatabaseRights {
 }
 
 /// What the database checks found (in the report for the database-strategies issue).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseFacts {
     /// `self-managed`, `azure-sql-database`, `azure-sql-managed-instance`, `amazon-rds`, or
     /// `other (EngineEdition N)`.
@@ -71,6 +71,12 @@ pub struct DatabaseFacts {
     /// Instant file initialization for the SQL Server service.
     pub ifi: Option<bool>,
     pub rights: DatabaseRights,
+    /// What decides the strategy (hosting, version, snapshot conditions).
+    #[serde(default)]
+    pub detected: crate::database::Detected,
+    /// The strategy chosen for the rollback point, and why (absent: none can run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<crate::database::Choice>,
 }
 
 impl DatabaseFacts {
@@ -107,14 +113,55 @@ pub(crate) async fn check(ctx: &Context<'_>) -> (DatabaseFacts, Vec<Finding>) {
     // A query is quick; a hung sqlcmd must not hold the doctor for a backup's timeout.
     sql.timeout = std::time::Duration::from_secs(config.timeouts.command);
     sql.timeout_setting = "[timeouts] command";
-    let (facts, mut findings) = gather(&sql, ctx.conn.runner.as_ref()).await;
+    let (mut facts, mut findings) =
+        gather(&sql, &config.database.backup_dir, ctx.conn.runner.as_ref()).await;
+    facts.detected = crate::database::detect::detect(
+        &sql,
+        ctx.conn.runner.as_ref(),
+        facts.product_version.clone(),
+        facts.edition.clone(),
+        facts
+            .hosting
+            .as_deref()
+            .and_then(crate::database::Hosting::parse),
+    )
+    .await;
+    if let Some(h) = facts.detected.hosting {
+        facts.hosting = Some(h.name().to_string());
+    }
+    match crate::database::strategy::choose(
+        &config.database,
+        &facts.detected,
+        config.rollback.enabled,
+    ) {
+        Ok(choice) => {
+            findings.push(Finding::new(
+                "sql.strategy",
+                super::Severity::Info,
+                format!("the rollback point: {} ({})", choice.strategy, choice.why),
+                "[database] strategy decides what the database can be taken back to, and how long the outage's database part takes",
+                "nothing to do; set [database] strategy to choose another",
+            ));
+            facts.strategy = Some(choice);
+        }
+        Err(refusal) => findings.push(Finding::blocker(
+            "sql.strategy",
+            refusal.found,
+            refusal.why,
+            refusal.fix,
+        )),
+    }
     findings.extend(evaluate(
         &facts,
         &Inputs {
             target: ctx.target,
             rules: ctx.rules,
             rollback: config.rollback.enabled,
-            compression: config.database.compression,
+            compression: facts
+                .strategy
+                .as_ref()
+                .map(|c| c.compression)
+                .unwrap_or(false),
             database: &sql.database,
         },
     ));
@@ -131,7 +178,7 @@ async fn query(
     match sql.run_with(runner, what, out::OPTIONS, text).await {
         Ok(o) => out::rows(&o.stdout, &o.stderr),
         // With -b, a server error is a failed exit: the message is in the tail.
-        Err(BackupError::Sql { tail, code, .. }) => Err(out::rows(&tail, "")
+        Err(DatabaseError::Sql { tail, code, .. }) => Err(out::rows(&tail, "")
             .err()
             .unwrap_or_else(|| format!("sqlcmd exited {code}: {tail}"))),
         Err(e) => Err(e.to_string()),
@@ -160,7 +207,11 @@ fn in_db(database: &str, select: &str) -> String {
 }
 
 /// Asks the server; every query that cannot run becomes an `unchecked` warning.
-pub(crate) async fn gather(sql: &Sql, runner: &dyn CommandRunner) -> (DatabaseFacts, Vec<Finding>) {
+pub(crate) async fn gather(
+    sql: &Sql,
+    config_backup_dir: &std::path::Path,
+    runner: &dyn CommandRunner,
+) -> (DatabaseFacts, Vec<Finding>) {
     let db = sql.database.as_str();
     let db_lit = tsql::quote_string(db);
     let mut facts = DatabaseFacts::default();
@@ -267,11 +318,11 @@ pub(crate) async fn gather(sql: &Sql, runner: &dyn CommandRunner) -> (DatabaseFa
     tell("sql.log-space", "the free log space", result);
 
     if !paas {
-        let (free, result) = backup_free(sql, runner).await;
+        let (free, result) = backup_free(sql, config_backup_dir, runner).await;
         facts.backup_free_bytes = free;
         tell(
             "sql.backup-space",
-            &format!("the free space in {}", sql.backup_dir.display()),
+            &format!("the free space in {}", config_backup_dir.display()),
             result,
         );
         let ifi = format!(
@@ -325,12 +376,16 @@ fn text(row: &Row, i: usize) -> Option<String> {
 /// Free space where the backup goes, as SQL Server sees it: the volume of a database file
 /// whose mount point holds `[database] backup_dir` (`sys.dm_os_volume_stats`); else the
 /// local free space when the path is local to octoup.
-async fn backup_free(sql: &Sql, runner: &dyn CommandRunner) -> (Option<u64>, Result<(), String>) {
+async fn backup_free(
+    sql: &Sql,
+    config_backup_dir: &std::path::Path,
+    runner: &dyn CommandRunner,
+) -> (Option<u64>, Result<(), String>) {
     let volumes = format!(
         "SET NOCOUNT ON; SELECT N'{MARK}', v.volume_mount_point, v.available_bytes FROM sys.master_files AS f CROSS APPLY sys.dm_os_volume_stats(f.database_id, f.file_id) AS v WHERE f.database_id = DB_ID({});",
         tsql::quote_string(&sql.database)
     );
-    let dir = sql.backup_dir.to_string_lossy().to_string();
+    let dir = config_backup_dir.to_string_lossy().to_string();
     let server_view = match query(sql, runner, "backup volume", volumes).await {
         Ok(rows) => rows
             .iter()
@@ -344,9 +399,9 @@ async fn backup_free(sql: &Sql, runner: &dyn CommandRunner) -> (Option<u64>, Res
         Err(_) => None,
     };
     let found = server_view.or_else(|| {
-        sql.backup_dir
+        config_backup_dir
             .is_absolute()
-            .then(|| crate::process::platform::available_space(&sql.backup_dir))
+            .then(|| crate::process::platform::available_space(config_backup_dir))
             .flatten()
     });
     let result = found.map(|_| ()).ok_or_else(|| {
@@ -385,28 +440,8 @@ pub(crate) fn evaluate(f: &DatabaseFacts, i: &Inputs<'_>) -> Vec<Finding> {
     let hosting = f.hosting.as_deref().unwrap_or("");
     let native = !matches!(
         hosting,
-        "azure-sql-database" | "azure-sql-managed-instance" | "amazon-rds"
+        "azure-sql-database" | "azure-sql-managed-instance" | "amazon-rds" | "google-cloud-sql"
     );
-    if !native {
-        let why = match hosting {
-            "azure-sql-database" => {
-                "Azure SQL Database refuses BACKUP and RESTORE (only its automatic backups, a database copy or a point-in-time restore)"
-            }
-            "azure-sql-managed-instance" => {
-                "Azure SQL Managed Instance backs up only TO URL with COPY_ONLY, and restores only FROM URL without WITH options"
-            }
-            _ => {
-                "Amazon RDS refuses BACKUP … TO DISK (its native backups go to S3 through msdb.dbo.rds_backup_database)"
-            }
-        };
-        out.push(Finding::blocker(
-            "sql.backup-unsupported",
-            format!("the database is on {hosting}: octoup's BACKUP DATABASE … TO DISK cannot run there"),
-            format!("{why}; octoup takes a verified backup before the schema upgrade and cannot here yet"),
-            "take the hosting's own backup (or copy) by hand; octoup will use it through the coming `[database] strategy` (azure-copy | url | rds). Until then upgrade by hand",
-        ));
-    }
-
     if let (Some(target), Some(version)) = (i.target, &f.product_version)
         && !f.evergreen()
     {
@@ -630,6 +665,8 @@ mod tests {
             log_free_bytes: Some(GB * 9 / 10),
             backup_free_bytes: Some(500 * GB),
             ifi: Some(true),
+            detected: Default::default(),
+            strategy: None,
             rights: DatabaseRights {
                 backup: Some(true),
                 restore: Some(true),
@@ -680,7 +717,7 @@ mod tests {
                 },
                 true,
                 false,
-                &["sql.backup-unsupported:blocker"],
+                &[],
             ),
             (
                 "unparseable version",
@@ -828,7 +865,7 @@ mod tests {
                 },
                 true,
                 false,
-                &["sql.backup-unsupported:blocker"],
+                &[],
             ),
             (
                 "RDS, old SQL",
@@ -839,7 +876,7 @@ mod tests {
                 },
                 true,
                 false,
-                &["sql.backup-unsupported:blocker", "sql.version:blocker"],
+                &["sql.version:blocker"],
             ),
             (
                 "nothing known",

@@ -24,7 +24,6 @@ pub(crate) mod machines;
 pub(crate) mod octopus;
 pub mod preflight;
 pub mod rules;
-mod sqlcmd_output;
 pub(crate) mod tentacles;
 pub mod verify;
 

@@ -201,6 +201,21 @@ impl Facts {
         self.findings.warning_lines()
     }
 
+    /// The strategy the database checks chose (native when they could not tell: the fake
+    /// world of the engine's tests has no database checks).
+    pub fn strategy(&self) -> Option<crate::database::Choice> {
+        self.database.as_ref().and_then(|d| d.strategy.clone())
+    }
+
+    /// Where the chosen strategy's database steps go.
+    pub(crate) fn layout(&self) -> crate::engine::catalogue::Layout {
+        crate::engine::catalogue::Layout::of(
+            self.strategy()
+                .map(|c| c.strategy)
+                .unwrap_or(crate::config::DatabaseStrategy::Native),
+        )
+    }
+
     /// The blockers, one line each (empty: the upgrade may go ahead).
     pub fn blockers(&self) -> Vec<String> {
         self.findings.blocker_lines()
@@ -645,21 +660,7 @@ async fn installer_size(http: &HttpClient, url: &str) -> Option<u64> {
         .ok()
 }
 
-/// `1.4 GB`, `512 MB`, `12 KB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+pub use crate::process::fsutil::bytes;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use crate::config::DatabaseStrategy;
+
 /// Declares the kinds once: the enum, its journal names, and the list of all.
 macro_rules! step_kinds {
     ($($(#[$doc:meta])* $kind:ident => $name:literal,)*) => {
@@ -46,6 +48,10 @@ step_kinds! {
     Stop => "stop",
     BackupDatabase => "backup-database",
     VerifyBackup => "verify-backup",
+    /// The snapshot strategy's rollback point, right after the last stop.
+    SnapshotDatabase => "snapshot-database",
+    /// The azure-copy strategy's rollback point.
+    CopyDatabase => "copy-database",
     Install => "install",
     UpgradeDatabase => "upgrade-database",
     Start => "start",
@@ -53,6 +59,8 @@ step_kinds! {
     CreateWatchdog => "create-watchdog",
     Undrain => "undrain",
     MaintenanceRestore => "maintenance-restore",
+    /// Drops a held snapshot or copy after success, or records until when it is kept.
+    ReleaseRollbackPoint => "release-rollback-point",
     /// The rollback (see rollback.rs).
     RollbackStop => "rollback-stop",
     RollbackRestore => "rollback-restore-database",
@@ -87,6 +95,64 @@ pub(crate) enum Phase {
     /// the installer does not touch the database. Without a staged original installer a
     /// failed backup could not be undone after an install, so they run one after another.
     BackupWhileInstalling,
+    /// The strategy's database steps that run while Octopus still serves (the snapshot
+    /// strategy's verified backup).
+    DatabaseBeforeOutage,
+}
+
+/// Where a strategy's database steps go. Written once per strategy; the phases above
+/// place them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Run in [`Phase::DatabaseBeforeOutage`].
+    pub before_outage: &'static [StepKind],
+    /// Run in [`Phase::BackupWhileInstalling`], alongside the installs.
+    pub in_outage: &'static [StepKind],
+    /// The point is held on the server and released (or kept) at the end.
+    pub holds_point: bool,
+}
+
+impl Layout {
+    pub(crate) fn of(strategy: DatabaseStrategy) -> Layout {
+        match strategy {
+            DatabaseStrategy::Snapshot => Layout {
+                before_outage: &[BackupDatabase, VerifyBackup],
+                in_outage: &[SnapshotDatabase],
+                holds_point: true,
+            },
+            DatabaseStrategy::AzureCopy => Layout {
+                before_outage: &[],
+                in_outage: &[CopyDatabase],
+                holds_point: true,
+            },
+            DatabaseStrategy::External => Layout {
+                before_outage: &[],
+                in_outage: &[BackupDatabase],
+                holds_point: false,
+            },
+            DatabaseStrategy::Auto
+            | DatabaseStrategy::Native
+            | DatabaseStrategy::Url
+            | DatabaseStrategy::Rds => Layout {
+                before_outage: &[],
+                in_outage: &[BackupDatabase, VerifyBackup],
+                holds_point: false,
+            },
+        }
+    }
+}
+
+impl Layout {
+    /// Whether a step of `kind` is part of the outage with this layout.
+    pub(crate) fn in_outage(&self, kind: StepKind) -> bool {
+        kind.in_outage() && !self.before_outage.contains(&kind)
+    }
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout::of(DatabaseStrategy::Native)
+    }
 }
 
 /// The upgrade, in order. Written once.
@@ -96,6 +162,7 @@ pub(crate) const FORWARD: &[Phase] = &[
     Phase::Step(StageRollback, Scope::Once),
     Phase::Step(BackupMasterKey, Scope::Once),
     Phase::Step(BackupLicense, Scope::Once),
+    Phase::DatabaseBeforeOutage,
     Phase::Step(MaintenanceOn, Scope::Once),
     Phase::Step(Drain, Scope::EachNode),
     Phase::Step(DeleteWatchdog, Scope::EachNode),
@@ -107,10 +174,8 @@ pub(crate) const FORWARD: &[Phase] = &[
     Phase::Step(CreateWatchdog, Scope::EachNode),
     Phase::Step(Undrain, Scope::EachNode),
     Phase::Step(MaintenanceRestore, Scope::Once),
+    Phase::Step(ReleaseRollbackPoint, Scope::Once),
 ];
-
-/// What [`Phase::BackupWhileInstalling`] holds: the database side, then the installs.
-pub(crate) const BACKUP_STEPS: [StepKind; 2] = [BackupDatabase, VerifyBackup];
 
 /// The rollback, in order (Octopus: "rollback is restore the database, reinstall the
 /// previous MSI"). Written once.
@@ -151,11 +216,19 @@ impl StepKind {
         )
     }
 
-    /// Part of the outage: between the first stop and every node serving.
+    /// Part of the outage: between the first stop and every node serving (with the native
+    /// layout; [`Layout::in_outage`] knows a strategy that backs up before it).
     pub fn in_outage(self) -> bool {
         matches!(
             self,
-            Stop | BackupDatabase | VerifyBackup | Install | UpgradeDatabase | Start | Verify
+            Stop | BackupDatabase
+                | VerifyBackup
+                | SnapshotDatabase
+                | CopyDatabase
+                | Install
+                | UpgradeDatabase
+                | Start
+                | Verify
         )
     }
 
@@ -199,6 +272,9 @@ impl StepKind {
             Stop => 30.0,
             BackupDatabase => 300.0,
             VerifyBackup => 120.0,
+            SnapshotDatabase => 5.0,
+            CopyDatabase => 300.0,
+            ReleaseRollbackPoint => 2.0,
             Install => 180.0,
             UpgradeDatabase => 300.0,
             Start => 90.0,
@@ -246,12 +322,14 @@ impl fmt::Display for StepId {
 }
 
 /// The steps of `phases` for these nodes, in journal order. `primary` runs the database
-/// upgrade; without `rollback` no original installer is staged.
+/// upgrade; without `rollback` no original installer is staged; `layout` places the
+/// strategy's database steps.
 pub(crate) fn steps(
     phases: &[Phase],
     nodes: &[String],
     primary: &str,
     rollback: bool,
+    layout: Layout,
 ) -> Vec<StepId> {
     let mut out = Vec::new();
     let mut push = |kind: StepKind, scope: Scope| match scope {
@@ -264,9 +342,15 @@ pub(crate) fn steps(
     for phase in phases {
         match *phase {
             Phase::Step(StageRollback, _) if !rollback => {}
+            Phase::Step(ReleaseRollbackPoint, _) if !layout.holds_point => {}
             Phase::Step(kind, scope) => push(kind, scope),
+            Phase::DatabaseBeforeOutage => {
+                for &kind in layout.before_outage {
+                    push(kind, Scope::Once);
+                }
+            }
             Phase::BackupWhileInstalling => {
-                for kind in BACKUP_STEPS {
+                for &kind in layout.in_outage {
                     push(kind, Scope::Once);
                 }
                 push(Install, Scope::EachNode);
@@ -279,7 +363,7 @@ pub(crate) fn steps(
 /// The kinds that are undone after an early failure, in undo order (the reverse of
 /// [`FORWARD`]).
 pub(crate) fn undo_order() -> Vec<StepKind> {
-    let mut kinds: Vec<StepKind> = steps(FORWARD, &["n".into()], "n", true)
+    let mut kinds: Vec<StepKind> = steps(FORWARD, &["n".into()], "n", true, Layout::default())
         .into_iter()
         .map(|s| s.kind)
         .filter(|k| k.has_undo())
@@ -299,7 +383,7 @@ mod tests {
     #[test]
     fn the_upgrade_has_one_database_upgrade_on_the_primary_after_every_stop() {
         let nodes = vec!["A".to_string(), "B".to_string()];
-        let s = keys(&steps(FORWARD, &nodes, "B", true));
+        let s = keys(&steps(FORWARD, &nodes, "B", true, Layout::default()));
         assert_eq!(
             s.iter()
                 .filter(|k| k.starts_with("upgrade-database"))
@@ -315,14 +399,20 @@ mod tests {
         assert!(pos("upgrade-database@B") < pos("start@A"));
         assert!(pos("undrain@B") < pos("maintenance-restore"));
         assert!(
-            !keys(&steps(FORWARD, &nodes, "A", false))
+            !keys(&steps(FORWARD, &nodes, "A", false, Layout::default()))
                 .contains(&"stage-rollback-installer".to_string())
         );
     }
 
     #[test]
     fn rollback_steps_are_in_order_per_node() {
-        let ids = keys(&steps(ROLLBACK, &["A".into(), "B".into()], "A", true));
+        let ids = keys(&steps(
+            ROLLBACK,
+            &["A".into(), "B".into()],
+            "A",
+            true,
+            Layout::default(),
+        ));
         assert_eq!(
             ids,
             [
@@ -350,9 +440,9 @@ mod tests {
         for &kind in ALL {
             assert_eq!(StepKind::parse(kind.name()), Some(kind));
         }
-        let ids = steps(FORWARD, &["A".into()], "A", true)
+        let ids = steps(FORWARD, &["A".into()], "A", true, Layout::default())
             .into_iter()
-            .chain(steps(ROLLBACK, &["A".into()], "A", true));
+            .chain(steps(ROLLBACK, &["A".into()], "A", true, Layout::default()));
         for id in ids {
             assert_eq!(id.node.is_some(), id.kind.per_node(), "{id}");
         }

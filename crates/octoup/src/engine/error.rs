@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::backup::BackupError;
+use crate::database::DatabaseError;
 use crate::installer::cache::InstallerError;
 use crate::journal::JournalError;
 use crate::nodes::NodeError;
@@ -33,14 +34,14 @@ pub enum StepError {
     #[error("{0}. Nothing was changed")]
     LicenseRead(#[source] ApiError),
     #[error("{0}. Check [database] sqlcmd and backup_dir (a folder the SQL Server can write)")]
-    DatabaseBackup(#[source] BackupError),
+    DatabaseBackup(#[source] DatabaseError),
     #[error("no backup to verify: the backup step recorded no file")]
     NoBackupRecorded,
-    #[error("{source}. The backup {} cannot be trusted", path.display())]
+    #[error("{source}. The backup {path} cannot be trusted")]
     BackupUntrusted {
-        path: PathBuf,
+        path: String,
         #[source]
-        source: BackupError,
+        source: DatabaseError,
     },
     #[error(
         "the drain deadline ({deadline}) passed with {count} task(s) still running on {node}: {tasks}. Nothing was stopped. Let them finish (or cancel them) and run `octoup upgrade` again, raise [drain] wait_seconds, or set [drain] cancel_tasks = true"
@@ -141,12 +142,12 @@ pub enum StepError {
     },
     #[error("the run recorded no database backup to restore")]
     NoBackupToRestore,
-    #[error("the backup {} was never verified; it is not restored", path.display())]
-    BackupNeverVerified { path: PathBuf },
+    #[error("the backup {path} was never verified; it is not restored")]
+    BackupNeverVerified { path: String },
     #[error(
         "{0}. The database was not restored; check [database] sqlcmd and that nothing else uses the database"
     )]
-    Restore(#[source] BackupError),
+    Restore(#[source] DatabaseError),
     #[error("step {0} has no node: the journal does not match the step catalogue")]
     NoNode(StepKind),
     #[error("step {0} is not part of this procedure")]

@@ -18,7 +18,7 @@ use crate::process::clock::{Deadline, now};
 use crate::process::runner::{RunLog, SpawnHook};
 use crate::version::Version;
 
-use super::catalogue::{BACKUP_STEPS, Phase, Scope, StepId, StepKind};
+use super::catalogue::{Layout, Phase, Scope, StepId, StepKind};
 use super::error::StepError;
 use super::record::Record;
 use super::seams::{Cluster, Database, Installers};
@@ -533,6 +533,7 @@ impl Engine {
 
     async fn run_phase(&self, phase: Phase) -> Result<(), Failure> {
         match phase {
+            Phase::Step(StepKind::ReleaseRollbackPoint, _) if !self.layout().holds_point => Ok(()),
             Phase::Step(kind, Scope::Once) => self.once(kind).await,
             Phase::Step(kind, Scope::EachNode) => self.each(kind).await,
             Phase::Step(kind, Scope::Primary) => self.on_node(kind, self.primary()).await,
@@ -542,9 +543,15 @@ impl Engine {
                 }
                 self.each(kind).await
             }
+            Phase::DatabaseBeforeOutage => {
+                for &kind in self.layout().before_outage {
+                    self.once(kind).await?;
+                }
+                Ok(())
+            }
             Phase::BackupWhileInstalling => {
                 let database = async {
-                    for kind in BACKUP_STEPS {
+                    for &kind in self.layout().in_outage {
                         self.once(kind).await?;
                     }
                     Ok(())
@@ -559,6 +566,21 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The run's strategy (recorded on the preflight step; native for a journal from
+    /// before strategies).
+    pub(crate) fn strategy(&self) -> Option<crate::database::Choice> {
+        self.recorded(&StepId::once(StepKind::Preflight), Step::strategy)
+    }
+
+    /// Where the run's database steps go.
+    pub(crate) fn layout(&self) -> Layout {
+        Layout::of(
+            self.strategy()
+                .map(|c| c.strategy)
+                .unwrap_or(crate::config::DatabaseStrategy::Native),
+        )
     }
 
     /// The staged installer of the original version, when the run staged one.

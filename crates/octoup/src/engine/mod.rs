@@ -202,7 +202,13 @@ pub async fn upgrade(
         return Ok(up_to_date(&facts, target.as_ref()));
     };
     let history = state.runs()?;
-    let window = match window::admit(&conn.config, options.until, facts.nodes.len(), &history) {
+    let window = match window::admit(
+        &conn.config,
+        options.until,
+        facts.nodes.len(),
+        &history,
+        facts.layout(),
+    ) {
         Ok(w) => w,
         Err((why, record)) => {
             log.note(&format!("refused: {why}"));
@@ -250,7 +256,7 @@ pub async fn upgrade(
         .cloned()
         .zip(facts.nodes.iter().map(|f| f.config.clone()))
         .collect();
-    let world = production_world(&conn, nodes)?;
+    let world = production_world(&conn, nodes, &journal.run)?;
     let engine = Engine::new(conn.config.clone(), state, journal, world, events, log);
     if let Some(w) = window {
         engine.begin_window(w);
@@ -310,6 +316,7 @@ pub fn config_digest(config: &Config) -> String {
 fn production_world(
     conn: &Connection,
     nodes: Vec<(RunNode, NodeConfig)>,
+    run: &Run,
 ) -> Result<World, EngineError> {
     let mut agents: Vec<(RunNode, Arc<dyn NodeAgent>)> = Vec::new();
     for (info, cfg) in nodes {
@@ -320,8 +327,18 @@ fn production_world(
         main: conn.api.clone(),
         nodes: agents.iter().map(|(_, a)| a.clone()).collect(),
     };
+    // The strategy is the journal's: a resumed run goes on with the one it began with.
+    let choice = run
+        .step(StepKind::Preflight.name())
+        .and_then(Step::strategy)
+        .unwrap_or_else(|| crate::database::Choice {
+            strategy: crate::config::DatabaseStrategy::Native,
+            why: "a journal from before database strategies".into(),
+            compression: conn.config.database.compression.unwrap_or(false),
+            hosting: None,
+        });
     let database = SqlDatabase {
-        sql: crate::backup::Sql::from_config(&conn.config)?,
+        side: crate::database::DatabaseSide::new(&conn.config, &choice)?,
         runner: conn.runner.clone(),
     };
     let installers = InstallerCache::new(
@@ -349,6 +366,8 @@ pub(crate) struct Before {
     pub accepted: Vec<String>,
     pub maintenance: bool,
     pub nodes: Vec<NodeBefore>,
+    /// The database strategy the checks chose (native when there were none to make).
+    pub strategy: crate::database::Choice,
 }
 
 pub(crate) struct NodeBefore {
@@ -375,6 +394,12 @@ impl Before {
             warnings: facts.warnings(),
             accepted: facts.findings.accepted(),
             maintenance: facts.maintenance,
+            strategy: facts.strategy().unwrap_or_else(|| crate::database::Choice {
+                strategy: crate::config::DatabaseStrategy::Native,
+                why: "no database checks were made".into(),
+                compression: false,
+                hosting: None,
+            }),
             nodes: facts
                 .nodes
                 .iter()
@@ -409,10 +434,12 @@ pub(crate) fn new_run(
         .find(|n| n.info.primary)
         .map(|n| n.info.name.clone())
         .unwrap_or_else(|| names.first().cloned().unwrap_or_default());
-    let mut steps: Vec<Step> = catalogue::steps(FORWARD, &names, &primary, config.rollback.enabled)
-        .into_iter()
-        .map(|id| Step::new(id.kind.name(), id.node.as_deref()))
-        .collect();
+    let layout = catalogue::Layout::of(before.strategy.strategy);
+    let mut steps: Vec<Step> =
+        catalogue::steps(FORWARD, &names, &primary, config.rollback.enabled, layout)
+            .into_iter()
+            .map(|id| Step::new(id.kind.name(), id.node.as_deref()))
+            .collect();
     let mut record = |id: StepId, what: Record| {
         if let Some(s) = steps.iter_mut().find(|s| s.id == id.key()) {
             what.write(s);
@@ -429,6 +456,10 @@ pub(crate) fn new_run(
     record(
         StepId::once(StepKind::Preflight),
         Record::Why(before.why.clone()),
+    );
+    record(
+        StepId::once(StepKind::Preflight),
+        Record::Strategy(before.strategy.clone()),
     );
     for n in &before.nodes {
         record(
@@ -546,7 +577,7 @@ async fn resume(
         };
         nodes.push((rn.clone(), cfg));
     }
-    let world = production_world(&conn, nodes)?;
+    let world = production_world(&conn, nodes, &journal.run)?;
     let config_changed = digest != run.config_digest;
     let engine = Engine::new(conn.config.clone(), state, journal, world, events, log);
     if options.until.is_some() {

@@ -56,7 +56,8 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
     let primary = facts.primary().map(|n| n.name.clone()).unwrap_or_default();
     let rollback = config.rollback.enabled;
     let mut steps = Vec::new();
-    for id in catalogue::steps(FORWARD, &nodes, &primary, rollback) {
+    let layout = facts.layout();
+    for id in catalogue::steps(FORWARD, &nodes, &primary, rollback, layout) {
         let (kind, node) = (id.kind, id.node);
         if kind == StepKind::Preflight {
             continue;
@@ -118,7 +119,7 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
             name: kind.name().to_string(),
             node,
             estimate_seconds: secs,
-            in_outage: kind.in_outage(),
+            in_outage: layout.in_outage(kind),
             note,
         });
     }
@@ -131,7 +132,7 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
     };
     let (s, b, i, u, t) = (
         longest(StepKind::Stop),
-        longest(StepKind::BackupDatabase) + longest(StepKind::VerifyBackup),
+        layout.in_outage.iter().map(|&k| longest(k)).sum::<f64>(),
         longest(StepKind::Install),
         longest(StepKind::UpgradeDatabase),
         longest(StepKind::Start),
@@ -167,6 +168,7 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
             nodes.len(),
             &estimates,
             crate::process::clock::now(),
+            layout,
         ),
     }
 }

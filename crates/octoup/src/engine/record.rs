@@ -50,6 +50,14 @@ pub enum Record {
     /// The maintenance window's hard end and the figures the run estimates with (on the
     /// preflight step).
     Window(super::window::WindowRecord),
+    /// The database strategy the run uses, and why (on the preflight step).
+    Strategy(crate::database::Choice),
+    /// The rollback point the step made (a backup's files, a snapshot, a copy).
+    Point(crate::database::RollbackPoint),
+    /// A held snapshot or copy is kept until then (`[rollback] keep_hours`).
+    HeldUntil(Timestamp),
+    /// The held point was released then.
+    Released(Timestamp),
 }
 
 impl Record {
@@ -73,6 +81,10 @@ impl Record {
             Record::Child { .. } => "child",
             Record::TracksChild => "tracks_child",
             Record::Window(_) => "window",
+            Record::Strategy(_) => "strategy",
+            Record::Point(_) => "rollback_point",
+            Record::HeldUntil(_) => "held_until",
+            Record::Released(_) => "released",
         }
     }
 
@@ -86,12 +98,17 @@ impl Record {
             Record::Watchdog(w) => serde_json::to_value(w).unwrap_or_default(),
             Record::ExitCode(c) => json!(c),
             Record::Canceled(v) | Record::Warnings(v) | Record::Accepted(v) => json!(v),
-            Record::UndoneAt(t) | Record::Launching(t) => json!(t.to_string()),
+            Record::UndoneAt(t)
+            | Record::Launching(t)
+            | Record::HeldUntil(t)
+            | Record::Released(t) => json!(t.to_string()),
             Record::Child { process, started } => {
                 json!({"pid": process.pid, "os_start": process.os_start, "started": started.to_string()})
             }
             Record::TracksChild => json!(true),
             Record::Window(w) => serde_json::to_value(w).unwrap_or_default(),
+            Record::Strategy(c) => serde_json::to_value(c).unwrap_or_default(),
+            Record::Point(p) => serde_json::to_value(p).unwrap_or_default(),
         }
     }
 
@@ -153,6 +170,39 @@ impl Step {
     /// Whether the run records the step's child at all (see [`Record::TracksChild`]).
     pub(crate) fn tracks_child(&self) -> bool {
         self.output_bool("tracks_child") == Some(true)
+    }
+
+    /// The rollback point the step made. A backup step of a journal from before
+    /// strategies recorded only its file: that is a one-file disk backup.
+    pub fn rollback_point(&self) -> Option<crate::database::RollbackPoint> {
+        if let Some(v) = self.outputs.get("rollback_point") {
+            return serde_json::from_value(v.clone()).ok();
+        }
+        (self.name == super::catalogue::StepKind::BackupDatabase.name())
+            .then(|| self.recorded_path())
+            .flatten()
+            .map(|p| crate::database::RollbackPoint::Backup {
+                media: crate::database::Media::Disk,
+                files: vec![p.to_string_lossy().into_owned()],
+                bytes: None,
+                seconds: None,
+            })
+    }
+
+    /// The database strategy the run chose (on the preflight step).
+    pub fn strategy(&self) -> Option<crate::database::Choice> {
+        self.outputs
+            .get("strategy")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    /// Until when a held point is kept, and when it was released.
+    pub fn held_until(&self) -> Option<Timestamp> {
+        self.output_str("held_until")?.parse().ok()
+    }
+
+    pub fn released(&self) -> Option<Timestamp> {
+        self.output_str("released")?.parse().ok()
     }
 
     pub(crate) fn warnings(&self) -> Vec<String> {

@@ -20,14 +20,14 @@
 //! backup it needs is missing or unverified, when the original installer is not staged,
 //! or when the run changed nothing.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::OnFailure;
+use crate::database::{Media, RollbackPoint};
 use crate::journal::{Direction, Run, RunStatus, Step, StepState};
 use crate::process::clock::{Deadline, Poller, now};
 
-use super::catalogue::{ROLLBACK, StepId, StepKind, steps};
+use super::catalogue::{Layout, ROLLBACK, StepId, StepKind, steps};
 use super::error::StepError;
 use super::executor::{Done, Engine, EngineNode, Failure, StepResult};
 use super::report::{Outcome, Report};
@@ -203,30 +203,38 @@ impl Engine {
             "Nothing was changed. Either fix the cause and run `octoup upgrade` to finish the upgrade to {target}, or go back by hand (docs/recovery.md)."
         );
         if self.restore_needed() {
-            let Some(path) = self.database_backup() else {
-                return Some(Refusal {
-                    reason: "the database may have been upgraded, and the run recorded no database backup to restore".into(),
-                    next: by_hand,
-                });
+            let point = match self.restore_point() {
+                Ok(p) => p,
+                Err(e) => {
+                    return Some(Refusal {
+                        reason: format!("the database may have been upgraded, and {e}"),
+                        next: by_hand,
+                    });
+                }
             };
-            if self.state_of(&StepId::once(StepKind::VerifyBackup)) != Some(StepState::Done) {
+            if !point.restorable() {
                 return Some(Refusal {
                     reason: format!(
-                        "the database backup {} was never verified (RESTORE VERIFYONLY did not pass in this run), so it is not trusted for a restore",
-                        path.display()
+                        "the database may have been upgraded, and its rollback point ({}) is one only the hosting can restore",
+                        point.describe()
                     ),
                     next: by_hand,
                 });
             }
             // A backup share may be visible to the SQL Server only: when the file is not
             // here, SQL Server checks it again.
-            if !path.exists()
-                && let Err(e) = self.database.verify(&path).await
+            if let RollbackPoint::Backup {
+                media: Media::Disk,
+                files,
+                ..
+            } = &point
+                && files.iter().any(|f| !std::path::Path::new(f).exists())
+                && let Err(e) = self.database.verify(&point).await
             {
                 return Some(Refusal {
                     reason: format!(
                         "the database backup {} is missing or damaged ({e})",
-                        path.display()
+                        point.describe()
                     ),
                     next: by_hand,
                 });
@@ -290,7 +298,7 @@ impl Engine {
         self.journal_update(|r| {
             r.direction = Direction::Rollback;
             r.status = RunStatus::RollingBack;
-            for id in steps(ROLLBACK, &names, &primary, true) {
+            for id in steps(ROLLBACK, &names, &primary, true, Layout::default()) {
                 if r.step(&id.key()).is_none() {
                     r.steps.push(Step::new(id.kind.name(), id.node.as_deref()));
                 }
@@ -302,12 +310,13 @@ impl Engine {
             Ok(()) => {
                 let from = self.from();
                 let backup = self
-                    .database_backup()
+                    .restore_point()
+                    .ok()
                     .filter(|_| {
                         self.state_of(&StepId::once(StepKind::RollbackRestore))
                             == Some(StepState::Done)
                     })
-                    .map(|p| format!(" on the database restored from {}", p.display()))
+                    .map(|p| format!(" on the database taken back to {}", p.describe()))
                     .unwrap_or_default();
                 self.end(RunStatus::RolledBack, Outcome::RolledBack, |r| {
                     if r.outage_started.is_some() {
@@ -389,6 +398,31 @@ impl Engine {
         Ok(was_up)
     }
 
+    /// What a rollback takes the database back to: the held snapshot or copy while it is
+    /// held, else the run's verified backup.
+    pub(crate) fn restore_point(&self) -> Result<RollbackPoint, StepError> {
+        let released = self
+            .recorded(
+                &StepId::once(StepKind::ReleaseRollbackPoint),
+                Step::released,
+            )
+            .is_some();
+        if let Some(p) = self.held_point().filter(|_| !released) {
+            return Ok(p);
+        }
+        let point = self
+            .point_of(StepKind::BackupDatabase)
+            .ok_or(StepError::NoBackupToRestore)?;
+        if point.restorable()
+            && self.state_of(&StepId::once(StepKind::VerifyBackup)) != Some(StepState::Done)
+        {
+            return Err(StepError::BackupNeverVerified {
+                path: point.describe(),
+            });
+        }
+        Ok(point)
+    }
+
     pub(super) async fn rb_restore(&self) -> StepResult {
         let from = self.from();
         if !self.restore_needed() {
@@ -396,23 +430,24 @@ impl Engine {
                 "the database upgrade never started: the schema is still {from}"
             )));
         }
-        let path: PathBuf = self.database_backup().ok_or(StepError::NoBackupToRestore)?;
-        if self.state_of(&StepId::once(StepKind::VerifyBackup)) != Some(StepState::Done) {
-            return Err(StepError::BackupNeverVerified { path });
-        }
+        let point = self.restore_point()?;
         // SQL Server needs exclusive use of the database: nothing may run against it. A
         // restore refused as "in use" (a service that came up, an interrupted restore
         // still finishing) is retried for up to [timeouts] backup.
         let deadline = Deadline::after(Duration::from_secs(self.config.timeouts.backup));
         let mut poll = Poller::new(Duration::from_millis(200), Duration::from_secs(10));
+        let detail;
         loop {
             for n in &self.nodes {
                 if n.agent.ping().await.is_up() {
                     self.stop_for_rollback(n).await?;
                 }
             }
-            match self.database.restore(&path).await {
-                Ok(()) => break,
+            match self.database.restore(&point, &self.stamp).await {
+                Ok(done) => {
+                    detail = done;
+                    break;
+                }
                 Err(e) if in_use(&e.to_string()) && !deadline.expired() => {
                     self.events.note(&format!(
                         "the restore waits for exclusive use of the database: {e}"
@@ -426,10 +461,7 @@ impl Engine {
             StepKind::UpgradeDatabase,
             &self.primary().info.name,
         ));
-        Ok(Done::Ok(format!(
-            "restored {}: the schema is {from} again",
-            path.display()
-        )))
+        Ok(Done::Ok(format!("{detail}: the schema is {from} again")))
     }
 
     pub(super) async fn rb_install(&self, n: &EngineNode) -> StepResult {

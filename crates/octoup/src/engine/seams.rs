@@ -2,12 +2,11 @@
 //! the database, and the installer cache. Production implements them over HTTP, `sqlcmd`
 //! and the download cache; the engine's in-process tests implement them with a fake.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::backup::{BackupError, Sql};
+use crate::database::{DatabaseError, DatabaseSide, Percent, RollbackPoint};
 use crate::installer::cache::{InstallerCache, InstallerError, Role, StagedInstaller};
 use crate::nodes::NodeAgent;
 use crate::octopus::api::{ApiError, NodeSummary, OctopusApi, TaskResource};
@@ -90,35 +89,64 @@ impl Cluster for ClusterApi {
     }
 }
 
-/// The Octopus database: backup, verification, restore.
+/// The Octopus database's rollback point, by the run's strategy: the full backup, its
+/// verification, the held point (snapshot, copy), the way back, and the release.
 #[async_trait]
 pub(crate) trait Database: Send + Sync {
-    /// A `COPY_ONLY, CHECKSUM` backup to a new file named after `from` and `stamp`.
-    async fn backup(&self, from: &Version, stamp: &str) -> Result<PathBuf, BackupError>;
-    /// `RESTORE VERIFYONLY`.
-    async fn verify(&self, file: &Path) -> Result<(), BackupError>;
-    /// `RESTORE … WITH REPLACE`.
-    async fn restore(&self, file: &Path) -> Result<(), BackupError>;
+    /// The strategy's full backup (named after `from` and `stamp`).
+    async fn backup(
+        &self,
+        from: &Version,
+        stamp: &str,
+        percent: Option<Percent>,
+    ) -> Result<RollbackPoint, DatabaseError>;
+    /// Proves the backup restorable, as far as the hosting allows.
+    async fn verify(&self, point: &RollbackPoint) -> Result<String, DatabaseError>;
+    /// A snapshot or copy made during the outage.
+    async fn hold(
+        &self,
+        stamp: &str,
+        percent: Option<Percent>,
+    ) -> Result<RollbackPoint, DatabaseError>;
+    /// Takes the database back to `point`.
+    async fn restore(&self, point: &RollbackPoint, stamp: &str) -> Result<String, DatabaseError>;
+    /// Drops a held snapshot or copy.
+    async fn release(&self, point: &RollbackPoint) -> Result<String, DatabaseError>;
 }
 
 /// The database through the configured `sqlcmd` argv.
 pub(crate) struct SqlDatabase {
-    pub sql: Sql,
+    pub side: DatabaseSide,
     pub runner: Arc<dyn CommandRunner>,
 }
 
 #[async_trait]
 impl Database for SqlDatabase {
-    async fn backup(&self, from: &Version, stamp: &str) -> Result<PathBuf, BackupError> {
-        self.sql
-            .backup(self.runner.as_ref(), &from.to_string(), stamp)
+    async fn backup(
+        &self,
+        from: &Version,
+        stamp: &str,
+        percent: Option<Percent>,
+    ) -> Result<RollbackPoint, DatabaseError> {
+        self.side
+            .backup(self.runner.as_ref(), from, stamp, percent)
             .await
     }
-    async fn verify(&self, file: &Path) -> Result<(), BackupError> {
-        self.sql.verify(self.runner.as_ref(), file).await
+    async fn verify(&self, point: &RollbackPoint) -> Result<String, DatabaseError> {
+        self.side.verify(self.runner.as_ref(), point).await
     }
-    async fn restore(&self, file: &Path) -> Result<(), BackupError> {
-        self.sql.restore(self.runner.as_ref(), file).await
+    async fn hold(
+        &self,
+        stamp: &str,
+        percent: Option<Percent>,
+    ) -> Result<RollbackPoint, DatabaseError> {
+        self.side.hold(self.runner.as_ref(), stamp, percent).await
+    }
+    async fn restore(&self, point: &RollbackPoint, stamp: &str) -> Result<String, DatabaseError> {
+        self.side.restore(self.runner.as_ref(), point, stamp).await
+    }
+    async fn release(&self, point: &RollbackPoint) -> Result<String, DatabaseError> {
+        self.side.release(self.runner.as_ref(), point).await
     }
 }
 

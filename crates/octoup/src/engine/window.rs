@@ -16,7 +16,7 @@ use crate::journal::{Run, RunStatus, Step};
 use crate::process::clock::{Deadline, human_seconds, now, seconds, seconds_between};
 use crate::window::{HardEnd, Until};
 
-use super::catalogue::{BACKUP_STEPS, FORWARD, Phase, Scope, StepId, StepKind};
+use super::catalogue::{FORWARD, Layout, Phase, Scope, StepId, StepKind};
 use super::error::StepError;
 use super::executor::{Engine, Failure};
 use super::record::Record;
@@ -114,9 +114,9 @@ impl Estimates {
 
     /// Which figures the steps up to the end of the outage use: `run X`, or `run X;
     /// defaults for stage-rollback-installer`.
-    pub fn figures(&self) -> String {
+    pub fn figures(&self, layout: Layout) -> String {
         let mut by_source: Vec<Vec<&str>> = vec![Vec::new(); self.sources.len() + 1];
-        for kind in outage_kinds() {
+        for kind in outage_kinds(layout) {
             by_source[self.pick(kind).1].push(kind.name());
         }
         let used: Vec<usize> = (0..by_source.len())
@@ -142,21 +142,22 @@ impl Estimates {
     }
 
     /// The figure of every kind up to the end of the outage, as the journal keeps them.
-    fn table(&self) -> BTreeMap<String, f64> {
-        outage_kinds()
+    fn table(&self, layout: Layout) -> BTreeMap<String, f64> {
+        outage_kinds(layout)
             .map(|k| (k.name().to_string(), self.seconds(k)))
             .collect()
     }
 }
 
 /// Every kind from the first step to the end of the outage (verify).
-pub(crate) fn outage_kinds() -> impl Iterator<Item = StepKind> {
+pub(crate) fn outage_kinds(layout: Layout) -> impl Iterator<Item = StepKind> {
     FORWARD[..=verify_index()]
         .iter()
-        .flat_map(|p| match *p {
+        .flat_map(move |p| match *p {
             Phase::Step(k, _) => vec![k],
+            Phase::DatabaseBeforeOutage => layout.before_outage.to_vec(),
             Phase::BackupWhileInstalling => {
-                let mut v = BACKUP_STEPS.to_vec();
+                let mut v = layout.in_outage.to_vec();
                 v.push(StepKind::Install);
                 v
             }
@@ -180,6 +181,7 @@ fn forward_index(phase: &Phase) -> Option<usize> {
     FORWARD.iter().position(|p| match (p, phase) {
         (Phase::Step(a, _), Phase::Step(b, _)) => a == b,
         (Phase::BackupWhileInstalling, Phase::BackupWhileInstalling) => true,
+        (Phase::DatabaseBeforeOutage, Phase::DatabaseBeforeOutage) => true,
         _ => false,
     })
 }
@@ -192,6 +194,8 @@ struct Shape<'a> {
     overlap: bool,
     /// The primary starts alone first.
     canary: bool,
+    /// Where the strategy's database steps go.
+    layout: Layout,
 }
 
 impl Shape<'_> {
@@ -214,8 +218,11 @@ impl Shape<'_> {
                 Phase::Step(StepKind::Preflight, _) => 0.0,
                 Phase::Step(k, Scope::EachNodeCanary) if self.canary => 2.0 * step(k),
                 Phase::Step(k, _) => step(k),
+                Phase::DatabaseBeforeOutage => {
+                    self.layout.before_outage.iter().map(|&k| step(k)).sum()
+                }
                 Phase::BackupWhileInstalling => {
-                    let b: f64 = BACKUP_STEPS.iter().map(|&k| step(k)).sum();
+                    let b: f64 = self.layout.in_outage.iter().map(|&k| step(k)).sum();
                     let i = step(StepKind::Install);
                     if self.overlap { b.max(i) } else { b + i }
                 }
@@ -262,13 +269,14 @@ pub struct WindowFit {
 }
 
 /// The estimate for a run about to begin, with the config's shape.
-fn estimate_for(config: &Config, nodes: usize, est: &Estimates) -> f64 {
+fn estimate_for(config: &Config, nodes: usize, est: &Estimates, layout: Layout) -> f64 {
     let rollback = config.rollback.enabled;
     Shape {
         seconds: &|k| est.seconds(k),
         settled: &|k| k == StepKind::StageRollback && !rollback,
         overlap: rollback,
         canary: config.cluster.canary && nodes > 1,
+        layout,
     }
     .remaining(0)
 }
@@ -280,8 +288,9 @@ pub(crate) fn planned(
     nodes: usize,
     est: &Estimates,
     at: Timestamp,
+    layout: Layout,
 ) -> Option<WindowFit> {
-    let estimate = estimate_for(config, nodes, est);
+    let estimate = estimate_for(config, nodes, est, layout);
     let fit = |source: String, ends: Option<String>, opens: Option<String>, left: f64| WindowFit {
         inside: ends.is_some(),
         fits: ends.is_some() && estimate <= left,
@@ -290,7 +299,7 @@ pub(crate) fn planned(
         opens,
         seconds_left: left,
         estimate_seconds: estimate,
-        figures: est.figures(),
+        figures: est.figures(layout),
     };
     match crate::window::hard_end(&config.window, None, at) {
         Ok(None) => None,
@@ -316,6 +325,7 @@ pub(crate) fn admit(
     until: Option<Until>,
     nodes: usize,
     history: &[Run],
+    layout: Layout,
 ) -> Result<Option<WindowRecord>, (String, Option<WindowRecord>)> {
     let at = now();
     let end = match crate::window::hard_end(&config.window, until, at) {
@@ -324,8 +334,8 @@ pub(crate) fn admit(
         Err(outside) => return Err((outside.to_string(), None)),
     };
     let est = Estimates::from_history(history);
-    let estimate = estimate_for(config, nodes, &est);
-    let record = record_for(&end, estimate, &est);
+    let estimate = estimate_for(config, nodes, &est, layout);
+    let record = record_for(&end, estimate, &est, layout);
     let left = seconds_between(at, end.at);
     if estimate > left {
         let why = format!(
@@ -342,15 +352,15 @@ pub(crate) fn admit(
     Ok(Some(record))
 }
 
-fn record_for(end: &HardEnd, estimate: f64, est: &Estimates) -> WindowRecord {
+fn record_for(end: &HardEnd, estimate: f64, est: &Estimates, layout: Layout) -> WindowRecord {
     WindowRecord {
         source: end.source.clone(),
         ends_at: end.at,
         ends: end.shown(),
         zone: end.zone_name.clone(),
         estimate_seconds: estimate,
-        figures: est.figures(),
-        seconds: est.table(),
+        figures: est.figures(layout),
+        seconds: est.table(layout),
         overrun_seconds: None,
     }
 }
@@ -433,6 +443,7 @@ impl Engine {
             settled: &settled,
             overlap: self.rollback_installer().is_some(),
             canary: self.config.cluster.canary && self.nodes.len() > 1,
+            layout: self.layout(),
         }
         .remaining(from)
     }
@@ -551,6 +562,7 @@ mod tests {
             settled: &none,
             overlap: true,
             canary: false,
+            layout: Layout::default(),
         }
         .remaining(0);
         let d = |k: StepKind| k.default_estimate();
@@ -573,6 +585,7 @@ mod tests {
             settled: &none,
             overlap: true,
             canary: true,
+            layout: Layout::default(),
         }
         .remaining(index_of(UpgradeDatabase));
         assert_eq!(
@@ -592,10 +605,10 @@ mod tests {
         }))
         .expect("a run");
         assert_eq!(
-            Estimates::from_history(&[run.clone()]).figures(),
+            Estimates::from_history(&[run.clone()]).figures(Layout::default()),
             "defaults"
         );
-        for kind in outage_kinds().filter(|k| *k != StepKind::StageRollback) {
+        for kind in outage_kinds(Layout::default()).filter(|k| *k != StepKind::StageRollback) {
             let mut s = Step::new(kind.name(), None);
             s.started = Some("2026-12-01T00:00:00Z".parse().unwrap());
             s.finished = Some("2026-12-01T00:00:02Z".parse().unwrap());
@@ -604,7 +617,7 @@ mod tests {
         let est = Estimates::from_history(&[run]);
         assert_eq!(est.seconds(StepKind::Install), 2.0);
         assert_eq!(
-            est.figures(),
+            est.figures(Layout::default()),
             "run r1; defaults for stage-rollback-installer"
         );
         assert_eq!(est.main_label(), "run r1");

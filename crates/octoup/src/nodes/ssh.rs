@@ -257,6 +257,7 @@ impl CommandRunner for SshRunner {
             // connection broke (then the remote command may run on until it next writes).
             // Callers that must be sure (the schema upgrade) do not ask for it.
             on_spawn: spec.on_spawn.clone(),
+            on_line: spec.on_line.clone(),
         };
         let out = self.local.run(ssh_spec).await?;
         if out.code == Some(SSH_FAILURE_EXIT) {

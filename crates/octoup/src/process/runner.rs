@@ -61,6 +61,27 @@ impl std::fmt::Debug for SpawnHook {
     }
 }
 
+/// Told each line of the child's stdout as it arrives (sqlcmd's `n percent processed.`), so
+/// a long command can show progress while it runs.
+#[derive(Clone)]
+pub struct LineHook(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl LineHook {
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> LineHook {
+        LineHook(Arc::new(f))
+    }
+
+    pub fn line(&self, line: &str) {
+        (self.0)(line)
+    }
+}
+
+impl std::fmt::Debug for LineHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineHook")
+    }
+}
+
 /// One command to run.
 #[derive(Debug, Clone)]
 pub struct CommandSpec {
@@ -76,6 +97,8 @@ pub struct CommandSpec {
     pub sensitive_output: bool,
     /// Told of the child's spawn and pid (for a command over SSH: the local `ssh` client's).
     pub on_spawn: Option<SpawnHook>,
+    /// Told each stdout line as it arrives.
+    pub on_line: Option<LineHook>,
 }
 
 impl CommandSpec {
@@ -88,11 +111,17 @@ impl CommandSpec {
             timeout_setting: "[timeouts] command",
             sensitive_output: false,
             on_spawn: None,
+            on_line: None,
         }
     }
 
     pub fn on_spawn(mut self, hook: Option<SpawnHook>) -> Self {
         self.on_spawn = hook;
+        self
+    }
+
+    pub fn on_line(mut self, hook: Option<LineHook>) -> Self {
+        self.on_line = hook;
         self
     }
 
@@ -250,7 +279,7 @@ async fn run_local(spec: &CommandSpec) -> Result<CommandOutput, RunError> {
     if let (Some(hook), Some(pid)) = (&spec.on_spawn, pid) {
         hook.spawned(ProcessId::of(pid));
     }
-    match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
+    match tokio::time::timeout(spec.timeout, collect(child, spec.on_line.as_ref())).await {
         // Dropping the future dropped the child, which kill_on_drop kills; what it started
         // in its process group goes with it.
         Err(_) => {
@@ -269,13 +298,50 @@ async fn run_local(spec: &CommandSpec) -> Result<CommandOutput, RunError> {
             program: program.clone(),
             source,
         }),
-        Ok(Ok(output)) => Ok(CommandOutput {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        Ok(Ok((status, stdout, stderr))) => Ok(CommandOutput {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
             duration: started.elapsed(),
         }),
     }
+}
+
+/// Waits for the child and gathers its output; with a hook, stdout is read line by line
+/// and each line is told as it arrives. The child is owned here, so a timeout that drops
+/// this future kills it (`kill_on_drop`).
+async fn collect(
+    mut child: tokio::process::Child,
+    hook: Option<&LineHook>,
+) -> std::io::Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let Some(hook) = hook else {
+        let output = child.wait_with_output().await?;
+        return Ok((output.status, output.stdout, output.stderr));
+    };
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let read_out = async {
+        let mut all = Vec::new();
+        if let Some(out) = stdout {
+            let mut reader = tokio::io::BufReader::new(out);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).await? > 0 {
+                hook.line(String::from_utf8_lossy(&line).trim_end());
+                all.append(&mut line);
+            }
+        }
+        Ok::<_, std::io::Error>(all)
+    };
+    let read_err = async {
+        let mut all = Vec::new();
+        if let Some(mut err) = stderr {
+            err.read_to_end(&mut all).await?;
+        }
+        Ok::<_, std::io::Error>(all)
+    };
+    let (out, err, status) = tokio::join!(read_out, read_err, child.wait());
+    Ok((status?, out?, err?))
 }
 
 /// Fills `{installer}`, `{log}`, `{version}` (and any other `{name}` given) in an argv

@@ -1,7 +1,12 @@
 //! The database side of the outage: the verified backup, and the one schema upgrade, on
 //! the primary, with every node stopped (I1).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use crate::database::{Percent, RollbackPoint};
+use crate::process::clock::now;
 
 use crate::journal::Step;
 use crate::nodes::{NodeCommand, NodeError};
@@ -17,35 +22,127 @@ use super::super::record::Record;
 pub(crate) const NODES_RUNNING_GRACE: Duration = Duration::from_secs(600);
 
 impl Engine {
+    /// Told a long database operation's percentage; shows a line every 10 %.
+    fn percent(&self, what: &'static str) -> Percent {
+        let events = self.events.clone();
+        let shown = Arc::new(AtomicU32::new(0));
+        let started = std::time::Instant::now();
+        Arc::new(move |p: u32| {
+            let last = shown.load(Ordering::Relaxed);
+            if p >= last + 10 || (p == 100 && last < 100) {
+                shown.store(p, Ordering::Relaxed);
+                events.note(&format!(
+                    "{what}: {p} % ({} so far)",
+                    human_duration(started.elapsed())
+                ));
+            }
+        })
+    }
+
+    /// The strategy's full backup (during the outage; with `snapshot`, before it).
     pub(super) async fn backup_database(&self) -> StepResult {
-        let path = self
+        let point = self
             .database
-            .backup(&self.from(), &self.stamp)
+            .backup(
+                &self.from(),
+                &self.stamp,
+                Some(self.percent("database backup")),
+            )
             .await
             .map_err(StepError::DatabaseBackup)?;
-        self.record(
-            &StepId::once(StepKind::BackupDatabase),
-            Record::Path(path.clone()),
-        )?;
-        Ok(Done::Ok(path.display().to_string()))
+        let id = StepId::once(StepKind::BackupDatabase);
+        let mut detail = point.describe();
+        if let RollbackPoint::Backup {
+            files,
+            bytes,
+            seconds,
+            ..
+        } = &point
+        {
+            self.record(&id, Record::Path(files[0].clone().into()))?;
+            if let (Some(b), Some(s)) = (bytes, seconds) {
+                detail.push_str(&format!(
+                    " ({} in {}, {:.0} MB/s)",
+                    crate::process::fsutil::bytes(*b),
+                    human_duration(Duration::from_secs_f64(*s)),
+                    *b as f64 / 1e6 / s.max(0.001)
+                ));
+            }
+        }
+        self.record(&id, Record::Point(point))?;
+        Ok(Done::Ok(detail))
     }
 
     pub(super) async fn verify_backup(&self) -> StepResult {
-        let path = self.database_backup().ok_or(StepError::NoBackupRecorded)?;
-        self.database
-            .verify(&path)
-            .await
-            .map_err(|source| StepError::BackupUntrusted {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(Done::Ok(format!(
-            "RESTORE VERIFYONLY passed: {}",
-            path.display()
-        )))
+        let point = self
+            .point_of(StepKind::BackupDatabase)
+            .ok_or(StepError::NoBackupRecorded)?;
+        let detail =
+            self.database
+                .verify(&point)
+                .await
+                .map_err(|source| StepError::BackupUntrusted {
+                    path: point.describe(),
+                    source,
+                })?;
+        Ok(Done::Ok(detail))
     }
 
-    /// The database backup the run made, when it recorded one.
+    /// The snapshot or copy, right after the last stop.
+    pub(super) async fn hold_database(&self, kind: StepKind) -> StepResult {
+        let what = if kind == StepKind::CopyDatabase {
+            "database copy"
+        } else {
+            "database snapshot"
+        };
+        let point = self
+            .database
+            .hold(&self.stamp, Some(self.percent(what)))
+            .await
+            .map_err(StepError::DatabaseBackup)?;
+        let detail = format!("{} made", point.describe());
+        self.record(&StepId::once(kind), Record::Point(point))?;
+        Ok(Done::Ok(detail))
+    }
+
+    /// After success: drops the held snapshot or copy, or keeps it `[rollback] keep_hours`
+    /// for `octoup rollback` to take the upgrade back.
+    pub(super) async fn release_rollback_point(&self) -> StepResult {
+        let Some(point) = self.held_point() else {
+            return Ok(Done::Skipped("no snapshot or copy was made".into()));
+        };
+        let id = StepId::once(StepKind::ReleaseRollbackPoint);
+        let keep = self.config.rollback.keep_hours;
+        if keep > 0 {
+            let until = now() + jiff::SignedDuration::from_hours(keep as i64);
+            self.record(&id, Record::HeldUntil(until))?;
+            return Ok(Done::Ok(format!(
+                "{} kept until {until} ([rollback] keep_hours = {keep}): `octoup rollback` can take the upgrade back until then; `octoup finalize` releases it",
+                point.describe()
+            )));
+        }
+        let detail = self
+            .database
+            .release(&point)
+            .await
+            .map_err(StepError::DatabaseBackup)?;
+        self.record(&id, Record::Released(now()))?;
+        Ok(Done::Ok(detail))
+    }
+
+    /// The rollback point a step of `kind` recorded.
+    pub(crate) fn point_of(&self, kind: StepKind) -> Option<RollbackPoint> {
+        self.recorded(&StepId::once(kind), Step::rollback_point)
+    }
+
+    /// The snapshot or copy the run made, when it made one.
+    pub(crate) fn held_point(&self) -> Option<RollbackPoint> {
+        self.point_of(StepKind::SnapshotDatabase)
+            .or_else(|| self.point_of(StepKind::CopyDatabase))
+    }
+
+    /// The database backup file the run made, when it recorded one (the report's
+    /// `backups.database`).
     pub(crate) fn database_backup(&self) -> Option<std::path::PathBuf> {
         self.recorded(&StepId::once(StepKind::BackupDatabase), Step::recorded_path)
     }

@@ -30,6 +30,8 @@ impl Engine {
             Stop => self.stop(n()?).await,
             BackupDatabase => self.backup_database().await,
             VerifyBackup => self.verify_backup().await,
+            SnapshotDatabase | CopyDatabase => self.hold_database(kind).await,
+            ReleaseRollbackPoint => self.release_rollback_point().await,
             Install => self.install(n()?).await,
             UpgradeDatabase => self.upgrade_database().await,
             Start => self.start(n()?).await,

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::backup::BackupError;
 use crate::config::Secret;
+use crate::database::{DatabaseError, Media, Percent, RollbackPoint};
 use crate::installer::cache::{InstallerError, Role, StagedInstaller};
 use crate::journal::RunNode;
 use crate::nodes::{InstallOutcome, NodeAgent, NodeCommand, NodeError, WatchdogInfo};
@@ -48,6 +48,10 @@ pub enum Op {
     Uninstall,
     UpgradeDatabase,
     Restore,
+    /// A snapshot made (`Database::hold`).
+    Hold,
+    /// A held snapshot dropped.
+    Release,
     /// A node's `/api` Version (any fault: it gives no answer).
     ServedVersion,
 }
@@ -198,6 +202,10 @@ pub enum Event {
     Restored {
         path: PathBuf,
         schema: Version,
+    },
+    /// A held snapshot was dropped.
+    Released {
+        path: PathBuf,
     },
     TaskCancelled {
         id: String,
@@ -495,14 +503,14 @@ impl Fake {
         }
     }
 
-    fn sql_error(what: &str, hit: Hit, tail: &str) -> BackupError {
+    fn sql_error(what: &str, hit: Hit, tail: &str) -> DatabaseError {
         match hit {
-            Hit::Fail => BackupError::Sql {
+            Hit::Fail => DatabaseError::Sql {
                 what: what.into(),
                 code: "exit code 1".into(),
                 tail: tail.into(),
             },
-            Hit::Timeout => BackupError::Run(timeout(what.into(), "sqlcmd")),
+            Hit::Timeout => DatabaseError::Run(timeout(what.into(), "sqlcmd")),
         }
     }
 
@@ -622,9 +630,23 @@ impl Cluster for Fake {
     }
 }
 
+/// The file a disk backup point names (the fake's points name one).
+fn point_path(point: &RollbackPoint) -> PathBuf {
+    match point {
+        RollbackPoint::Backup { files, .. } => PathBuf::from(&files[0]),
+        RollbackPoint::Snapshot { name } | RollbackPoint::Copy { name } => PathBuf::from(name),
+        other => PathBuf::from(other.describe()),
+    }
+}
+
 #[async_trait]
 impl Database for Fake {
-    async fn backup(&self, from: &Version, stamp: &str) -> Result<PathBuf, BackupError> {
+    async fn backup(
+        &self,
+        from: &Version,
+        stamp: &str,
+        _percent: Option<Percent>,
+    ) -> Result<RollbackPoint, DatabaseError> {
         let dir = self.dir.join("sql");
         let path = dir.join(format!("OctopusDeploy-{from}-{stamp}.bak"));
         self.act(
@@ -645,12 +667,18 @@ impl Database for Fake {
                     path: path.clone(),
                     schema,
                 });
-                Ok(path.clone())
+                Ok(RollbackPoint::Backup {
+                    media: Media::Disk,
+                    files: vec![path.to_string_lossy().into_owned()],
+                    bytes: None,
+                    seconds: None,
+                })
             },
         )
     }
 
-    async fn verify(&self, file: &Path) -> Result<(), BackupError> {
+    async fn verify(&self, point: &RollbackPoint) -> Result<String, DatabaseError> {
+        let file = point_path(point);
         self.act(
             Op::Verify,
             None,
@@ -660,10 +688,8 @@ impl Database for Fake {
                 match known {
                     Some(b) if file.exists() => {
                         b.verified = true;
-                        i.event(Event::BackupVerified {
-                            path: file.to_path_buf(),
-                        });
-                        Ok(())
+                        i.event(Event::BackupVerified { path: file.clone() });
+                        Ok(format!("verified {}", file.display()))
                     }
                     _ => Err(Self::sql_error(
                         "RESTORE VERIFYONLY",
@@ -675,7 +701,46 @@ impl Database for Fake {
         )
     }
 
-    async fn restore(&self, file: &Path) -> Result<(), BackupError> {
+    /// A snapshot: the schema as it is, kept in the model like a verified backup (it cannot
+    /// be read back otherwise).
+    async fn hold(
+        &self,
+        stamp: &str,
+        _percent: Option<Percent>,
+    ) -> Result<RollbackPoint, DatabaseError> {
+        let name = format!("OctopusDeploy_octoup_{stamp}");
+        self.act(
+            Op::Hold,
+            None,
+            |h| Self::sql_error("database snapshot", h, "injected failure"),
+            |i| {
+                if i.model.backups.iter().any(|b| b.path == Path::new(&name)) {
+                    return Err(Self::sql_error(
+                        "database snapshot",
+                        Hit::Fail,
+                        "Msg 1801: Database already exists.",
+                    ));
+                }
+                let schema = i.model.schema.clone();
+                i.model.backups.push(BackupFile {
+                    path: PathBuf::from(&name),
+                    schema: schema.clone(),
+                    verified: true,
+                });
+                i.event(Event::BackupMade {
+                    path: PathBuf::from(&name),
+                    schema,
+                });
+                i.event(Event::BackupVerified {
+                    path: PathBuf::from(&name),
+                });
+                Ok(RollbackPoint::Snapshot { name: name.clone() })
+            },
+        )
+    }
+
+    async fn restore(&self, point: &RollbackPoint, _stamp: &str) -> Result<String, DatabaseError> {
+        let file = point_path(point);
         self.act(
             Op::Restore,
             None,
@@ -702,10 +767,24 @@ impl Database for Fake {
                 };
                 i.model.schema = b.schema.clone();
                 i.event(Event::Restored {
-                    path: b.path,
+                    path: b.path.clone(),
                     schema: b.schema,
                 });
-                Ok(())
+                Ok(format!("restored {}", b.path.display()))
+            },
+        )
+    }
+
+    async fn release(&self, point: &RollbackPoint) -> Result<String, DatabaseError> {
+        let file = point_path(point);
+        self.act(
+            Op::Release,
+            None,
+            |h| Self::sql_error("DROP DATABASE", h, "injected failure"),
+            |i| {
+                i.model.backups.retain(|b| b.path != file);
+                i.event(Event::Released { path: file.clone() });
+                Ok(format!("dropped {}", file.display()))
             },
         )
     }

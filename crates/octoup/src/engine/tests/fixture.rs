@@ -55,7 +55,7 @@ async fn the_old_journal_resumes_to_upgraded() {
         }
         agent.stop().await.unwrap();
     }
-    let backup = world.database.backup(&run.from, "old").await.unwrap();
+    let backup = world.database.backup(&run.from, "old", None).await.unwrap();
     world.database.verify(&backup).await.unwrap();
     let staged = world
         .installers
@@ -82,7 +82,10 @@ async fn the_old_journal_resumes_to_upgraded() {
         let s = run.step_mut(step).unwrap();
         s.outputs.insert("path".into(), serde_json::json!(to));
     };
-    path(&mut run, "backup-database", &backup);
+    let crate::database::RollbackPoint::Backup { files, .. } = &backup else {
+        panic!("a disk backup: {backup:?}");
+    };
+    path(&mut run, "backup-database", std::path::Path::new(&files[0]));
     path(&mut run, "stage-installer", &staged.path);
     path(&mut run, "stage-rollback-installer", &original.path);
 

@@ -239,6 +239,9 @@ fn walk(history: &[Event]) -> (Replay, Vec<Violation>) {
                 }
                 r.schema = schema.clone();
             }
+            Event::Released { path } => {
+                r.backups.remove(path);
+            }
             Event::Refused { op, node, why } => {
                 let invariant = match op {
                     Op::UpgradeDatabase => "I1",

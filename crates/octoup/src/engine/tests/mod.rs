@@ -190,6 +190,17 @@ backup = 1
                     watchdog: Some(n.watchdog.clone().unwrap_or_default()),
                 })
                 .collect(),
+            strategy: crate::database::Choice {
+                strategy: match ctx.config.database.strategy {
+                    crate::config::DatabaseStrategy::Auto => {
+                        crate::config::DatabaseStrategy::Native
+                    }
+                    s => s,
+                },
+                why: "test".into(),
+                compression: false,
+                hosting: None,
+            },
         };
         let run_id = crate::journal::new_run_id();
         let mut run = new_run(

@@ -153,10 +153,9 @@ async fn a_run_that_changed_nothing_is_not_rolled_back() {
 async fn no_recorded_backup_refuses_the_rollback() {
     let ran = paused_at_database_upgrade(Fault::FailOnce, keep).await;
     ran.edit_journal(|r| {
-        r.step_mut("backup-database")
-            .unwrap()
-            .outputs
-            .remove("path");
+        let outputs = &mut r.step_mut("backup-database").unwrap().outputs;
+        outputs.remove("path");
+        outputs.remove("rollback_point");
     });
     refused(ran, "recorded no database backup").await;
 }

@@ -16,9 +16,10 @@ use crate::window::Until;
 fn window(secs: i64, figure: Option<f64>) -> impl FnOnce(&mut Run) {
     move |run: &mut Run| {
         let ends_at = Timestamp::now() + SignedDuration::from_secs(secs);
-        let seconds: BTreeMap<String, f64> = outage_kinds()
-            .map(|k| (k.name().to_string(), figure.unwrap_or(k.default_estimate())))
-            .collect();
+        let seconds: BTreeMap<String, f64> =
+            outage_kinds(crate::engine::catalogue::Layout::default())
+                .map(|k| (k.name().to_string(), figure.unwrap_or(k.default_estimate())))
+                .collect();
         let record = WindowRecord {
             source: "--until test".into(),
             ends_at,
@@ -47,7 +48,14 @@ fn a_run_outside_its_time_is_refused_with_the_figures_it_used() {
             Timestamp::now() + SignedDuration::from_secs(secs),
         ))
     };
-    let (why, record) = admit(&config, at(600), 1, &[]).unwrap_err();
+    let (why, record) = admit(
+        &config,
+        at(600),
+        1,
+        &[],
+        crate::engine::catalogue::Layout::default(),
+    )
+    .unwrap_err();
     assert!(
         why.contains("ends at") && why.contains("estimated at"),
         "{why}"
@@ -56,12 +64,37 @@ fn a_run_outside_its_time_is_refused_with_the_figures_it_used() {
     assert!(why.contains("nothing was changed"), "{why}");
     let record = record.expect("the figures go in the report");
     assert!(record.estimate_seconds > 600.0, "{record:?}");
-    let (why, _) = admit(&config, at(-60), 1, &[]).unwrap_err();
+    let (why, _) = admit(
+        &config,
+        at(-60),
+        1,
+        &[],
+        crate::engine::catalogue::Layout::default(),
+    )
+    .unwrap_err();
     assert!(why.contains("ended at"), "{why}");
-    let record = admit(&config, at(7200), 1, &[]).unwrap().expect("a window");
+    let record = admit(
+        &config,
+        at(7200),
+        1,
+        &[],
+        crate::engine::catalogue::Layout::default(),
+    )
+    .unwrap()
+    .expect("a window");
     assert_eq!(record.source.split(' ').next(), Some("--until"));
     assert_eq!(record.figures, "defaults");
-    assert!(admit(&config, None, 1, &[]).unwrap().is_none());
+    assert!(
+        admit(
+            &config,
+            None,
+            1,
+            &[],
+            crate::engine::catalogue::Layout::default()
+        )
+        .unwrap()
+        .is_none()
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,4 +1,4 @@
-//! Reading what `sqlcmd` prints for the doctor's queries.
+//! Reading what `sqlcmd` prints for octoup's queries (the doctor's, and the strategies').
 //!
 //! Every query runs with `-h -1 -W -s "|"` (no header row and no dashes row, trailing spaces
 //! removed, `|` between columns: the sqlcmd utility's documented options) after
