@@ -208,6 +208,7 @@ pub async fn upgrade(
         facts.nodes.len(),
         &history,
         facts.layout(),
+        facts.database.as_ref(),
     ) {
         Ok(w) => w,
         Err((why, record)) => {

@@ -50,7 +50,8 @@ pub struct Plan {
 
 /// The plan for the preflight's findings. Changes nothing.
 pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan {
-    let estimates = Estimates::from_history(history);
+    let estimates =
+        Estimates::from_history(history).with_database(history, facts.database.as_ref());
     let estimate = |kind: StepKind| estimates.seconds(kind);
     let nodes: Vec<String> = facts.nodes.iter().map(|n| n.name.clone()).collect();
     let primary = facts.primary().map(|n| n.name.clone()).unwrap_or_default();

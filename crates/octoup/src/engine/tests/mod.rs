@@ -19,6 +19,7 @@ mod pause;
 mod recovery;
 mod rollback;
 mod stop;
+mod strategies;
 mod undo;
 mod window;
 

@@ -54,6 +54,7 @@ fn a_run_outside_its_time_is_refused_with_the_figures_it_used() {
         1,
         &[],
         crate::engine::catalogue::Layout::default(),
+        None,
     )
     .unwrap_err();
     assert!(
@@ -70,6 +71,7 @@ fn a_run_outside_its_time_is_refused_with_the_figures_it_used() {
         1,
         &[],
         crate::engine::catalogue::Layout::default(),
+        None,
     )
     .unwrap_err();
     assert!(why.contains("ended at"), "{why}");
@@ -79,6 +81,7 @@ fn a_run_outside_its_time_is_refused_with_the_figures_it_used() {
         1,
         &[],
         crate::engine::catalogue::Layout::default(),
+        None,
     )
     .unwrap()
     .expect("a window");
@@ -90,7 +93,8 @@ fn a_run_outside_its_time_is_refused_with_the_figures_it_used() {
             None,
             1,
             &[],
-            crate::engine::catalogue::Layout::default()
+            crate::engine::catalogue::Layout::default(),
+            None
         )
         .unwrap()
         .is_none()
