@@ -304,7 +304,14 @@ fn run_standin(program: &str, args: &[String]) -> i32 {
                 return Output::from(e).emit();
             }
             let password = std::env::var("SQLCMDPASSWORD").ok();
-            standins::sqlcmd::run(&store, rest, password.as_deref())
+            let env = |name: &str| std::env::var(name).ok();
+            standins::sqlcmd::run(
+                &store,
+                rest,
+                password.as_deref(),
+                &env,
+                &mut std::io::stdout(),
+            )
         }
         (_, None) => {
             eprintln!(
