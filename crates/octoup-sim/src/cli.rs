@@ -182,7 +182,7 @@ fn run_command(prefix: &[OsString], command: Command) -> Result<i32, String> {
                 println!("{body}");
             } else if violations.is_empty() {
                 println!(
-                    "All invariants hold (I1, I2, I3, I5, I6) over {} events.",
+                    "All invariants hold (I1, I2, I3, I4 rollbacks, I5, I6) over {} events.",
                     history.len()
                 );
             } else {

@@ -137,8 +137,7 @@ impl State {
 
     /// Whether a database of that name exists on the instance (the Octopus one included).
     pub(crate) fn database_exists(&self, name: &str) -> bool {
-        (name.eq_ignore_ascii_case(&self.database.name) && !self.instance_dbs.octopus_absent)
-            || self.instance_dbs.get(name).is_some()
+        self.is_octopus(name) || self.instance_dbs.get(name).is_some()
     }
 
     /// Whether a copy or an RDS task has finished by now and is not yet recorded.
@@ -148,6 +147,11 @@ impl State {
             || self.instance_dbs.databases.iter().any(|d| {
                 matches!(d.kind, OtherKind::Copy { announced: false, done_sim, .. } if now >= done_sim)
             })
+    }
+
+    /// Whether `name` is the Octopus database and it exists now.
+    pub(crate) fn is_octopus(&self, name: &str) -> bool {
+        name.eq_ignore_ascii_case(&self.database.name) && !self.instance_dbs.octopus_absent
     }
 
     /// Records copies and RDS tasks that finished by now (once each); a finished RDS restore

@@ -133,8 +133,7 @@ impl Sql<'_> {
     ) -> Result<Output, String> {
         const WHAT: &str = "BACKUP DATABASE";
         let state = self.state()?;
-        if !database.eq_ignore_ascii_case(&state.database.name) || !state.database_exists(database)
-        {
+        if !state.is_octopus(database) {
             return Err(self.no_database(database, WHAT));
         }
         if media == Media::Disk {

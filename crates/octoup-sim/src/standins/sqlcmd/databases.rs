@@ -24,6 +24,14 @@ fn version_parts(v: &str) -> Vec<u32> {
 }
 
 impl Sql<'_> {
+    fn no_create_database(&self) -> String {
+        self.msg(
+            262,
+            14,
+            "CREATE DATABASE permission denied in database 'master'.",
+        )
+    }
+
     fn already_exists(&self, name: &str) -> String {
         self.msg(
             1801,
@@ -52,11 +60,7 @@ impl Sql<'_> {
             Hosting::AmazonRds | Hosting::GoogleCloudSql => {
                 // RDS: "Amazon RDS supports only DB instance snapshots"; neither gives the
                 // rights a snapshot needs.
-                return Err(self.msg(
-                    262,
-                    14,
-                    "CREATE DATABASE permission denied in database 'master'.",
-                ));
+                return Err(self.no_create_database());
             }
             Hosting::SelfManaged => {}
         }
@@ -71,13 +75,9 @@ impl Sql<'_> {
             ));
         }
         if !sql.can_create_database {
-            return Err(self.msg(
-                262,
-                14,
-                "CREATE DATABASE permission denied in database 'master'.",
-            ));
+            return Err(self.no_create_database());
         }
-        if !source.eq_ignore_ascii_case(&state.database.name) || !state.database_exists(source) {
+        if !state.is_octopus(source) {
             return Err(self.msg(
                 911,
                 16,
@@ -197,13 +197,9 @@ impl Sql<'_> {
         }
         if !state.sql.can_create_database {
             // Server admin or a dbmanager member (database-copy page).
-            return Err(self.msg(
-                262,
-                14,
-                "CREATE DATABASE permission denied in database 'master'.",
-            ));
+            return Err(self.no_create_database());
         }
-        if !source.eq_ignore_ascii_case(&state.database.name) || !state.database_exists(source) {
+        if !state.is_octopus(source) {
             return Err(self.msg(
                 40861,
                 16,

@@ -230,10 +230,12 @@ pub(super) struct Select {
     pub items: Vec<(Expr, String)>,
     pub from: Vec<Source>,
     pub filter: Vec<Cond>,
+    /// `GROUP BY` expressions (with `COUNT(*)` in the list, one group of all rows if none).
+    pub group_by: Vec<Expr>,
 }
 
 const CLAUSE_WORDS: &[&str] = &[
-    "FROM", "WHERE", "ORDER", "JOIN", "INNER", "CROSS", "ON", "AND", "AS", "BY", "IS",
+    "FROM", "WHERE", "ORDER", "GROUP", "JOIN", "INNER", "CROSS", "ON", "AND", "AS", "BY", "IS",
 ];
 
 struct Parser {
@@ -429,8 +431,15 @@ impl Parser {
             Some(Token::Word(_)) | Some(Token::Ident(_)) => {
                 let mut parts = self.dotted()?;
                 if self.peek() == Some(&Token::Punct('(')) {
+                    let name = parts.join(".").to_ascii_uppercase();
+                    if name == "COUNT" && self.tokens.get(self.pos + 1) == Some(&Token::Punct('*'))
+                    {
+                        self.pos += 2;
+                        self.punct(')')?;
+                        return Ok(Expr::Call(name, Vec::new()));
+                    }
                     let args = self.args()?;
-                    return Ok(Expr::Call(parts.join(".").to_ascii_uppercase(), args));
+                    return Ok(Expr::Call(name, args));
                 }
                 let column = parts.pop().unwrap_or_default();
                 Ok(Expr::Column(parts.pop(), column))
@@ -554,6 +563,19 @@ impl Parser {
         } else {
             Vec::new()
         };
+        let mut group_by = Vec::new();
+        if self.at_kw("GROUP") {
+            self.pos += 1;
+            self.keyword("BY")?;
+            loop {
+                group_by.push(self.expr()?);
+                if self.peek() == Some(&Token::Punct(',')) {
+                    self.pos += 1;
+                } else {
+                    break;
+                }
+            }
+        }
         if self.at_kw("ORDER") {
             self.pos += 1;
             self.keyword("BY")?;
@@ -573,6 +595,7 @@ impl Parser {
             items,
             from,
             filter,
+            group_by,
         })
     }
 
@@ -845,6 +868,7 @@ mod tests {
                 items: vec![(Expr::Global("@@VERSION".into()), String::new())],
                 from: vec![],
                 filter: vec![],
+                group_by: vec![],
             })
         );
     }

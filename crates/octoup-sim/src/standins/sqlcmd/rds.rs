@@ -226,7 +226,7 @@ impl Sql<'_> {
                 self.rds_error("Both @source_db_name and @s3_arn_to_backup_to are required.")
             );
         };
-        if !db.eq_ignore_ascii_case(&state.database.name) || !state.database_exists(&db) {
+        if !state.is_octopus(&db) {
             return Err(self.rds_error(&format!("Database '{db}' does not exist.")));
         }
         let files: u32 = arg(args, "number_of_files", usize::MAX)

@@ -731,17 +731,54 @@ impl Server<'_> {
             }
             rows = next;
         }
-        let mut out = Vec::new();
-        for row in &rows {
-            if !self.holds(&q.filter, row)? {
-                continue;
+        let mut kept = Vec::new();
+        for row in rows {
+            if self.holds(&q.filter, &row)? {
+                kept.push(row);
             }
-            let values = q
-                .items
-                .iter()
-                .map(|(e, _)| self.eval(e, Some(row)))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.push(values);
+        }
+        let count = |e: &Expr| matches!(e, Expr::Call(n, a) if n == "COUNT" && a.is_empty());
+        let mut out = Vec::new();
+        if q.group_by.is_empty() && !q.items.iter().any(|(e, _)| count(e)) {
+            for row in &kept {
+                let values = q
+                    .items
+                    .iter()
+                    .map(|(e, _)| self.eval(e, Some(row)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push(values);
+            }
+        } else {
+            // Groups in order of first appearance; `COUNT(*)` is the group's size.
+            let mut groups: Vec<(Vec<Value>, Vec<&Row>)> = Vec::new();
+            for row in &kept {
+                let key = q
+                    .group_by
+                    .iter()
+                    .map(|e| self.eval(e, Some(row)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, members)) => members.push(row),
+                    None => groups.push((key, vec![row])),
+                }
+            }
+            if groups.is_empty() && q.group_by.is_empty() {
+                groups.push((Vec::new(), Vec::new()));
+            }
+            for (_, members) in groups {
+                let values = q
+                    .items
+                    .iter()
+                    .map(|(e, _)| {
+                        if count(e) {
+                            Ok(Value::Int(members.len() as i64))
+                        } else {
+                            self.eval(e, members.first().copied())
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push(values);
+            }
         }
         Ok((q.items.iter().map(|(_, n)| n.clone()).collect(), out))
     }
