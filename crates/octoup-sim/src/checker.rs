@@ -1,8 +1,10 @@
 //! The invariant checker: replays the event history and reports every violation of
 //! I1 (one schema upgrade at a time, none while a node's service runs), I2 (no node serves
 //! with a binary different from the schema), I3 (verified database backup and master key
-//! read before a schema upgrade), I5 (no secret on a command line) and I6 (maintenance and
-//! drain flags end as they began).
+//! read before a schema upgrade; a completed Azure copy or a successful RDS backup taken with
+//! every node stopped counts as the backup), I4 (here: a rollback — restore, snapshot revert,
+//! rename swap — puts back the schema the first upgrade started from), I5 (no secret on a
+//! command line) and I6 (maintenance and drain flags end as they began).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -16,6 +18,7 @@ pub enum Invariant {
     I1,
     I2,
     I3,
+    I4,
     I5,
     I6,
 }
@@ -32,6 +35,7 @@ impl Invariant {
             Invariant::I3 => {
                 "a verified database backup and a master key read exist before any schema upgrade"
             }
+            Invariant::I4 => "a rollback puts back the schema the database had before the upgrade",
             Invariant::I5 => "secrets never appear on a command line",
             Invariant::I6 => "maintenance mode and drain flags end as they began",
         }
@@ -103,6 +107,11 @@ struct Checker {
     /// Schema versions for which a created backup has been verified.
     verified_schemas: BTreeSet<String>,
     master_key_read: bool,
+    /// Rollback points taken with every node stopped, by name: the schema they hold, and
+    /// whether they are complete (a copy finished, an RDS backup succeeded).
+    offline_points: BTreeMap<String, (String, bool)>,
+    /// The schema the first upgrade started from.
+    original: Option<String>,
     initial_maintenance: Option<bool>,
     maintenance: bool,
     initial_drain: BTreeMap<String, bool>,
@@ -206,7 +215,11 @@ impl Checker {
                     );
                     self.violate(Invariant::I1, message);
                 }
-                if !self.verified_schemas.contains(from) {
+                let point = self
+                    .offline_points
+                    .values()
+                    .any(|(schema, done)| *done && schema == from);
+                if !self.verified_schemas.contains(from) && !point {
                     let message = format!(
                         "schema upgrade {from} -> {to} by {node} started without a verified backup of the database at {from}"
                     );
@@ -219,6 +232,7 @@ impl Checker {
                     self.violate(Invariant::I3, message);
                 }
                 self.upgrading.insert(node.clone(), to.clone());
+                self.original.get_or_insert_with(|| from.clone());
             }
             Event::DbUpgradeFinished { node, to, .. } => {
                 self.upgrading.remove(node);
@@ -228,7 +242,17 @@ impl Checker {
             Event::DbUpgradeFailed { node, .. } => {
                 self.upgrading.remove(node);
             }
-            Event::DbRestored { to_schema, .. } => {
+            Event::DbRestored {
+                to_schema, path, ..
+            } => {
+                if let Some(original) = self.original.clone()
+                    && original != *to_schema
+                {
+                    let message = format!(
+                        "the rollback from {path} put back schema {to_schema}, not {original} the upgrade started from"
+                    );
+                    self.violate(Invariant::I4, message);
+                }
                 self.schema = to_schema.clone();
                 self.check_serving("a restore changed the schema under it");
             }
@@ -244,12 +268,49 @@ impl Checker {
                     self.verified_schemas.insert(schema.clone());
                 }
             }
+            Event::DbCopyStarted {
+                copy,
+                schema_version,
+                ..
+            } => self.offline_point(copy, schema_version),
+            Event::DbCopyCompleted { copy, .. } => self.complete_point(copy),
+            Event::RdsTaskCreated {
+                s3_arn,
+                schema_version: Some(schema),
+                task_type,
+                ..
+            } if task_type == "BACKUP_DB" => self.offline_point(s3_arn, schema),
+            Event::RdsTaskFinished {
+                s3_arn, lifecycle, ..
+            } if lifecycle == "SUCCESS" => self.complete_point(s3_arn),
+            Event::DbCopyFailed { copy: name, .. } | Event::DbDropped { database: name } => {
+                self.offline_points.remove(name);
+            }
+            Event::DbRenamed { from, to } => {
+                if let Some(p) = self.offline_points.remove(from) {
+                    self.offline_points.insert(to.clone(), p);
+                }
+            }
             Event::MasterKeyRead { .. } => self.master_key_read = true,
             Event::SecretLeak { place, detail } => {
                 let message = format!("{place}: {detail}");
                 self.violate(Invariant::I5, message);
             }
             _ => {}
+        }
+    }
+
+    /// A copy or RDS backup started: a rollback point only when no node's service runs.
+    fn offline_point(&mut self, name: &str, schema: &str) {
+        if self.live.is_empty() {
+            self.offline_points
+                .insert(name.to_string(), (schema.to_string(), false));
+        }
+    }
+
+    fn complete_point(&mut self, name: &str) {
+        if let Some(p) = self.offline_points.get_mut(name) {
+            p.1 = true;
         }
     }
 
@@ -558,6 +619,99 @@ mod tests {
         assert_eq!(without(0), vec![Invariant::I3]); // no master key read
         assert_eq!(without(1), vec![Invariant::I3]); // verified a file never backed up
         assert_eq!(without(2), vec![Invariant::I3]); // backup never verified
+    }
+
+    /// Stop, read the key, take `point` (with A stopped or before), upgrade.
+    fn upgrade_with(point: Vec<Event>, before_stop: bool) -> Vec<Invariant> {
+        let mut e = vec![created(&["A"])];
+        if before_stop {
+            e.extend(point.clone());
+        }
+        e.extend(stop("A"));
+        e.push(Event::MasterKeyRead { node: "A".into() });
+        if !before_stop {
+            e.extend(point);
+        }
+        e.push(install("A"));
+        e.extend(upgrade("A"));
+        invariants(e, CheckOptions::default())
+    }
+
+    #[test]
+    fn i3_accepts_an_offline_azure_copy_or_rds_backup_once_complete() {
+        let copy = |done: Option<Event>| {
+            let mut v = vec![Event::DbCopyStarted {
+                copy: "db_octoup_x".into(),
+                source: "OctopusDeploy".into(),
+                schema_version: OLD.into(),
+            }];
+            v.extend(done);
+            v
+        };
+        let completed = Event::DbCopyCompleted {
+            copy: "db_octoup_x".into(),
+            source: "OctopusDeploy".into(),
+            schema_version: OLD.into(),
+        };
+        assert_eq!(upgrade_with(copy(Some(completed.clone())), false), vec![]);
+        assert_eq!(upgrade_with(copy(None), false), vec![Invariant::I3]);
+        // Taken while A still served: its data may not be the last.
+        assert_eq!(
+            upgrade_with(copy(Some(completed)), true),
+            vec![Invariant::I3]
+        );
+        let failed = Event::DbCopyFailed {
+            copy: "db_octoup_x".into(),
+            source: "OctopusDeploy".into(),
+            reason: "SUSPECT".into(),
+        };
+        assert_eq!(upgrade_with(copy(Some(failed)), false), vec![Invariant::I3]);
+        let rds = |lifecycle: &str| {
+            vec![
+                Event::RdsTaskCreated {
+                    task_id: 1,
+                    task_type: "BACKUP_DB".into(),
+                    database: "OctopusDeploy".into(),
+                    s3_arn: "arn:aws:s3:::b/db.bak".into(),
+                    schema_version: Some(OLD.into()),
+                },
+                Event::RdsTaskFinished {
+                    task_id: 1,
+                    task_type: "BACKUP_DB".into(),
+                    lifecycle: lifecycle.into(),
+                    s3_arn: "arn:aws:s3:::b/db.bak".into(),
+                },
+            ]
+        };
+        assert_eq!(upgrade_with(rds("SUCCESS"), false), vec![]);
+        assert_eq!(upgrade_with(rds("ERROR"), false), vec![Invariant::I3]);
+        // A snapshot alone is no backup (snapshots page: "not a substitute").
+        let snapshot = vec![Event::DbSnapshotCreated {
+            snapshot: "db_octoup_x".into(),
+            source: "OctopusDeploy".into(),
+            schema_version: OLD.into(),
+        }];
+        assert_eq!(upgrade_with(snapshot, false), vec![Invariant::I3]);
+    }
+
+    #[test]
+    fn i4_a_rollback_must_put_back_the_original_schema() {
+        let rollback = |to: &str| {
+            let mut e = vec![created(&["A"])];
+            e.extend(stop("A"));
+            e.extend(backup_and_key());
+            e.push(install("A"));
+            e.extend(upgrade("A"));
+            e.push(Event::DbRestored {
+                database: "OctopusDeploy".into(),
+                path: "rename:db_octoup_x".into(),
+                from_schema: NEW.into(),
+                to_schema: to.into(),
+            });
+            invariants(e, CheckOptions::default())
+        };
+        assert_eq!(rollback(OLD), vec![]);
+        assert_eq!(rollback("2023.4.8166"), vec![Invariant::I4]);
     }
 
     #[test]

@@ -182,7 +182,7 @@ fn run_command(prefix: &[OsString], command: Command) -> Result<i32, String> {
                 println!("{body}");
             } else if violations.is_empty() {
                 println!(
-                    "All invariants hold (I1, I2, I3, I5, I6) over {} events.",
+                    "All invariants hold (I1, I2, I3, I4 rollbacks, I5, I6) over {} events.",
                     history.len()
                 );
             } else {
@@ -304,7 +304,14 @@ fn run_standin(program: &str, args: &[String]) -> i32 {
                 return Output::from(e).emit();
             }
             let password = std::env::var("SQLCMDPASSWORD").ok();
-            standins::sqlcmd::run(&store, rest, password.as_deref())
+            let env = |name: &str| std::env::var(name).ok();
+            standins::sqlcmd::run(
+                &store,
+                rest,
+                password.as_deref(),
+                &env,
+                &mut std::io::stdout(),
+            )
         }
         (_, None) => {
             eprintln!(

@@ -147,6 +147,70 @@ pub enum Event {
         from_schema: String,
         to_schema: String,
     },
+    /// `CREATE DATABASE [snapshot] … AS SNAPSHOT OF [source]`.
+    DbSnapshotCreated {
+        snapshot: String,
+        source: String,
+        schema_version: String,
+    },
+    /// `RESTORE DATABASE [source] FROM DATABASE_SNAPSHOT` (followed by `db-restored`).
+    DbSnapshotReverted {
+        snapshot: String,
+        source: String,
+        from_schema: String,
+        to_schema: String,
+    },
+    DbSnapshotDropped {
+        snapshot: String,
+        source: String,
+    },
+    /// `CREATE DATABASE [copy] AS COPY OF [source]` (Azure SQL Database) began.
+    DbCopyStarted {
+        copy: String,
+        source: String,
+        schema_version: String,
+    },
+    DbCopyCompleted {
+        copy: String,
+        source: String,
+        schema_version: String,
+    },
+    DbCopyFailed {
+        copy: String,
+        source: String,
+        reason: String,
+    },
+    /// `ALTER DATABASE … MODIFY NAME` or `rds_modify_db_name`; a rename onto the Octopus
+    /// database's name is followed by `db-restored`.
+    DbRenamed {
+        from: String,
+        to: String,
+    },
+    DbDropped {
+        database: String,
+    },
+    /// `CREATE`/`ALTER CREDENTIAL`: the name only, never the secret.
+    CredentialSet {
+        name: String,
+        identity: String,
+        altered: bool,
+    },
+    /// `rds_backup_database` / `rds_restore_database` queued a task.
+    RdsTaskCreated {
+        task_id: u64,
+        task_type: String,
+        database: String,
+        s3_arn: String,
+        /// The schema the backup holds (backups only).
+        schema_version: Option<String>,
+    },
+    /// `lifecycle`: SUCCESS or ERROR.
+    RdsTaskFinished {
+        task_id: u64,
+        task_type: String,
+        lifecycle: String,
+        s3_arn: String,
+    },
     MasterKeyRead {
         node: String,
     },

@@ -71,9 +71,10 @@ impl Default for Spec {
 pub struct Durations {
     pub stop: f64,
     pub start: f64,
-    pub backup: f64,
-    pub verify: f64,
-    pub restore: f64,
+    /// `None`: from the database's size and the backup's options (`standins::sqlcmd::timing`).
+    pub backup: Option<f64>,
+    pub verify: Option<f64>,
+    pub restore: Option<f64>,
     pub install: f64,
     pub db_upgrade: f64,
     /// A stopped node still counts as running for `database --upgrade` this long.
@@ -85,9 +86,9 @@ impl Default for Durations {
         Durations {
             stop: 10.0,
             start: 30.0,
-            backup: 60.0,
-            verify: 20.0,
-            restore: 60.0,
+            backup: None,
+            verify: None,
+            restore: None,
             install: 90.0,
             db_upgrade: 120.0,
             node_stale_after: 5.0,
@@ -260,6 +261,7 @@ pub enum Hosting {
     AzureSqlDatabase,
     AzureSqlManagedInstance,
     AmazonRds,
+    GoogleCloudSql,
 }
 
 /// The SQL Server and the Octopus database as the sqlcmd stand-in reports them (`[database]`).
@@ -292,6 +294,24 @@ pub struct DatabaseSpec {
     pub can_create_database: bool,
     /// The login has VIEW SERVER STATE (`sys.dm_server_services`, `sys.dm_os_volume_stats`).
     pub view_server_state: bool,
+    /// Plain backup rate in MB/s as SQL Server reports it (MB = 2^20 B); reference §4: 75.
+    pub throughput_mb_s: f64,
+    /// Free space on the data files' volume; `None`: `backup_free_gb` (one volume).
+    pub data_free_gb: Option<f64>,
+    /// Logical names of the ROWS files; empty: one file named after the database.
+    pub data_files: Vec<String>,
+    pub filestream: bool,
+    pub memory_optimized: bool,
+    /// Non-empty: the database is in this availability group (`replica_id` not NULL).
+    pub availability_group: String,
+    /// RDS Multi-AZ (database mirroring): `rds_modify_db_name` refused.
+    pub multi_az: bool,
+    /// Azure SQL Database copy rate, MB/s.
+    pub copy_mb_s: f64,
+    /// Names of snapshots of the database that exist before octoup runs.
+    pub existing_snapshots: Vec<String>,
+    /// Names (container URLs) of credentials that exist before octoup runs.
+    pub credentials: Vec<String>,
 }
 
 impl Default for DatabaseSpec {
@@ -312,6 +332,16 @@ impl Default for DatabaseSpec {
             can_restore: true,
             can_create_database: true,
             view_server_state: true,
+            throughput_mb_s: 75.0,
+            data_free_gb: None,
+            data_files: Vec::new(),
+            filestream: false,
+            memory_optimized: false,
+            availability_group: String::new(),
+            multi_az: false,
+            copy_mb_s: 50.0,
+            existing_snapshots: Vec::new(),
+            credentials: Vec::new(),
         }
     }
 }
@@ -333,6 +363,15 @@ impl DatabaseSpec {
             }
             .to_string()
         })
+    }
+
+    /// The logical names of the ROWS files.
+    pub(crate) fn data_file_names(&self, database: &str) -> Vec<String> {
+        if self.data_files.is_empty() {
+            vec![database.to_string()]
+        } else {
+            self.data_files.clone()
+        }
     }
 
     pub(crate) fn edition(&self) -> String {
@@ -370,9 +409,18 @@ impl DatabaseSpec {
             ("log_size_gb", self.log_size_gb),
             ("log_free_gb", self.log_free_gb),
             ("backup_free_gb", self.backup_free_gb),
+            ("data_free_gb", self.data_free_gb.unwrap_or(0.0)),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("database.{name} must be >= 0, got {v}"));
+            }
+        }
+        for (name, v) in [
+            ("throughput_mb_s", self.throughput_mb_s),
+            ("copy_mb_s", self.copy_mb_s),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("database.{name} must be > 0, got {v}"));
             }
         }
         if self.log_free_gb > self.log_size_gb {
@@ -512,9 +560,9 @@ impl Spec {
         for (name, value) in [
             ("stop", d.stop),
             ("start", d.start),
-            ("backup", d.backup),
-            ("verify", d.verify),
-            ("restore", d.restore),
+            ("backup", d.backup.unwrap_or(0.0)),
+            ("verify", d.verify.unwrap_or(0.0)),
+            ("restore", d.restore.unwrap_or(0.0)),
             ("install", d.install),
             ("db_upgrade", d.db_upgrade),
             ("node_stale_after", d.node_stale_after),

@@ -5,14 +5,17 @@
 //!
 //! - `model`: the types of `state.json` ([`State`] and its parts).
 //! - `transitions`: every change of a [`State`], each recording its history events.
+//! - `instance`: the other databases, credentials and RDS tasks on the SQL instance.
 //! - `machines`: the host, spaces, targets and workers, and the tasks that act on them.
 //! - `store`: the directory: lock, load, atomic save, and the history file.
 
+mod instance;
 mod machines;
 mod model;
 mod store;
 mod transitions;
 
+pub use instance::{Credential, OtherDatabase, OtherKind, RdsTask, SqlInstance};
 pub use machines::{Machine, ServerInfo, Space};
 pub use model::{
     BackupRecord, DaemonInfo, Database, License, Maintenance, Node, Ports, Secrets, ServiceState,

@@ -343,6 +343,9 @@ pub struct State {
     /// The SQL Server as the sqlcmd stand-in reports it (the spec's `[database]`).
     #[serde(default)]
     pub sql: DatabaseSpec,
+    /// The other databases, credentials and RDS tasks on the SQL instance.
+    #[serde(default)]
+    pub instance_dbs: super::instance::SqlInstance,
     pub nodes: Vec<Node>,
     pub secrets: Secrets,
     pub backups: Vec<BackupRecord>,

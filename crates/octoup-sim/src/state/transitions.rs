@@ -60,6 +60,7 @@ impl State {
                 upgrade: None,
             },
             sql: spec.database.clone(),
+            instance_dbs: Default::default(),
             nodes,
             secrets,
             backups: Vec::new(),
@@ -72,6 +73,7 @@ impl State {
             pending: Vec::new(),
         };
         state.furnish(spec);
+        state.seed_instance();
         let init = state
             .nodes
             .iter()

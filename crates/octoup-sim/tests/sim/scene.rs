@@ -119,6 +119,51 @@ impl Scene {
             .assert()
     }
 
+    /// `sqlcmd <SQLCMD_ARGS> <extra> -Q <query>` with the password and `env` set.
+    pub fn sql(&self, query: &str, extra: &[&str], env: &[(&str, &str)]) -> Assert {
+        let password = self.state().secrets.sql_password;
+        let mut cmd = self.command("sqlcmd", None);
+        cmd.args(SQLCMD_ARGS)
+            .args(extra)
+            .args(["-Q", query])
+            .env("SQLCMDPASSWORD", password);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.assert()
+    }
+
+    /// The rows of a query as octoup reads them (`-h -1 -W -s "|"`), split on `|`.
+    pub fn rows(&self, query: &str) -> Vec<Vec<String>> {
+        let out = self
+            .sql(query, &["-h", "-1", "-W", "-s", "|"], &[])
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8_lossy(&out)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split('|').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// `octoup-sim check --json`: the invariants violated, by name.
+    pub fn violations(&self) -> Vec<String> {
+        let out = Command::new(sim_bin())
+            .args(["check", "--json", "--dir"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| format!("{}: {}", x["invariant"], x["message"]))
+            .collect()
+    }
+
     pub fn sqlcmd_args(&self, args: &[&str], password: Option<&str>) -> Assert {
         let mut cmd = self.command("sqlcmd", None);
         cmd.args(args).env_remove("SQLCMDPASSWORD");

@@ -118,12 +118,17 @@ fn a_damaged_or_missing_backup_fails_verification() {
 fn other_t_sql_is_a_syntax_error_and_b_decides_the_exit_code() {
     let scene = Scene::with_nodes(1);
     scene
-        .sqlcmd("DROP DATABASE [OctopusDeploy]")
+        .sqlcmd("TRUNCATE TABLE [Event]")
         .code(1)
         .stderr(contains(
             "Msg 102, Level 15, State 1, Server 127.0.0.1,1433, Line 1",
         ))
-        .stderr(contains("Incorrect syntax near 'DROP'."));
+        .stderr(contains("Incorrect syntax near 'TRUNCATE'."));
+    // DROP DATABASE is understood, and refused while Octopus uses the database.
+    scene
+        .sqlcmd("DROP DATABASE [OctopusDeploy]")
+        .code(1)
+        .stderr(contains("Msg 3702, Level 16"));
     let password = scene.state().secrets.sql_password;
     // Without -b sqlcmd prints the error but exits 0, as the real one does.
     scene

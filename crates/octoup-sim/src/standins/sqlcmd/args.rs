@@ -16,6 +16,38 @@ pub(super) struct Args {
     pub trim: bool,
     /// `-s C`: the column separator (default a space).
     pub separator: Option<String>,
+    /// `-v NAME=value`: scripting variables (before the environment's).
+    pub variables: Vec<(String, String)>,
+    /// `-x`: `$(NAME)` is left as it is.
+    pub no_variables: bool,
+}
+
+/// Replaces each `$(NAME)` as sqlcmd does: a `-v` variable, else the environment variable;
+/// `Err` with sqlcmd's message for one that neither defines.
+pub(super) fn substitute(
+    query: &str,
+    variables: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = query;
+    while let Some(start) = rest.find("$(") {
+        let Some(len) = rest[start + 2..].find(')') else {
+            break;
+        };
+        let name = &rest[start + 2..start + 2 + len];
+        let value = variables
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .or_else(|| env(name))
+            .ok_or_else(|| format!("'{name}' scripting variable not defined."))?;
+        out.push_str(&rest[..start]);
+        out.push_str(&value);
+        rest = &rest[start + 3 + len..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 pub(super) fn parse_args(args: &[String]) -> Result<Args, String> {
@@ -75,6 +107,16 @@ pub(super) fn parse_args(args: &[String]) -> Result<Args, String> {
                 parsed.headers = Some(n);
             }
             'W' => parsed.trim = true,
+            'x' => parsed.no_variables = true,
+            'v' => {
+                let Some((name, value)) = value.split_once('=') else {
+                    return Err(format!(
+                        "'-v {value}': Invalid argument. Enter '-?' for help."
+                    ));
+                };
+                let value = value.trim_matches('"').to_string();
+                parsed.variables.push((name.to_string(), value));
+            }
             's' => parsed.separator = Some(value),
             'i' => {
                 return Err("'-i': input files are not simulated by octoup-sim; use -Q".to_string());
@@ -120,5 +162,24 @@ mod tests {
         );
         assert!(parse_args(&["-h".to_string(), "0".to_string()]).is_err());
         assert!(parse_args(&["-S".to_string()]).is_err());
+        let v: Vec<String> = ["-v", "A=1", "-x"].iter().map(|s| s.to_string()).collect();
+        let p = parse_args(&v).unwrap();
+        assert_eq!(p.variables, vec![("A".to_string(), "1".to_string())]);
+        assert!(p.no_variables);
+    }
+
+    #[test]
+    fn scripting_variables_come_from_v_then_the_environment() {
+        let env = |n: &str| (n == "OCTOUP_SAS_TOKEN").then(|| "sv=1&sig=x".to_string());
+        let vars = vec![("who".to_string(), "me".to_string())];
+        assert_eq!(
+            substitute("SECRET = N'$(OCTOUP_SAS_TOKEN)', $(WHO)", &vars, &env).unwrap(),
+            "SECRET = N'sv=1&sig=x', me"
+        );
+        assert_eq!(
+            substitute("x $(NOPE) y", &vars, &env).unwrap_err(),
+            "'NOPE' scripting variable not defined."
+        );
+        assert_eq!(substitute("a $( b", &vars, &env).unwrap(), "a $( b");
     }
 }

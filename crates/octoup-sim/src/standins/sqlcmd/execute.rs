@@ -1,31 +1,17 @@
-//! Running a parsed statement against the simulated database: backups written as files
-//! (a header line with the SHA-256 of the JSON snapshot that follows), verified and restored
-//! with SQL Server's messages and error numbers.
+//! Running a parsed statement against the simulated server: the dispatch, SQL Server's
+//! message format, and what each hosting and the login's rights refuse. The statements
+//! themselves are in `backup` (BACKUP/VERIFYONLY/RESTORE), `databases` (snapshots, copies,
+//! renames, drops, credentials) and `rds` (RDS's stored procedures).
 
 use std::cell::{Cell, RefCell};
+use std::io::Write;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use super::parse::Statement;
+use super::parse::{Media, Statement};
 use super::select::{Format, Server, format};
-use crate::history::Event;
 use crate::spec::Hosting;
 use crate::standins::{Output, apply_fault};
-use crate::state::{BackupRecord, DatabaseSnapshot, ServiceState, State, Store, StoreError};
-
-/// First line of a simulated backup file.
-const BACKUP_MAGIC: &str = "OCTOUP-SIM-BAK/1";
-
-/// The contents of a simulated backup file (after the header line).
-#[derive(Debug, Serialize, Deserialize)]
-struct BackupBody {
-    database: String,
-    taken_at: jiff::Timestamp,
-    copy_only: bool,
-    snapshot: DatabaseSnapshot,
-}
+use crate::state::{ServiceState, State, Store, StoreError};
 
 /// The root of the volume `dir` is on, as `sys.dm_os_volume_stats` names a mount point
 /// (`/`, `C:\\`).
@@ -44,6 +30,14 @@ fn volume_root(dir: &Path) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
+/// Where the simulated database files are: `DIR/data` (absolute).
+pub(super) fn data_dir(dir: &Path) -> String {
+    std::path::absolute(dir.join("data"))
+        .unwrap_or_else(|_| dir.join("data"))
+        .display()
+        .to_string()
+}
+
 pub(super) struct Sql<'a> {
     pub store: &'a Store,
     pub server: String,
@@ -55,9 +49,34 @@ pub(super) struct Sql<'a> {
     pub current: RefCell<String>,
     pub nocount: Cell<bool>,
     pub format: Format,
+    /// The query as given, before `$(NAME)` substitution (what the history shows).
+    pub raw_query: String,
+    /// Where the output goes, line by line as it happens.
+    pub out: RefCell<&'a mut dyn Write>,
 }
 
 impl Sql<'_> {
+    /// Prints `text` at once (octoup reads progress while the statement runs).
+    pub fn print(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let mut out = self.out.borrow_mut();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    pub fn state(&self) -> Result<State, String> {
+        self.store.snapshot().map_err(|e| e.to_string())
+    }
+
+    /// Applies a change; a store failure becomes the message.
+    pub fn change<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T, String> {
+        self.store
+            .update(|s| Ok::<_, StoreError>(f(s)))
+            .map_err(|e| e.to_string())
+    }
+
     /// A SQL Server error message as sqlcmd prints it.
     pub fn msg(&self, number: u32, level: u32, text: &str) -> String {
         format!(
@@ -66,11 +85,11 @@ impl Sql<'_> {
         )
     }
 
-    fn terminating(&self, number: u32, text: &str, what: &str) -> String {
+    pub fn terminating(&self, number: u32, text: &str, what: &str) -> String {
         self.terminating_at(number, 16, text, what)
     }
 
-    fn terminating_at(&self, number: u32, level: u32, text: &str, what: &str) -> String {
+    pub fn terminating_at(&self, number: u32, level: u32, text: &str, what: &str) -> String {
         format!(
             "{}\n{}",
             self.msg(number, level, text),
@@ -79,30 +98,50 @@ impl Sql<'_> {
     }
 
     pub fn execute(&self, statement: Statement) -> Result<Output, String> {
+        self.settle()?;
         match statement {
             Statement::Backup {
                 database,
-                path,
+                media,
+                paths,
                 options,
-            } => self.backup(&database, &path, &options),
-            Statement::VerifyOnly { path } => self.verify(&path),
+            } => self.backup(&database, media, &paths, &options),
+            Statement::VerifyOnly { media, paths } => self.verify(media, &paths),
             Statement::Restore {
                 database,
-                path,
+                media,
+                paths,
                 options,
-            } => self.restore(&database, &path, &options),
+            } => self.restore(&database, media, &paths, &options),
+            Statement::Revert { database, snapshot } => self.revert(&database, &snapshot),
+            Statement::CreateSnapshot {
+                name,
+                files,
+                source,
+            } => self.create_snapshot(&name, &files, &source),
+            Statement::CreateCopy { name, source } => self.create_copy(&name, &source),
+            Statement::Drop(name) => self.drop_database(&name),
+            Statement::Rename { from, to } => self.rename(&from, &to, "ALTER DATABASE"),
+            Statement::Credential {
+                alter,
+                name,
+                identity,
+                secret,
+            } => self.credential(alter, &name, &identity, &secret),
+            Statement::Exec { procedure, args } => self.exec(&procedure, &args),
             Statement::SetNocount(on) => {
                 self.nocount.set(on);
                 Ok(Output::ok(""))
             }
             Statement::Use(db) => self.use_db(&db),
             Statement::Select(q) => {
-                let state = self.store.snapshot().map_err(|e| e.to_string())?;
+                let state = self.state()?;
                 let server = Server {
                     state: &state,
                     current: self.current.borrow().clone(),
                     login: self.login.clone(),
                     volume: volume_root(self.store.dir()),
+                    data_dir: data_dir(self.store.dir()),
                 };
                 match server.select(&q) {
                     Ok((columns, rows)) => Ok(Output::ok(format(
@@ -115,6 +154,35 @@ impl Sql<'_> {
                 }
             }
         }
+    }
+
+    /// Records copies and RDS tasks that finished by now; writes only when one did.
+    fn settle(&self) -> Result<(), String> {
+        let dir = self.store.dir().to_path_buf();
+        let pending = self
+            .store
+            .read(|s| s.has_unsettled())
+            .map_err(|e| e.to_string())?;
+        if pending {
+            self.change(|s| s.settle(&|arn: &str| super::rds::s3_content(&dir, arn)))?;
+        }
+        Ok(())
+    }
+
+    /// Nodes running, or the schema being upgraded: the database is in use.
+    pub fn busy(s: &State) -> bool {
+        s.nodes.iter().any(|n| n.service != ServiceState::Stopped) || s.database.upgrade.is_some()
+    }
+
+    /// `Database 'x' does not exist.` (911) as a terminating error of `what`.
+    pub fn no_database(&self, database: &str, what: &str) -> String {
+        self.terminating(
+            911,
+            &format!(
+                "Database '{database}' does not exist. Make sure that the name is entered correctly."
+            ),
+            what,
+        )
     }
 
     /// A refused query; a permission error is followed by SQL Server's generic one.
@@ -132,16 +200,11 @@ impl Sql<'_> {
     }
 
     fn use_db(&self, db: &str) -> Result<Output, String> {
-        let state = self.store.snapshot().map_err(|e| e.to_string())?;
-        let known = [
-            "master",
-            "tempdb",
-            "model",
-            "msdb",
-            state.database.name.as_str(),
-        ]
-        .iter()
-        .any(|d| d.eq_ignore_ascii_case(db))
+        let state = self.state()?;
+        let known = ["master", "tempdb", "model", "msdb"]
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(db))
+            || state.database_exists(db)
             || (state.sql.hosting == Hosting::AmazonRds && db.eq_ignore_ascii_case("rdsadmin"));
         if !known {
             return Err(self.msg(
@@ -167,7 +230,13 @@ impl Sql<'_> {
 
     /// What the hosting and the login's rights refuse of a backup statement, as SQL Server
     /// words it: `Err` with the messages.
-    fn refuse(&self, state: &State, statement: &str, database: &str) -> Result<(), String> {
+    pub fn refuse(
+        &self,
+        state: &State,
+        statement: &str,
+        database: &str,
+        media: Media,
+    ) -> Result<(), String> {
         let sql = &state.sql;
         let what = match statement {
             "BACKUP" => "BACKUP DATABASE",
@@ -187,6 +256,7 @@ impl Sql<'_> {
                     &format!("Statement '{shown}' is not supported in this version of SQL Server."),
                 ));
             }
+            Hosting::AzureSqlManagedInstance if media == Media::Url => {}
             Hosting::AzureSqlManagedInstance => {
                 return Err(self.terminating(
                     41914,
@@ -194,7 +264,9 @@ impl Sql<'_> {
                     what,
                 ));
             }
-            Hosting::AmazonRds => {
+            Hosting::AmazonRds | Hosting::GoogleCloudSql => {
+                // Neither gives the login sysadmin: RDS backs up with its procedures, Cloud SQL
+                // with `gcloud sql export bak`.
                 let text = if statement == "BACKUP" {
                     format!("BACKUP DATABASE permission denied in database '{database}'.")
                 } else {
@@ -227,7 +299,7 @@ impl Sql<'_> {
         }
     }
 
-    fn fault(&self, op: &str, text: &str, what: &str) -> Result<(), String> {
+    pub fn fault(&self, op: &str, text: &str, what: &str) -> Result<(), String> {
         match apply_fault(self.store, op, None).map_err(|e| e.to_string())? {
             Some(code) => {
                 self.fault_code.set(Some(code));
@@ -235,231 +307,5 @@ impl Sql<'_> {
             }
             None => Ok(()),
         }
-    }
-
-    fn backup(&self, database: &str, path: &str, options: &[String]) -> Result<Output, String> {
-        let state = self.store.snapshot().map_err(|e| e.to_string())?;
-        if !database.eq_ignore_ascii_case(&state.database.name) {
-            return Err(self.terminating(
-                911,
-                &format!("Database '{database}' does not exist. Make sure that the name is entered correctly."),
-                "BACKUP DATABASE",
-            ));
-        }
-        let target = Path::new(path);
-        if target
-            .parent()
-            .is_some_and(|p| !p.as_os_str().is_empty() && !p.is_dir())
-        {
-            return Err(self.terminating(
-                3201,
-                &format!("Cannot open backup device '{path}'. Operating system error 3(The system cannot find the path specified.)."),
-                "BACKUP DATABASE",
-            ));
-        }
-        self.refuse(&state, "BACKUP", database)?;
-        let has = |o: &str| options.iter().any(|x| x == o);
-        let edition = state.sql.edition();
-        if has("COMPRESSION") && (edition.starts_with("Express") || edition.starts_with("Web")) {
-            return Err(self.terminating(
-                1844,
-                &format!("BACKUP DATABASE WITH COMPRESSION is not supported on {edition}."),
-                "BACKUP DATABASE",
-            ));
-        }
-        // The backup holds the used pages (about half of them compressed).
-        let size = state.sql.size_gb * if has("COMPRESSION") { 0.5 } else { 1.0 };
-        let no_space =
-            format!("Write on \"{path}\" failed: 112(There is not enough space on the disk.)");
-        if size > state.sql.backup_free_gb {
-            return Err(self.terminating(3202, &no_space, "BACKUP DATABASE"));
-        }
-        self.fault("sql-backup", &no_space, "BACKUP DATABASE")?;
-        let clock = state.clock();
-        clock.sleep_sim(state.durations.backup);
-        let copy_only = has("COPY_ONLY");
-        let checksum = has("CHECKSUM");
-        let record = self
-            .store
-            .update(|s| {
-                let snapshot = s.snapshot();
-                let body = BackupBody {
-                    database: s.database.name.clone(),
-                    taken_at: jiff::Timestamp::now(),
-                    copy_only,
-                    snapshot,
-                };
-                let json = serde_json::to_string_pretty(&body).unwrap_or_default();
-                let sum = hex::encode(Sha256::digest(json.as_bytes()));
-                let text = format!("{BACKUP_MAGIC} sha256={sum}\n{json}");
-                std::fs::write(target, text).map_err(|e| StoreError::Io {
-                    path: path.to_string(),
-                    source: e,
-                })?;
-                let record = BackupRecord {
-                    database: s.database.name.clone(),
-                    path: path.to_string(),
-                    schema_version: s.database.schema_version.clone(),
-                    taken_sim: s.now_sim(),
-                    copy_only,
-                    checksum,
-                };
-                s.backups.push(record.clone());
-                s.record(Event::DbBackupCreated {
-                    database: record.database.clone(),
-                    path: path.to_string(),
-                    schema_version: record.schema_version.clone(),
-                    copy_only,
-                    checksum,
-                });
-                Ok::<_, StoreError>(record)
-            })
-            .map_err(|e| {
-                self.terminating(
-                    3201,
-                    &format!("Cannot open backup device '{path}'. Operating system error 5(Access is denied.). ({e})"),
-                    "BACKUP DATABASE",
-                )
-            })?;
-        let pages = 5000 + (record.taken_sim as u64 % 1000);
-        let secs = state.durations.backup;
-        Ok(Output::ok(format!(
-            "Processed {pages} pages for database '{db}', file '{db}' on file 1.\nProcessed 2 pages for database '{db}', file '{db}_log' on file 1.\nBACKUP DATABASE successfully processed {} pages in {secs:.3} seconds ({:.3} MB/sec).",
-            pages + 2,
-            (pages as f64 * 8.0 / 1024.0) / secs.max(0.001),
-            db = record.database,
-        )))
-    }
-
-    /// Reads and checks a backup file: its snapshot, or the SQL error text.
-    fn read_backup(&self, path: &str, what: &str) -> Result<BackupBody, String> {
-        let text = match std::fs::read(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(self.terminating(
-                    3201,
-                    &format!("Cannot open backup device '{path}'. Operating system error 2(The system cannot find the file specified.)."),
-                    what,
-                ));
-            }
-            Err(e) => {
-                return Err(self.terminating(
-                    3201,
-                    &format!("Cannot open backup device '{path}'. ({e})"),
-                    what,
-                ));
-            }
-        };
-        let damaged = || {
-            self.terminating(
-                3189,
-                &format!("Damage to the backup set was detected. The media family on device '{path}' is incorrectly formed."),
-                what,
-            )
-        };
-        let text = String::from_utf8(text).map_err(|_| damaged())?;
-        let (header, json) = text.split_once('\n').ok_or_else(damaged)?;
-        let sum = header
-            .strip_prefix(BACKUP_MAGIC)
-            .and_then(|h| h.trim().strip_prefix("sha256="))
-            .ok_or_else(damaged)?;
-        if hex::encode(Sha256::digest(json.as_bytes())) != sum {
-            return Err(damaged());
-        }
-        serde_json::from_str(json).map_err(|_| damaged())
-    }
-
-    fn verify(&self, path: &str) -> Result<Output, String> {
-        let state = self.store.snapshot().map_err(|e| e.to_string())?;
-        self.refuse(&state, "VERIFYONLY", &state.database.name)?;
-        self.fault(
-            "sql-verify",
-            &format!("Read on \"{path}\" failed: 23(Data error (cyclic redundancy check).)"),
-            "VERIFY DATABASE",
-        )?;
-        let (clock, secs) = self
-            .store
-            .read(|s| (s.clock(), s.durations.verify))
-            .map_err(|e| e.to_string())?;
-        clock.sleep_sim(secs);
-        match self.read_backup(path, "VERIFY DATABASE") {
-            Ok(body) => {
-                self.store
-                    .record(Event::DbBackupVerified {
-                        path: path.to_string(),
-                        schema_version: body.snapshot.schema_version,
-                    })
-                    .map_err(|e| e.to_string())?;
-                Ok(Output::ok("The backup set on file 1 is valid."))
-            }
-            Err(message) => {
-                self.store
-                    .record(Event::DbBackupVerifyFailed {
-                        path: path.to_string(),
-                        reason: message.lines().nth(1).unwrap_or("").to_string(),
-                    })
-                    .map_err(|e| e.to_string())?;
-                Err(message)
-            }
-        }
-    }
-
-    fn restore(&self, database: &str, path: &str, options: &[String]) -> Result<Output, String> {
-        let state = self.store.snapshot().map_err(|e| e.to_string())?;
-        self.refuse(&state, "RESTORE", database)?;
-        let body = self.read_backup(path, "RESTORE DATABASE")?;
-        if !database.eq_ignore_ascii_case(&state.database.name)
-            || !body.database.eq_ignore_ascii_case(database)
-        {
-            return Err(self.terminating(
-                3154,
-                &format!("The backup set holds a backup of a database other than the existing '{database}' database."),
-                "RESTORE DATABASE",
-            ));
-        }
-        if !options.iter().any(|o| o == "REPLACE") {
-            return Err(self.terminating(
-                3159,
-                &format!("The tail of the log for the database \"{database}\" has not been backed up. Use BACKUP LOG WITH NORECOVERY to back up the log if it contains work you do not want to lose. Use the WITH REPLACE or WITH STOPAT clause of the RESTORE statement to just overwrite the contents of the log."),
-                "RESTORE DATABASE",
-            ));
-        }
-        let in_use = || {
-            self.terminating(
-                3101,
-                "Exclusive access could not be obtained because the database is in use.",
-                "RESTORE DATABASE",
-            )
-        };
-        let busy = |s: &State| {
-            s.nodes.iter().any(|n| n.service != ServiceState::Stopped)
-                || s.database.upgrade.is_some()
-        };
-        if busy(&state) {
-            return Err(in_use());
-        }
-        self.fault(
-            "sql-restore",
-            &format!("Read on \"{path}\" failed: 38(Reached the end of the file.)"),
-            "RESTORE DATABASE",
-        )?;
-        state.clock().sleep_sim(state.durations.restore);
-        let restored = self
-            .store
-            .update(|s| {
-                if busy(s) {
-                    return Ok::<_, StoreError>(false);
-                }
-                s.restore(&body.snapshot, path);
-                Ok(true)
-            })
-            .map_err(|e| e.to_string())?;
-        if !restored {
-            return Err(in_use());
-        }
-        Ok(Output::ok(format!(
-            "Processed 5000 pages for database '{database}', file '{database}' on file 1.\nProcessed 2 pages for database '{database}', file '{database}_log' on file 1.\nRESTORE DATABASE successfully processed 5002 pages in {:.3} seconds.",
-            state.durations.restore
-        )))
     }
 }

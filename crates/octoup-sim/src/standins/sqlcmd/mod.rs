@@ -2,9 +2,15 @@
 //! way octoup reaches the real one. Understands a batch (`;`-separated) of the statements an
 //! upgrade and its preflight need:
 //!
-//! - `BACKUP DATABASE [db] TO DISK = N'path' [WITH COPY_ONLY, CHECKSUM, COMPRESSION, INIT, FORMAT, STATS = n]`
-//! - `RESTORE VERIFYONLY FROM DISK = N'path' [WITH CHECKSUM]`
-//! - `RESTORE DATABASE [db] FROM DISK = N'path' WITH REPLACE [, RECOVERY, STATS = n]`
+//! - `BACKUP DATABASE [db] TO DISK|URL = N'a'[, DISK|URL = N'b' …] [WITH COPY_ONLY, CHECKSUM,
+//!   COMPRESSION, INIT, FORMAT, MAXTRANSFERSIZE = n, BUFFERCOUNT = n, BLOCKSIZE = n, STATS = n]`
+//! - `RESTORE VERIFYONLY FROM DISK|URL = …`, `RESTORE DATABASE [db] FROM DISK|URL = … [WITH
+//!   REPLACE, RECOVERY, STATS = n]`, `RESTORE DATABASE [db] FROM DATABASE_SNAPSHOT = N's'`
+//! - `CREATE DATABASE [s] ON (NAME = …, FILENAME = …), … AS SNAPSHOT OF [db]`, `CREATE
+//!   DATABASE [c] AS COPY OF [db]`, `DROP DATABASE`, `ALTER DATABASE [a] MODIFY NAME = [b]`
+//! - `CREATE|ALTER CREDENTIAL [url] WITH IDENTITY = …, SECRET = …`
+//! - RDS's `exec msdb.dbo.rds_backup_database|rds_restore_database|rds_task_status …` and
+//!   `rdsadmin.dbo.rds_modify_db_name`
 //! - `SET NOCOUNT ON|OFF`, `USE [db]`
 //! - `SELECT` of expressions (SERVERPROPERTY, DATABASEPROPERTYEX, HAS_PERMS_BY_NAME,
 //!   IS_SRVROLEMEMBER, …) from the catalog views and DMVs in [`select`], with `JOIN … ON`,
@@ -15,17 +21,26 @@
 //! the hosting and the login refuse. The password comes only from `SQLCMDPASSWORD`; `-P`
 //! works like sqlcmd but is recorded as a secret leak.
 //!
+//! `$(NAME)` scripting variables are substituted from `-v` and the environment (not with `-x`).
+//!
 //! - `args`: sqlcmd's command line; `parse`: the T-SQL; `execute`: running a statement;
-//!   `select`: the catalog and sqlcmd's result format.
+//!   `backup`, `databases`, `rds`: the statements; `media`: backup files; `timing`:
+//!   durations; `select`: the catalog and sqlcmd's result format.
 
 mod args;
+mod backup;
+mod databases;
 mod execute;
+mod media;
 mod parse;
+mod rds;
 mod select;
+mod timing;
 
 use std::cell::{Cell, RefCell};
+use std::io::Write;
 
-use args::parse_args;
+use args::{parse_args, substitute};
 use execute::Sql;
 use parse::parse_batch;
 use select::Format;
@@ -34,14 +49,28 @@ use super::Output;
 use crate::history::Event;
 use crate::state::Store;
 
-/// Runs one sqlcmd command line. `password_env` is the value of `SQLCMDPASSWORD`.
-pub fn run(store: &Store, args: &[String], password_env: Option<&str>) -> Output {
-    match run_inner(store, args, password_env) {
+/// Runs one sqlcmd command line. `password_env` is the value of `SQLCMDPASSWORD`; `env`
+/// looks up the environment for `$(NAME)`; results are written to `out` as they come (the
+/// returned `Output` holds the error and the exit code).
+pub fn run(
+    store: &Store,
+    args: &[String],
+    password_env: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> Output {
+    match run_inner(store, args, password_env, env, out) {
         Ok(out) | Err(out) => out,
     }
 }
 
-fn run_inner(store: &Store, args: &[String], password_env: Option<&str>) -> Result<Output, Output> {
+fn run_inner(
+    store: &Store,
+    args: &[String],
+    password_env: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> Result<Output, Output> {
     let parsed = parse_args(args).map_err(|m| Output::fail(1, format!("Sqlcmd: {m}")))?;
     let state = store.snapshot()?;
     if let Some(p) = &parsed.password_arg {
@@ -71,11 +100,17 @@ fn run_inner(store: &Store, args: &[String], password_env: Option<&str>) -> Resu
         }
     }
     // Without -U, sqlcmd uses Windows authentication (as -E does): nothing to check.
-    let Some(query) = parsed.query.clone() else {
+    let Some(raw_query) = parsed.query.clone() else {
         return Err(Output::fail(
             1,
             "Sqlcmd: octoup-sim runs only -Q \"<query>\" (no interactive mode).",
         ));
+    };
+    // sqlcmd refuses the whole batch when a variable is undefined.
+    let query = if parsed.no_variables {
+        raw_query.clone()
+    } else {
+        substitute(&raw_query, &parsed.variables, env).map_err(|m| Output::fail(1, m))?
     };
     let login = parsed.user.clone().unwrap_or_else(|| {
         format!(
@@ -95,19 +130,18 @@ fn run_inner(store: &Store, args: &[String], password_env: Option<&str>) -> Resu
             trim: parsed.trim,
             separator: parsed.separator.clone().unwrap_or_else(|| " ".into()),
         },
+        raw_query,
+        out: RefCell::new(out),
     };
-    let mut printed: Vec<String> = Vec::new();
     let result = match parse_batch(&query) {
         Ok(statements) => statements.into_iter().try_for_each(|statement| {
             let out = sql.execute(statement)?;
-            if !out.stdout.is_empty() {
-                printed.push(out.stdout);
-            }
+            sql.print(&out.stdout);
             Ok(())
         }),
         Err(near) => Err(sql.msg(102, 15, &format!("Incorrect syntax near '{near}'."))),
     };
-    let stdout = printed.join("\n");
+    let stdout = String::new();
     match result {
         Ok(()) => Ok(Output::ok(stdout)),
         // Without -b sqlcmd reports the error but still exits 0.

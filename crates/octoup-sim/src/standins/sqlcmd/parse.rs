@@ -103,20 +103,86 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
+/// Where a backup goes or a restore reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Media {
+    Disk,
+    Url,
+}
+
+/// `WITH` options: upper-cased names and their values (`STATS = 5`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Options(pub Vec<(String, Option<String>)>);
+
+impl Options {
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+
+    pub fn number(&self, name: &str) -> Option<u64> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+            .and_then(|v| v.parse().ok())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Statement {
     Backup {
         database: String,
-        path: String,
-        options: Vec<String>,
+        media: Media,
+        paths: Vec<String>,
+        options: Options,
     },
     VerifyOnly {
-        path: String,
+        media: Media,
+        paths: Vec<String>,
     },
     Restore {
         database: String,
-        path: String,
-        options: Vec<String>,
+        media: Media,
+        paths: Vec<String>,
+        options: Options,
+    },
+    /// `RESTORE DATABASE [db] FROM DATABASE_SNAPSHOT = N'snap'`.
+    Revert {
+        database: String,
+        snapshot: String,
+    },
+    /// `CREATE DATABASE [name] ON (NAME = l, FILENAME = N'f'), … AS SNAPSHOT OF [source]`.
+    CreateSnapshot {
+        name: String,
+        files: Vec<(String, String)>,
+        source: String,
+    },
+    /// `CREATE DATABASE [name] AS COPY OF [source]`.
+    CreateCopy {
+        name: String,
+        source: String,
+    },
+    Drop(String),
+    /// `ALTER DATABASE [from] MODIFY NAME = [to]`.
+    Rename {
+        from: String,
+        to: String,
+    },
+    /// `CREATE|ALTER CREDENTIAL [name] WITH IDENTITY = N'…', SECRET = N'…'`.
+    Credential {
+        alter: bool,
+        name: String,
+        identity: String,
+        secret: String,
+    },
+    /// `EXEC proc @name = value, …` (procedure lower-cased and dotted).
+    Exec {
+        procedure: String,
+        args: Vec<(Option<String>, Expr)>,
     },
     /// `SET NOCOUNT ON|OFF`.
     SetNocount(bool),
@@ -164,10 +230,12 @@ pub(super) struct Select {
     pub items: Vec<(Expr, String)>,
     pub from: Vec<Source>,
     pub filter: Vec<Cond>,
+    /// `GROUP BY` expressions (with `COUNT(*)` in the list, one group of all rows if none).
+    pub group_by: Vec<Expr>,
 }
 
 const CLAUSE_WORDS: &[&str] = &[
-    "FROM", "WHERE", "ORDER", "JOIN", "INNER", "CROSS", "ON", "AND", "AS", "BY", "IS",
+    "FROM", "WHERE", "ORDER", "GROUP", "JOIN", "INNER", "CROSS", "ON", "AND", "AS", "BY", "IS",
 ];
 
 struct Parser {
@@ -215,10 +283,8 @@ impl Parser {
         }
     }
 
-    /// `DISK = N'path'`
-    fn disk(&mut self) -> Result<String, String> {
-        self.keyword("DISK")?;
-        self.punct('=')?;
+    /// A string literal.
+    fn string(&mut self) -> Result<String, String> {
         match self.peek().cloned() {
             Some(Token::Str(s)) => {
                 self.pos += 1;
@@ -228,11 +294,32 @@ impl Parser {
         }
     }
 
+    /// `DISK = N'a' [, DISK = N'b' …]` or the same with `URL`.
+    fn media(&mut self) -> Result<(Media, Vec<String>), String> {
+        let media = if self.at_kw("URL") {
+            Media::Url
+        } else {
+            Media::Disk
+        };
+        let kw = if media == Media::Url { "URL" } else { "DISK" };
+        let mut paths = Vec::new();
+        loop {
+            self.keyword(kw)?;
+            self.punct('=')?;
+            paths.push(self.string()?);
+            if self.peek() == Some(&Token::Punct(',')) {
+                self.pos += 1;
+            } else {
+                return Ok((media, paths));
+            }
+        }
+    }
+
     /// `WITH opt [= value], ...`, upper-cased option names; only `allowed` ones.
-    fn with(&mut self, allowed: &[&str]) -> Result<Vec<String>, String> {
+    fn with(&mut self, allowed: &[&str]) -> Result<Options, String> {
         let mut options = Vec::new();
-        if !self.peek().is_some_and(|t| t.is_kw("WITH")) {
-            return Ok(options);
+        if !self.at_kw("WITH") {
+            return Ok(Options(options));
         }
         self.pos += 1;
         loop {
@@ -244,18 +331,22 @@ impl Parser {
                 return Err(w);
             }
             self.pos += 1;
-            if upper == "STATS" && self.peek() == Some(&Token::Punct('=')) {
+            let mut value = None;
+            if self.peek() == Some(&Token::Punct('=')) {
                 self.pos += 1;
-                match self.peek() {
-                    Some(Token::Number(_)) => self.pos += 1,
+                match self.peek().cloned() {
+                    Some(Token::Number(n)) | Some(Token::Str(n)) => {
+                        self.pos += 1;
+                        value = Some(n);
+                    }
                     _ => return Err(self.near()),
                 }
             }
-            options.push(upper);
+            options.push((upper, value));
             if self.peek() == Some(&Token::Punct(',')) {
                 self.pos += 1;
             } else {
-                return Ok(options);
+                return Ok(Options(options));
             }
         }
     }
@@ -340,8 +431,15 @@ impl Parser {
             Some(Token::Word(_)) | Some(Token::Ident(_)) => {
                 let mut parts = self.dotted()?;
                 if self.peek() == Some(&Token::Punct('(')) {
+                    let name = parts.join(".").to_ascii_uppercase();
+                    if name == "COUNT" && self.tokens.get(self.pos + 1) == Some(&Token::Punct('*'))
+                    {
+                        self.pos += 2;
+                        self.punct(')')?;
+                        return Ok(Expr::Call(name, Vec::new()));
+                    }
                     let args = self.args()?;
-                    return Ok(Expr::Call(parts.join(".").to_ascii_uppercase(), args));
+                    return Ok(Expr::Call(name, args));
                 }
                 let column = parts.pop().unwrap_or_default();
                 Ok(Expr::Column(parts.pop(), column))
@@ -465,6 +563,19 @@ impl Parser {
         } else {
             Vec::new()
         };
+        let mut group_by = Vec::new();
+        if self.at_kw("GROUP") {
+            self.pos += 1;
+            self.keyword("BY")?;
+            loop {
+                group_by.push(self.expr()?);
+                if self.peek() == Some(&Token::Punct(',')) {
+                    self.pos += 1;
+                } else {
+                    break;
+                }
+            }
+        }
         if self.at_kw("ORDER") {
             self.pos += 1;
             self.keyword("BY")?;
@@ -484,6 +595,7 @@ impl Parser {
             items,
             from,
             filter,
+            group_by,
         })
     }
 
@@ -529,58 +641,178 @@ pub(super) fn parse_batch(sql: &str) -> Result<Vec<Statement>, String> {
     Ok(statements)
 }
 
+const BACKUP_OPTIONS: &[&str] = &[
+    "COPY_ONLY",
+    "CHECKSUM",
+    "NO_CHECKSUM",
+    "COMPRESSION",
+    "NO_COMPRESSION",
+    "INIT",
+    "NOINIT",
+    "FORMAT",
+    "NOFORMAT",
+    "STATS",
+    "SKIP",
+    "NOSKIP",
+    "MAXTRANSFERSIZE",
+    "BUFFERCOUNT",
+    "BLOCKSIZE",
+];
+
 fn statement(p: &mut Parser, sql: &str) -> Result<Statement, String> {
     let first = p.peek().cloned().ok_or_else(|| sql.trim().to_string())?;
+    p.pos += 1;
     let statement = if first.is_kw("BACKUP") {
-        p.pos += 1;
         p.keyword("DATABASE")?;
         let database = p.name()?;
         p.keyword("TO")?;
-        let path = p.disk()?;
-        let options = p.with(&[
-            "COPY_ONLY",
-            "CHECKSUM",
-            "NO_CHECKSUM",
-            "COMPRESSION",
-            "NO_COMPRESSION",
-            "INIT",
-            "NOINIT",
-            "FORMAT",
-            "NOFORMAT",
-            "STATS",
-            "SKIP",
-            "NOSKIP",
-        ])?;
+        let (media, paths) = p.media()?;
+        let options = p.with(BACKUP_OPTIONS)?;
         Statement::Backup {
             database,
-            path,
+            media,
+            paths,
             options,
         }
     } else if first.is_kw("RESTORE") {
-        p.pos += 1;
-        if p.peek().is_some_and(|t| t.is_kw("VERIFYONLY")) {
+        if p.at_kw("VERIFYONLY") {
             p.pos += 1;
             p.keyword("FROM")?;
-            let path = p.disk()?;
+            let (media, paths) = p.media()?;
             p.with(&["CHECKSUM", "NO_CHECKSUM", "STATS"])?;
-            Statement::VerifyOnly { path }
+            Statement::VerifyOnly { media, paths }
         } else {
             p.keyword("DATABASE")?;
             let database = p.name()?;
             p.keyword("FROM")?;
-            let path = p.disk()?;
+            if p.at_kw("DATABASE_SNAPSHOT") {
+                p.pos += 1;
+                p.punct('=')?;
+                let snapshot = match p.peek().cloned() {
+                    Some(Token::Str(s)) => {
+                        p.pos += 1;
+                        s
+                    }
+                    _ => p.name()?,
+                };
+                return Ok(Statement::Revert { database, snapshot });
+            }
+            let (media, paths) = p.media()?;
             let options = p.with(&["REPLACE", "RECOVERY", "STATS", "CHECKSUM"])?;
             Statement::Restore {
                 database,
-                path,
+                media,
+                paths,
                 options,
             }
         }
-    } else if first.is_kw("SELECT") {
+    } else if first.is_kw("CREATE") && p.at_kw("DATABASE") {
         p.pos += 1;
+        let name = p.name()?;
+        let mut files = Vec::new();
+        if p.at_kw("ON") {
+            p.pos += 1;
+            loop {
+                p.punct('(')?;
+                p.keyword("NAME")?;
+                p.punct('=')?;
+                let logical = match p.peek().cloned() {
+                    Some(Token::Str(s)) => {
+                        p.pos += 1;
+                        s
+                    }
+                    _ => p.name()?,
+                };
+                p.punct(',')?;
+                p.keyword("FILENAME")?;
+                p.punct('=')?;
+                let file = p.string()?;
+                p.punct(')')?;
+                files.push((logical, file));
+                if p.peek() == Some(&Token::Punct(',')) {
+                    p.pos += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        p.keyword("AS")?;
+        if p.at_kw("SNAPSHOT") && !files.is_empty() {
+            p.pos += 1;
+            p.keyword("OF")?;
+            let source = p.name()?;
+            Statement::CreateSnapshot {
+                name,
+                files,
+                source,
+            }
+        } else if files.is_empty() {
+            p.keyword("COPY")?;
+            p.keyword("OF")?;
+            // `server.db` names a database on another server; the simulator has one.
+            let mut source = p.name()?;
+            while p.peek() == Some(&Token::Punct('.')) {
+                p.pos += 1;
+                source = p.name()?;
+            }
+            Statement::CreateCopy { name, source }
+        } else {
+            return Err(p.near());
+        }
+    } else if (first.is_kw("CREATE") || first.is_kw("ALTER")) && p.at_kw("CREDENTIAL") {
+        p.pos += 1;
+        let name = p.name()?;
+        p.keyword("WITH")?;
+        p.keyword("IDENTITY")?;
+        p.punct('=')?;
+        let identity = p.string()?;
+        let mut secret = String::new();
+        if p.peek() == Some(&Token::Punct(',')) {
+            p.pos += 1;
+            p.keyword("SECRET")?;
+            p.punct('=')?;
+            secret = p.string()?;
+        }
+        Statement::Credential {
+            alter: first.is_kw("ALTER"),
+            name,
+            identity,
+            secret,
+        }
+    } else if first.is_kw("ALTER") {
+        p.keyword("DATABASE")?;
+        let from = p.name()?;
+        p.keyword("MODIFY")?;
+        p.keyword("NAME")?;
+        p.punct('=')?;
+        let to = p.name()?;
+        Statement::Rename { from, to }
+    } else if first.is_kw("DROP") {
+        p.keyword("DATABASE")?;
+        Statement::Drop(p.name()?)
+    } else if first.is_kw("EXEC") || first.is_kw("EXECUTE") {
+        let procedure = p.dotted()?.join(".");
+        let mut args = Vec::new();
+        while p.peek().is_some() && p.peek() != Some(&Token::Punct(';')) {
+            let name = match p.peek().cloned() {
+                Some(Token::Word(w)) if w.starts_with('@') && !w.starts_with("@@") => {
+                    p.pos += 1;
+                    p.punct('=')?;
+                    Some(w[1..].to_ascii_lowercase())
+                }
+                _ => None,
+            };
+            args.push((name, p.expr()?));
+            if p.peek() == Some(&Token::Punct(',')) {
+                p.pos += 1;
+            } else {
+                break;
+            }
+        }
+        Statement::Exec { procedure, args }
+    } else if first.is_kw("SELECT") {
         Statement::Select(p.select()?)
     } else if first.is_kw("SET") {
-        p.pos += 1;
         p.keyword("NOCOUNT")?;
         let on = p.at_kw("ON");
         if !on && !p.at_kw("OFF") {
@@ -589,7 +821,6 @@ fn statement(p: &mut Parser, sql: &str) -> Result<Statement, String> {
         p.pos += 1;
         Statement::SetNocount(on)
     } else if first.is_kw("USE") {
-        p.pos += 1;
         Statement::Use(p.name()?)
     } else {
         return Err(first.shown());
@@ -607,14 +838,16 @@ mod tests {
             parse_statement("BACKUP DATABASE [Octopus]]Deploy] TO DISK = N'C:\\b\\it''s.bak' WITH COPY_ONLY, CHECKSUM, COMPRESSION, INIT, STATS = 10;").unwrap(),
             Statement::Backup {
                 database: "Octopus]Deploy".into(),
-                path: "C:\\b\\it's.bak".into(),
-                options: vec!["COPY_ONLY".into(), "CHECKSUM".into(), "COMPRESSION".into(), "INIT".into(), "STATS".into()],
+                media: Media::Disk,
+                paths: vec!["C:\\b\\it's.bak".into()],
+                options: Options(vec![("COPY_ONLY".into(), None), ("CHECKSUM".into(), None), ("COMPRESSION".into(), None), ("INIT".into(), None), ("STATS".into(), Some("10".into()))]),
             }
         );
         assert_eq!(
             parse_statement("restore verifyonly from disk = 'x.bak'").unwrap(),
             Statement::VerifyOnly {
-                path: "x.bak".into()
+                media: Media::Disk,
+                paths: vec!["x.bak".into()]
             }
         );
         assert_eq!(
@@ -624,8 +857,9 @@ mod tests {
             .unwrap(),
             Statement::Restore {
                 database: "OctopusDeploy".into(),
-                path: "x.bak".into(),
-                options: vec!["REPLACE".into(), "RECOVERY".into()]
+                media: Media::Disk,
+                paths: vec!["x.bak".into()],
+                options: Options(vec![("REPLACE".into(), None), ("RECOVERY".into(), None)])
             }
         );
         assert_eq!(
@@ -634,16 +868,14 @@ mod tests {
                 items: vec![(Expr::Global("@@VERSION".into()), String::new())],
                 from: vec![],
                 filter: vec![],
+                group_by: vec![],
             })
         );
     }
 
     #[test]
     fn rejects_everything_else_naming_the_token() {
-        assert_eq!(
-            parse_statement("DROP DATABASE [OctopusDeploy]").unwrap_err(),
-            "DROP"
-        );
+        assert_eq!(parse_statement("DROP TABLE [x]").unwrap_err(), "TABLE");
         assert_eq!(
             parse_statement("BACKUP DATABASE [x] TO DISK = N'p' WITH SHRINK").unwrap_err(),
             "SHRINK"

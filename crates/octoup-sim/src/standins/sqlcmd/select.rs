@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::parse::{Cond, Expr, Select, Source};
 use crate::spec::Hosting;
-use crate::state::State;
+use crate::state::{OtherKind, State};
 
 const GB: f64 = 1e9;
 const PAGE: f64 = 8192.0;
@@ -63,7 +63,23 @@ pub(super) struct Server<'a> {
     pub login: String,
     /// The root of the volume the simulated files live on.
     pub volume: String,
+    /// Where the database files are (`DIR/data`).
+    pub data_dir: String,
 }
+
+/// A row of `sys.master_files`.
+struct File {
+    database_id: i64,
+    file_id: i64,
+    name: String,
+    physical_name: String,
+    type_desc: &'static str,
+    size: f64,
+    used: f64,
+}
+
+/// The Octopus database's id (the first user database on a fresh instance).
+const OCTOPUS_ID: i64 = 5;
 
 fn invalid_object(name: &str) -> SqlError {
     (208, 16, format!("Invalid object name '{name}'."))
@@ -86,20 +102,41 @@ impl Server<'_> {
         self.state.sql.hosting == Hosting::AmazonRds
     }
 
-    fn databases(&self) -> Vec<String> {
-        let mut dbs: Vec<String> = SYSTEM_DBS.iter().map(|s| s.to_string()).collect();
-        dbs.push(self.octopus().to_string());
+    /// Every database with its id: the system ones, the Octopus one (5, unless renamed
+    /// away), rdsadmin on RDS, then the others in creation order.
+    fn databases(&self) -> Vec<(i64, String)> {
+        let mut dbs: Vec<(i64, String)> = SYSTEM_DBS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as i64 + 1, s.to_string()))
+            .collect();
+        if !self.state.instance_dbs.octopus_absent {
+            dbs.push((OCTOPUS_ID, self.octopus().to_string()));
+        }
         if self.rds() {
-            dbs.push("rdsadmin".into());
+            dbs.push((6, "rdsadmin".into()));
+        }
+        for (i, d) in self.state.instance_dbs.databases.iter().enumerate() {
+            dbs.push((7 + i as i64, d.name.clone()));
         }
         dbs
     }
 
     fn db_id(&self, name: &str) -> Option<i64> {
         self.databases()
-            .iter()
-            .position(|d| d.eq_ignore_ascii_case(name))
-            .map(|i| i as i64 + 1)
+            .into_iter()
+            .find(|(_, d)| d.eq_ignore_ascii_case(name))
+            .map(|(id, _)| id)
+    }
+
+    /// `state_desc` of a database: a copy is COPYING until done, then ONLINE or SUSPECT.
+    fn state_desc(&self, name: &str) -> &'static str {
+        let now = self.state.now_sim();
+        match self.state.instance_dbs.get(name).map(|d| &d.kind) {
+            Some(OtherKind::Copy { done_sim, .. }) if now < *done_sim => "COPYING",
+            Some(OtherKind::Copy { fails: true, .. }) => "SUSPECT",
+            _ => "ONLINE",
+        }
     }
 
     fn in_octopus(&self) -> bool {
@@ -108,7 +145,11 @@ impl Server<'_> {
 
     fn sysadmin(&self) -> bool {
         let s = &self.state.sql;
-        s.can_restore && s.can_create_database && s.can_backup
+        // Cloud SQL and RDS never give the login sysadmin (reference §2.4–§2.5).
+        !matches!(s.hosting, Hosting::GoogleCloudSql | Hosting::AmazonRds)
+            && s.can_restore
+            && s.can_create_database
+            && s.can_backup
     }
 
     fn sid(login: &str) -> String {
@@ -134,16 +175,72 @@ impl Server<'_> {
         (used, alloc, log, log_used)
     }
 
-    /// The database files: (database_id, file_id, name, type_desc, size pages, used pages).
-    fn files(&self) -> Vec<(i64, i64, String, &'static str, f64, f64)> {
+    /// The database files: master's and the Octopus database's (each ROWS file of
+    /// `data_files` holding an equal share, the log, a FILESTREAM container when the
+    /// database has a FILESTREAM or memory-optimized filegroup).
+    fn files(&self) -> Vec<File> {
         let (used, alloc, log, log_used) = self.sizes();
         let db = self.octopus().to_string();
-        vec![
-            (1, 1, "master".into(), "ROWS", 512.0, 400.0),
-            (1, 2, "mastlog".into(), "LOG", 256.0, 50.0),
-            (5, 1, db.clone(), "ROWS", alloc, used),
-            (5, 2, format!("{db}_log"), "LOG", log, log_used),
-        ]
+        let s = &self.state.sql;
+        let path = |name: &str| format!("{}/{name}", self.data_dir);
+        let mut files = vec![
+            File {
+                database_id: 1,
+                file_id: 1,
+                name: "master".into(),
+                physical_name: path("master.mdf"),
+                type_desc: "ROWS",
+                size: 512.0,
+                used: 400.0,
+            },
+            File {
+                database_id: 1,
+                file_id: 2,
+                name: "mastlog".into(),
+                physical_name: path("mastlog.ldf"),
+                type_desc: "LOG",
+                size: 256.0,
+                used: 50.0,
+            },
+        ];
+        if self.state.instance_dbs.octopus_absent {
+            return files;
+        }
+        let data = s.data_file_names(&db);
+        let n = data.len() as f64;
+        for (i, name) in data.iter().enumerate() {
+            files.push(File {
+                database_id: OCTOPUS_ID,
+                file_id: if i == 0 { 1 } else { i as i64 + 2 },
+                name: name.clone(),
+                physical_name: path(&format!("{name}.{}", if i == 0 { "mdf" } else { "ndf" })),
+                type_desc: "ROWS",
+                size: (alloc / n).ceil(),
+                used: (used / n).ceil(),
+            });
+        }
+        files.push(File {
+            database_id: OCTOPUS_ID,
+            file_id: 2,
+            name: format!("{db}_log"),
+            physical_name: path(&format!("{db}_log.ldf")),
+            type_desc: "LOG",
+            size: log,
+            used: log_used,
+        });
+        if s.filestream || s.memory_optimized {
+            // Memory-optimized containers are FILESTREAM files in sys.master_files.
+            files.push(File {
+                database_id: OCTOPUS_ID,
+                file_id: 65537,
+                name: format!("{db}_container"),
+                physical_name: path(&format!("{db}_container")),
+                type_desc: "FILESTREAM",
+                size: 0.0,
+                used: 0.0,
+            });
+        }
+        files
     }
 
     fn table(&self, source: &Source, outer: &Row) -> Result<Vec<Row>, SqlError> {
@@ -157,11 +254,24 @@ impl Server<'_> {
             "sys.databases" => self
                 .databases()
                 .iter()
-                .map(|d| {
-                    let octopus = d.eq_ignore_ascii_case(self.octopus());
+                .map(|(id, d)| {
+                    let octopus = *id == OCTOPUS_ID;
+                    let source = match self.state.instance_dbs.get(d).map(|o| &o.kind) {
+                        Some(OtherKind::Snapshot { source }) => {
+                            self.db_id(source).map(Value::Int).unwrap_or(Value::Null)
+                        }
+                        _ => Value::Null,
+                    };
+                    let replica = if octopus && !s.availability_group.is_empty() {
+                        str("5d3c3a5e-4b3f-4c1e-9a57-0c8f2f3b6a11")
+                    } else {
+                        Value::Null
+                    };
                     row(vec![
                         ("name", str(d)),
-                        ("database_id", Value::Int(self.db_id(d).unwrap_or(0))),
+                        ("database_id", Value::Int(*id)),
+                        ("source_database_id", source),
+                        ("replica_id", replica),
                         (
                             "compatibility_level",
                             Value::Int(if octopus {
@@ -179,7 +289,90 @@ impl Server<'_> {
                                 "sa".into()
                             })),
                         ),
-                        ("state_desc", str("ONLINE")),
+                        ("state_desc", str(self.state_desc(d))),
+                    ])
+                })
+                .collect(),
+            "sys.filegroups" => {
+                if !self.in_octopus() {
+                    return Ok(vec![row(vec![
+                        ("name", str("PRIMARY")),
+                        ("type_desc", str("ROWS_FILEGROUP")),
+                    ])]);
+                }
+                let mut groups = vec![("PRIMARY", "ROWS_FILEGROUP")];
+                if s.filestream {
+                    groups.push(("FileStreamGroup", "FILESTREAM_DATA_FILEGROUP"));
+                }
+                if s.memory_optimized {
+                    groups.push(("InMemoryGroup", "MEMORY_OPTIMIZED_DATA_FILEGROUP"));
+                }
+                groups
+                    .into_iter()
+                    .map(|(n, t)| row(vec![("name", str(n)), ("type_desc", str(t))]))
+                    .collect()
+            }
+            "sys.credentials" if !azure_db => self
+                .state
+                .instance_dbs
+                .credentials
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    row(vec![
+                        ("credential_id", Value::Int(65536 + i as i64)),
+                        ("name", str(&c.name)),
+                        ("credential_identity", str(&c.identity)),
+                    ])
+                })
+                .collect(),
+            "sys.dm_database_copies" if azure_db => {
+                let now = self.state.now_sim();
+                self.state
+                    .instance_dbs
+                    .databases
+                    .iter()
+                    .filter_map(|d| match &d.kind {
+                        OtherKind::Copy {
+                            started_sim,
+                            done_sim,
+                            fails,
+                            ..
+                        } if now < *done_sim || *fails => {
+                            let span = (done_sim - started_sim).max(1e-9);
+                            let pct = ((now - started_sim) / span * 100.0).clamp(0.0, 99.99);
+                            let (code, desc) = if *fails && now >= *done_sim {
+                                (Value::Int(40571), str("The database copy failed; drop the copy and start it again."))
+                            } else {
+                                (Value::Int(0), Value::Null)
+                            };
+                            Some(row(vec![
+                                ("database_id", Value::Int(self.db_id(&d.name).unwrap_or(0))),
+                                ("percent_complete", Value::Str(format!("{pct:.2}"))),
+                                ("error_code", code),
+                                ("error_desc", desc),
+                            ]))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            }
+            "sys.database_mirroring" if !azure_db => self
+                .databases()
+                .iter()
+                .map(|(id, _)| {
+                    // RDS Multi-AZ by database mirroring shows the Octopus database mirrored.
+                    let mirrored = *id == OCTOPUS_ID && self.rds() && s.multi_az;
+                    row(vec![
+                        ("database_id", Value::Int(*id)),
+                        (
+                            "mirroring_state_desc",
+                            if mirrored {
+                                str("SYNCHRONIZED")
+                            } else {
+                                Value::Null
+                            },
+                        ),
                     ])
                 })
                 .collect(),
@@ -242,13 +435,14 @@ impl Server<'_> {
                 let id = self.db_id(&self.current).unwrap_or(1);
                 self.files()
                     .into_iter()
-                    .filter(|f| f.0 == if id == 5 { 5 } else { 1 })
+                    .filter(|f| f.database_id == if id == OCTOPUS_ID { OCTOPUS_ID } else { 1 })
                     .map(|f| {
                         row(vec![
-                            ("file_id", Value::Int(f.1)),
-                            ("name", str(&f.2)),
-                            ("type_desc", str(f.3)),
-                            ("size", Value::Int(f.4 as i64)),
+                            ("file_id", Value::Int(f.file_id)),
+                            ("name", str(&f.name)),
+                            ("physical_name", str(&f.physical_name)),
+                            ("type_desc", str(f.type_desc)),
+                            ("size", Value::Int(f.size as i64)),
                         ])
                     })
                     .collect()
@@ -258,11 +452,12 @@ impl Server<'_> {
                 .into_iter()
                 .map(|f| {
                     row(vec![
-                        ("database_id", Value::Int(f.0)),
-                        ("file_id", Value::Int(f.1)),
-                        ("name", str(&f.2)),
-                        ("type_desc", str(f.3)),
-                        ("size", Value::Int(f.4 as i64)),
+                        ("database_id", Value::Int(f.database_id)),
+                        ("file_id", Value::Int(f.file_id)),
+                        ("name", str(&f.name)),
+                        ("physical_name", str(&f.physical_name)),
+                        ("type_desc", str(f.type_desc)),
+                        ("size", Value::Int(f.size as i64)),
                     ])
                 })
                 .collect(),
@@ -311,14 +506,18 @@ impl Server<'_> {
                     Some(Value::Int(n)) => Some(*n),
                     _ => None,
                 };
-                let known = self
+                let Some(file) = self
                     .files()
-                    .iter()
-                    .any(|f| Some(f.0) == id(0) && Some(f.1) == id(1));
-                if !known {
+                    .into_iter()
+                    .find(|f| Some(f.database_id) == id(0) && Some(f.file_id) == id(1))
+                else {
                     return Ok(Vec::new());
-                }
-                let free = (s.backup_free_gb * GB) as i64;
+                };
+                let free_gb = match (file.type_desc, s.data_free_gb) {
+                    ("ROWS", Some(data)) => data,
+                    _ => s.backup_free_gb,
+                };
+                let free = (free_gb * GB) as i64;
                 vec![row(vec![
                     ("volume_mount_point", str(&self.volume)),
                     ("available_bytes", Value::Int(free)),
@@ -352,7 +551,7 @@ impl Server<'_> {
                 } else {
                     match text(1).to_ascii_lowercase().as_str() {
                         "collation" => Value::Str(s.collation.clone()),
-                        "status" => Value::Str("ONLINE".into()),
+                        "status" => Value::Str(self.state_desc(&text(0)).into()),
                         "recovery" => Value::Str("FULL".into()),
                         _ => Value::Null,
                     }
@@ -360,11 +559,11 @@ impl Server<'_> {
             }
             "DB_NAME" => match arg(0) {
                 Value::Null if args.is_empty() => Value::Str(self.current.clone()),
-                Value::Int(id) => usize::try_from(id)
-                    .ok()
-                    .and_then(|i| i.checked_sub(1))
-                    .and_then(|i| self.databases().get(i).cloned())
-                    .map(Value::Str)
+                Value::Int(id) => self
+                    .databases()
+                    .into_iter()
+                    .find(|(i, _)| *i == id)
+                    .map(|(_, n)| Value::Str(n))
                     .unwrap_or(Value::Null),
                 _ => Value::Null,
             },
@@ -395,6 +594,14 @@ impl Server<'_> {
             "IS_SRVROLEMEMBER" => match text(0).to_ascii_lowercase().as_str() {
                 "sysadmin" => Value::bit(self.sysadmin()),
                 "public" => Value::bit(true),
+                // Cloud SQL's role for its `sqlserver` user; it exists nowhere else.
+                "customerdbrootrole" => {
+                    if s.hosting == Hosting::GoogleCloudSql {
+                        Value::bit(true)
+                    } else {
+                        Value::Null
+                    }
+                }
                 "dbcreator" | "serveradmin" | "securityadmin" | "processadmin" | "setupadmin"
                 | "bulkadmin" | "diskadmin" => Value::bit(false),
                 _ => Value::Null,
@@ -406,8 +613,8 @@ impl Server<'_> {
                     "spaceused" => self
                         .files()
                         .into_iter()
-                        .find(|f| f.0 == id && f.2.eq_ignore_ascii_case(&file))
-                        .map(|f| Value::Int(f.5 as i64))
+                        .find(|f| f.database_id == id && f.name.eq_ignore_ascii_case(&file))
+                        .map(|f| Value::Int(f.used as i64))
                         .unwrap_or(Value::Null),
                     _ => Value::Null,
                 }
@@ -524,17 +731,54 @@ impl Server<'_> {
             }
             rows = next;
         }
-        let mut out = Vec::new();
-        for row in &rows {
-            if !self.holds(&q.filter, row)? {
-                continue;
+        let mut kept = Vec::new();
+        for row in rows {
+            if self.holds(&q.filter, &row)? {
+                kept.push(row);
             }
-            let values = q
-                .items
-                .iter()
-                .map(|(e, _)| self.eval(e, Some(row)))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.push(values);
+        }
+        let count = |e: &Expr| matches!(e, Expr::Call(n, a) if n == "COUNT" && a.is_empty());
+        let mut out = Vec::new();
+        if q.group_by.is_empty() && !q.items.iter().any(|(e, _)| count(e)) {
+            for row in &kept {
+                let values = q
+                    .items
+                    .iter()
+                    .map(|(e, _)| self.eval(e, Some(row)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push(values);
+            }
+        } else {
+            // Groups in order of first appearance; `COUNT(*)` is the group's size.
+            let mut groups: Vec<(Vec<Value>, Vec<&Row>)> = Vec::new();
+            for row in &kept {
+                let key = q
+                    .group_by
+                    .iter()
+                    .map(|e| self.eval(e, Some(row)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, members)) => members.push(row),
+                    None => groups.push((key, vec![row])),
+                }
+            }
+            if groups.is_empty() && q.group_by.is_empty() {
+                groups.push((Vec::new(), Vec::new()));
+            }
+            for (_, members) in groups {
+                let values = q
+                    .items
+                    .iter()
+                    .map(|(e, _)| {
+                        if count(e) {
+                            Ok(Value::Int(members.len() as i64))
+                        } else {
+                            self.eval(e, members.first().copied())
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push(values);
+            }
         }
         Ok((q.items.iter().map(|(_, n)| n.clone()).collect(), out))
     }
