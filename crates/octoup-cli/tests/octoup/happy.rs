@@ -10,7 +10,9 @@ const TARGET: &str = "2024.3.13050";
 
 #[test]
 fn one_node_upgrade_runs_every_step_in_order_and_keeps_verified_backups() {
+    // The native strategy's order (strategies.rs has the snapshot's).
     let sim = Scenario::new()
+        .config("database", "strategy", "native")
         .watchdog("OCTO-NODE-01")
         .task("OCTO-NODE-01", 1500.0)
         .start();

@@ -20,6 +20,8 @@ const FILTERS: &[(&str, &str)] = &[
     ),
     // Run ids and backup file stamps: 20261202T060637Z-11d9.
     (r"\d{8}T\d{6}Z-[0-9a-f]+", "[STAMP]"),
+    // The same stamp in a database name (a snapshot's): 20261202T060637Z_11d9.
+    (r"\d{8}T\d{6}Z_[0-9a-f]+", "[STAMP]"),
     (r"\b[0-9a-f]{64}\b", "[SHA256]"),
     (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
     // Measured durations, as `human_duration` writes them: `0s`, `0.4s`, `12s`, `1m 05s`,

@@ -150,7 +150,13 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
         + t
         + canary_extra
         + longest(StepKind::Verify);
-    let vendor = s + b + i + u + t;
+    // The vendor's runbook backs up during the outage whatever octoup's strategy does.
+    let vendor_b = if longest(StepKind::BackupDatabase) > 0.0 {
+        longest(StepKind::BackupDatabase) + longest(StepKind::VerifyBackup)
+    } else {
+        b
+    };
+    let vendor = s + vendor_b + i + u + t;
     let target = facts.target.clone();
     Plan {
         from: facts.version.clone(),

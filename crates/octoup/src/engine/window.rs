@@ -82,6 +82,8 @@ impl EstimateSource for Defaults {
 /// backup and its verification grow with the data; nothing else here does.
 pub(crate) struct Throughput {
     label: String,
+    /// From a run's own figures (else the reference's rate).
+    measured: bool,
     backup: f64,
     verify: f64,
 }
@@ -114,14 +116,16 @@ impl Throughput {
         let size = used_bytes as f64;
         match measured {
             Some((run, rate, verify_ratio)) => Throughput {
-                label: format!("the throughput run {run} measured"),
+                label: format!("the data size at run {run}'s throughput"),
+                measured: true,
                 backup: size / rate,
                 verify: size / rate * verify_ratio,
             },
             None => {
                 let rate = PLAIN_BYTES_PER_SECOND * if compression { 2.0 } else { 1.0 };
                 Throughput {
-                    label: format!("{:.0} MB/s for the data size", rate / 1e6),
+                    label: format!("the data size at {:.0} MB/s", rate / 1e6),
+                    measured: false,
                     backup: size / rate,
                     // VERIFYONLY re-reads the file: about a plain backup's time, less when
                     // compressed.
@@ -172,8 +176,15 @@ impl Estimates {
             && let Some(used) = d.data_used_bytes
         {
             let compression = d.strategy.as_ref().is_some_and(|c| c.compression);
-            self.sources
-                .insert(0, Box::new(Throughput::new(history, used, compression)));
+            let t = Throughput::new(history, used, compression);
+            // A measured throughput beats every other figure; the reference's rate only
+            // the defaults (a run's measured duration is for its own size, but measured).
+            let at = if t.measured {
+                0
+            } else {
+                self.sources.len() - 1
+            };
+            self.sources.insert(at, Box::new(t));
         }
         self
     }
@@ -190,24 +201,32 @@ impl Estimates {
         self.pick(kind).0
     }
 
-    /// The first source that gave anything (`defaults` when none did).
+    /// The source of the figures in general: the first that knows a step every run has
+    /// (a [`Throughput`] knows only the database's).
+    fn main_index(&self) -> usize {
+        self.pick(StepKind::Install).1
+    }
+
+    /// The main source's label (`defaults` when none gave anything).
     pub fn main_label(&self) -> String {
         self.sources
-            .first()
+            .get(self.main_index())
             .map(|s| s.label())
             .unwrap_or_else(|| Defaults.label())
     }
 
     /// Which figures the steps up to the end of the outage use: `run X`, or `run X;
-    /// defaults for stage-rollback-installer`.
+    /// defaults for stage-rollback-installer` — the main source first.
     pub fn figures(&self, layout: Layout) -> String {
         let mut by_source: Vec<Vec<&str>> = vec![Vec::new(); self.sources.len() + 1];
         for kind in outage_kinds(layout) {
             by_source[self.pick(kind).1].push(kind.name());
         }
-        let used: Vec<usize> = (0..by_source.len())
+        let main = self.main_index();
+        let mut used: Vec<usize> = (0..by_source.len())
             .filter(|&i| !by_source[i].is_empty())
             .collect();
+        used.sort_by_key(|&i| (i != main, i));
         let label = |i: usize| {
             self.sources
                 .get(i)

@@ -75,7 +75,10 @@ async fn a_failed_schema_upgrade_reverts_to_the_snapshot_not_the_older_backup() 
         })
         .collect();
     assert_eq!(restored.len(), 1, "{restored:?}");
-    assert!(restored[0].contains("_octoup_"), "the snapshot: {restored:?}");
+    assert!(
+        restored[0].contains("_octoup_"),
+        "the snapshot: {restored:?}"
+    );
 }
 
 #[tokio::test]
