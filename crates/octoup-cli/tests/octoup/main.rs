@@ -29,6 +29,7 @@ mod sshd;
 mod stage;
 mod status;
 mod step_template;
+mod strategies;
 mod unattended;
 mod verify;
 mod window;
