@@ -65,6 +65,9 @@ pub struct Detected {
     pub data_bytes: Option<u64>,
     /// Free space on the fullest volume holding a data file.
     pub data_free_bytes: Option<u64>,
+    /// RDS: the database is mirrored (Multi-AZ), where a rename needs Multi-AZ off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_az: Option<bool>,
 }
 
 impl Detected {
@@ -134,6 +137,20 @@ pub(crate) async fn detect(
             == Some(true)
     {
         d.hosting = Some(Hosting::GoogleCloudSql);
+    }
+    if d.hosting == Some(Hosting::AmazonRds) {
+        // Multi-AZ mirrors the database (database mirroring or an availability group).
+        d.multi_az = rows(
+            sql,
+            runner,
+            "Multi-AZ",
+            format!(
+                "SET NOCOUNT ON; SELECT N'octoup', mirroring_state_desc FROM sys.database_mirroring WHERE database_id = DB_ID({});",
+                quote_string(db)
+            ),
+        )
+        .await
+        .map(|rows| rows.iter().any(|r| r.first().cloned().flatten().is_some()));
     }
     if d.hosting != Some(Hosting::SelfManaged) {
         return d;

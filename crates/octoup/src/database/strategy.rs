@@ -222,6 +222,7 @@ mod tests {
             availability_group: Some(false),
             data_bytes: Some(100),
             data_free_bytes: Some(1000),
+            multi_az: None,
         }
     }
 

@@ -593,6 +593,26 @@ pub(crate) fn evaluate(f: &DatabaseFacts, i: &Inputs<'_>) -> Vec<Finding> {
     if native {
         rights_findings(&f.rights, i, &mut out);
     }
+    let rds = f
+        .strategy
+        .as_ref()
+        .is_some_and(|c| c.strategy == crate::config::DatabaseStrategy::Rds);
+    if rds && i.rollback {
+        match f.detected.multi_az {
+            Some(true) => out.push(Finding::blocker(
+                "sql.rds-multi-az",
+                format!("the RDS instance is Multi-AZ (database {} is mirrored)", i.database),
+                "RDS cannot restore over an existing database, so the rollback renames it first with rdsadmin.dbo.rds_modify_db_name, which Multi-AZ refuses until it is turned off; octoup refuses an outage whose rollback it could not carry out",
+                "turn Multi-AZ off for the upgrade window (and on again afterwards), or set [rollback] enabled = false (docs/database.md, \"Multi-AZ\")",
+            )),
+            None => out.push(Finding::unchecked(
+                "sql.rds-multi-az",
+                "whether the RDS instance is Multi-AZ",
+                "sys.database_mirroring could not be read",
+            )),
+            Some(false) => {}
+        }
+    }
     out
 }
 
