@@ -94,14 +94,19 @@ fn every_strategy_rolls_back_a_failure_after_the_schema_upgrade() {
 /// refused too and changes nothing.
 #[track_caller]
 fn refused(s: Scenario, reason: &str) {
+    refused_by(s, "sql.strategy", reason)
+}
+
+#[track_caller]
+fn refused_by(s: Scenario, id: &str, reason: &str) {
     let (sim, r) = s.run(&["doctor", "--json"]);
     r.expect_code(3);
     let finding = r.json["findings"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|f| f["id"] == "sql.strategy")
-        .unwrap_or_else(|| panic!("no sql.strategy: {}", r.stdout))
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no {id}: {}", r.stdout))
         .to_string();
     assert!(finding.contains("blocker"), "{finding}");
     assert!(finding.contains(reason), "{reason}: {finding}");
@@ -149,6 +154,12 @@ fn each_refusal_names_its_reason() {
     refused(
         Scenario::new().database("hosting", "google-cloud-sql"),
         "gcloud",
+    );
+    // RDS Multi-AZ: the rollback's rename is refused there.
+    refused_by(
+        on("rds").database("multi_az", true),
+        "sql.rds-multi-az",
+        "Multi-AZ",
     );
     // A strategy that does not fit the hosting.
     refused(

@@ -262,7 +262,7 @@ pub(crate) const KEYS: &[(&str, &str, &str, Option<&str>)] = &[
     (
         "rollback",
         "keep_hours",
-        "Keep a snapshot or database copy this many hours after a successful upgrade, so `octoup rollback` can still take it back (0: release it at once; `octoup finalize` releases it earlier).",
+        "Reserved (only 0 for now): hours to keep a snapshot or database copy after a successful upgrade; 0 drops it as the last step.",
         None,
     ),
     (

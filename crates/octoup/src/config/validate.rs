@@ -187,6 +187,18 @@ impl Config {
             return at("database", "name", "is empty".into());
         }
         self.database.validate()?;
+        if self.rollback.keep_hours > 0 {
+            // Nothing would release a kept snapshot or copy yet: it would grow, and block
+            // the next upgrade's snapshot.
+            return at(
+                "rollback",
+                "keep_hours",
+                format!(
+                    "is {}, but `octoup finalize`, which releases a kept snapshot or copy, is not built yet: leave it at 0 (the snapshot or copy is dropped when the upgrade succeeds)",
+                    self.rollback.keep_hours
+                ),
+            );
+        }
         let defaults = TimeoutsConfig::default().entries();
         for ((key, value), (_, default)) in self.timeouts.entries().into_iter().zip(defaults) {
             if value == 0 {
