@@ -20,6 +20,19 @@ pub struct Choice {
     pub hosting: Option<Hosting>,
 }
 
+impl Choice {
+    /// The native backup, when nothing chose otherwise (no database checks were made, or a
+    /// journal from before strategies).
+    pub fn native(why: &str, compression: bool) -> Choice {
+        Choice {
+            strategy: DatabaseStrategy::Native,
+            why: why.to_string(),
+            compression,
+            hosting: None,
+        }
+    }
+}
+
 /// No strategy can run here, with the reason and the way out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{found}: {why}. {fix}")]
@@ -95,14 +108,7 @@ pub fn choose(c: &DatabaseConfig, d: &Detected, rollback: bool) -> Result<Choice
     let compression = c
         .compression
         .unwrap_or_else(|| d.compression_allowed().unwrap_or(false));
-    let chosen = |strategy, why: String| {
-        Ok(Choice {
-            strategy,
-            why,
-            compression,
-            hosting: d.hosting,
-        })
-    };
+    let chosen = |strategy, why| Ok(pick(strategy, why, compression, d));
     let strategy = c.strategy;
     let mismatch = |needs: &str| {
         Refusal {
@@ -149,15 +155,17 @@ pub fn choose(c: &DatabaseConfig, d: &Detected, rollback: bool) -> Result<Choice
     }
 }
 
+fn pick(strategy: DatabaseStrategy, why: String, compression: bool, d: &Detected) -> Choice {
+    Choice {
+        strategy,
+        why,
+        compression,
+        hosting: d.hosting,
+    }
+}
+
 fn auto(c: &DatabaseConfig, d: &Detected, compression: bool) -> Result<Choice, Refusal> {
-    let chosen = |strategy, why: String| {
-        Ok(Choice {
-            strategy,
-            why,
-            compression,
-            hosting: d.hosting,
-        })
-    };
+    let chosen = |strategy, why| Ok(pick(strategy, why, compression, d));
     match d.hosting {
         Some(Hosting::SelfManaged) => match snapshot_refusal(d) {
             None => chosen(

@@ -209,11 +209,7 @@ impl Facts {
 
     /// Where the chosen strategy's database steps go.
     pub(crate) fn layout(&self) -> crate::engine::catalogue::Layout {
-        crate::engine::catalogue::Layout::of(
-            self.strategy()
-                .map(|c| c.strategy)
-                .unwrap_or(crate::config::DatabaseStrategy::Native),
-        )
+        crate::engine::catalogue::Layout::of_choice(self.strategy().as_ref())
     }
 
     /// The blockers, one line each (empty: the upgrade may go ahead).

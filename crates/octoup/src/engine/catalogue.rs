@@ -143,6 +143,11 @@ impl Layout {
 }
 
 impl Layout {
+    /// The layout of a chosen strategy; native when none was chosen.
+    pub(crate) fn of_choice(choice: Option<&crate::database::Choice>) -> Layout {
+        Layout::of(choice.map_or(DatabaseStrategy::Native, |c| c.strategy))
+    }
+
     /// Whether a step of `kind` is part of the outage with this layout.
     pub(crate) fn in_outage(&self, kind: StepKind) -> bool {
         kind.in_outage() && !self.before_outage.contains(&kind)

@@ -576,11 +576,7 @@ impl Engine {
 
     /// Where the run's database steps go.
     pub(crate) fn layout(&self) -> Layout {
-        Layout::of(
-            self.strategy()
-                .map(|c| c.strategy)
-                .unwrap_or(crate::config::DatabaseStrategy::Native),
-        )
+        Layout::of_choice(self.strategy().as_ref())
     }
 
     /// The staged installer of the original version, when the run staged one.

@@ -332,11 +332,11 @@ fn production_world(
     let choice = run
         .step(StepKind::Preflight.name())
         .and_then(Step::strategy)
-        .unwrap_or_else(|| crate::database::Choice {
-            strategy: crate::config::DatabaseStrategy::Native,
-            why: "a journal from before database strategies".into(),
-            compression: conn.config.database.compression.unwrap_or(false),
-            hosting: None,
+        .unwrap_or_else(|| {
+            crate::database::Choice::native(
+                "a journal from before database strategies",
+                conn.config.database.compression.unwrap_or(false),
+            )
         });
     let database = SqlDatabase {
         side: crate::database::DatabaseSide::new(&conn.config, &choice)?,
@@ -395,11 +395,8 @@ impl Before {
             warnings: facts.warnings(),
             accepted: facts.findings.accepted(),
             maintenance: facts.maintenance,
-            strategy: facts.strategy().unwrap_or_else(|| crate::database::Choice {
-                strategy: crate::config::DatabaseStrategy::Native,
-                why: "no database checks were made".into(),
-                compression: false,
-                hosting: None,
+            strategy: facts.strategy().unwrap_or_else(|| {
+                crate::database::Choice::native("no database checks were made", false)
             }),
             nodes: facts
                 .nodes

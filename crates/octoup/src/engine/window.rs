@@ -700,16 +700,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn figures_name_history_and_the_defaults_that_filled_its_gaps() {
-        let mut run: Run = serde_json::from_value(serde_json::json!({
+    /// An upgraded run `r1` with no steps yet.
+    fn upgraded_run() -> Run {
+        serde_json::from_value(serde_json::json!({
             "format": crate::journal::FORMAT, "id": "r1", "created": "2026-12-01T00:00:00Z",
             "updated": "2026-12-01T00:00:00Z", "pid": 1, "config_digest": "d",
             "from": "2024.1.10", "target": "2024.2.7", "path": [], "nodes": [],
             "status": "upgraded", "steps": [], "outage_started": null, "outage_ended": null,
             "error": null, "next_step": null, "log": "l"
         }))
-        .expect("a run");
+        .expect("a run")
+    }
+
+    #[test]
+    fn figures_name_history_and_the_defaults_that_filled_its_gaps() {
+        let mut run = upgraded_run();
         assert_eq!(
             Estimates::from_history(&[run.clone()]).figures(Layout::default()),
             "defaults"
@@ -737,14 +742,7 @@ mod tests {
         assert_eq!(compressed.seconds(StepKind::BackupDatabase), Some(500.0));
         assert_eq!(compressed.seconds(StepKind::Install), None);
         // A run that backed up 10 GB in 50 s (200 MB/s) and verified it in 25 s.
-        let mut run: Run = serde_json::from_value(serde_json::json!({
-            "format": crate::journal::FORMAT, "id": "r1", "created": "2026-12-01T00:00:00Z",
-            "updated": "2026-12-01T00:00:00Z", "pid": 1, "config_digest": "d",
-            "from": "2024.1.10", "target": "2024.2.7", "path": [], "nodes": [],
-            "status": "upgraded", "steps": [], "outage_started": null, "outage_ended": null,
-            "error": null, "next_step": null, "log": "l"
-        }))
-        .expect("a run");
+        let mut run = upgraded_run();
         let mut backup = Step::new(StepKind::BackupDatabase.name(), None);
         Record::Point(crate::database::RollbackPoint::Backup {
             media: crate::database::Media::Disk,
