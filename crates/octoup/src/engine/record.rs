@@ -117,6 +117,13 @@ impl Record {
         if matches!(self, Record::Launching(_)) {
             step.outputs.remove("child");
         }
+        // A backup's first file is also its `path`, as the report and earlier releases
+        // read it: one journal write for both.
+        if let Record::Point(crate::database::RollbackPoint::Backup { files, .. }) = self
+            && let Some(first) = files.first()
+        {
+            Record::Path(first.into()).write(step);
+        }
         step.outputs.insert(self.key().to_string(), self.value());
     }
 }

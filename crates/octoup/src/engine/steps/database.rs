@@ -50,26 +50,25 @@ impl Engine {
             )
             .await
             .map_err(StepError::DatabaseBackup)?;
-        let id = StepId::once(StepKind::BackupDatabase);
         let mut detail = point.describe();
         if let RollbackPoint::Backup {
-            files,
-            bytes,
-            seconds,
+            bytes: Some(b),
+            seconds: Some(s),
             ..
         } = &point
         {
-            self.record(&id, Record::Path(files[0].clone().into()))?;
-            if let (Some(b), Some(s)) = (bytes, seconds) {
-                detail.push_str(&format!(
-                    " ({} in {}, {:.0} MB/s)",
-                    crate::process::fsutil::bytes(*b),
-                    human_duration(Duration::from_secs_f64(*s)),
-                    *b as f64 / 1e6 / s.max(0.001)
-                ));
-            }
+            detail.push_str(&format!(
+                " ({} in {}, {:.0} MB/s)",
+                crate::process::fsutil::bytes(*b),
+                human_duration(Duration::from_secs_f64(*s)),
+                *b as f64 / 1e6 / s.max(0.001)
+            ));
         }
-        self.record(&id, Record::Point(point))?;
+        // The point and its first file as `path`, in one journal write.
+        self.record(
+            &StepId::once(StepKind::BackupDatabase),
+            Record::Point(point),
+        )?;
         Ok(Done::Ok(detail))
     }
 
