@@ -21,6 +21,8 @@ pub(crate) const STANDIN_OPS: &[&str] = &[
     "sql-backup",
     "sql-verify",
     "sql-restore",
+    "sql-snapshot",
+    "sql-copy",
 ];
 
 /// HTTP operations (`api:/api/...` names one path).

@@ -84,3 +84,30 @@ fn a_crash_during_the_installs_is_resumed_without_reinstalling() {
     assert_eq!(installs, 2, "an install was repeated: {}", kinds(&h));
     sim.assert_check();
 }
+
+#[test]
+fn a_crash_right_after_the_snapshot_adopts_it_instead_of_refusing_it() {
+    // The snapshot is made, then octoup dies before it journals it (the `delay` comes
+    // after the CREATE). The resumed run finds its own snapshot (named after the run) and
+    // goes on with it; a second snapshot would be refused by the revert rule.
+    let sim = Scenario::new()
+        .nodes(2)
+        .config("database", "strategy", "snapshot")
+        .fault("sql-snapshot", "delay:1500")
+        .start();
+    crash_when(&sim, "fault-fired");
+    assert_eq!(count(&sim.history(), "db-snapshot-created"), 1);
+    let r = sim.octoup(&["upgrade", "--json"]);
+    r.expect_code(0);
+    assert_eq!(r.outcome(), "upgraded");
+    let h = sim.history();
+    assert_eq!(count(&h, "db-snapshot-created"), 1, "{}", kinds(&h));
+    assert_eq!(
+        count(&h, "db-snapshot-dropped"),
+        1,
+        "released at the end: {}",
+        kinds(&h)
+    );
+    assert!(r.all_nodes_on(TARGET), "{}", r.stdout);
+    sim.assert_check();
+}

@@ -36,11 +36,20 @@ impl DatabaseSide {
         stamp: &str,
     ) -> Result<RollbackPoint, DatabaseError> {
         let db = self.name();
+        let name = sibling(db, "", stamp);
+        // A resumed run finds the snapshot it made before it died (the name carries the
+        // run's stamp, so nobody else made it): `CREATE DATABASE … AS SNAPSHOT` is one
+        // statement, and an ONLINE snapshot is whole. Nodes stay stopped until this phase
+        // ends, so it still shows the database as the outage began.
+        if self.adopt(runner, &name).await? {
+            return Ok(RollbackPoint::Snapshot { name });
+        }
         let others: Vec<String> = self
             .rows(runner, "look for other snapshots", tsql::snapshots_of(db))
             .await?
             .into_iter()
             .filter_map(|r| r.first().cloned().flatten())
+            .filter(|other| *other != name)
             .collect();
         if !others.is_empty() {
             return Err(DatabaseError::failed(
@@ -81,15 +90,34 @@ impl DatabaseSide {
                 )
             })
             .collect();
-        let name = sibling(db, "", stamp);
-        self.sql
+        let made = self
+            .sql
             .run(
                 runner,
                 "database snapshot",
                 tsql::create_snapshot(db, &name, &sparse),
             )
-            .await?;
-        Ok(RollbackPoint::Snapshot { name })
+            .await;
+        match made {
+            Ok(_) => Ok(RollbackPoint::Snapshot { name }),
+            // The `CREATE` an earlier, killed octoup left running may have made it meanwhile.
+            Err(_) if self.adopt(runner, &name).await? => Ok(RollbackPoint::Snapshot { name }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether this run's own snapshot `name` is there and ONLINE (so whole). One that is
+    /// there in another state was interrupted half-way: it is refused with the way out.
+    async fn adopt(&self, runner: &dyn CommandRunner, name: &str) -> Result<bool, DatabaseError> {
+        match self.state(runner, name).await? {
+            None => Ok(false),
+            Some(s) if s.eq_ignore_ascii_case("ONLINE") => Ok(true),
+            Some(s) => Err(DatabaseError::failed(
+                "database snapshot",
+                format!("this run's snapshot {name} is {s}, not ONLINE"),
+                format!("drop it (DROP DATABASE [{name}]) and run `octoup upgrade` again"),
+            )),
+        }
     }
 
     /// Reverts to the snapshot, then drops it (a revert keeps it, and a later upgrade would

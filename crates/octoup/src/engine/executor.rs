@@ -192,6 +192,11 @@ impl Engine {
         self.journal.lock().expect("journal lock").run.clone()
     }
 
+    /// The run's id, the same in every process that works on it (`stamp` is not).
+    pub(crate) fn run_id(&self) -> String {
+        self.journal.lock().expect("journal lock").run.id.clone()
+    }
+
     /// Updates the run in the journal; the outage's start and end (set only here) are
     /// milestones for the watchers.
     pub(crate) fn journal_update<R>(

@@ -140,6 +140,12 @@ impl Sql<'_> {
                 schema_version,
             });
         })?;
+        // After the snapshot exists: a `delay` here is octoup dying before it journals it.
+        self.fault(
+            "sql-snapshot",
+            "the injected sql-snapshot fault",
+            "CREATE DATABASE AS SNAPSHOT",
+        )?;
         Ok(Output::ok(""))
     }
 

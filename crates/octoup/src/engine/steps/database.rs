@@ -94,9 +94,11 @@ impl Engine {
         } else {
             "database snapshot"
         };
+        // Named after the run, not this process: a resumed run finds the snapshot or
+        // copy it made before it died, and adopts it instead of refusing it as foreign.
         let point = self
             .database
-            .hold(&self.stamp, Some(self.percent(what)))
+            .hold(&self.run_id(), Some(self.percent(what)))
             .await
             .map_err(StepError::DatabaseBackup)?;
         let detail = format!("{} made", point.describe());
