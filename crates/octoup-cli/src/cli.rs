@@ -62,8 +62,11 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// Continue an interrupted run.
     Resume(YesArgs),
-    /// Restore the database backup and the original version.
+    /// Restore the database backup and the original version (also a finished upgrade while
+    /// its snapshot or copy is held: `[rollback] keep_hours`).
     Rollback(YesArgs),
+    /// Release the snapshot or database copy the last upgrade keeps for `octoup rollback`.
+    Finalize,
     /// The current or last run, in words or JSON; the exit code says its state.
     Status(StatusArgs),
     /// Download and verify installers into the cache, without touching the server.

@@ -4,6 +4,7 @@ mod check;
 mod config;
 mod demo;
 mod doctor;
+mod finalize;
 mod furniture;
 mod init;
 mod node;
@@ -26,6 +27,7 @@ pub fn dispatch(command: Command, ctx: &Context) -> Exit {
         Command::Upgrade(args) => upgrade::upgrade(args, ctx),
         Command::Resume(args) => upgrade::resume(args.yes, ctx),
         Command::Rollback(args) => upgrade::rollback(args.yes, ctx),
+        Command::Finalize => finalize::run(ctx),
         Command::Status(args) => status::run(args, ctx),
         Command::Stage(args) => stage::run(args, ctx),
         Command::Demo(args) => demo::run(args, ctx),

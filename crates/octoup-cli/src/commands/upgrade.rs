@@ -45,8 +45,10 @@ pub(crate) fn exit_for_error(error: &EngineError) -> Exit {
         | EngineError::Retarget { .. }
         | EngineError::UnknownNode { .. }
         | EngineError::NothingToResume { .. } => Exit::Usage,
-        EngineError::Preflight(_) => Exit::Refused,
-        EngineError::Journal(_) | EngineError::Log { .. } => Exit::Failed,
+        EngineError::Preflight(_) | EngineError::FinalizeUnfinished { .. } => Exit::Refused,
+        EngineError::Journal(_) | EngineError::Log { .. } | EngineError::Finalize(_) => {
+            Exit::Failed
+        }
     }
 }
 

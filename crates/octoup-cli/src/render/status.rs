@@ -44,6 +44,19 @@ pub fn status(status: &Status) -> String {
     if !advice.is_empty() {
         let _ = writeln!(out, "{advice}");
     }
+    if let Some(held) = &status.held {
+        let _ = writeln!(
+            out,
+            "Held: {} until {}{}. Until then `octoup rollback` can take this upgrade back (discarding what Octopus recorded since); `octoup finalize` releases it now.",
+            held.describe,
+            held.until.strftime("%Y-%m-%d %H:%M UTC"),
+            if held.expired(now()) {
+                " (past: the next `octoup upgrade` releases it)"
+            } else {
+                ""
+            }
+        );
+    }
     if let Some(step) = current_step(run)
         && status.state == StatusState::Running
         && let Some(since) = step.started
@@ -168,6 +181,11 @@ pub fn status_json(status: &Status) -> String {
         "nodes": run.nodes.iter().map(|n| &n.name).collect::<Vec<_>>(),
         "outage_seconds": run.outage_seconds(),
         "outage_ongoing": report.is_some_and(|r| r.outage_ongoing),
+        "held": status.held.as_ref().map(|h| json!({
+            "point": h.describe,
+            "until": h.until.to_string(),
+            "expired": h.expired(now()),
+        })),
         "backups": report.map(|r| &r.backups),
         "window": report.and_then(|r| r.window.as_ref()),
         "warnings": report.map(|r| &r.warnings),

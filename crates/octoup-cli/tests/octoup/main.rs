@@ -15,6 +15,7 @@ mod fault_matrix;
 mod furniture;
 mod ha;
 mod happy;
+mod held;
 mod hostile;
 mod input;
 mod interrupts;

@@ -262,7 +262,7 @@ pub(crate) const KEYS: &[(&str, &str, &str, Option<&str>)] = &[
     (
         "rollback",
         "keep_hours",
-        "Reserved (only 0 for now): hours to keep a snapshot or database copy after a successful upgrade; 0 drops it as the last step.",
+        "Hours to keep the snapshot or database copy after a successful upgrade, so that `octoup rollback` can take the upgrade back; `octoup finalize` releases it sooner. 0 drops it as the last step (at most 168).",
         None,
     ),
     (

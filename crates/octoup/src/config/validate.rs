@@ -7,6 +7,9 @@ use super::{
     TimeoutsConfig,
 };
 
+/// The longest `[rollback] keep_hours` accepted.
+pub const MAX_KEEP_HOURS: u64 = 168;
+
 impl TimeoutsConfig {
     /// Every `[timeouts]` key and its value.
     fn entries(&self) -> [(&'static str, u64); 7] {
@@ -187,14 +190,14 @@ impl Config {
             return at("database", "name", "is empty".into());
         }
         self.database.validate()?;
-        if self.rollback.keep_hours > 0 {
-            // Nothing would release a kept snapshot or copy yet: it would grow, and block
-            // the next upgrade's snapshot.
+        if self.rollback.keep_hours > MAX_KEEP_HOURS {
+            // A snapshot grows with every page Octopus writes, and a copy costs a second
+            // database: past a week, a rollback that discards that much is not a rollback.
             return at(
                 "rollback",
                 "keep_hours",
                 format!(
-                    "is {}, but `octoup finalize`, which releases a kept snapshot or copy, is not built yet: leave it at 0 (the snapshot or copy is dropped when the upgrade succeeds)",
+                    "is {}, more than {MAX_KEEP_HOURS} (a week): a kept snapshot grows with every write, and taking back a week of work is a restore, not a rollback. Use at most {MAX_KEEP_HOURS}",
                     self.rollback.keep_hours
                 ),
             );

@@ -22,6 +22,7 @@ pub mod catalogue;
 pub mod confirm;
 mod error;
 mod executor;
+pub mod finalize;
 mod finish;
 pub mod milestone;
 pub mod plan;
@@ -120,6 +121,14 @@ pub enum EngineError {
         state.display()
     )]
     NothingToResume { state: PathBuf },
+    #[error(
+        "run {run} is unfinished: it holds no released upgrade yet. Finish it (`octoup upgrade`) or roll it back (`octoup rollback`) first; `octoup status` shows where it stands"
+    )]
+    FinalizeUnfinished { run: String },
+    #[error(
+        "releasing the rollback point failed: {0}. It is still held (`octoup status`); fix the cause and run `octoup finalize` again, or drop it by hand (docs/database.md, \"Finalize\")"
+    )]
+    Finalize(String),
 }
 
 /// What `octoup upgrade` was asked.
@@ -150,6 +159,9 @@ pub async fn upgrade(
         return resume(config, env, journal, options, events).await;
     }
     if options.rollback {
+        if let Some(journal) = finalize::reopen_held(&state)? {
+            return resume(config, env, journal, options, events).await;
+        }
         return Ok(rollback::no_unfinished_run(state.last()?));
     }
     if options.resume_only {
@@ -161,6 +173,20 @@ pub async fn upgrade(
     let log = open_log(&state.log_path(&run_id))?;
     let digest = config_digest(&config);
     let conn = Connection::new(config, env, log.clone())?;
+    match finalize::release_expired(&state, &conn, &log).await {
+        Ok(Some(released)) => {
+            events.note(&format!("the last upgrade's rollback point: {released}"))
+        }
+        Ok(None) => {}
+        Err(why) => {
+            log.note(&format!("refused: {why}"));
+            let mut report = Report::without_run(Outcome::Refused, "", "");
+            report.error = Some(why);
+            report.next_step = Some("Nothing was changed.".into());
+            report.log = Some(log.path().to_path_buf());
+            return Ok(report);
+        }
+    }
     events.note("preflight: checking the server, the nodes, the target and the license");
     let acceptance = crate::doctor::acceptance(&conn.config, &options.accept);
     let facts = match preflight(&conn, options.to.as_deref(), &acceptance).await {

@@ -159,8 +159,22 @@ impl Engine {
         {
             return refused;
         }
+        let finished = run.status == RunStatus::Upgraded;
+        if finished {
+            // Taking back a finished upgrade (its snapshot or copy is still held): a new
+            // outage, measured from now.
+            self.journal_update(|r| {
+                r.outage_started = None;
+                r.outage_ended = None;
+            })
+            .ok();
+        }
         let cause = match (&run.error, run.status) {
             (Some(e), _) => e.clone(),
+            (None, RunStatus::Upgraded) => format!(
+                "taking back the finished upgrade to {} while its rollback point is held",
+                run.target
+            ),
             (None, RunStatus::Paused) => "paused".to_string(),
             (None, _) => "the run was interrupted (octoup stopped while it ran)".to_string(),
         };

@@ -54,6 +54,8 @@ pub struct Status {
     pub report: Option<Report>,
     pub journal: Option<PathBuf>,
     pub state_dir: PathBuf,
+    /// The snapshot or copy the upgraded run still keeps (`[rollback] keep_hours`).
+    pub held: Option<super::finalize::Held>,
 }
 
 /// The current or last run.
@@ -68,6 +70,7 @@ pub fn status(config: &Config) -> Result<Status, EngineError> {
             report: None,
             journal: None,
             state_dir: config.state.dir.clone(),
+            held: None,
         });
     };
     let live = live_pid.is_some() && !run.status.is_finished();
@@ -92,6 +95,7 @@ pub fn status(config: &Config) -> Result<Status, EngineError> {
     let mut report = Report::from_run(&run, outcome, Vec::new(), journal.clone());
     report.read_preflight(&run);
     Ok(Status {
+        held: super::finalize::held(&run),
         state: state_now,
         live_pid: live_pid.filter(|_| live),
         run: Some(run),

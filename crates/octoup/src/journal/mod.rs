@@ -334,6 +334,27 @@ impl StateDir {
         Ok(journal)
     }
 
+    /// A recorded run's journal, to record what happens to it after it finished (its held
+    /// rollback point released), without making it the current run again.
+    pub(crate) fn open(&self, id: &str) -> Result<Journal, JournalError> {
+        let path = self.run_path(id);
+        let run = read_run(&path)?;
+        Ok(Journal {
+            path,
+            current: self.root.join(CURRENT),
+            run,
+        })
+    }
+
+    /// Makes a finished run the current one again (taking back a finished upgrade): once
+    /// its status says unfinished, a crash is resumed from it like any other run.
+    pub(crate) fn reopen(&self, id: &str) -> Result<Journal, JournalError> {
+        let journal = self.open(id)?;
+        fsutil::write_atomic(&journal.current, id.as_bytes())
+            .at("cannot write", &journal.current)?;
+        Ok(journal)
+    }
+
     /// The unfinished run the next `octoup upgrade` must resume, if any.
     pub(crate) fn unfinished(&self) -> Result<Option<Journal>, JournalError> {
         let current = self.root.join(CURRENT);

@@ -350,6 +350,16 @@ impl Ran {
         self.take_over(true).await
     }
 
+    /// `octoup rollback` after the run finished: takes it back while its point is held.
+    pub async fn take_back(self) -> Ran {
+        let journal = crate::engine::finalize::reopen_held(&self.ctx.state)
+            .expect("state dir")
+            .expect("a finished run holding its rollback point");
+        let engine = self.ctx.engine(journal);
+        let report = survive_crash(engine.resume(true, false)).await;
+        Ran { report, ..self }
+    }
+
     async fn take_over(self, rollback: bool) -> Ran {
         let engine = self.ctx.engine(self.unfinished());
         let report = survive_crash(engine.resume(rollback, false)).await;

@@ -90,3 +90,37 @@ async fn the_native_layout_is_unchanged() {
     assert!(run.step("snapshot-database").is_none());
     assert!(run.step("release-rollback-point").is_none());
 }
+
+#[tokio::test]
+async fn a_kept_snapshot_is_held_and_takes_back_the_finished_upgrade() {
+    let ran = Scenario::nodes(2)
+        .config(|c| {
+            snapshot(c);
+            c.rollback.keep_hours = 24;
+        })
+        .run()
+        .await;
+    ran.assert_upgraded().assert_invariants(true);
+    let held = crate::engine::finalize::held(&ran.journal()).expect("the snapshot is held");
+    assert!(held.until > jiff::Timestamp::now() + jiff::SignedDuration::from_hours(23));
+    assert!(
+        !ran.history()
+            .iter()
+            .any(|e| matches!(e, Event::Released { .. })),
+        "kept, not dropped: {:#?}",
+        ran.history()
+    );
+    let ran = ran.take_back().await;
+    ran.assert_outcome(Outcome::RolledBack)
+        .assert_serving(FROM)
+        .assert_invariants(true)
+        .assert_as_before();
+    assert!(crate::engine::finalize::held(&ran.journal()).is_none());
+    assert!(
+        ran.history()
+            .iter()
+            .any(|e| matches!(e, Event::Restored { path, .. } if path.display().to_string().contains("_octoup_"))),
+        "reverted to the snapshot: {:#?}",
+        ran.history()
+    );
+}
