@@ -155,6 +155,27 @@ fn each_refusal_names_its_reason() {
         Scenario::new().database("hosting", "google-cloud-sql"),
         "gcloud",
     );
+    // The rights each strategy's point and rollback need, proven before the outage.
+    refused_by(
+        on("azure-copy").database("can_create_database", false),
+        "sql.copy-rights",
+        "dbmanager",
+    );
+    refused_by(
+        on("url").database("can_restore", false),
+        "sql.restore-rights",
+        "FROM URL",
+    );
+    refused_by(
+        snapshot().database("can_restore", false),
+        "sql.restore-rights",
+        "DATABASE_SNAPSHOT",
+    );
+    refused_by(
+        snapshot().database("can_create_database", false),
+        "sql.verify-rights",
+        "database snapshot",
+    );
     // RDS Multi-AZ: the rollback's rename is refused there.
     refused_by(
         on("rds").database("multi_az", true),

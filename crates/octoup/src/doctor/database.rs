@@ -199,7 +199,12 @@ fn one(rows: Result<Vec<Row>, String>, width: usize) -> Result<Row, String> {
     }
 }
 
-fn in_db(database: &str, select: &str) -> String {
+/// `select` run in `database`. Azure SQL Database has no `USE` (error 40508: a connection
+/// stays in its database), and there the configured connection is already to it.
+fn in_db(database: &str, select: &str, paas: bool) -> String {
+    if paas {
+        return format!("SET NOCOUNT ON; {select}");
+    }
     format!(
         "SET NOCOUNT ON; USE {}; {select}",
         tsql::quote_ident(database)
@@ -257,6 +262,7 @@ pub(crate) async fn gather(
         &format!(
             "SELECT N'{MARK}', t.name, c.name FROM sys.columns AS c JOIN sys.tables AS t ON t.object_id = c.object_id WHERE c.collation_name <> CONVERT(sysname, DATABASEPROPERTYEX(DB_NAME(), 'Collation')) ORDER BY t.name, c.name;"
         ),
+        paas,
     );
     let result = query(sql, runner, "column collations", collation)
         .await
@@ -279,6 +285,7 @@ pub(crate) async fn gather(
         &format!(
             "SELECT N'{MARK}', f.type_desc, f.size, FILEPROPERTY(f.name, 'SpaceUsed') FROM sys.database_files AS f;"
         ),
+        paas,
     );
     let result = query(sql, runner, "database file sizes", files)
         .await
@@ -306,6 +313,7 @@ pub(crate) async fn gather(
         &format!(
             "SELECT N'{MARK}', total_log_size_in_bytes, used_log_space_in_bytes FROM sys.dm_db_log_space_usage;"
         ),
+        paas,
     );
     let result = one(query(sql, runner, "log space", log).await, 2).and_then(|row| {
         let (Some(total), Some(used)) = (out::number(&row[0]), out::number(&row[1])) else {
@@ -348,6 +356,7 @@ pub(crate) async fn gather(
         &format!(
             "SELECT N'{MARK}', HAS_PERMS_BY_NAME(DB_NAME(), 'DATABASE', 'BACKUP DATABASE'), IS_SRVROLEMEMBER('sysadmin'), IS_SRVROLEMEMBER('dbcreator'), HAS_PERMS_BY_NAME(NULL, NULL, 'CREATE ANY DATABASE');"
         ),
+        paas,
     );
     let result = one(query(sql, runner, "the login's rights", rights).await, 4).map(|row| {
         let r = &mut facts.rights;
@@ -590,8 +599,13 @@ pub(crate) fn evaluate(f: &DatabaseFacts, i: &Inputs<'_>) -> Vec<Finding> {
         ));
     }
 
-    if native {
-        rights_findings(&f.rights, i, &mut out);
+    let strategy = f
+        .strategy
+        .as_ref()
+        .map(|c| c.strategy)
+        .or(native.then_some(crate::config::DatabaseStrategy::Native));
+    if let Some(strategy) = strategy {
+        rights_findings(&f.rights, strategy, i, &mut out);
     }
     let rds = f
         .strategy
@@ -616,8 +630,28 @@ pub(crate) fn evaluate(f: &DatabaseFacts, i: &Inputs<'_>) -> Vec<Finding> {
     out
 }
 
-fn rights_findings(r: &DatabaseRights, i: &Inputs<'_>, out: &mut Vec<Finding>) {
-    if r.backup == Some(false) {
+/// The rights the chosen strategy's statements need, its rollback's included (proven
+/// before the outage: an outage whose rollback octoup could not carry out is refused unless
+/// `[rollback] enabled = false`).
+///
+/// | strategy | point | verification | rollback |
+/// |---|---|---|---|
+/// | native | BACKUP DATABASE | CREATE DATABASE (VERIFYONLY) | RESTORE … WITH REPLACE: sysadmin, dbcreator or owner |
+/// | snapshot | BACKUP, and CREATE DATABASE (the snapshot) | CREATE DATABASE | RESTORE … FROM DATABASE_SNAPSHOT: the same as a restore |
+/// | url | BACKUP DATABASE (TO URL) | — | RESTORE … FROM URL under the old name: the same as a restore |
+/// | azure-copy | CREATE DATABASE … AS COPY OF: server admin or dbmanager | — | ALTER DATABASE … MODIFY NAME, DROP: the same |
+/// | rds, external | the hosting's own (the master user; the configured command) | — | — |
+fn rights_findings(
+    r: &DatabaseRights,
+    strategy: crate::config::DatabaseStrategy,
+    i: &Inputs<'_>,
+    out: &mut Vec<Finding>,
+) {
+    use crate::config::DatabaseStrategy as S;
+    let backs_up = matches!(strategy, S::Native | S::Snapshot | S::Url | S::Auto);
+    let verifies = matches!(strategy, S::Native | S::Snapshot | S::Auto);
+    let restores = matches!(strategy, S::Native | S::Snapshot | S::Url | S::Auto);
+    if backs_up && r.backup == Some(false) {
         out.push(Finding::blocker(
             "sql.backup-rights",
             format!("the SQL login may not BACK UP database {}", i.database),
@@ -628,25 +662,44 @@ fn rights_findings(r: &DatabaseRights, i: &Inputs<'_>, out: &mut Vec<Finding>) {
             ),
         ));
     }
-    if r.snapshot == Some(false) {
+    if verifies && r.snapshot == Some(false) {
         out.push(Finding::blocker(
             "sql.verify-rights",
-            "the SQL login lacks CREATE DATABASE permission, which RESTORE VERIFYONLY needs",
+            if strategy == S::Snapshot {
+                "the SQL login lacks CREATE DATABASE permission, which RESTORE VERIFYONLY and the database snapshot need"
+            } else {
+                "the SQL login lacks CREATE DATABASE permission, which RESTORE VERIFYONLY needs"
+            },
             "octoup verifies the backup before the schema upgrade; the verification would be refused",
             "GRANT CREATE ANY DATABASE TO the login (in master), or add it to dbcreator",
         ));
     }
-    if !i.rollback {
+    if strategy == S::AzureCopy && r.snapshot == Some(false) {
+        out.push(Finding::blocker(
+            "sql.copy-rights",
+            "the SQL login may not create databases on the logical server (it is neither the server admin nor in dbmanager)",
+            "the azure-copy strategy makes its rollback point with CREATE DATABASE … AS COPY OF, and its rollback renames and drops databases, which need the same role",
+            "in master: ALTER ROLE dbmanager ADD MEMBER [the login's user]; or use the server admin login for the upgrade",
+        ));
+    }
+    if !i.rollback || !restores {
         return;
     }
+    let how = match strategy {
+        S::Snapshot => {
+            "a rollback reverts the database to the snapshot (RESTORE … FROM DATABASE_SNAPSHOT)"
+        }
+        S::Url => "a rollback renames the database and restores the backup FROM URL under its name",
+        _ => "a rollback restores the backup over the database",
+    };
     match r.restore {
         Some(false) => out.push(Finding::blocker(
             "sql.restore-rights",
             format!(
-                "the SQL login cannot RESTORE database {} WITH REPLACE: it is not sysadmin, not dbcreator and not the database's owner (db_owner may back up but not restore)",
+                "the SQL login cannot RESTORE database {}: it is not sysadmin, not dbcreator and not the database's owner (db_owner may back up but not restore)",
                 i.database
             ),
-            "a rollback restores the backup over the database; with rollback enabled octoup refuses an outage it could not undo",
+            format!("{how}; with rollback enabled octoup refuses an outage it could not undo"),
             format!(
                 "add the login to dbcreator (ALTER SERVER ROLE dbcreator ADD MEMBER …) or make it the owner (ALTER AUTHORIZATION ON DATABASE::{} TO …), or set [rollback] enabled = false to upgrade without a rollback",
                 tsql::quote_ident(i.database)
@@ -664,6 +717,7 @@ fn rights_findings(r: &DatabaseRights, i: &Inputs<'_>, out: &mut Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DatabaseStrategy;
 
     fn v(s: &str) -> Version {
         s.parse().unwrap()
@@ -695,6 +749,13 @@ mod tests {
                 dbcreator: Some(false),
                 owner: Some(false),
             },
+        }
+    }
+
+    fn strategy(strategy: DatabaseStrategy) -> crate::database::Choice {
+        crate::database::Choice {
+            strategy,
+            ..crate::database::Choice::native("a test", false)
         }
     }
 
@@ -829,6 +890,66 @@ mod tests {
                 false,
                 false,
                 &[],
+            ),
+            (
+                "azure-copy without dbmanager: the copy and its rollback's renames",
+                |f| {
+                    f.hosting = Some("azure-sql-database".into());
+                    f.strategy = Some(strategy(DatabaseStrategy::AzureCopy));
+                    f.rights = DatabaseRights {
+                        backup: None,
+                        restore: Some(false),
+                        snapshot: Some(false),
+                        ..Default::default()
+                    };
+                },
+                true,
+                false,
+                &["sql.copy-rights:blocker"],
+            ),
+            (
+                "url: a restore FROM URL, no VERIFYONLY right needed",
+                |f| {
+                    f.hosting = Some("azure-sql-managed-instance".into());
+                    f.strategy = Some(strategy(DatabaseStrategy::Url));
+                    f.rights = DatabaseRights {
+                        backup: Some(true),
+                        restore: Some(false),
+                        snapshot: Some(false),
+                        ..Default::default()
+                    };
+                },
+                true,
+                false,
+                &["sql.restore-rights:blocker"],
+            ),
+            (
+                "rds: the master user's procedures, nothing more checked",
+                |f| {
+                    f.hosting = Some("amazon-rds".into());
+                    f.strategy = Some(strategy(DatabaseStrategy::Rds));
+                    f.detected.multi_az = Some(false);
+                    f.rights = DatabaseRights {
+                        backup: Some(false),
+                        restore: Some(false),
+                        snapshot: Some(false),
+                        ..Default::default()
+                    };
+                },
+                true,
+                false,
+                &[],
+            ),
+            (
+                "snapshot: the revert is a restore",
+                |f| {
+                    f.strategy = Some(strategy(DatabaseStrategy::Snapshot));
+                    f.rights.restore = Some(false);
+                    f.rights.sysadmin = Some(false);
+                },
+                true,
+                false,
+                &["sql.restore-rights:blocker"],
             ),
             (
                 "roles unreadable",

@@ -306,6 +306,11 @@ impl Sql<'_> {
         if state.sql.hosting == Hosting::AmazonRds && how == "ALTER DATABASE" {
             return Err(no_access());
         }
+        // Azure SQL Database: only the server admin or a dbmanager member alters a
+        // database (ALTER DATABASE, Azure SQL Database: "Permissions").
+        if state.sql.hosting == Hosting::AzureSqlDatabase && !state.sql.can_create_database {
+            return Err(no_access());
+        }
         if !state.database_exists(from) {
             return Err(no_access());
         }
