@@ -67,6 +67,9 @@ pub enum Command {
     Rollback(YesArgs),
     /// Release the snapshot or database copy the last upgrade keeps for `octoup rollback`.
     Finalize,
+    /// Upgrade a disarmed copy of production first: go/no-go and measured durations.
+    /// Never touches production's database contents, nodes or maintenance mode.
+    Rehearse(RehearseArgs),
     /// The current or last run, in words or JSON; the exit code says its state.
     Status(StatusArgs),
     /// Download and verify installers into the cache, without touching the server.
@@ -112,6 +115,16 @@ pub struct PlanArgs {
     /// Accept the warning with this id (repeatable; see `octoup doctor`).
     #[arg(long, value_name = "ID")]
     pub accept: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RehearseArgs {
+    /// Rehearse this version instead of the policy's choice.
+    #[arg(long, value_name = "VERSION", conflicts_with = "cleanup")]
+    pub to: Option<String>,
+    /// Only remove what an interrupted rehearsal left (container, network, scratch database).
+    #[arg(long)]
+    pub cleanup: bool,
 }
 
 #[derive(Debug, Args)]

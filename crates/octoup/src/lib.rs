@@ -42,6 +42,7 @@ pub mod notify;
 pub mod octopus;
 pub mod process;
 pub mod progress;
+pub mod rehearsal;
 pub mod settings;
 pub mod version;
 pub mod window;

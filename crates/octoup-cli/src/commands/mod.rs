@@ -8,6 +8,7 @@ mod finalize;
 mod furniture;
 mod init;
 mod node;
+mod rehearse;
 mod server;
 mod stage;
 mod status;
@@ -28,6 +29,7 @@ pub fn dispatch(command: Command, ctx: &Context) -> Exit {
         Command::Resume(args) => upgrade::resume(args.yes, ctx),
         Command::Rollback(args) => upgrade::rollback(args.yes, ctx),
         Command::Finalize => finalize::run(ctx),
+        Command::Rehearse(args) => rehearse::run(args, ctx),
         Command::Status(args) => status::run(args, ctx),
         Command::Stage(args) => stage::run(args, ctx),
         Command::Demo(args) => demo::run(args, ctx),

@@ -468,7 +468,7 @@ mod tests {
         );
         assert_eq!(
             error("  top = 1\n"),
-            "octoup.toml:1:3: top: unknown key, expected one of `server`, `versions`, `installer`, `database`, `backup`, `drain`, `maintenance`, `state`, `rollback`, `network`, `timeouts`, `cluster`, `ssh`, `doctor`, `window`, `nodes`, `notify`"
+            "octoup.toml:1:3: top: unknown key, expected one of `server`, `versions`, `installer`, `database`, `backup`, `drain`, `maintenance`, `state`, `rollback`, `network`, `timeouts`, `cluster`, `ssh`, `doctor`, `window`, `rehearsal`, `nodes`, `notify`"
         );
     }
 

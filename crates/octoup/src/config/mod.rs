@@ -134,6 +134,8 @@ pub struct Config {
     pub ssh: SshConfig,
     pub doctor: DoctorConfig,
     pub window: WindowConfig,
+    /// `octoup rehearse`: the copy, the rehearsal host and its isolation.
+    pub rehearsal: RehearsalConfig,
     pub nodes: Vec<NodeConfig>,
     /// `[[notify]]`: webhooks told of the run's milestones.
     pub notify: Vec<NotifyConfig>,
@@ -529,6 +531,59 @@ impl Default for SshConfig {
     }
 }
 
+/// `[rehearsal]`: how `octoup rehearse` copies production and where the target version
+/// runs against the copy (docs/rehearsal.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RehearsalConfig {
+    /// The image the Docker host runs; `{version}` is the target. Pin a digest with
+    /// `octopusdeploy/octopusdeploy:{version}@sha256:…` when you know it.
+    pub image: String,
+    /// argv prefix of the Docker CLI on the rehearsal host (`["ssh", "box", "docker"]` works
+    /// too when the relay address is reachable from there; see docs/rehearsal.md).
+    pub docker: Vec<String>,
+    /// Where `RESTORE … WITH MOVE` puts the copy's files: a folder on the SQL Server.
+    /// Empty: next to the backups (`[database] backup_dir`).
+    pub data_dir: Option<PathBuf>,
+    /// The scratch database's name prefix; the rehearsal id is appended.
+    pub database_prefix: String,
+    /// The SQL Server as the container reaches it, `host,port` (default: sqlcmd's `-S`).
+    pub sql_server: Option<String>,
+    /// The SQL login the container uses (default: sqlcmd's `-U`). Windows authentication
+    /// cannot reach SQL Server from a Linux container.
+    pub sql_login: Option<String>,
+    /// That login's password file (default: `[database] password_file`).
+    pub sql_password_file: Option<PathBuf>,
+    /// Appended to the container's connection string (e.g. `Encrypt=True`).
+    pub connection_options: String,
+    /// The master key the copy is encrypted with; default: the newest `master-key-*.txt`
+    /// octoup saved in `[backup] dir`.
+    pub master_key_file: Option<PathBuf>,
+    /// Reuse the newest verified rehearsal backup younger than this many hours (0: always
+    /// take a fresh COPY_ONLY backup).
+    pub reuse_backup_hours: u64,
+    /// Minutes the migrations and the start may take before the rehearsal is no-go.
+    pub start_timeout_minutes: u64,
+}
+
+impl Default for RehearsalConfig {
+    fn default() -> Self {
+        RehearsalConfig {
+            image: "octopusdeploy/octopusdeploy:{version}".into(),
+            docker: vec!["docker".into()],
+            data_dir: None,
+            database_prefix: "OctopusRehearsal".into(),
+            sql_server: None,
+            sql_login: None,
+            sql_password_file: None,
+            connection_options: "TrustServerCertificate=True".into(),
+            master_key_file: None,
+            reuse_backup_hours: 0,
+            start_timeout_minutes: 240,
+        }
+    }
+}
+
 /// How `doctor` (and the preflight of `plan` and `upgrade`) treats its findings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -645,6 +700,9 @@ impl Config {
         for p in [
             self.database.snapshot_dir.as_mut(),
             self.database.sas_token_file.as_mut(),
+            self.rehearsal.data_dir.as_mut(),
+            self.rehearsal.sql_password_file.as_mut(),
+            self.rehearsal.master_key_file.as_mut(),
         ]
         .into_iter()
         .flatten()

@@ -190,6 +190,45 @@ impl Config {
             return at("database", "name", "is empty".into());
         }
         self.database.validate()?;
+        let r = &self.rehearsal;
+        if r.image.trim().is_empty() {
+            return at(
+                "rehearsal",
+                "image",
+                "is empty: give the image, e.g. \"octopusdeploy/octopusdeploy:{version}\"".into(),
+            );
+        }
+        if r.docker.is_empty() {
+            return at(
+                "rehearsal",
+                "docker",
+                "is empty: give the argv of the Docker CLI, e.g. [\"docker\"]".into(),
+            );
+        }
+        // The scratch name goes into T-SQL as an identifier and into file names.
+        if r.database_prefix.is_empty()
+            || r.database_prefix.len() > 64
+            || !r
+                .database_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return at(
+                "rehearsal",
+                "database_prefix",
+                format!(
+                    "expected 1 to 64 letters, digits or _, found {:?}",
+                    r.database_prefix
+                ),
+            );
+        }
+        if r.start_timeout_minutes == 0 {
+            return at(
+                "rehearsal",
+                "start_timeout_minutes",
+                "expected at least 1 minute".into(),
+            );
+        }
         if self.rollback.keep_hours > MAX_KEEP_HOURS {
             // A snapshot grows with every page Octopus writes, and a copy costs a second
             // database: past a week, a rollback that discards that much is not a rollback.

@@ -29,8 +29,18 @@ impl DatabaseSide {
         stamp: &str,
         percent: Option<Percent>,
     ) -> Result<RollbackPoint, DatabaseError> {
+        let name = sibling(self.name(), "", stamp);
+        self.copy_named(runner, name, percent).await
+    }
+
+    /// `CREATE DATABASE [name] AS COPY OF` the Octopus database, waited for until ONLINE.
+    pub(super) async fn copy_named(
+        &self,
+        runner: &dyn CommandRunner,
+        name: String,
+        percent: Option<Percent>,
+    ) -> Result<RollbackPoint, DatabaseError> {
         let db = self.name();
-        let name = sibling(db, "", stamp);
         // A resumed run finds the copy it started: killing the statement does not stop a
         // copy, so it is waited for rather than started twice.
         if self.state(runner, &name).await?.is_none() {

@@ -24,6 +24,7 @@ mod managed;
 mod native;
 pub mod point;
 mod rds;
+pub(crate) mod scratch;
 mod snapshot;
 pub(crate) mod sql;
 pub(crate) mod sqlcmd_output;

@@ -31,7 +31,8 @@ pub(crate) fn processed(output: &str) -> Option<(u64, f64)> {
     })
 }
 
-fn hook(percent: Option<Percent>) -> Option<LineHook> {
+/// A line hook that reports STATS percentages.
+pub(super) fn progress_hook(percent: Option<Percent>) -> Option<LineHook> {
     percent.map(|f| {
         LineHook::new(move |line| {
             if let Some(p) = self::percent(line) {
@@ -86,7 +87,7 @@ impl DatabaseSide {
                 "database backup",
                 text,
                 Call {
-                    on_line: hook(percent),
+                    on_line: progress_hook(percent),
                     ..Call::default()
                 },
             )

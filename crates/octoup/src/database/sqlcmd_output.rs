@@ -36,6 +36,25 @@ pub(crate) fn rows(stdout: &str, stderr: &str) -> Result<Vec<Row>, String> {
         .collect())
 }
 
+/// The rows of a statement whose result set octoup cannot mark (`RESTORE FILELISTONLY`):
+/// every line with at least `columns` `|`-separated fields, or the error reported.
+pub(crate) fn plain_rows(stdout: &str, stderr: &str, columns: usize) -> Result<Vec<Row>, String> {
+    if let Some(error) = error_in(stdout).or_else(|| error_in(stderr)) {
+        return Err(error);
+    }
+    Ok(stdout
+        .lines()
+        .map(|line| line.split('|').map(str::trim).collect::<Vec<_>>())
+        .filter(|fields| fields.len() >= columns)
+        .map(|fields| {
+            fields
+                .into_iter()
+                .map(|f| (f != "NULL").then(|| f.to_string()))
+                .collect()
+        })
+        .collect())
+}
+
 /// The first error in sqlcmd's output: a server message of severity 11 or more (its header
 /// and the text on the next line), or a line of sqlcmd's own (`Sqlcmd: Error: …`).
 fn error_in(text: &str) -> Option<String> {

@@ -114,6 +114,34 @@ pub(crate) fn restore_database_plain(database: &str, media: Media, files: &[Stri
     )
 }
 
+/// The files a backup holds (`LogicalName`, `PhysicalName`, `Type`, …): what a restore
+/// under another name must move.
+pub(crate) fn file_list(media: Media, files: &[String]) -> String {
+    format!("RESTORE FILELISTONLY FROM {};", devices(media, files))
+}
+
+/// Restores a backup as a new database beside the original: every file moved (the
+/// original's files are in use), the page checksums checked again.
+pub(crate) fn restore_as(
+    database: &str,
+    media: Media,
+    files: &[String],
+    moves: &[(String, String)],
+) -> String {
+    let mut with: Vec<String> = moves
+        .iter()
+        .map(|(logical, to)| format!("MOVE {} TO {}", quote_string(logical), quote_string(to)))
+        .collect();
+    with.push("CHECKSUM".into());
+    with.push(format!("STATS = {STATS_PERCENT}"));
+    format!(
+        "RESTORE DATABASE {} FROM {} WITH {};",
+        quote_ident(database),
+        devices(media, files),
+        with.join(", ")
+    )
+}
+
 /// `ALTER DATABASE [a] MODIFY NAME = [b];` (Azure SQL Database, Managed Instance).
 pub(crate) fn rename_database(from: &str, to: &str) -> String {
     format!(

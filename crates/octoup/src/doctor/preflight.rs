@@ -503,7 +503,7 @@ fn same_version(a: &str, b: &str) -> bool {
 /// The target: `--to` when given (it must be in the feed; checked against the license),
 /// else the version policy. Errors are the operator's mistakes (exit 2); a feed that cannot
 /// be read is a blocker.
-async fn choose_target(
+pub(crate) async fn choose_target(
     conn: &Connection,
     current: &Version,
     license_max: Option<Version>,

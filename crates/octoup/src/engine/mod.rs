@@ -228,6 +228,11 @@ pub async fn upgrade(
         return Ok(up_to_date(&facts, target.as_ref()));
     };
     let history = state.runs()?;
+    let rehearsals = crate::rehearsal::recorded(&conn.config);
+    let rehearsed = choice
+        .target
+        .as_ref()
+        .and_then(|t| crate::rehearsal::newest_go(&rehearsals, t));
     let window = match window::admit(
         &conn.config,
         options.until,
@@ -235,6 +240,7 @@ pub async fn upgrade(
         &history,
         facts.layout(),
         facts.database.as_ref(),
+        rehearsed,
     ) {
         Ok(w) => w,
         Err((why, record)) => {
@@ -247,7 +253,7 @@ pub async fn upgrade(
             return Ok(report);
         }
     };
-    let estimate = plan::make_plan(&conn.config, facts.clone(), &history);
+    let estimate = plan::make_plan(&conn.config, facts.clone(), &history, rehearsed);
     let confirmation = Confirmation {
         action: confirm::Action::Upgrade,
         run: None,
@@ -639,10 +645,17 @@ pub async fn plan(
     let conn = Connection::new(config, env, log)?;
     let acceptance = crate::doctor::acceptance(&conn.config, accept);
     let facts = preflight(&conn, to, &acceptance).await?;
+    let rehearsals = crate::rehearsal::recorded(&conn.config);
+    let rehearsed = facts
+        .target
+        .as_ref()
+        .and_then(|t| t.target.as_ref())
+        .and_then(|t| crate::rehearsal::newest_go(&rehearsals, t));
     Ok(plan::PlanView::Fresh(Box::new(plan::make_plan(
         &conn.config,
         facts,
         &history,
+        rehearsed,
     ))))
 }
 

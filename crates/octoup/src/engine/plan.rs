@@ -25,6 +25,14 @@ pub struct PlannedStep {
     pub note: Option<String>,
 }
 
+/// A rehearsal the plan measures by.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanRehearsal {
+    pub id: String,
+    pub date: String,
+    pub migrations_seconds: f64,
+}
+
 #[derive(Clone, Serialize)]
 pub struct Plan {
     pub from: String,
@@ -41,6 +49,9 @@ pub struct Plan {
     pub vendor_outage_estimate_seconds: f64,
     /// `defaults`, or the run whose measured durations were used.
     pub estimates_from: String,
+    /// The go rehearsal to the target whose migrations the database upgrade is estimated by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rehearsal: Option<PlanRehearsal>,
     /// Whether the database backup overlaps the installs (needs a staged rollback installer).
     pub backup_overlaps_install: bool,
     /// `[window]`: whether now is inside it and the work fits (absent without a window).
@@ -49,9 +60,15 @@ pub struct Plan {
 }
 
 /// The plan for the preflight's findings. Changes nothing.
-pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan {
-    let estimates =
-        Estimates::from_history(history).with_database(history, facts.database.as_ref());
+pub(crate) fn make_plan(
+    config: &Config,
+    facts: Facts,
+    history: &[Run],
+    rehearsal: Option<&crate::rehearsal::Rehearsal>,
+) -> Plan {
+    let estimates = Estimates::from_history(history)
+        .with_database(history, facts.database.as_ref())
+        .with_rehearsal(rehearsal);
     let estimate = |kind: StepKind| estimates.seconds(kind);
     let nodes: Vec<String> = facts.nodes.iter().map(|n| n.name.clone()).collect();
     let primary = facts.primary().map(|n| n.name.clone()).unwrap_or_default();
@@ -112,7 +129,15 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
                 });
             }
             StepKind::UpgradeDatabase => {
-                note = Some("the only schema upgrade, with every node stopped".into());
+                note = Some(
+                    match rehearsal.filter(|r| r.migration_seconds().is_some()) {
+                        Some(r) => format!(
+                            "the only schema upgrade, with every node stopped; measured in {} (the migrations and the start, on a copy of this database)",
+                            super::window::rehearsal_label(r)
+                        ),
+                        None => "the only schema upgrade, with every node stopped".into(),
+                    },
+                );
             }
             _ => {}
         }
@@ -169,6 +194,17 @@ pub(crate) fn make_plan(config: &Config, facts: Facts, history: &[Run]) -> Plan 
         outage_estimate_seconds: outage,
         vendor_outage_estimate_seconds: vendor,
         estimates_from: estimates.main_label(),
+        rehearsal: rehearsal.and_then(|r| {
+            Some(PlanRehearsal {
+                id: r.id.clone(),
+                date: r
+                    .created
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .date()
+                    .to_string(),
+                migrations_seconds: r.migration_seconds()?,
+            })
+        }),
         backup_overlaps_install: overlap,
         window: super::window::planned(
             config,

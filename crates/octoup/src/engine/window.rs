@@ -22,7 +22,7 @@ use super::executor::{Engine, Failure};
 use super::record::Record;
 
 /// Where step durations come from. Sources are asked in order; the first that knows a kind
-/// wins. A rehearsal (`octoup rehearse`, to come) is one more source, asked before history.
+/// wins. A rehearsal (`octoup rehearse`) is asked first, for the database upgrade.
 pub trait EstimateSource: Send + Sync {
     /// Names the figures: `run 20261202-…`, `defaults`.
     fn label(&self) -> String;
@@ -61,6 +61,40 @@ impl EstimateSource for History {
     }
     fn seconds(&self, kind: StepKind) -> Option<f64> {
         self.seconds.get(kind.name()).copied()
+    }
+}
+
+/// The migrations as a rehearsal measured them on a copy of this database (with the start
+/// of the rehearsal server: an upper bound).
+pub(crate) struct Rehearsed {
+    label: String,
+    seconds: f64,
+}
+
+impl Rehearsed {
+    pub(crate) fn new(r: &crate::rehearsal::Rehearsal) -> Option<Rehearsed> {
+        Some(Rehearsed {
+            label: rehearsal_label(r),
+            seconds: r.migration_seconds()?,
+        })
+    }
+}
+
+/// `rehearsal <id> on <date>`.
+pub(crate) fn rehearsal_label(r: &crate::rehearsal::Rehearsal) -> String {
+    format!(
+        "rehearsal {} on {}",
+        r.id,
+        r.created.to_zoned(jiff::tz::TimeZone::UTC).date()
+    )
+}
+
+impl EstimateSource for Rehearsed {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+    fn seconds(&self, kind: StepKind) -> Option<f64> {
+        (kind == StepKind::UpgradeDatabase).then_some(self.seconds)
     }
 }
 
@@ -185,6 +219,14 @@ impl Estimates {
                 self.sources.len() - 1
             };
             self.sources.insert(at, Box::new(t));
+        }
+        self
+    }
+
+    /// With a go rehearsal to the target, the database upgrade is what it measured.
+    pub(crate) fn with_rehearsal(mut self, r: Option<&crate::rehearsal::Rehearsal>) -> Estimates {
+        if let Some(source) = r.and_then(Rehearsed::new) {
+            self.sources.insert(0, Box::new(source));
         }
         self
     }
@@ -432,6 +474,7 @@ pub(crate) fn admit(
     history: &[Run],
     layout: Layout,
     database: Option<&crate::doctor::DatabaseFacts>,
+    rehearsal: Option<&crate::rehearsal::Rehearsal>,
 ) -> Result<Option<WindowRecord>, (String, Option<WindowRecord>)> {
     let at = now();
     let end = match crate::window::hard_end(&config.window, until, at) {
@@ -439,7 +482,9 @@ pub(crate) fn admit(
         Ok(Some(end)) => end,
         Err(outside) => return Err((outside.to_string(), None)),
     };
-    let est = Estimates::from_history(history).with_database(history, database);
+    let est = Estimates::from_history(history)
+        .with_database(history, database)
+        .with_rehearsal(rehearsal);
     let estimate = estimate_for(config, nodes, &est, layout);
     let record = record_for(&end, estimate, &est, layout);
     let left = seconds_between(at, end.at);

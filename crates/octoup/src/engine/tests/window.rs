@@ -55,6 +55,7 @@ fn a_run_outside_its_time_is_refused_with_the_figures_it_used() {
         &[],
         crate::engine::catalogue::Layout::default(),
         None,
+        None,
     )
     .unwrap_err();
     assert!(
@@ -72,6 +73,7 @@ fn a_run_outside_its_time_is_refused_with_the_figures_it_used() {
         &[],
         crate::engine::catalogue::Layout::default(),
         None,
+        None,
     )
     .unwrap_err();
     assert!(why.contains("ended at"), "{why}");
@@ -81,6 +83,7 @@ fn a_run_outside_its_time_is_refused_with_the_figures_it_used() {
         1,
         &[],
         crate::engine::catalogue::Layout::default(),
+        None,
         None,
     )
     .unwrap()
@@ -94,6 +97,7 @@ fn a_run_outside_its_time_is_refused_with_the_figures_it_used() {
             1,
             &[],
             crate::engine::catalogue::Layout::default(),
+            None,
             None
         )
         .unwrap()

@@ -1,0 +1,858 @@
+//! `octoup rehearse`: the target version run against a disarmed copy of production, before
+//! the window, to learn how long the migrations take on this data, whether a data-dependent
+//! migration fails, and whether the upgraded schema passes the integrity check.
+//!
+//! It never touches the production database's contents, the production nodes or
+//! maintenance mode. The flow (docs/rehearsal.md):
+//! 1. the copy: a fresh COPY_ONLY backup (verified), or a recent verified one reused,
+//!    restored under a scratch name with every file moved (`[rehearsal] data_dir`); on Azure
+//!    SQL Database `AS COPY OF`;
+//! 2. the copy disarmed with the vendor's statements, and read back ([`disarm`]);
+//! 3. the Docker host runs the target's image on an `--internal` network whose only way out
+//!    is octoup's relay to the SQL Server ([`relay`]); the connection string, the master key
+//!    and a fresh admin API key go in through the environment only ([`docker`]);
+//! 4. the migrations and the start are timed until `/api` reports the target; then the
+//!    checks that follow every upgrade (System Integrity Check, versions, stuck triggers,
+//!    the queue) run against the rehearsal server;
+//! 5. teardown always: the container, the network, the scratch database. A rehearsal that
+//!    was killed is torn down by the next one, or by `octoup rehearse --cleanup`.
+//!
+//! Measured figures feed `octoup plan` and `upgrade` ([`newest_go`]).
+
+mod disarm;
+mod docker;
+mod endpoint;
+pub mod record;
+mod relay;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use record::{BackupUsed, MIGRATIONS, Rehearsals};
+pub use record::{Phase, Rehearsal, RehearsalStatus, Teardown, newest_go};
+
+use crate::config::{Config, ConfigError, EnvOverrides, IntegrityCheck, Secret};
+use crate::database::{Choice, DatabaseError, DatabaseSide, Hosting, RollbackPoint};
+use crate::doctor::finding::{Finding, Findings, Severity};
+use crate::doctor::preflight::{Connection, PreflightError};
+use crate::journal::{JournalError, StateDir, new_run_id};
+use crate::octopus::api::OctopusApi;
+use crate::octopus::http::{HttpClient, NetworkSettings};
+use crate::process::runner::{RunError, RunLog};
+use crate::version::Version;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RehearsalError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error(transparent)]
+    Lock(#[from] JournalError),
+    #[error("the rehearsal copy: {0}")]
+    Database(#[from] DatabaseError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("cannot write the rehearsal journal {path}: {detail}. Check [state] dir")]
+    Journal { path: PathBuf, detail: String },
+    #[error(
+        "Docker: cannot {what}: {detail}. Check [rehearsal] docker and that the Docker engine runs (`docker version`)"
+    )]
+    Docker { what: String, detail: String },
+    #[error("rehearsal: {0}")]
+    Setup(String),
+    #[error("stopped by Ctrl-C")]
+    Interrupted,
+}
+
+impl RehearsalError {
+    /// The operator's input is wrong (config, `--to`): nothing was made.
+    pub fn is_config(&self) -> bool {
+        match self {
+            RehearsalError::Config(_) | RehearsalError::Setup(_) => true,
+            RehearsalError::Preflight(e) => e.is_config(),
+            _ => false,
+        }
+    }
+
+    pub fn is_locked(&self) -> bool {
+        matches!(self, RehearsalError::Lock(JournalError::Locked { .. }))
+    }
+}
+
+/// What the rehearsal tells the person watching (the CLI prints it).
+pub trait RehearsalEvents: Send + Sync {
+    /// A phase begins.
+    fn phase(&self, _name: &str, _detail: &str) {}
+    fn finished(&self, _phase: &Phase) {}
+    fn note(&self, _text: &str) {}
+    /// The percentage of a long statement (backup, restore, copy).
+    fn percent(&self, _percent: u32) {}
+    /// Asked often: `true` stops the rehearsal, which then tears down (Ctrl-C).
+    fn stop_requested(&self) -> bool {
+        false
+    }
+}
+
+/// Shows nothing.
+pub struct Quiet;
+impl RehearsalEvents for Quiet {}
+
+#[derive(Debug, Clone, Default)]
+pub struct RehearseOptions {
+    pub to: Option<String>,
+    /// Only tear down what interrupted rehearsals left.
+    pub cleanup: bool,
+}
+
+/// What `octoup rehearse` did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    Rehearsed(Box<Rehearsal>),
+    /// `--cleanup`: the rehearsals whose leftovers were torn down now.
+    Cleaned {
+        cleaned: Vec<Rehearsal>,
+    },
+}
+
+/// Every rehearsal recorded in the state directory, oldest first (for `octoup plan`).
+pub fn recorded(config: &Config) -> Vec<Rehearsal> {
+    Rehearsals::new(&config.state.dir).all().unwrap_or_default()
+}
+
+/// `octoup rehearse`.
+pub async fn rehearse(
+    config: Config,
+    env: &EnvOverrides,
+    options: RehearseOptions,
+    events: Arc<dyn RehearsalEvents>,
+) -> Result<Outcome, RehearsalError> {
+    let to = options
+        .to
+        .as_deref()
+        .map(|t| {
+            t.parse::<Version>()
+                .map_err(|source| PreflightError::BadTo {
+                    to: t.to_string(),
+                    source,
+                })
+        })
+        .transpose()?;
+    let state = StateDir::new(&config.state.dir);
+    // The same lock as an upgrade: a rehearsal and an upgrade never overlap.
+    let _lock = state.lock()?;
+    let id = new_run_id();
+    let log_path = state.log_path(&format!("rehearsal-{id}"));
+    if let Some(dir) = log_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let log = Arc::new(
+        RunLog::open(&log_path).map_err(|e| RehearsalError::Journal {
+            path: log_path.clone(),
+            detail: e.to_string(),
+        })?,
+    );
+    let conn = Connection::new(config, env, log.clone())?;
+    let kit = Kit::new(&conn, log.clone(), events.clone())?;
+    let book = Rehearsals::new(&conn.config.state.dir);
+    let cleaned = kit.clean_leftovers(&book).await?;
+    if options.cleanup {
+        return Ok(Outcome::Cleaned { cleaned });
+    }
+
+    let (from, target, production_id) = kit.choose(to).await?;
+    let mut r = Rehearsal::new(&id, from, target, &conn.config.rehearsal.database_prefix);
+    r.image = conn
+        .config
+        .rehearsal
+        .image
+        .replace("{version}", &r.target.to_string());
+    book.save(&mut r)?;
+    events.note(&format!(
+        "rehearsal {id}: {} → {} on a copy of {}; the run log is {}",
+        r.from,
+        r.target,
+        conn.config.database.name,
+        log_path.display()
+    ));
+
+    let outcome = {
+        let work = kit.work(&mut r, &book, production_id);
+        tokio::pin!(work);
+        let stop = async {
+            loop {
+                if events.stop_requested() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            done = &mut work => done,
+            () = stop => Err(RehearsalError::Interrupted),
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            if r.reasons.is_empty() {
+                r.status = RehearsalStatus::Go;
+            } else {
+                r.status = RehearsalStatus::NoGo;
+            }
+        }
+        Err(RehearsalError::Interrupted) => {
+            r.status = RehearsalStatus::Interrupted;
+            r.error = Some("stopped by Ctrl-C before a verdict".into());
+        }
+        Err(e) => {
+            r.status = RehearsalStatus::NoGo;
+            let text = log.scrub(&e.to_string());
+            r.reasons.push(text.clone());
+            r.error = Some(text);
+        }
+    }
+    book.save(&mut r)?;
+    kit.teardown(&mut r, &book).await;
+    Ok(Outcome::Rehearsed(Box::new(r)))
+}
+
+/// What one rehearsal works with.
+struct Kit<'a> {
+    conn: &'a Connection,
+    log: Arc<RunLog>,
+    events: Arc<dyn RehearsalEvents>,
+    side: DatabaseSide,
+    docker: docker::Docker,
+}
+
+impl<'a> Kit<'a> {
+    fn new(
+        conn: &'a Connection,
+        log: Arc<RunLog>,
+        events: Arc<dyn RehearsalEvents>,
+    ) -> Result<Kit<'a>, RehearsalError> {
+        let config = &conn.config;
+        let choice = Choice::native("rehearsal", config.database.compression.unwrap_or(false));
+        let side = DatabaseSide::new(config, &choice)?;
+        if config.rehearsal.docker.is_empty() {
+            return Err(RehearsalError::Setup(
+                "[rehearsal] docker is empty: give the argv of the Docker CLI".into(),
+            ));
+        }
+        let docker = docker::Docker {
+            argv: config.rehearsal.docker.clone(),
+            runner: conn.runner.clone(),
+            timeout: Duration::from_secs(config.timeouts.command.max(60)),
+        };
+        Ok(Kit {
+            conn,
+            log,
+            events,
+            side,
+            docker,
+        })
+    }
+
+    /// The version the installation serves, the target (`--to`, else the policy's), and
+    /// the production installation id (the copy must not keep it).
+    async fn choose(
+        &self,
+        to: Option<Version>,
+    ) -> Result<(Version, Version, Option<String>), RehearsalError> {
+        let api = &self.conn.api;
+        let root = api.root().await.map_err(PreflightError::from)?;
+        let status = api.server_status().await.map_err(PreflightError::from)?;
+        let from: Version = root.version.parse().map_err(|e| {
+            RehearsalError::Setup(format!(
+                "the server's /api Version {:?} is not a version ({e})",
+                root.version
+            ))
+        })?;
+        let license_max = status
+            .maximum_available_version_covered_by_license
+            .as_deref()
+            .and_then(|v| v.parse().ok());
+        let mut findings = Findings::default();
+        let choice = crate::doctor::preflight::choose_target(
+            self.conn,
+            &from,
+            license_max,
+            to,
+            &mut findings,
+        )
+        .await?;
+        if let Some(f) = findings.iter().find(|f| f.severity == Severity::Blocker) {
+            return Err(RehearsalError::Setup(format!("{} ({})", f.found, f.fix)));
+        }
+        let Some(target) = choice.target else {
+            return Err(RehearsalError::Setup(format!(
+                "nothing to rehearse: {}. Pass --to VERSION to rehearse a given release",
+                choice.why
+            )));
+        };
+        Ok((
+            from,
+            target,
+            Some(root.installation_id.clone()).filter(|i| !i.is_empty()),
+        ))
+    }
+
+    fn save(&self, r: &mut Rehearsal, book: &Rehearsals) -> Result<(), RehearsalError> {
+        book.save(r)
+    }
+
+    fn finish(
+        &self,
+        r: &mut Rehearsal,
+        book: &Rehearsals,
+        name: &str,
+        started: Instant,
+        detail: String,
+    ) -> Result<(), RehearsalError> {
+        let phase = Phase {
+            name: name.to_string(),
+            seconds: started.elapsed().as_secs_f64(),
+            detail: self.log.scrub(&detail),
+        };
+        self.events.finished(&phase);
+        r.phases.retain(|p| p.name != name);
+        r.phases.push(phase);
+        self.save(r, book)
+    }
+
+    /// Forwards a statement's STATS percentage to the person watching.
+    fn percent(&self) -> Option<crate::database::Percent> {
+        let events = self.events.clone();
+        Some(Arc::new(move |p| events.percent(p)))
+    }
+
+    async fn work(
+        &self,
+        r: &mut Rehearsal,
+        book: &Rehearsals,
+        production_id: Option<String>,
+    ) -> Result<(), RehearsalError> {
+        let config = &self.conn.config;
+        let runner = self.conn.runner.as_ref();
+        // Everything that can be refused is asked before the copy is made.
+        let engine = self.docker.ping().await?;
+        self.events
+            .note(&format!("Docker engine {engine}; image {}", r.image));
+        let endpoint = endpoint::SqlEndpoint::from_config(config)?;
+        self.log.redact(&endpoint.password);
+        let master_key = self.master_key().await?;
+        self.log.redact(&master_key);
+        let (hosting, compression) = self.side.server_kind(runner).await?;
+        let mut side = self.side.clone();
+        side.tuning.compression = config.database.compression.unwrap_or(compression);
+
+        // 1. The copy.
+        let use_database = match hosting {
+            Some(Hosting::SelfManaged) | None => {
+                r.copy_method = "restore".into();
+                let point = self.backup(&side, r, book).await?;
+                let data_dir = config
+                    .rehearsal
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| config.database.backup_dir.clone());
+                self.events.phase(
+                    "restore",
+                    &format!("as {} under {}", r.scratch_database, data_dir.display()),
+                );
+                r.scratch_made = true;
+                self.save(r, book)?;
+                let t = Instant::now();
+                let done = side
+                    .restore_as(
+                        runner,
+                        &point,
+                        &r.scratch_database,
+                        &data_dir,
+                        self.percent(),
+                    )
+                    .await?;
+                self.finish(r, book, "restore", t, done)?;
+                true
+            }
+            Some(Hosting::AzureSqlDatabase) => {
+                r.copy_method = "copy".into();
+                self.events.phase(
+                    "copy",
+                    &format!("CREATE DATABASE {} AS COPY OF", r.scratch_database),
+                );
+                r.scratch_made = true;
+                self.save(r, book)?;
+                let t = Instant::now();
+                side.copy_as(runner, &r.scratch_database, self.percent())
+                    .await?;
+                self.finish(
+                    r,
+                    book,
+                    "copy",
+                    t,
+                    format!("{} is online", r.scratch_database),
+                )?;
+                false
+            }
+            Some(other) => {
+                return Err(RehearsalError::Setup(format!(
+                    "a rehearsal copy on {} is not supported yet: octoup copies by restoring a disk backup under a new name (self-managed SQL Server) or AS COPY OF (Azure SQL Database). Restore a copy on a self-managed SQL Server by hand and point [database] at it, or rehearse there",
+                    other.name()
+                )));
+            }
+        };
+
+        // 2. Disarmed before any Octopus process sees it.
+        self.events
+            .phase("disarm", "the vendor's statements for a cloned instance");
+        let t = Instant::now();
+        let sql = if use_database {
+            side.sql.clone()
+        } else {
+            side.sql_in(&r.scratch_database)
+        };
+        sql.run(
+            runner,
+            "disarm the rehearsal copy",
+            disarm::statements(&r.scratch_database, use_database),
+        )
+        .await?;
+        let out = sql
+            .run(
+                runner,
+                "check the rehearsal copy is disarmed",
+                disarm::check(&r.scratch_database, use_database),
+            )
+            .await?;
+        let found = disarm::read(&out.stdout, production_id.as_deref()).map_err(|e| {
+            RehearsalError::Setup(format!(
+                "the copy's disarmed state could not be read back ({e}); it was not started"
+            ))
+        })?;
+        if !found.armed.is_empty() {
+            return Err(RehearsalError::Setup(format!(
+                "the copy is still armed after the disarming statements: {}; it was not started",
+                found.armed.join(", ")
+            )));
+        }
+        self.finish(
+            r,
+            book,
+            "disarm",
+            t,
+            format!(
+                "no node registrations; subscriptions, triggers, targets and workers disabled; installation id {}",
+                found.installation_id.as_deref().unwrap_or("(none)")
+            ),
+        )?;
+
+        // 3. The rehearsal server, with no route to production.
+        self.events
+            .phase("start", &format!("{} on an internal network", r.image));
+        let gateway = self.docker.create_network(&r.network, &r.id).await?;
+        let gateway_ip: std::net::IpAddr = gateway.parse().map_err(|_| RehearsalError::Docker {
+            what: "read the rehearsal network's gateway".into(),
+            detail: format!("{gateway:?} is not an address"),
+        })?;
+        let upstream = format!("{}:{}", endpoint.host, endpoint.port);
+        let relay = relay::Relay::start(gateway_ip, upstream.clone())
+            .await
+            .map_err(|e| {
+                RehearsalError::Setup(format!(
+                    "cannot listen on the rehearsal network's gateway {gateway}: {e}"
+                ))
+            })?;
+        self.events.note(&format!(
+            "the container's only way out: {} → {upstream}",
+            relay.addr
+        ));
+        let (host_in_container, add_host) = if endpoint.is_name() {
+            (
+                endpoint.host.clone(),
+                Some((endpoint.host.clone(), gateway.clone())),
+            )
+        } else {
+            (gateway.clone(), None)
+        };
+        let connection = endpoint.connection_string(
+            &host_in_container,
+            relay.addr.port(),
+            &r.scratch_database,
+            &config.rehearsal.connection_options,
+        );
+        self.log.redact(&connection);
+        let api_key = new_api_key();
+        self.log.redact(&api_key);
+        let t = Instant::now();
+        self.docker
+            .run(&docker::ContainerSpec {
+                name: &r.container,
+                network: &r.network,
+                image: &r.image,
+                rehearsal: &r.id,
+                add_host,
+                settings: vec![
+                    ("ACCEPT_EULA".into(), "Y".into()),
+                    ("DISABLE_DIND".into(), "Y".into()),
+                    ("OCTOPUS_SERVER_NODE_NAME".into(), "octoup-rehearsal".into()),
+                ],
+                secrets: vec![
+                    ("DB_CONNECTION_STRING".into(), connection),
+                    ("MASTER_KEY".into(), master_key),
+                    ("ADMIN_API_KEY".into(), api_key.clone()),
+                ],
+            })
+            .await?;
+        let ip = self.docker.address(&r.container, &r.network).await?;
+        let api = OctopusApi::new(
+            // The container is on a host-local bridge: never through a configured proxy.
+            HttpClient::new(NetworkSettings::default())
+                .map_err(|e| RehearsalError::Setup(e.to_string()))?,
+            &format!("http://{ip}:8080"),
+            api_key,
+            Duration::from_secs(config.timeouts.http),
+        );
+
+        // 4. Timed until /api reports the target.
+        let served = self.wait_served(r, &api).await?;
+        let Some(served) = served else {
+            // The reasons and the log excerpt are set.
+            self.finish(r, book, MIGRATIONS, t, "failed".into())?;
+            drop(relay);
+            return Ok(());
+        };
+        self.finish(r, book, MIGRATIONS, t, format!("/api reports {served}"))?;
+
+        self.events.phase(
+            "checks",
+            "System Integrity Check, versions, stuck triggers, the queue",
+        );
+        let t = Instant::now();
+        let mut checked = (**config).clone();
+        // On a rehearsal a failed integrity check is the answer: no-go.
+        if checked.doctor.integrity_check != IntegrityCheck::Off {
+            checked.doctor.integrity_check = IntegrityCheck::Blocker;
+        }
+        let findings = crate::doctor::verify::after_upgrade(&api, &checked, &r.target).await;
+        for f in findings.iter().filter(|f| f.severity == Severity::Blocker) {
+            r.reasons.push(format!("{}: {}", f.id, f.found));
+        }
+        let summary = format!(
+            "{} finding(s), {} blocker(s)",
+            findings.0.len(),
+            findings
+                .iter()
+                .filter(|f| f.severity == Severity::Blocker)
+                .count()
+        );
+        r.findings = findings;
+        self.finish(r, book, "checks", t, summary)?;
+        drop(relay);
+        Ok(())
+    }
+
+    /// A fresh verified COPY_ONLY backup, or a recent verified one reused.
+    async fn backup(
+        &self,
+        side: &DatabaseSide,
+        r: &mut Rehearsal,
+        book: &Rehearsals,
+    ) -> Result<RollbackPoint, RehearsalError> {
+        let config = &self.conn.config;
+        let runner = self.conn.runner.as_ref();
+        let hours = config.rehearsal.reuse_backup_hours;
+        if hours > 0 {
+            let fresh_after = jiff::Timestamp::now()
+                .checked_sub(jiff::SignedDuration::from_hours(hours as i64))
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            let reusable = book.all()?.into_iter().rev().find_map(|old| {
+                let b = old.backup?;
+                (b.verified
+                    && b.schema == r.from
+                    && b.taken > fresh_after
+                    && b.reused_from.is_none())
+                .then_some((old.id, b))
+            });
+            if let Some((from_id, b)) = reusable {
+                self.events.note(&format!(
+                    "reusing the verified backup of rehearsal {from_id} ({}, taken {}; [rehearsal] reuse_backup_hours = {hours})",
+                    b.files.join(", "),
+                    b.taken
+                ));
+                r.backup = Some(BackupUsed {
+                    reused_from: Some(from_id),
+                    ..b.clone()
+                });
+                self.save(r, book)?;
+                return Ok(RollbackPoint::Backup {
+                    media: crate::database::Media::Disk,
+                    files: b.files,
+                    bytes: None,
+                    seconds: None,
+                });
+            }
+        }
+        self.events
+            .phase("backup", "COPY_ONLY, CHECKSUM: production keeps serving");
+        let t = Instant::now();
+        let stamp = format!("rehearsal-{}", r.id);
+        let point = side.backup(runner, &r.from, &stamp, self.percent()).await?;
+        let RollbackPoint::Backup { files, .. } = &point else {
+            return Err(RehearsalError::Setup(
+                "the backup is not a disk backup".into(),
+            ));
+        };
+        r.backup = Some(BackupUsed {
+            files: files.clone(),
+            schema: r.from.clone(),
+            taken: jiff::Timestamp::now(),
+            verified: false,
+            reused_from: None,
+        });
+        self.finish(r, book, "backup", t, point.describe())?;
+        self.events.phase("verify", "RESTORE VERIFYONLY");
+        let t = Instant::now();
+        let said = side.verify(runner, &point).await?;
+        if let Some(b) = r.backup.as_mut() {
+            b.verified = true;
+        }
+        self.finish(r, book, "verify", t, said)?;
+        Ok(point)
+    }
+
+    /// Polls the rehearsal server until `/api` reports the target. `None`: it stopped or
+    /// ran out of time (the reasons and the log excerpt say which).
+    async fn wait_served(
+        &self,
+        r: &mut Rehearsal,
+        api: &OctopusApi,
+    ) -> Result<Option<Version>, RehearsalError> {
+        let limit =
+            Duration::from_secs(self.conn.config.rehearsal.start_timeout_minutes.max(1) * 60);
+        let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            if let Ok(root) = api.root().await
+                && let Ok(v) = root.version.parse::<Version>()
+            {
+                if v == r.target {
+                    return Ok(Some(v));
+                }
+                r.reasons.push(format!(
+                    "the rehearsal server serves {v}, not the target {}: check [rehearsal] image",
+                    r.target
+                ));
+                r.log_excerpt = Some(self.excerpt(&r.container).await);
+                return Ok(None);
+            }
+            let (running, code) = self.docker.state(&r.container).await?;
+            if !running {
+                let excerpt = self.excerpt(&r.container).await;
+                let error = excerpt
+                    .lines()
+                    .rev()
+                    .find(|l| l.to_ascii_lowercase().contains("error"))
+                    .map(|l| l.trim().to_string());
+                r.reasons.push(format!(
+                    "the migrations or the start failed: the rehearsal server stopped (exit {}) before it served {}{}",
+                    code.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into()),
+                    r.target,
+                    error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                ));
+                r.error = error;
+                r.log_excerpt = Some(excerpt);
+                return Ok(None);
+            }
+            if Instant::now() >= deadline {
+                r.reasons.push(format!(
+                    "the rehearsal server did not serve {} within {} min ([rehearsal] start_timeout_minutes)",
+                    r.target,
+                    limit.as_secs() / 60
+                ));
+                r.log_excerpt = Some(self.excerpt(&r.container).await);
+                return Ok(None);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn excerpt(&self, container: &str) -> String {
+        self.log.scrub(&self.docker.logs(container, 40).await)
+    }
+
+    /// `[rehearsal] master_key_file`, else the newest key octoup saved in `[backup] dir`,
+    /// else read from the primary node (`show-master-key`, which changes nothing) and saved
+    /// there like an upgrade does.
+    async fn master_key(&self) -> Result<Secret, RehearsalError> {
+        let config = &self.conn.config;
+        let read = |path: &std::path::Path| -> Result<Secret, RehearsalError> {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                RehearsalError::Setup(format!(
+                    "cannot read the master key file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let key = text.trim();
+            if key.is_empty() {
+                return Err(RehearsalError::Setup(format!(
+                    "the master key file {} is empty",
+                    path.display()
+                )));
+            }
+            Ok(Secret::new(key))
+        };
+        if let Some(path) = &config.rehearsal.master_key_file {
+            return read(path);
+        }
+        let newest = std::fs::read_dir(&config.backup.dir)
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("master-key-") && n.ends_with(".txt")
+            })
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .max_by_key(|(t, _)| *t);
+        if let Some((_, path)) = newest {
+            return read(&path);
+        }
+        let nodes = config.effective_nodes()?;
+        let primary = nodes.iter().find(|n| n.primary).unwrap_or(&nodes[0]);
+        let name = if primary.name.is_empty() {
+            "this-machine"
+        } else {
+            &primary.name
+        };
+        let agent = self.conn.agent(primary, name, &primary.url)?;
+        let path = crate::backup::save_master_key(
+            agent.as_ref(),
+            &config.backup.dir,
+            &self.log,
+            &crate::backup::stamp(),
+        )
+        .await
+        .map_err(|e| RehearsalError::Setup(format!("the master key: {e}")))?;
+        read(&path)
+    }
+
+    /// Tears down what `r` names; records what was removed. Never fails: what could not be
+    /// removed is said, and left for `--cleanup`.
+    async fn teardown(&self, r: &mut Rehearsal, book: &Rehearsals) {
+        let runner = self.conn.runner.as_ref();
+        let mut actions = Vec::new();
+        let mut ok = true;
+        let mut containers = vec![r.container.clone()];
+        let mut networks = vec![r.network.clone()];
+        if let Ok((c, n)) = self.docker.labelled(&r.id).await {
+            containers.extend(c);
+            networks.extend(n);
+        }
+        containers.dedup();
+        networks.dedup();
+        for c in &containers {
+            match self.docker.remove_container(c).await {
+                Ok(true) => actions.push(format!("removed the container {c}")),
+                Ok(false) => {}
+                Err(e) => {
+                    ok = false;
+                    actions.push(format!("could not remove the container {c}: {e}"));
+                }
+            }
+        }
+        for n in &networks {
+            match self.docker.remove_network(n).await {
+                Ok(true) => actions.push(format!("removed the network {n}")),
+                Ok(false) => {}
+                Err(e) => {
+                    ok = false;
+                    actions.push(format!("could not remove the network {n}: {e}"));
+                }
+            }
+        }
+        if r.scratch_made {
+            match self.side.drop_scratch(runner, &r.scratch_database).await {
+                Ok(true) => actions.push(format!("dropped the database {}", r.scratch_database)),
+                Ok(false) => {}
+                Err(e) => {
+                    ok = false;
+                    actions.push(format!(
+                        "could not drop the database {}: {}",
+                        r.scratch_database,
+                        self.log.scrub(&e.to_string())
+                    ));
+                }
+            }
+        }
+        if let Some(b) = &r.backup
+            && b.reused_from.is_none()
+        {
+            actions.push(format!(
+                "kept the backup {} (reusable with [rehearsal] reuse_backup_hours)",
+                b.files.join(", ")
+            ));
+        }
+        for a in &actions {
+            self.events.note(a);
+        }
+        r.teardown = Teardown {
+            done: ok,
+            at: Some(jiff::Timestamp::now()),
+            actions,
+        };
+        if let Err(e) = book.save(r) {
+            self.events
+                .note(&format!("the teardown could not be journaled: {e}"));
+        }
+    }
+
+    /// Tears down every rehearsal whose teardown is not done (killed, or a teardown that
+    /// failed), before anything new is made.
+    async fn clean_leftovers(&self, book: &Rehearsals) -> Result<Vec<Rehearsal>, RehearsalError> {
+        let mut cleaned = Vec::new();
+        for mut old in book.all()? {
+            if old.teardown.done {
+                continue;
+            }
+            self.events.note(&format!(
+                "rehearsal {} ({}) left things behind: tearing them down first",
+                old.id,
+                old.status.as_str()
+            ));
+            if old.status == RehearsalStatus::Running {
+                old.status = RehearsalStatus::Interrupted;
+                old.error.get_or_insert_with(|| {
+                    "the rehearsal was killed before its teardown; torn down later".into()
+                });
+            }
+            self.teardown(&mut old, book).await;
+            cleaned.push(old);
+        }
+        Ok(cleaned)
+    }
+}
+
+/// A fresh key for the rehearsal server's admin (`ADMIN_API_KEY`): `API-` + 26 of
+/// `[A-Z0-9]`, like Octopus's own.
+fn new_api_key() -> Secret {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    let body: String = (0..26)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect();
+    Secret::new(format!("API-{body}"))
+}
+
+/// Findings the report shows, for the CLI.
+pub fn blockers(r: &Rehearsal) -> Vec<&Finding> {
+    r.findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocker)
+        .collect()
+}

@@ -1,0 +1,213 @@
+//! A rehearsal's journal: `state/rehearsals/<id>.json`, written atomically after every
+//! change. What it names (the scratch database, the container, the network) is written
+//! *before* it is made, so a rehearsal killed at any point leaves a record that
+//! `octoup rehearse --cleanup` (or the next rehearsal) tears down.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::doctor::finding::Findings;
+use crate::process::fsutil;
+use crate::version::Version;
+
+use super::RehearsalError;
+
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RehearsalStatus {
+    /// Working now, or killed (then its teardown is pending).
+    Running,
+    /// The target started on the copy and every check passed.
+    Go,
+    /// The copy, the migrations, the start or a check failed: the reasons say which.
+    NoGo,
+    /// Stopped by Ctrl-C before a verdict.
+    Interrupted,
+}
+
+impl RehearsalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RehearsalStatus::Running => "running",
+            RehearsalStatus::Go => "go",
+            RehearsalStatus::NoGo => "no-go",
+            RehearsalStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A measured phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    /// `backup`, `verify`, `restore`, `copy`, `disarm`, `migrations-and-start`, `checks`.
+    pub name: String,
+    pub seconds: f64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The COPY_ONLY backup a rehearsal restored from (kept: the next rehearsal may reuse it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupUsed {
+    pub files: Vec<String>,
+    /// The version the database held when it was taken.
+    pub schema: Version,
+    pub taken: Timestamp,
+    /// `RESTORE VERIFYONLY` passed on it.
+    pub verified: bool,
+    /// The rehearsal that took it, when this one reused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
+}
+
+/// What was torn down, and whether all of it is gone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Teardown {
+    pub done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    /// In words, one line per thing removed (or what could not be).
+    pub actions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rehearsal {
+    pub format: u32,
+    pub id: String,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+    pub pid: u32,
+    pub from: Version,
+    pub target: Version,
+    pub status: RehearsalStatus,
+    /// `restore` (a backup restored under a new name) or `copy` (Azure `AS COPY OF`).
+    pub copy_method: String,
+    pub scratch_database: String,
+    /// Whether the scratch database may exist (set before the statement that makes it).
+    pub scratch_made: bool,
+    pub container: String,
+    pub network: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupUsed>,
+    pub phases: Vec<Phase>,
+    /// Why the verdict is no-go (empty for go).
+    pub reasons: Vec<String>,
+    pub findings: Findings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The last lines of the rehearsal server's log, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_excerpt: Option<String>,
+    pub teardown: Teardown,
+}
+
+impl Rehearsal {
+    pub(crate) fn new(id: &str, from: Version, target: Version, prefix: &str) -> Rehearsal {
+        let now = Timestamp::now();
+        let short = id.replace(['-', 'T', 'Z'], "");
+        Rehearsal {
+            format: FORMAT,
+            id: id.to_string(),
+            created: now,
+            updated: now,
+            pid: std::process::id(),
+            from,
+            target,
+            status: RehearsalStatus::Running,
+            copy_method: String::new(),
+            scratch_database: format!("{prefix}_{short}"),
+            scratch_made: false,
+            container: format!("octoup-rehearsal-{}", id.to_ascii_lowercase()),
+            network: format!("octoup-rehearsal-{}", id.to_ascii_lowercase()),
+            image: String::new(),
+            backup: None,
+            phases: Vec::new(),
+            reasons: Vec::new(),
+            findings: Findings::default(),
+            error: None,
+            log_excerpt: None,
+            teardown: Teardown::default(),
+        }
+    }
+
+    pub fn phase(&self, name: &str) -> Option<&Phase> {
+        self.phases.iter().find(|p| p.name == name)
+    }
+
+    /// The migrations and the start, as measured (what the plan uses for the database
+    /// upgrade).
+    pub fn migration_seconds(&self) -> Option<f64> {
+        self.phase(MIGRATIONS).map(|p| p.seconds)
+    }
+}
+
+/// The phase the plan reads.
+pub const MIGRATIONS: &str = "migrations-and-start";
+
+/// Where rehearsals are journaled.
+#[derive(Debug, Clone)]
+pub(crate) struct Rehearsals {
+    dir: PathBuf,
+}
+
+impl Rehearsals {
+    pub fn new(state_dir: &Path) -> Rehearsals {
+        Rehearsals {
+            dir: state_dir.join("rehearsals"),
+        }
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    pub fn save(&self, r: &mut Rehearsal) -> Result<(), RehearsalError> {
+        r.updated = Timestamp::now();
+        let bytes = serde_json::to_vec_pretty(r).map_err(|e| RehearsalError::Journal {
+            path: self.path(&r.id),
+            detail: e.to_string(),
+        })?;
+        fsutil::write_atomic(&self.path(&r.id), &bytes).map_err(|e| RehearsalError::Journal {
+            path: self.path(&r.id),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Every rehearsal, oldest first. One that cannot be read is an error naming it: it
+    /// may hold leftovers to tear down.
+    pub fn all(&self) -> Result<Vec<Rehearsal>, RehearsalError> {
+        if !self.dir.exists() {
+            return Ok(Vec::new());
+        }
+        let paths = fsutil::json_files(&self.dir).map_err(|e| RehearsalError::Journal {
+            path: self.dir.clone(),
+            detail: e.to_string(),
+        })?;
+        let mut out = Vec::new();
+        for p in paths {
+            let text = std::fs::read_to_string(&p).map_err(|e| RehearsalError::Journal {
+                path: p.clone(),
+                detail: e.to_string(),
+            })?;
+            let r: Rehearsal = serde_json::from_str(&text).map_err(|e| RehearsalError::Journal {
+                path: p.clone(),
+                detail: format!("{e}; move the file away once its container, network and scratch database are gone"),
+            })?;
+            out.push(r);
+        }
+        out.sort_by_key(|r| r.created);
+        Ok(out)
+    }
+}
+
+/// The newest go rehearsal to `target`: what the plan measures the database upgrade by.
+pub fn newest_go<'a>(all: &'a [Rehearsal], target: &Version) -> Option<&'a Rehearsal> {
+    all.iter().rev().find(|r| {
+        r.status == RehearsalStatus::Go && &r.target == target && r.migration_seconds().is_some()
+    })
+}
