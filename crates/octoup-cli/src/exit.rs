@@ -70,7 +70,7 @@ impl Exit {
                 "bad usage or configuration; nothing was changed (a bad URL or `[versions]` value, `--to` not a version or not in the feed, an API key the server refuses: 401, or without AdministerSystem: 403)"
             }
             Exit::Refused => {
-                "a preflight check refused, or the server/feed could not be reached; nothing was changed"
+                "a preflight check refused, or the server/feed could not be reached; nothing was changed (`octoup rehearse`: no-go)"
             }
             Exit::Paused => {
                 "paused in a documented safe state; the report names the next step (`octoup upgrade` resumes)"
@@ -95,7 +95,7 @@ impl Exit {
                 "confirmation needed: standard input is not a terminal and `--yes` was not given; nothing was changed"
             }
             Exit::Interrupted => {
-                "a second Ctrl-C: octoup exited at once; the journal is consistent and the commands it started keep running (`octoup upgrade` continues)"
+                "a second Ctrl-C: octoup exited at once; the journal is consistent and the commands it started keep running (`octoup upgrade` continues; `octoup rehearse`: stopped and torn down at the first Ctrl-C)"
             }
         }
     }

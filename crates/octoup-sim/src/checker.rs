@@ -4,7 +4,9 @@
 //! read before a schema upgrade; a completed Azure copy or a successful RDS backup taken with
 //! every node stopped counts as the backup), I4 (here: a rollback — restore, snapshot revert,
 //! rename swap — puts back the schema the first upgrade started from), I5 (no secret on a
-//! command line) and I6 (maintenance and drain flags end as they began).
+//! command line) and I6 (maintenance and drain flags end as they began); R1 (a rehearsal
+//! copy started armed). Rehearsal events and events about other databases than the Octopus
+//! one count for none of I1–I4 and I6.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -21,6 +23,8 @@ pub enum Invariant {
     I4,
     I5,
     I6,
+    /// A rehearsal copy was started armed.
+    R1,
 }
 
 impl Invariant {
@@ -38,6 +42,9 @@ impl Invariant {
             Invariant::I4 => "a rollback puts back the schema the database had before the upgrade",
             Invariant::I5 => "secrets never appear on a command line",
             Invariant::I6 => "maintenance mode and drain flags end as they began",
+            Invariant::R1 => {
+                "a rehearsal copy is disarmed (no production nodes, triggers, subscriptions, targets or workers enabled) before a server starts on it"
+            }
         }
     }
 }
@@ -292,6 +299,12 @@ impl Checker {
                 }
             }
             Event::MasterKeyRead { .. } => self.master_key_read = true,
+            Event::RehearsalArmed { database, what } => {
+                let message = format!(
+                    "a rehearsal copy was started before it was disarmed: {database}: {what}"
+                );
+                self.violate(Invariant::R1, message);
+            }
             Event::SecretLeak { place, detail } => {
                 let message = format!("{place}: {detail}");
                 self.violate(Invariant::I5, message);
@@ -751,5 +764,41 @@ mod tests {
             v[0]
         );
         assert_eq!(v[0].seq, None);
+    }
+
+    #[test]
+    fn an_armed_rehearsal_is_r1_and_rehearsal_events_touch_nothing_else() {
+        let v = check(
+            &records(vec![
+                created(&["A"]),
+                Event::DbRestoredAs {
+                    database: "Copy".into(),
+                    path: "p".into(),
+                    schema_version: OLD.into(),
+                },
+                Event::RehearsalArmed {
+                    database: "Copy".into(),
+                    what: "2 enabled subscriptions".into(),
+                },
+                Event::RehearsalMigrationStarted {
+                    database: "Copy".into(),
+                    from: OLD.into(),
+                    to: NEW.into(),
+                },
+                Event::RehearsalMigrationFinished {
+                    database: "Copy".into(),
+                    from: OLD.into(),
+                    to: NEW.into(),
+                },
+            ]),
+            CheckOptions::default(),
+        );
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].invariant, Invariant::R1);
+        assert_eq!(v[0].seq, Some(3));
+        assert!(
+            v[0].message
+                .contains("before it was disarmed: Copy: 2 enabled subscriptions")
+        );
     }
 }

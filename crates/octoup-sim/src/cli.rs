@@ -89,6 +89,23 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// The vendor's Linux container (octopusdeploy/octopusdeploy:V), played by the
+    /// simulator: reads ACCEPT_EULA, DB_CONNECTION_STRING, MASTER_KEY, ADMIN_API_KEY, …
+    /// from the environment and serves the API on 0.0.0.0:8080.
+    Container {
+        #[arg(long)]
+        version: String,
+        /// Anything else on the container's command line (checked for secrets).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Write a `docker build` context for the container stand-in of version V.
+    Image {
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Runs the simulator's command line. `prefix` is the argv that invokes the simulator
@@ -182,7 +199,7 @@ fn run_command(prefix: &[OsString], command: Command) -> Result<i32, String> {
                 println!("{body}");
             } else if violations.is_empty() {
                 println!(
-                    "All invariants hold (I1, I2, I3, I4 rollbacks, I5, I6) over {} events.",
+                    "All invariants hold (I1, I2, I3, I4 rollbacks, I5, I6, R1) over {} events.",
                     history.len()
                 );
             } else {
@@ -257,6 +274,26 @@ fn run_command(prefix: &[OsString], command: Command) -> Result<i32, String> {
         }
         Command::Serve { dir } => {
             crate::server::serve(&dir).map_err(|e| format!("{e:#}"))?;
+            Ok(0)
+        }
+        Command::Container { version, .. } => {
+            let argv: Vec<String> = std::env::args().collect();
+            let env = |name: &str| std::env::var(name).ok();
+            Ok(crate::container::run(
+                &version,
+                &env,
+                &argv,
+                &mut std::io::stdout(),
+            ))
+        }
+        Command::Image { version, out } => {
+            let wrote = crate::image::write(&version, &out)?;
+            println!(
+                "wrote the build context of octoup-sim/octopusdeploy:{version} to {} ({} files); build it with: docker build -t octoup-sim/octopusdeploy:{version} {}",
+                out.display(),
+                wrote.len(),
+                out.display()
+            );
             Ok(0)
         }
     }

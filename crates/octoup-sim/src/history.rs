@@ -189,6 +189,43 @@ pub enum Event {
     DbDropped {
         database: String,
     },
+    /// `RESTORE DATABASE [new] … WITH MOVE …`: another database made from a backup
+    /// (production is untouched; `db-restored` is production changing).
+    DbRestoredAs {
+        database: String,
+        path: String,
+        schema_version: String,
+    },
+    /// A `DELETE`/`UPDATE` changed Octopus rows in `database` (`statement`: delete/update/insert).
+    DbRowsChanged {
+        database: String,
+        table: String,
+        statement: String,
+        rows: u64,
+    },
+    /// `octoup-sim container` started against a copy that still has production's nodes or
+    /// enabled triggers, subscriptions, targets or workers (R1).
+    RehearsalArmed {
+        database: String,
+        what: String,
+    },
+    /// The container began migrating `database`'s schema.
+    RehearsalMigrationStarted {
+        database: String,
+        from: String,
+        to: String,
+    },
+    RehearsalMigrationFinished {
+        database: String,
+        from: String,
+        to: String,
+    },
+    RehearsalMigrationFailed {
+        database: String,
+        from: String,
+        to: String,
+        error: String,
+    },
     /// `CREATE`/`ALTER CREDENTIAL`: the name only, never the secret.
     CredentialSet {
         name: String,

@@ -3,8 +3,10 @@
 mod checker;
 mod cli;
 mod clock;
+mod container;
 pub mod faults;
 pub mod history;
+mod image;
 pub mod installer;
 mod platform;
 mod server;

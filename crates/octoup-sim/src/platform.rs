@@ -1,5 +1,6 @@
-//! Everything that differs between operating systems: detaching the daemon and writing
-//! files only the owner may read.
+//! Everything that differs between operating systems: detaching the daemon, writing files
+//! only the owner may read, a `/tmp` for the container image, and the signals that stop the
+//! container's server.
 
 use std::io::Write;
 use std::path::Path;
@@ -42,4 +43,44 @@ pub fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(())
+}
+
+/// Makes `dir` a `/tmp` (everyone writes, only the owner deletes: mode 1777 on Unix; on
+/// Windows the directory's ACL applies).
+pub fn shared_tmp(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// What stops a server: Ctrl-C, and on Unix SIGTERM too (`docker stop` sends it, and as a
+/// container's PID 1 the process ignores it without a handler).
+pub struct Stop {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    pub fn new() -> std::io::Result<Stop> {
+        Ok(Stop {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    /// The next stop request.
+    pub async fn requested(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -79,6 +79,41 @@ pub struct Durations {
     pub db_upgrade: f64,
     /// A stopped node still counts as running for `database --upgrade` this long.
     pub node_stale_after: f64,
+    /// Set: a schema migration takes this many simulated seconds per GB of `size_gb` per
+    /// release step (each `major.minor` passed) instead of `db_upgrade`.
+    pub migration_per_gb_step: Option<f64>,
+}
+
+impl Durations {
+    /// Simulated seconds a schema migration from `from` to `to` takes for a database of
+    /// `size_gb`: `db_upgrade`, or with `migration_per_gb_step` that × size × the release
+    /// steps (each distinct `major.minor` of `releases` and `to` above `from`'s, at least 1).
+    /// One rule for `database --upgrade` and the container.
+    pub(crate) fn migration_seconds(
+        &self,
+        size_gb: f64,
+        from: &str,
+        to: &str,
+        releases: &[FeedEntry],
+    ) -> f64 {
+        let Some(per) = self.migration_per_gb_step else {
+            return self.db_upgrade;
+        };
+        let minor = |v: &str| -> (u64, u64) {
+            let mut parts = v.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+            (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+        };
+        let (low, high) = (minor(from), minor(to));
+        let mut passed: Vec<(u64, u64)> = releases
+            .iter()
+            .map(|r| minor(&r.version))
+            .chain([high])
+            .filter(|m| *m > low && *m <= high)
+            .collect();
+        passed.sort();
+        passed.dedup();
+        per * size_gb * passed.len().max(1) as f64
+    }
 }
 
 impl Default for Durations {
@@ -92,6 +127,7 @@ impl Default for Durations {
             install: 90.0,
             db_upgrade: 120.0,
             node_stale_after: 5.0,
+            migration_per_gb_step: None,
         }
     }
 }
@@ -312,6 +348,13 @@ pub struct DatabaseSpec {
     pub existing_snapshots: Vec<String>,
     /// Names (container URLs) of credentials that exist before octoup runs.
     pub credentials: Vec<String>,
+    /// Enabled `Subscription` and `ProjectTrigger` rows in the Octopus database.
+    pub subscriptions: u32,
+    pub project_triggers: u32,
+    /// `ExtensionConfiguration` ids.
+    pub extensions: Vec<String>,
+    /// Non-empty: a data-dependent migration failure the next schema upgrade hits.
+    pub migration_failure: String,
 }
 
 impl Default for DatabaseSpec {
@@ -342,6 +385,16 @@ impl Default for DatabaseSpec {
             copy_mb_s: 50.0,
             existing_snapshots: Vec::new(),
             credentials: Vec::new(),
+            subscriptions: 2,
+            project_triggers: 3,
+            extensions: [
+                "authentication-octopusid",
+                "jira-integration",
+                "authentication-usernamepassword",
+            ]
+            .map(String::from)
+            .to_vec(),
+            migration_failure: String::new(),
         }
     }
 }
@@ -502,6 +555,13 @@ impl Spec {
             return bad(format!(
                 "time_scale must be a positive number, got {}",
                 self.time_scale
+            ));
+        }
+        if let Some(per) = self.durations.migration_per_gb_step
+            && !(per.is_finite() && per >= 0.0)
+        {
+            return bad(format!(
+                "durations.migration_per_gb_step must be >= 0, got {per}"
             ));
         }
         if self.nodes == 0 || self.nodes > 99 {
@@ -782,5 +842,36 @@ times = 2
         );
         bad("[license]\nexpires = \"soon\"", "license.expires");
         assert!(toml::from_str::<Spec>("[server]\nos = 1").is_err());
+    }
+
+    #[test]
+    fn migration_seconds_follow_one_rule() {
+        let feed = default_feed();
+        let plain = Durations::default();
+        assert_eq!(
+            plain.migration_seconds(100.0, "2024.1.10", "2025.1.1", &feed),
+            120.0
+        );
+        let per = Durations {
+            migration_per_gb_step: Some(2.0),
+            ..Durations::default()
+        };
+        // 2024.2 passed: one step.
+        assert_eq!(
+            per.migration_seconds(10.0, "2024.1.10", "2024.2.9409", &feed),
+            20.0
+        );
+        // Without a feed only the target release is known: one step.
+        assert_eq!(
+            per.migration_seconds(10.0, "2024.1.10", "2025.1.1", &[]),
+            20.0
+        );
+        let steps = per.migration_seconds(1.0, "2024.1.10", "2025.1.1", &feed) / 2.0;
+        assert!(steps >= 3.0, "{steps}");
+        // A build of the same release is still one step.
+        assert_eq!(
+            per.migration_seconds(1.0, "2024.1.10", "2024.1.20", &feed),
+            2.0
+        );
     }
 }

@@ -181,11 +181,13 @@ fn create(dir: &Path, options: &UpOptions) -> Result<Store, UpError> {
         spec.version = v.clone();
     }
     spec.validate()?;
-    let ports = free_ports(spec.nodes as usize + 1).map_err(|source| UpError::Io {
+    // The feed, one per node, and the SQL Server port last.
+    let mut ports = free_ports(spec.nodes as usize + 2).map_err(|source| UpError::Io {
         what: "cannot find free ports on",
         path: "127.0.0.1".into(),
         source,
     })?;
+    let sql_port = ports.pop().unwrap_or(0);
     let ports = Ports {
         feed: ports[0],
         nodes: ports[1..].to_vec(),
@@ -215,7 +217,10 @@ fn create(dir: &Path, options: &UpOptions) -> Result<Store, UpError> {
         let home = crate::standins::exe::node_home(dir, &name);
         std::fs::create_dir_all(&home).map_err(io("cannot create", home.clone()))?;
     }
-    Ok(Store::create(dir, State::new(&spec, &ports, secrets))?)
+    let mut state = State::new(&spec, &ports, secrets);
+    state.sql_port = sql_port;
+    state.sql_server = format!("127.0.0.1,{sql_port}");
+    Ok(Store::create(dir, state)?)
 }
 
 /// Asks the daemon to exit through its control endpoint and waits until it has.

@@ -94,7 +94,18 @@ pub fn plan(plan: &Plan) -> String {
         );
     }
     if plan.to.is_some() {
-        let _ = writeln!(out, "\nSteps (estimates from {}):", plan.estimates_from);
+        match &plan.rehearsal {
+            Some(r) => {
+                let _ = writeln!(
+                    out,
+                    "\nSteps (estimates from {}; the database upgrade from rehearsal {} on {}):",
+                    plan.estimates_from, r.id, r.date
+                );
+            }
+            None => {
+                let _ = writeln!(out, "\nSteps (estimates from {}):", plan.estimates_from);
+            }
+        }
         for s in &plan.steps {
             let what = match &s.node {
                 Some(n) => format!("{} {n}", s.name),

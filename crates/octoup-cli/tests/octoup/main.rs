@@ -22,6 +22,7 @@ mod interrupts;
 mod node_commands;
 mod notify;
 mod progress;
+mod rehearse;
 mod resume;
 mod secrets;
 mod snapshots;

@@ -71,6 +71,24 @@ async fn run(store: Store) -> anyhow::Result<()> {
         super::feed::router(shared.clone()),
     ));
 
+    // The SQL Server port (none in a state file written before it existed).
+    let sql_server = if state.sql_port != 0 {
+        let listener = TcpListener::bind(("127.0.0.1", state.sql_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on 127.0.0.1:{} for the SQL Server port",
+                    state.sql_port
+                )
+            })?;
+        Some(tokio::spawn(serve_listener(
+            listener,
+            super::sqlport::router(shared.clone()),
+        )))
+    } else {
+        None
+    };
+
     let pid = std::process::id();
     shared
         .update(move |s| {
@@ -117,6 +135,9 @@ async fn run(store: Store) -> anyhow::Result<()> {
 
     nodes.stop_all();
     feed_server.abort();
+    if let Some(server) = sql_server {
+        server.abort();
+    }
     let store = shared.store.clone();
     let _ = blocking(move || {
         store.update(|s| {
@@ -128,6 +149,68 @@ async fn run(store: Store) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Serves one node's API on `bind` (the container stand-in: `0.0.0.0:8080`) against the
+/// installation in `dir`, ticking its workload, until SIGTERM/Ctrl-C or the directory
+/// disappears. `ready` is called once the port is bound.
+pub(crate) fn serve_container(
+    dir: &Path,
+    bind: std::net::SocketAddr,
+    ready: impl FnOnce() + Send,
+) -> anyhow::Result<()> {
+    let store = Store::open(dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async move {
+        let state = blocking({
+            let store = store.clone();
+            move || store.snapshot()
+        })
+        .await??;
+        let node = state
+            .nodes
+            .first()
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
+        let shared = Arc::new(Shared {
+            store,
+            clock: state.clock(),
+            shutdown: Notify::new(),
+            served_versions: Mutex::new(HashMap::new()),
+        });
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        let server = tokio::spawn(serve_listener(
+            listener,
+            super::api::router(shared.clone(), &node),
+        ));
+        ready();
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // As PID 1 in a container SIGTERM does nothing without a handler.
+        let mut stop = crate::platform::Stop::new()?;
+        loop {
+            tokio::select! {
+                () = stop.requested() => break,
+                _ = interval.tick() => {}
+            }
+            let store = shared.store.clone();
+            if let Ok(Ok(state)) = blocking(move || crate::workload::tick(&store)).await {
+                shared.note_served_versions(&state);
+            } else if !shared.store.state_path().is_file() {
+                break;
+            }
+        }
+        server.abort();
+        Ok::<_, anyhow::Error>(())
+    });
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
 /// The API listeners of the nodes whose service runs.

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{DatabaseSnapshot, State};
+use super::model::{DatabaseSnapshot, OctopusData, State};
 use crate::history::Event;
 
 /// What another database on the instance is.
@@ -35,6 +35,9 @@ pub struct OtherDatabase {
     pub kind: OtherKind,
     pub(crate) content: DatabaseSnapshot,
     pub created_sim: f64,
+    /// Physical files of a database restored `WITH MOVE` (others: none recorded).
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// A credential in `sys.credentials`: the secret is never stored, only its SHA-256.
@@ -124,6 +127,7 @@ impl State {
                 },
                 content: content.clone(),
                 created_sim: now,
+                files: Vec::new(),
             });
         }
         for name in self.sql.credentials.clone() {
@@ -133,6 +137,50 @@ impl State {
                 secret_sha256: String::new(),
             });
         }
+    }
+
+    /// The Octopus rows and schema of a database with Octopus content (the Octopus one, or
+    /// another holding a copy of it).
+    pub(crate) fn content_of(&self, name: &str) -> Option<(OctopusData, String)> {
+        if self.is_octopus(name) {
+            return Some((self.octopus_data(), self.database.schema_version.clone()));
+        }
+        let d = self.instance_dbs.get(name)?;
+        Some((d.content.data.clone(), d.content.schema_version.clone()))
+    }
+
+    /// Changes the Octopus rows of `name` (the Octopus database or another); false when it
+    /// has none.
+    pub(crate) fn change_content(&mut self, name: &str, f: impl FnOnce(&mut OctopusData)) -> bool {
+        if self.is_octopus(name) {
+            let mut data = self.octopus_data();
+            f(&mut data);
+            self.database.data = data;
+            return true;
+        }
+        match self
+            .instance_dbs
+            .databases
+            .iter_mut()
+            .find(|d| d.name.eq_ignore_ascii_case(name))
+        {
+            Some(d) => {
+                f(&mut d.content.data);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The canonical name of a database (as created), or `name` itself.
+    pub(crate) fn database_name(&self, name: &str) -> String {
+        if self.is_octopus(name) {
+            return self.database.name.clone();
+        }
+        self.instance_dbs
+            .get(name)
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| name.to_string())
     }
 
     /// Whether a database of that name exists on the instance (the Octopus one included).
@@ -229,6 +277,7 @@ impl State {
                 kind: OtherKind::Plain,
                 content,
                 created_sim: self.now_sim(),
+                files: Vec::new(),
             });
             self.instance_dbs.octopus_absent = true;
         } else if let Some(i) = self

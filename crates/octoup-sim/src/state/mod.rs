@@ -18,11 +18,12 @@ mod transitions;
 pub use instance::{Credential, OtherDatabase, OtherKind, RdsTask, SqlInstance};
 pub use machines::{Machine, ServerInfo, Space};
 pub use model::{
-    BackupRecord, DaemonInfo, Database, License, Maintenance, Node, Ports, Secrets, ServiceState,
-    State, Task, TaskState, UpgradeInProgress, Watchdog,
+    BackupRecord, DaemonInfo, Database, License, Maintenance, Node, OctopusData, Ports, Secrets,
+    ServiceState, State, Task, TaskState, UpgradeInProgress, Watchdog,
 };
 pub(crate) use model::{DatabaseSnapshot, node_id};
 pub use store::{Store, StoreError};
+pub(crate) use transitions::new_guid;
 
 #[cfg(test)]
 mod tests;

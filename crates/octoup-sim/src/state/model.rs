@@ -187,6 +187,32 @@ pub struct Database {
     /// The schema upgrade running now, if any (the `database --upgrade` process also holds
     /// `DIR/db-upgrade.lock`, so a killed upgrade does not block the next one).
     pub upgrade: Option<UpgradeInProgress>,
+    /// The rows octoup's rehearsal disarms (nodes, triggers, …); empty in old state files.
+    #[serde(default)]
+    pub data: OctopusData,
+}
+
+/// The Octopus rows a rehearsal copy must not keep enabled, as counts and ids: what the
+/// vendor's disarming statements change and what a started server acts on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OctopusData {
+    /// `OctopusServerNode` rows: node names.
+    pub nodes: Vec<String>,
+    /// `OctopusServerNodeStatus` rows: node names (the table exists from schema 2022.1).
+    pub node_status: Vec<String>,
+    /// Enabled rows of `Subscription`, `ProjectTrigger`, `Machine`, `Worker`.
+    pub subscriptions: u32,
+    pub project_triggers: u32,
+    pub machines: u32,
+    pub workers: u32,
+    /// `ExtensionConfiguration` ids.
+    pub extensions: Vec<String>,
+    /// `InstallationId` of the `Configuration` row `upgradeavailability`.
+    pub installation_id: String,
+    /// A data-dependent migration failure: the next schema upgrade of this content fails
+    /// half way with this message.
+    pub migration_failure: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,6 +362,9 @@ pub struct State {
     pub sql_server: String,
     /// Port of the feed and download server on 127.0.0.1.
     pub feed_port: u16,
+    /// Port of the simulator's SQL Server port on 127.0.0.1 (0: none, an old state file).
+    #[serde(default)]
+    pub sql_port: u16,
     /// The feed as served (order kept).
     pub feed: Vec<FeedEntry>,
     pub installer_size: u64,
@@ -403,4 +432,7 @@ pub(crate) struct DatabaseSnapshot {
     pub license: License,
     pub drain: BTreeMap<String, bool>,
     pub max_concurrent_tasks: BTreeMap<String, u32>,
+    /// The Octopus rows (absent from backups written before rehearsals: defaults).
+    #[serde(flatten, default)]
+    pub data: OctopusData,
 }

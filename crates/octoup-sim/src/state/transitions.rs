@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 
 use super::model::{
-    DATABASE, Database, DatabaseSnapshot, INSTANCE, License, Maintenance, Node, Ports, SQL_SERVER,
-    Secrets, ServiceState, State, Task, TaskState,
+    DATABASE, Database, DatabaseSnapshot, INSTANCE, License, Maintenance, Node, OctopusData, Ports,
+    SQL_SERVER, Secrets, ServiceState, State, Task, TaskState,
 };
 use crate::faults::FaultAction;
 use crate::history::{Event, NodeInit};
@@ -40,6 +40,7 @@ impl State {
             instance: INSTANCE.to_string(),
             sql_server: SQL_SERVER.to_string(),
             feed_port: ports.feed,
+            sql_port: 0,
             feed: spec.feed.versions.clone(),
             installer_size: spec.installer.size,
             database: Database {
@@ -58,6 +59,7 @@ impl State {
                 tasks: Vec::new(),
                 next_task_number: 1001,
                 upgrade: None,
+                data: OctopusData::default(),
             },
             sql: spec.database.clone(),
             instance_dbs: Default::default(),
@@ -73,6 +75,7 @@ impl State {
             pending: Vec::new(),
         };
         state.furnish(spec);
+        state.database.data = octopus_data(spec, &names, &state.installation_id);
         state.seed_instance();
         let init = state
             .nodes
@@ -470,7 +473,25 @@ impl State {
                 .iter()
                 .map(|n| (n.name.clone(), n.max_concurrent_tasks))
                 .collect(),
+            data: self.octopus_data(),
         }
+    }
+
+    /// Simulated seconds a schema migration `from` → `to` takes here (one rule for
+    /// `database --upgrade` and the container).
+    pub(crate) fn migration_seconds(&self, from: &str, to: &str) -> f64 {
+        self.durations
+            .migration_seconds(self.sql.size_gb, from, to, &self.feed)
+    }
+
+    /// The Octopus database's rows (an old state file has none recorded: its nodes and
+    /// installation id then stand in).
+    pub(crate) fn octopus_data(&self) -> OctopusData {
+        let mut data = self.database.data.clone();
+        if data.installation_id.is_empty() {
+            data.installation_id = self.installation_id.clone();
+        }
+        data
     }
 
     /// Puts the database back as `snapshot` describes; records the flag changes and
@@ -479,6 +500,10 @@ impl State {
         let from = self.database.schema_version.clone();
         self.database.schema_version = snapshot.schema_version.clone();
         self.database.license = snapshot.license.clone();
+        // A backup written before rehearsals carries no rows: keep the current ones.
+        if !snapshot.data.installation_id.is_empty() {
+            self.database.data = snapshot.data.clone();
+        }
         self.set_maintenance(snapshot.maintenance, "restore");
         for (node, drain) in &snapshot.drain {
             self.set_drain(node, *drain, "restore");
@@ -495,6 +520,30 @@ impl State {
             to_schema: snapshot.schema_version.clone(),
         });
     }
+}
+
+/// The Octopus rows of a new installation: its nodes, the spec's counts, at least one
+/// deployment target and one worker (so disarming visibly changes something).
+fn octopus_data(spec: &Spec, nodes: &[String], installation_id: &str) -> OctopusData {
+    let workers = spec.machines.iter().filter(|m| m.role == "worker").count() as u32;
+    let targets = spec.machines.len() as u32 - workers;
+    let d = &spec.database;
+    OctopusData {
+        nodes: nodes.to_vec(),
+        node_status: nodes.to_vec(),
+        subscriptions: d.subscriptions,
+        project_triggers: d.project_triggers,
+        machines: targets.max(1),
+        workers: workers.max(1),
+        extensions: d.extensions.clone(),
+        installation_id: installation_id.to_string(),
+        migration_failure: Some(d.migration_failure.clone()).filter(|m| !m.is_empty()),
+    }
+}
+
+/// A fresh GUID, lower case, as `LOWER(CONVERT(NVARCHAR(255), NEWID()))` gives.
+pub(crate) fn new_guid() -> String {
+    installation_id()
 }
 
 fn installation_id() -> String {

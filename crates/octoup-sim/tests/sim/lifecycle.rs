@@ -106,19 +106,19 @@ fn up_writes_the_config_and_down_stops_the_daemon() {
     );
     let db = &config["database"];
     assert_eq!(db["name"].as_str(), Some("OctopusDeploy"));
+    // `-S` names the simulator's SQL Server port, which answers while the daemon runs.
+    let sql = octoup_sim::state::Store::open(&dir)
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    assert_ne!(sql.sql_port, 0);
+    let server = format!("127.0.0.1,{}", sql.sql_port);
+    assert_eq!(sql.sql_server, server);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", sql.sql_port)).is_ok());
     assert_eq!(
         strings(&db["sqlcmd"])[1..],
         [
-            "sqlcmd",
-            "--dir",
-            &d,
-            "-S",
-            "127.0.0.1,1433",
-            "-d",
-            "master",
-            "-U",
-            "octoup",
-            "-b"
+            "sqlcmd", "--dir", &d, "-S", &server, "-d", "master", "-U", "octoup", "-b"
         ]
     );
     assert_eq!(

@@ -6,6 +6,7 @@ mod http;
 mod lifecycle;
 mod msiexec;
 mod native;
+mod rehearsal;
 mod scene;
 mod sqlcmd;
 mod support;

@@ -70,7 +70,12 @@ pub(crate) fn read(stdout: &str, production_id: Option<&str>) -> Result<Disarmed
     let values: Vec<&str> = stdout
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("Changed database context"))
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("Changed database context")
+                && !l.starts_with('(')
+                && !l.chars().all(|c| c == '-')
+        })
         .collect();
     if values.len() < ARMED.len() {
         return Err(format!(

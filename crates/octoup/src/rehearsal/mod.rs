@@ -421,9 +421,10 @@ impl<'a> Kit<'a> {
         )
         .await?;
         let out = sql
-            .run(
+            .run_with(
                 runner,
                 "check the rehearsal copy is disarmed",
+                crate::database::sqlcmd_output::OPTIONS,
                 disarm::check(&r.scratch_database, use_database),
             )
             .await?;
@@ -508,9 +509,13 @@ impl<'a> Kit<'a> {
             .await?;
         let ip = self.docker.address(&r.container, &r.network).await?;
         let api = OctopusApi::new(
-            // The container is on a host-local bridge: never through a configured proxy.
-            HttpClient::new(NetworkSettings::default())
-                .map_err(|e| RehearsalError::Setup(e.to_string()))?,
+            // The container is on a host-local bridge that never leaves this machine: plain
+            // HTTP, and never through a configured proxy.
+            HttpClient::new(NetworkSettings {
+                allow_plain_http: true,
+                ..NetworkSettings::default()
+            })
+            .map_err(|e| RehearsalError::Setup(e.to_string()))?,
             &format!("http://{ip}:8080"),
             api_key,
             Duration::from_secs(config.timeouts.http),
@@ -635,7 +640,15 @@ impl<'a> Kit<'a> {
         let deadline = Instant::now() + limit;
         let mut pause = Duration::from_millis(100);
         loop {
-            if let Ok(root) = api.root().await
+            let answer = api.root().await;
+            if let Err(e) = &answer
+                && e.is_config()
+            {
+                return Err(RehearsalError::Setup(format!(
+                    "the rehearsal server's API cannot be asked: {e}"
+                )));
+            }
+            if let Ok(root) = answer
                 && let Ok(v) = root.version.parse::<Version>()
             {
                 if v == r.target {

@@ -113,18 +113,25 @@ impl Exe<'_> {
                 to: binary.clone(),
                 started_sim: s.now_sim(),
             });
-            Ok(Ok(Some((schema, binary))))
+            let secs = s.migration_seconds(&schema, &binary);
+            let failure = s.database.data.migration_failure.clone();
+            Ok(Ok(Some((schema, binary, secs, failure))))
         })??;
-        let Some((from, to)) = started else {
+        let Some((from, to, secs, failure)) = started else {
             return Ok(Output::ok(format!(
                 "The database schema is already up to date ({}). No upgrade scripts need to run.",
                 self.binary()
             )));
         };
         let clock = self.state.clock();
-        if let Some(code) = fault {
-            clock.sleep_sim(self.state.durations.db_upgrade / 2.0);
-            let reason = "Upgrade script 'Script0412 - Add index to ServerTask.sql' failed: Timeout expired. The timeout period elapsed prior to completion of the operation. The entire upgrade has been rolled back to its last known good state.".to_string();
+        // A data-dependent failure in the content fails the same way as the injected one.
+        let failed = match (fault, failure) {
+            (Some(code), _) => Some((code, "Upgrade script 'Script0412 - Add index to ServerTask.sql' failed: Timeout expired. The timeout period elapsed prior to completion of the operation. The entire upgrade has been rolled back to its last known good state.".to_string())),
+            (None, Some(message)) => Some((1, message)),
+            (None, None) => None,
+        };
+        if let Some((code, reason)) = failed {
+            clock.sleep_sim(secs / 2.0);
             self.store.update(|s| {
                 s.database.upgrade = None;
                 s.record(Event::DbUpgradeFailed {
@@ -137,7 +144,7 @@ impl Exe<'_> {
             })?;
             return Err(error(code, reason));
         }
-        clock.sleep_sim(self.state.durations.db_upgrade);
+        clock.sleep_sim(secs);
         self.store.update(|s| {
             s.database.schema_version = to.clone();
             s.database.upgrade = None;

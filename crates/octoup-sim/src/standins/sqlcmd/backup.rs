@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::execute::Sql;
+use super::execute::{Sql, data_dir};
 use super::media::{BackupBody, ReadError, read_set, url_path, write_set};
 use super::parse::{Media, Options};
+use super::select::{Value, format};
 use super::timing;
 use crate::history::Event;
 use crate::spec::Hosting;
@@ -31,6 +32,32 @@ impl Sql<'_> {
             done = step;
             self.print(&format!("{step} percent processed."));
         }
+    }
+
+    /// A restore's reading and writing: its fault (a backup read short), then its time
+    /// (the backup's own, plus zero-filling the data files without instant initialization)
+    /// with STATS lines.
+    fn restore_work(
+        &self,
+        state: &State,
+        backup_seconds: f64,
+        paths: &[String],
+        options: &Options,
+    ) -> Result<f64, String> {
+        self.fault(
+            "sql-restore",
+            &format!(
+                "Read on \"{}\" failed: 38(Reached the end of the file.)",
+                paths[0]
+            ),
+            "RESTORE DATABASE",
+        )?;
+        let secs = state
+            .durations
+            .restore
+            .unwrap_or(backup_seconds + timing::zero_fill(&state.sql));
+        self.progress(state, secs, options);
+        Ok(secs)
     }
 
     /// The `Processed N pages …` lines for each file and the total.
@@ -292,9 +319,14 @@ impl Sql<'_> {
         media: Media,
         paths: &[String],
         options: &Options,
+        moves: &[(String, String)],
     ) -> Result<Output, String> {
         const WHAT: &str = "RESTORE DATABASE";
         let state = self.state()?;
+        if !database.eq_ignore_ascii_case(&state.database.name) && !state.database_exists(database)
+        {
+            return self.restore_as(&state, database, media, paths, options, moves);
+        }
         self.refuse(&state, "RESTORE", database, media)?;
         let mi = state.sql.hosting == Hosting::AzureSqlManagedInstance;
         if mi && !options.is_empty() {
@@ -350,19 +382,7 @@ impl Sql<'_> {
         if Self::busy(&state) {
             return Err(in_use());
         }
-        self.fault(
-            "sql-restore",
-            &format!(
-                "Read on \"{}\" failed: 38(Reached the end of the file.)",
-                paths[0]
-            ),
-            WHAT,
-        )?;
-        let secs = state
-            .durations
-            .restore
-            .unwrap_or(body.seconds + timing::zero_fill(&state.sql));
-        self.progress(&state, secs, options);
+        let secs = self.restore_work(&state, body.seconds, paths, options)?;
         let restored = self.change(|s| {
             if Self::busy(s) {
                 return false;
@@ -376,6 +396,282 @@ impl Sql<'_> {
         }
         let pages = if body.pages > 0 { body.pages } else { 5000 };
         let (mut lines, total) = self.processed(&state, database, pages);
+        lines.push(format!(
+            "RESTORE DATABASE successfully processed {total} pages in {secs:.3} seconds ({:.3} MB/sec).",
+            total as f64 * timing::PAGE / timing::MB / secs.max(0.001),
+        ));
+        Ok(Output::ok(lines.join("\n")))
+    }
+}
+
+/// A file of a backup set, as `RESTORE FILELISTONLY` lists it.
+struct BackupFile {
+    logical: String,
+    /// Where it was when backed up (where a restore puts it without `MOVE`).
+    physical: String,
+    log: bool,
+    file_id: i64,
+    size: i64,
+}
+
+/// The files a backup of `database` holds: the spec's ROWS files and the log, under
+/// `DIR/data` as `sys.master_files` shows them.
+fn backup_files(state: &State, data: &str, database: &str) -> Vec<BackupFile> {
+    let names = state.sql.data_file_names(database);
+    let n = names.len() as f64;
+    let round = |bytes: f64| ((bytes / timing::PAGE).ceil() * timing::PAGE) as i64;
+    let mut files: Vec<BackupFile> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| BackupFile {
+            logical: name.clone(),
+            physical: format!("{data}/{name}.{}", if i == 0 { "mdf" } else { "ndf" }),
+            log: false,
+            file_id: if i == 0 { 1 } else { i as i64 + 2 },
+            size: round(state.sql.size_gb * 1.25 * 1e9 / n),
+        })
+        .collect();
+    files.push(BackupFile {
+        logical: format!("{database}_log"),
+        physical: format!("{data}/{database}_log.ldf"),
+        log: true,
+        file_id: 2,
+        size: round(state.sql.log_size_gb * 1e9),
+    });
+    files
+}
+
+impl Sql<'_> {
+    /// `RESTORE FILELISTONLY`: the backup's files as a result set.
+    pub(super) fn filelist(&self, media: Media, paths: &[String]) -> Result<Output, String> {
+        const WHAT: &str = "RESTORE FILELIST";
+        let state = self.state()?;
+        self.refuse(&state, "FILELISTONLY", &state.database.name, media)?;
+        self.device_limit(media, paths, WHAT)?;
+        let members = self.members(&state, media, paths, WHAT)?;
+        let body = read_set(&members).map_err(|e| self.read_error(e, WHAT))?;
+        let data = data_dir(self.store.dir());
+        let columns: Vec<String> = [
+            "LogicalName",
+            "PhysicalName",
+            "Type",
+            "FileGroupName",
+            "Size",
+            "MaxSize",
+            "FileId",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rows: Vec<Vec<Value>> = backup_files(&state, &data, &body.database)
+            .into_iter()
+            .map(|f| {
+                vec![
+                    Value::Str(f.logical),
+                    Value::Str(f.physical),
+                    Value::Str(if f.log { "L" } else { "D" }.into()),
+                    if f.log {
+                        Value::Null
+                    } else {
+                        Value::Str("PRIMARY".into())
+                    },
+                    Value::Int(f.size),
+                    // Unlimited growth as SQL Server reports it: 32 TB rows, 2 TB log.
+                    Value::Int(if f.log {
+                        2_199_023_255_552
+                    } else {
+                        35_184_372_080_640
+                    }),
+                    Value::Int(f.file_id),
+                ]
+            })
+            .collect();
+        Ok(Output::ok(format(
+            &columns,
+            &rows,
+            &self.format,
+            self.nocount.get(),
+        )))
+    }
+
+    /// `RESTORE DATABASE [new] … WITH MOVE …` where `new` does not exist: another database
+    /// holding the backup's content; production is untouched.
+    fn restore_as(
+        &self,
+        state: &State,
+        database: &str,
+        media: Media,
+        paths: &[String],
+        options: &Options,
+        moves: &[(String, String)],
+    ) -> Result<Output, String> {
+        const WHAT: &str = "RESTORE DATABASE";
+        self.refuse(state, "RESTORE AS", database, media)?;
+        if state.sql.hosting == Hosting::AzureSqlManagedInstance
+            && (!options.is_empty() || !moves.is_empty())
+        {
+            let mut names: Vec<String> = options.0.iter().map(|(n, _)| n.to_lowercase()).collect();
+            if !moves.is_empty() {
+                names.push("move".into());
+            }
+            return Err(self.msg(
+                41901,
+                16,
+                &format!("One or more of the options ({}) are not supported for this statement in SQL Database Managed Instance. Review the documentation for supported options.", names.join(", ")),
+            ));
+        }
+        self.device_limit(media, paths, WHAT)?;
+        let members = self.members(state, media, paths, WHAT)?;
+        let body = read_set(&members).map_err(|e| self.read_error(e, WHAT))?;
+        let data = data_dir(self.store.dir());
+        let files = backup_files(state, &data, &body.database);
+        for (logical, _) in moves {
+            if !files
+                .iter()
+                .any(|f| f.logical.eq_ignore_ascii_case(logical))
+            {
+                return Err(self.terminating(
+                    3234,
+                    &format!("Logical file '{logical}' is not part of database '{database}'. Use RESTORE FILELISTONLY to list the logical file names."),
+                    WHAT,
+                ));
+            }
+        }
+        // Where each file goes: its MOVE target, else where it was.
+        let targets: Vec<(&BackupFile, String, bool)> = files
+            .iter()
+            .map(|f| {
+                match moves
+                    .iter()
+                    .rev()
+                    .find(|(l, _)| l.eq_ignore_ascii_case(&f.logical))
+                {
+                    Some((_, to)) => (f, to.clone(), true),
+                    None => (f, f.physical.clone(), false),
+                }
+            })
+            .collect();
+        let planning = || {
+            self.msg(
+                3119,
+                16,
+                "Problems were identified while planning for the RESTORE statement. Previous messages provide details.",
+            )
+        };
+        let end = |mut problems: Vec<String>| {
+            problems.push(planning());
+            problems.push(self.msg(3013, 16, &format!("{WHAT} is terminating abnormally.")));
+            problems.join("\n")
+        };
+        for (i, (a, path, _)) in targets.iter().enumerate() {
+            if let Some((b, _, _)) = targets[i + 1..]
+                .iter()
+                .find(|(_, p, _)| p.eq_ignore_ascii_case(path))
+            {
+                // Msg 3176's text as SQL Server's message catalog has it (unverified here).
+                return Err(end(vec![self.msg(
+                    3176,
+                    16,
+                    &format!("File '{path}' is claimed by '{}'({}) and '{}'({}). The WITH MOVE clause can be used to relocate one or more files.", b.logical, b.file_id, a.logical, a.file_id),
+                )]));
+            }
+        }
+        // The default data folder exists on a real server.
+        let _ = std::fs::create_dir_all(&data);
+        let mut in_use: Vec<(String, String)> = Vec::new();
+        if !state.instance_dbs.octopus_absent {
+            for f in backup_files(state, &data, &state.database.name) {
+                in_use.push((f.physical, state.database.name.clone()));
+            }
+        }
+        for d in &state.instance_dbs.databases {
+            for f in &d.files {
+                in_use.push((f.clone(), d.name.clone()));
+            }
+        }
+        let mut problems = Vec::new();
+        for (f, path, moved) in &targets {
+            let folder_missing = Path::new(path)
+                .parent()
+                .is_some_and(|p| !p.as_os_str().is_empty() && !p.is_dir());
+            if *moved && folder_missing {
+                problems.push(self.msg(
+                    5133,
+                    16,
+                    &format!("Directory lookup for the file \"{path}\" failed with the operating system error 3(The system cannot find the path specified.)."),
+                ));
+            } else if let Some((_, owner)) =
+                in_use.iter().find(|(p, _)| p.eq_ignore_ascii_case(path))
+            {
+                problems.push(self.msg(
+                    1834,
+                    16,
+                    &format!("The file '{path}' cannot be overwritten.  It is being used by database '{owner}'."),
+                ));
+            } else {
+                continue;
+            }
+            problems.push(self.msg(
+                3156,
+                16,
+                &format!("File '{}' cannot be restored to '{path}'. Use WITH MOVE to identify a valid location for the file.", f.logical),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(end(problems));
+        }
+        let secs = self.restore_work(state, body.seconds, paths, options)?;
+        let physical: Vec<String> = targets.iter().map(|(_, p, _)| p.clone()).collect();
+        let created = self.change(|s| {
+            // Another connection may have created it meanwhile.
+            if s.database_exists(database) {
+                return false;
+            }
+            s.instance_dbs.databases.push(crate::state::OtherDatabase {
+                name: database.to_string(),
+                kind: crate::state::OtherKind::Plain,
+                content: body.snapshot.clone(),
+                created_sim: s.now_sim(),
+                files: physical,
+            });
+            s.record(Event::DbRestoredAs {
+                database: database.to_string(),
+                path: paths[0].clone(),
+                schema_version: body.snapshot.schema_version.clone(),
+            });
+            true
+        })?;
+        if !created {
+            return Err(self.terminating(
+                3154,
+                &format!("The backup set holds a backup of a database other than the existing '{database}' database."),
+                WHAT,
+            ));
+        }
+        let pages = if body.pages > 0 { body.pages } else { 5000 };
+        let data_files: Vec<&BackupFile> = files.iter().filter(|f| !f.log).collect();
+        let each = pages / data_files.len().max(1) as u64;
+        let mut lines: Vec<String> = data_files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let n = if i == 0 {
+                    pages - each * (data_files.len() as u64 - 1)
+                } else {
+                    each
+                };
+                format!(
+                    "Processed {n} pages for database '{database}', file '{}' on file 1.",
+                    f.logical
+                )
+            })
+            .collect();
+        if let Some(log) = files.iter().find(|f| f.log) {
+            lines.push(format!(
+                "Processed 2 pages for database '{database}', file '{}' on file 1.",
+                log.logical
+            ));
+        }
+        let total = pages + 2;
         lines.push(format!(
             "RESTORE DATABASE successfully processed {total} pages in {secs:.3} seconds ({:.3} MB/sec).",
             total as f64 * timing::PAGE / timing::MB / secs.max(0.001),

@@ -133,6 +133,7 @@ impl Sql<'_> {
                 },
                 content,
                 created_sim: s.now_sim(),
+                files: Vec::new(),
             });
             s.record(Event::DbSnapshotCreated {
                 snapshot: name.to_string(),
@@ -245,6 +246,7 @@ impl Sql<'_> {
                 },
                 content,
                 created_sim: now,
+                files: Vec::new(),
             });
             s.record(Event::DbCopyStarted {
                 copy: name.to_string(),

@@ -112,7 +112,27 @@ impl Sql<'_> {
                 media,
                 paths,
                 options,
-            } => self.restore(&database, media, &paths, &options),
+                moves,
+            } => self.restore(&database, media, &paths, &options, &moves),
+            Statement::FileListOnly { media, paths } => self.filelist(media, &paths),
+            Statement::Delete { table, filter } => self.dml(&table, &filter, None),
+            Statement::Update {
+                table,
+                sets,
+                filter,
+            } => self.dml(&table, &filter, Some(&sets)),
+            Statement::IfExists { query, then } => {
+                let state = self.state()?;
+                let found = match self.server(&state).select(&query) {
+                    Ok((_, rows)) => !rows.is_empty(),
+                    Err((number, level, text)) => return Err(self.refused(number, level, &text)),
+                };
+                if found {
+                    self.execute(*then)
+                } else {
+                    Ok(Output::ok(""))
+                }
+            }
             Statement::Revert { database, snapshot } => self.revert(&database, &snapshot),
             Statement::CreateSnapshot {
                 name,
@@ -136,14 +156,7 @@ impl Sql<'_> {
             Statement::Use(db) => self.use_db(&db),
             Statement::Select(q) => {
                 let state = self.state()?;
-                let server = Server {
-                    state: &state,
-                    current: self.current.borrow().clone(),
-                    login: self.login.clone(),
-                    volume: volume_root(self.store.dir()),
-                    data_dir: data_dir(self.store.dir()),
-                };
-                match server.select(&q) {
+                match self.server(&state).select(&q) {
                     Ok((columns, rows)) => Ok(Output::ok(format(
                         &columns,
                         &rows,
@@ -153,6 +166,17 @@ impl Sql<'_> {
                     Err((number, level, text)) => Err(self.refused(number, level, &text)),
                 }
             }
+        }
+    }
+
+    /// The server as a query in the current context sees it.
+    pub fn server<'s>(&self, state: &'s State) -> Server<'s> {
+        Server {
+            state,
+            current: self.current.borrow().clone(),
+            login: self.login.clone(),
+            volume: volume_root(self.store.dir()),
+            data_dir: data_dir(self.store.dir()),
         }
     }
 
@@ -186,7 +210,7 @@ impl Sql<'_> {
     }
 
     /// A refused query; a permission error is followed by SQL Server's generic one.
-    fn refused(&self, number: u32, level: u32, text: &str) -> String {
+    pub fn refused(&self, number: u32, level: u32, text: &str) -> String {
         let mut m = self.msg(number, level, text);
         if number == 300 {
             m.push('\n');
@@ -241,14 +265,15 @@ impl Sql<'_> {
         let what = match statement {
             "BACKUP" => "BACKUP DATABASE",
             "VERIFYONLY" => "VERIFY DATABASE",
+            "FILELISTONLY" => "RESTORE FILELIST",
             _ => "RESTORE DATABASE",
         };
         match sql.hosting {
             Hosting::AzureSqlDatabase => {
-                let shown = if statement == "VERIFYONLY" {
-                    "RESTORE VERIFYONLY"
-                } else {
-                    what
+                let shown = match statement {
+                    "VERIFYONLY" => "RESTORE VERIFYONLY",
+                    "FILELISTONLY" => "RESTORE FILELISTONLY",
+                    _ => what,
                 };
                 return Err(self.msg(
                     40510,
@@ -283,12 +308,15 @@ impl Sql<'_> {
                 &format!("BACKUP DATABASE permission denied in database '{database}'."),
                 what,
             )),
-            "VERIFYONLY" if !sql.can_create_database => Err(self.terminating_at(
-                262,
-                14,
-                "CREATE DATABASE permission denied in database 'master'.",
-                what,
-            )),
+            // Reading a backup's contents and restoring it as a new database both need
+            // CREATE DATABASE.
+            "VERIFYONLY" | "FILELISTONLY" | "RESTORE AS" if !sql.can_create_database => Err(self
+                .terminating_at(
+                    262,
+                    14,
+                    "CREATE DATABASE permission denied in database 'master'.",
+                    what,
+                )),
             "RESTORE" if !sql.can_restore => Err(self.terminating_at(
                 3110,
                 14,

@@ -11,6 +11,8 @@
 //! - `CREATE|ALTER CREDENTIAL [url] WITH IDENTITY = …, SECRET = …`
 //! - RDS's `exec msdb.dbo.rds_backup_database|rds_restore_database|rds_task_status …` and
 //!   `rdsadmin.dbo.rds_modify_db_name`
+//! - `RESTORE FILELISTONLY`, `RESTORE DATABASE [new] … WITH MOVE …` (a copy), and the vendor's
+//!   disarming `DELETE`/`UPDATE`/`IF EXISTS` on the Octopus tables (`rows`)
 //! - `SET NOCOUNT ON|OFF`, `USE [db]`
 //! - `SELECT` of expressions (SERVERPROPERTY, DATABASEPROPERTYEX, HAS_PERMS_BY_NAME,
 //!   IS_SRVROLEMEMBER, …) from the catalog views and DMVs in [`select`], with `JOIN … ON`,
@@ -24,7 +26,7 @@
 //! `$(NAME)` scripting variables are substituted from `-v` and the environment (not with `-x`).
 //!
 //! - `args`: sqlcmd's command line; `parse`: the T-SQL; `execute`: running a statement;
-//!   `backup`, `databases`, `rds`: the statements; `media`: backup files; `timing`:
+//!   `backup`, `databases`, `rds`, `rows`: the statements; `media`: backup files; `timing`:
 //!   durations; `select`: the catalog and sqlcmd's result format.
 
 mod args;
@@ -34,6 +36,7 @@ mod execute;
 mod media;
 mod parse;
 mod rds;
+mod rows;
 mod select;
 mod timing;
 

@@ -149,6 +149,29 @@ pub(super) enum Statement {
         media: Media,
         paths: Vec<String>,
         options: Options,
+        /// `MOVE N'logical' TO N'physical'` options, in order.
+        moves: Vec<(String, String)>,
+    },
+    /// `RESTORE FILELISTONLY FROM DISK|URL = …`.
+    FileListOnly {
+        media: Media,
+        paths: Vec<String>,
+    },
+    /// `DELETE [FROM] table [WHERE …]` (table: lower-cased dotted parts).
+    Delete {
+        table: Vec<String>,
+        filter: Vec<Cond>,
+    },
+    /// `UPDATE table SET column = expr, … [WHERE …]`.
+    Update {
+        table: Vec<String>,
+        sets: Vec<(String, Expr)>,
+        filter: Vec<Cond>,
+    },
+    /// `IF EXISTS (SELECT …) statement`.
+    IfExists {
+        query: Select,
+        then: Box<Statement>,
     },
     /// `RESTORE DATABASE [db] FROM DATABASE_SNAPSHOT = N'snap'`.
     Revert {
@@ -205,7 +228,8 @@ pub(super) enum Expr {
     Call(String, Vec<Expr>),
 }
 
-/// `left op right`, or `left IS [NOT] NULL` (`op` "IS NULL" / "IS NOT NULL").
+/// `left op right`, or `left IS [NOT] NULL` (`op` "IS NULL" / "IS NOT NULL"), or `left IN
+/// (a, b, …)` (`op` "IN", `right` a `Call("IN", [a, b, …])`).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Cond {
     pub left: Expr,
@@ -236,6 +260,7 @@ pub(super) struct Select {
 
 const CLAUSE_WORDS: &[&str] = &[
     "FROM", "WHERE", "ORDER", "GROUP", "JOIN", "INNER", "CROSS", "ON", "AND", "AS", "BY", "IS",
+    "IN", "SET",
 ];
 
 struct Parser {
@@ -351,6 +376,61 @@ impl Parser {
         }
     }
 
+    /// An optional `WHERE c AND …`.
+    fn filter(&mut self) -> Result<Vec<Cond>, String> {
+        if self.at_kw("WHERE") {
+            self.pos += 1;
+            self.conds()
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// RESTORE's `WITH`: `REPLACE`, `RECOVERY`, `STATS [= n]`, `CHECKSUM` and `MOVE N'l' TO
+    /// N'p'` (kept apart, in order).
+    fn restore_with(&mut self) -> Result<(Options, Vec<(String, String)>), String> {
+        let mut options = Vec::new();
+        let mut moves = Vec::new();
+        if !self.at_kw("WITH") {
+            return Ok((Options(options), moves));
+        }
+        self.pos += 1;
+        loop {
+            if self.at_kw("MOVE") {
+                self.pos += 1;
+                let logical = self.string()?;
+                self.keyword("TO")?;
+                moves.push((logical, self.string()?));
+            } else {
+                let Some(Token::Word(w)) = self.peek().cloned() else {
+                    return Err(self.near());
+                };
+                let upper = w.to_ascii_uppercase();
+                if !["REPLACE", "RECOVERY", "STATS", "CHECKSUM"].contains(&upper.as_str()) {
+                    return Err(w);
+                }
+                self.pos += 1;
+                let mut value = None;
+                if self.peek() == Some(&Token::Punct('=')) {
+                    self.pos += 1;
+                    match self.peek().cloned() {
+                        Some(Token::Number(n)) => {
+                            self.pos += 1;
+                            value = Some(n);
+                        }
+                        _ => return Err(self.near()),
+                    }
+                }
+                options.push((upper, value));
+            }
+            if self.peek() == Some(&Token::Punct(',')) {
+                self.pos += 1;
+            } else {
+                return Ok((Options(options), moves));
+            }
+        }
+    }
+
     fn at_kw(&self, kw: &str) -> bool {
         self.peek().is_some_and(|t| t.is_kw(kw))
     }
@@ -462,6 +542,15 @@ impl Parser {
                 left,
                 op: op.into(),
                 right: Expr::Null,
+            });
+        }
+        if self.at_kw("IN") {
+            self.pos += 1;
+            let list = self.args()?;
+            return Ok(Cond {
+                left,
+                op: "IN".into(),
+                right: Expr::Call("IN".into(), list),
             });
         }
         let op = match self.peek().cloned() {
@@ -681,6 +770,11 @@ fn statement(p: &mut Parser, sql: &str) -> Result<Statement, String> {
             let (media, paths) = p.media()?;
             p.with(&["CHECKSUM", "NO_CHECKSUM", "STATS"])?;
             Statement::VerifyOnly { media, paths }
+        } else if p.at_kw("FILELISTONLY") {
+            p.pos += 1;
+            p.keyword("FROM")?;
+            let (media, paths) = p.media()?;
+            Statement::FileListOnly { media, paths }
         } else {
             p.keyword("DATABASE")?;
             let database = p.name()?;
@@ -698,12 +792,13 @@ fn statement(p: &mut Parser, sql: &str) -> Result<Statement, String> {
                 return Ok(Statement::Revert { database, snapshot });
             }
             let (media, paths) = p.media()?;
-            let options = p.with(&["REPLACE", "RECOVERY", "STATS", "CHECKSUM"])?;
+            let (options, moves) = p.restore_with()?;
             Statement::Restore {
                 database,
                 media,
                 paths,
                 options,
+                moves,
             }
         }
     } else if first.is_kw("CREATE") && p.at_kw("DATABASE") {
@@ -812,6 +907,42 @@ fn statement(p: &mut Parser, sql: &str) -> Result<Statement, String> {
         Statement::Exec { procedure, args }
     } else if first.is_kw("SELECT") {
         Statement::Select(p.select()?)
+    } else if first.is_kw("DELETE") {
+        if p.at_kw("FROM") {
+            p.pos += 1;
+        }
+        let table = p.dotted()?;
+        Statement::Delete {
+            table,
+            filter: p.filter()?,
+        }
+    } else if first.is_kw("UPDATE") {
+        let table = p.dotted()?;
+        p.keyword("SET")?;
+        let mut sets = Vec::new();
+        loop {
+            let column = p.part()?;
+            p.punct('=')?;
+            sets.push((column, p.expr()?));
+            if p.peek() == Some(&Token::Punct(',')) {
+                p.pos += 1;
+            } else {
+                break;
+            }
+        }
+        Statement::Update {
+            table,
+            sets,
+            filter: p.filter()?,
+        }
+    } else if first.is_kw("IF") {
+        p.keyword("EXISTS")?;
+        p.punct('(')?;
+        p.keyword("SELECT")?;
+        let query = p.select()?;
+        p.punct(')')?;
+        let then = Box::new(statement(p, sql)?);
+        Statement::IfExists { query, then }
     } else if first.is_kw("SET") {
         p.keyword("NOCOUNT")?;
         let on = p.at_kw("ON");
@@ -859,7 +990,8 @@ mod tests {
                 database: "OctopusDeploy".into(),
                 media: Media::Disk,
                 paths: vec!["x.bak".into()],
-                options: Options(vec![("REPLACE".into(), None), ("RECOVERY".into(), None)])
+                options: Options(vec![("REPLACE".into(), None), ("RECOVERY".into(), None)]),
+                moves: vec![],
             }
         );
         assert_eq!(

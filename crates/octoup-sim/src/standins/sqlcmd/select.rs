@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::parse::{Cond, Expr, Select, Source};
 use crate::spec::Hosting;
-use crate::state::{OtherKind, State};
+use crate::state::{OctopusData, OtherKind, State};
 
 const GB: f64 = 1e9;
 const PAGE: f64 = 8192.0;
@@ -30,7 +30,7 @@ impl Value {
         }
     }
 
-    fn text(&self) -> Option<String> {
+    pub(super) fn text(&self) -> Option<String> {
         match self {
             Value::Null => None,
             v => Some(v.shown()),
@@ -45,7 +45,7 @@ impl Value {
 /// A server error: number, severity, text.
 pub(super) type SqlError = (u32, u32, String);
 
-type Row = BTreeMap<String, Value>;
+pub(super) type Row = BTreeMap<String, Value>;
 
 /// How sqlcmd prints a result set.
 pub(super) struct Format {
@@ -80,6 +80,82 @@ struct File {
 
 /// The Octopus database's id (the first user database on a fresh instance).
 const OCTOPUS_ID: i64 = 5;
+
+/// The Octopus tables the simulator holds rows of (`sys.tables` lists them with the
+/// catalog's older ones); `OctopusServerNodeStatus` only from schema [`NODE_STATUS_FROM`].
+pub(super) const OCTOPUS_TABLES: &[&str] = &[
+    "OctopusServerNode",
+    "OctopusServerNodeStatus",
+    "Subscription",
+    "ProjectTrigger",
+    "Machine",
+    "Worker",
+    "ExtensionConfiguration",
+    "Configuration",
+    "ServerTask",
+];
+/// The first schema with `OctopusServerNodeStatus` (the simulator's choice, unverified:
+/// the vendor's statement guards it with `IF EXISTS`, so older schemas lack it).
+pub(super) const NODE_STATUS_FROM: &str = "2022.1.0";
+
+/// The `Configuration` row `upgradeavailability`'s JSON.
+pub(super) fn configuration_json(installation_id: &str) -> String {
+    serde_json::json!({ "InstallationId": installation_id, "UpgradeAvailable": false }).to_string()
+}
+
+/// The rows of one Octopus table in `data` (only the enabled rows of the four tables a
+/// rehearsal disables are simulated: disabled ones are not kept).
+pub(super) fn octopus_rows(data: &OctopusData, table: &str) -> Vec<Row> {
+    let row = |pairs: Vec<(&str, Value)>| -> Row {
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    };
+    let str = |v: &str| Value::Str(v.to_string());
+    let counted = |prefix: &str, n: u32| -> Vec<Row> {
+        (1..=n)
+            .map(|k| {
+                row(vec![
+                    ("id", str(&format!("{prefix}-{k}"))),
+                    ("name", str(&format!("{prefix} {k}"))),
+                    ("isdisabled", Value::Int(0)),
+                ])
+            })
+            .collect()
+    };
+    match table {
+        "OctopusServerNode" | "OctopusServerNodeStatus" => {
+            let names = if table == "OctopusServerNode" {
+                &data.nodes
+            } else {
+                &data.node_status
+            };
+            names
+                .iter()
+                .map(|n| {
+                    row(vec![
+                        ("id", str(&crate::state::node_id(n))),
+                        ("name", str(n)),
+                        ("isinmaintenancemode", Value::Int(0)),
+                        ("maxconcurrenttasks", Value::Int(5)),
+                    ])
+                })
+                .collect()
+        }
+        "Subscription" => counted("Subscriptions", data.subscriptions),
+        "ProjectTrigger" => counted("ProjectTriggers", data.project_triggers),
+        "Machine" => counted("Machines", data.machines),
+        "Worker" => counted("Workers", data.workers),
+        "ExtensionConfiguration" => data
+            .extensions
+            .iter()
+            .map(|e| row(vec![("id", str(e)), ("name", str(e))]))
+            .collect(),
+        "Configuration" => vec![row(vec![
+            ("id", str("upgradeavailability")),
+            ("json", str(&configuration_json(&data.installation_id))),
+        ])],
+        _ => Vec::new(),
+    }
+}
 
 fn invalid_object(name: &str) -> SqlError {
     (208, 16, format!("Invalid object name '{name}'."))
@@ -377,9 +453,9 @@ impl Server<'_> {
                 })
                 .collect(),
             "sys.tables" | "sys.columns" => {
-                if !self.in_octopus() {
+                let Some((_, schema)) = self.state.content_of(&self.current) else {
                     return Ok(Vec::new());
-                }
+                };
                 let mut tables: Vec<String> = [
                     "Event",
                     "Project",
@@ -390,6 +466,13 @@ impl Server<'_> {
                 .iter()
                 .map(|t| t.to_string())
                 .collect();
+                for t in OCTOPUS_TABLES {
+                    let too_old = *t == "OctopusServerNodeStatus"
+                        && crate::version::compare(&schema, NODE_STATUS_FROM).is_lt();
+                    if !too_old && !tables.iter().any(|x| x == t) {
+                        tables.push(t.to_string());
+                    }
+                }
                 for m in &s.collation_mismatches {
                     let t = m.split('.').next().unwrap_or("").to_string();
                     if !tables.contains(&t) {
@@ -527,8 +610,48 @@ impl Server<'_> {
                     ),
                 ])]
             }
-            other => return Err(invalid_object(other)),
+            other => match self.octopus_table(other) {
+                Some((data, table)) => octopus_rows(&data, table),
+                None => return Err(invalid_object(other)),
+            },
         })
+    }
+
+    /// `dbo.Subscription`, `Subscription` or `[db].dbo.Subscription` (lower-cased, dotted)
+    /// in a database with Octopus content: that content and the table's name.
+    pub(super) fn octopus_table(&self, name: &str) -> Option<(OctopusData, &'static str)> {
+        let parts: Vec<&str> = name.split('.').collect();
+        let (database, table) = match parts.as_slice() {
+            [t] | ["dbo", t] => (self.current.clone(), *t),
+            [db, "dbo" | "", t] => (db.to_string(), *t),
+            _ => return None,
+        };
+        let (data, schema) = self.state.content_of(&database)?;
+        let table = OCTOPUS_TABLES
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(table))?;
+        if *table == "OctopusServerNodeStatus"
+            && crate::version::compare(&schema, NODE_STATUS_FROM).is_lt()
+        {
+            return None;
+        }
+        Some((data, table))
+    }
+
+    /// The rows of `rows` for which `conds` hold.
+    pub(super) fn matching(&self, rows: Vec<Row>, conds: &[Cond]) -> Result<Vec<Row>, SqlError> {
+        let mut kept = Vec::new();
+        for row in rows {
+            if self.holds(conds, &row)? {
+                kept.push(row);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Evaluates `expr` against `row`.
+    pub(super) fn value(&self, expr: &Expr, row: &Row) -> Result<Value, SqlError> {
+        self.eval(expr, Some(row))
     }
 
     fn function(&self, name: &str, args: &[Value]) -> Result<Value, SqlError> {
@@ -621,6 +744,42 @@ impl Server<'_> {
             }
             // The type is the first argument; the simulator's values need no conversion.
             "CONVERT" => arg(1),
+            "NEWID" => Value::Str(crate::state::new_guid()),
+            "LOWER" => arg(0)
+                .text()
+                .map(|t| Value::Str(t.to_lowercase()))
+                .unwrap_or(Value::Null),
+            "UPPER" => arg(0)
+                .text()
+                .map(|t| Value::Str(t.to_uppercase()))
+                .unwrap_or(Value::Null),
+            // `$.Key` paths of a top-level key only: what the rehearsal reads and writes.
+            "JSON_VALUE" => {
+                let doc: serde_json::Value =
+                    serde_json::from_str(&text(0)).unwrap_or(serde_json::Value::Null);
+                match text(1).strip_prefix("$.").and_then(|k| doc.get(k)) {
+                    Some(serde_json::Value::String(v)) => Value::Str(v.clone()),
+                    Some(serde_json::Value::Number(n)) => Value::Str(n.to_string()),
+                    Some(serde_json::Value::Bool(b)) => Value::Str(b.to_string()),
+                    _ => Value::Null,
+                }
+            }
+            "JSON_MODIFY" => {
+                let Ok(serde_json::Value::Object(mut doc)) =
+                    serde_json::from_str::<serde_json::Value>(&text(0))
+                else {
+                    return Err((13609, 16, "JSON text is not properly formatted.".into()));
+                };
+                let Some(key) = text(1).strip_prefix("$.").map(str::to_string) else {
+                    return Err((13607, 16, "JSON path is not properly formatted.".into()));
+                };
+                match arg(2) {
+                    Value::Null => doc.remove(&key),
+                    Value::Int(i) => doc.insert(key, i.into()),
+                    Value::Str(v) => doc.insert(key, v.into()),
+                };
+                Value::Str(serde_json::Value::Object(doc).to_string())
+            }
             "CAST" | "ISNULL" | "COALESCE" => args
                 .iter()
                 .find(|v| **v != Value::Null)
@@ -682,10 +841,30 @@ impl Server<'_> {
     fn holds(&self, conds: &[Cond], row: &Row) -> Result<bool, SqlError> {
         for c in conds {
             let l = self.eval(&c.left, Some(row))?;
-            let r = self.eval(&c.right, Some(row))?;
+            let r = if c.op == "IN" {
+                Value::Null
+            } else {
+                self.eval(&c.right, Some(row))?
+            };
             let ok = match c.op.as_str() {
                 "IS NULL" => l == Value::Null,
                 "IS NOT NULL" => l != Value::Null,
+                "IN" => {
+                    let Expr::Call(_, list) = &c.right else {
+                        return Ok(false);
+                    };
+                    let mut found = false;
+                    for item in list {
+                        let v = self.eval(item, Some(row))?;
+                        if v != Value::Null
+                            && l != Value::Null
+                            && v.shown().eq_ignore_ascii_case(&l.shown())
+                        {
+                            found = true;
+                        }
+                    }
+                    found
+                }
                 _ if l == Value::Null || r == Value::Null => false,
                 op => {
                     let ord = match (&l, &r) {

@@ -1,0 +1,342 @@
+//! `octoup rehearse` against the simulator and a real Docker engine: the simulator plays
+//! the vendor's container (`octoup-sim image`), the SQL Server is the simulator's, reached
+//! only through octoup's relay on an internal network. Every test proves production was not
+//! touched: no event on the production database or nodes in the simulator's history, and
+//! the invariant checker (R1: no copy started armed; I5: no secret on a command line).
+
+use std::time::{Duration, Instant};
+
+use octoup_testkit::*;
+use serde_json::Value;
+
+const TARGET: &str = "2024.3.13050";
+
+/// A one-node installation set up for rehearsals to `TARGET`.
+fn rehearsable(s: Scenario) -> Sim {
+    let image = sim_image(TARGET);
+    let sim = s.start();
+    let key = sim.state()["secrets"]["master_key"]
+        .as_str()
+        .expect("the installation's master key")
+        .to_string();
+    let key_file = sim.dir().join("rehearsal-master-key.txt");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let data = sim.dir().join("rehearsal-data");
+    sim.edit_config(|cfg| {
+        let mut t = toml::Table::new();
+        t.insert("image".into(), image.replace(TARGET, "{version}").into());
+        t.insert(
+            "data_dir".into(),
+            data.to_string_lossy().into_owned().into(),
+        );
+        t.insert(
+            "master_key_file".into(),
+            key_file.to_string_lossy().into_owned().into(),
+        );
+        cfg.insert("rehearsal".into(), toml::Value::Table(t));
+    });
+    sim
+}
+
+/// The events from `from` on that touch production: anything but reads of it (API GETs,
+/// sqlcmd, its COPY_ONLY backup and that backup's verification) and what happened to the
+/// scratch database.
+fn touching_production(h: &[Value], from: usize, scratch: &str) -> Vec<String> {
+    let on_scratch = |e: &Value| {
+        e["database"]
+            .as_str()
+            .is_some_and(|d| d.eq_ignore_ascii_case(scratch))
+    };
+    h[from..]
+        .iter()
+        .filter(|e| {
+            let kind = e["kind"].as_str().unwrap_or("");
+            match kind {
+                "api-request" => e["method"].as_str().is_some_and(|m| m != "GET"),
+                "standin-invoked" => e["program"] != "sqlcmd",
+                "db-backup-created" => e["copy_only"] != true,
+                "db-backup-verified" | "task-queued" | "task-started" | "task-finished" => false,
+                "fault-fired" => false,
+                _ => !on_scratch(e),
+            }
+        })
+        .map(|e| e.to_string())
+        .collect()
+}
+
+fn scratch_exists(sim: &Sim, scratch: &str) -> bool {
+    sim.state()["instance_dbs"]["databases"]
+        .as_array()
+        .is_some_and(|dbs| dbs.iter().any(|d| d["name"] == scratch))
+}
+
+fn production(sim: &Sim) -> Value {
+    let s = sim.state();
+    serde_json::json!({
+        "schema": s["database"]["schema_version"],
+        "maintenance": s["database"]["maintenance"]["is_in_maintenance_mode"],
+        "nodes": s["nodes"].as_array().unwrap().iter().map(|n| serde_json::json!([
+            n["name"], n["service"], n["drain"], n["installed_version"]
+        ])).collect::<Vec<_>>(),
+    })
+}
+
+#[test]
+fn a_rehearsal_is_go_measures_the_migrations_and_the_plan_uses_them() {
+    let sim = rehearsable(Scenario::new().spec("[durations]\ndb_upgrade = 1500\n"));
+    let before = production(&sim);
+    let start = sim.history().len();
+    let r = sim.octoup(&["rehearse", "--to", TARGET, "--json"]);
+    r.expect_code(0);
+    let j = &r.json;
+    assert_eq!(j["status"], "go", "{}", r.stdout);
+    let phases: Vec<&str> = j["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "backup",
+            "verify",
+            "restore",
+            "disarm",
+            "migrations-and-start",
+            "checks"
+        ],
+        "{}",
+        r.stdout
+    );
+    let migrations = j["phases"][4]["seconds"].as_f64().unwrap();
+    // 1500 simulated seconds at 2 ms each: at least 3 s of real time.
+    assert!(migrations >= 3.0, "{migrations}");
+    assert_eq!(j["teardown"]["done"], true, "{}", r.stdout);
+    let scratch = j["scratch_database"].as_str().unwrap();
+    let id = j["id"].as_str().unwrap();
+
+    let h = sim.history();
+    let touched = touching_production(&h, start, scratch);
+    assert!(touched.is_empty(), "production was touched: {touched:#?}");
+    assert!(
+        find(&h, "db-restored-as", |e| e["database"] == scratch).is_some(),
+        "{}",
+        kinds(&h)
+    );
+    assert!(
+        find(&h, "rehearsal-migration-finished", |e| e["database"]
+            == scratch)
+        .is_some(),
+        "{}",
+        kinds(&h)
+    );
+    assert!(
+        find(&h, "db-rows-changed", |e| e["database"] == scratch).is_some(),
+        "disarmed: {}",
+        kinds(&h)
+    );
+    assert_eq!(count(&h, "db-upgrade-started"), 0);
+    assert_eq!(production(&sim), before);
+    sim.assert_check();
+    assert!(
+        rehearsal_leftovers(id).is_empty(),
+        "{:?}",
+        rehearsal_leftovers(id)
+    );
+    assert!(
+        !scratch_exists(&sim, scratch),
+        "{}",
+        sim.state()["instance_dbs"]
+    );
+
+    // The plan estimates the database upgrade from what the rehearsal measured.
+    let plan = sim.octoup(&["plan", "--to", TARGET, "--json"]);
+    plan.expect_code(0);
+    assert_eq!(plan.json["rehearsal"]["id"], id, "{}", plan.stdout);
+    let step = plan.json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "upgrade-database")
+        .expect("the database upgrade is planned");
+    assert_eq!(
+        step["estimate_seconds"].as_f64(),
+        Some(migrations),
+        "{step}"
+    );
+    assert!(
+        step["note"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("measured in rehearsal {id} on ")),
+        "{step}"
+    );
+    let text = sim.octoup(&["plan", "--to", TARGET]);
+    assert!(
+        text.stdout.contains("measured in rehearsal"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn a_failing_migration_is_no_go_with_the_error_and_production_is_untouched() {
+    let sim = rehearsable(Scenario::new().database(
+        "migration_failure",
+        "Script0342 - Feed names: Cannot insert duplicate key row in object 'dbo.Feed' with unique index 'IX_Feed_Name'",
+    ));
+    let before = production(&sim);
+    let start = sim.history().len();
+    let r = sim.octoup(&["rehearse", "--to", TARGET, "--json"]);
+    r.expect_code(3);
+    let j = &r.json;
+    assert_eq!(j["status"], "no-go", "{}", r.stdout);
+    let reasons = j["reasons"].to_string();
+    assert!(
+        reasons.contains("migrations or the start failed"),
+        "{reasons}"
+    );
+    assert!(reasons.contains("duplicate key"), "{reasons}");
+    assert!(
+        j["log_excerpt"]
+            .as_str()
+            .is_some_and(|l| l.contains("IX_Feed_Name")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(j["teardown"]["done"], true, "{}", r.stdout);
+    let scratch = j["scratch_database"].as_str().unwrap();
+    let h = sim.history();
+    let touched = touching_production(&h, start, scratch);
+    assert!(touched.is_empty(), "production was touched: {touched:#?}");
+    assert!(
+        find(&h, "rehearsal-migration-failed", |e| e["database"]
+            == scratch)
+        .is_some(),
+        "{}",
+        kinds(&h)
+    );
+    assert_eq!(production(&sim), before);
+    sim.assert_check();
+    assert!(rehearsal_leftovers(j["id"].as_str().unwrap()).is_empty());
+    assert!(!scratch_exists(&sim, scratch));
+
+    // The text says no-go and shows the server's last lines.
+    let text = sim.octoup(&["rehearse", "--to", TARGET]);
+    text.expect_code(3);
+    assert!(text.stdout.contains("NO-GO"), "{}", text.stdout);
+    assert!(text.stdout.contains("| "), "{}", text.stdout);
+}
+
+/// Waits for the rehearsal's journal to name a running container; its id.
+fn wait_for_container(sim: &Sim) -> String {
+    let dir = sim.dir().join("octoup-state").join("rehearsals");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no rehearsal container appeared");
+        if let Some(id) = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+            .find(|r| {
+                r["phases"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p["name"] == "disarm"))
+            })
+            .and_then(|r| r["id"].as_str().map(str::to_string))
+            && rehearsal_leftovers(&id)
+                .iter()
+                .any(|l| l.starts_with("container "))
+        {
+            return id;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_killed_rehearsal_is_torn_down_by_cleanup() {
+    // Migrations of 20000 simulated seconds: 40 s, long enough to kill octoup during them.
+    let sim = rehearsable(Scenario::new().spec("[durations]\ndb_upgrade = 20000\n"));
+    let before = production(&sim);
+    let mut child = sim
+        .octoup_cmd(&["rehearse", "--to", TARGET, "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start octoup rehearse");
+    let id = wait_for_container(&sim);
+    child.kill().expect("kill octoup");
+    let _ = child.wait();
+    assert!(
+        !rehearsal_leftovers(&id).is_empty(),
+        "the kill left the container"
+    );
+
+    let c = sim.octoup(&["rehearse", "--cleanup", "--json"]);
+    c.expect_code(0);
+    let cleaned = c.json["cleaned"].as_array().expect("cleaned").clone();
+    assert_eq!(cleaned.len(), 1, "{}", c.stdout);
+    assert_eq!(cleaned[0]["id"], id.as_str());
+    assert_eq!(cleaned[0]["status"], "interrupted");
+    assert_eq!(cleaned[0]["teardown"]["done"], true, "{}", c.stdout);
+    let scratch = cleaned[0]["scratch_database"].as_str().unwrap();
+    assert!(
+        rehearsal_leftovers(&id).is_empty(),
+        "{:?}",
+        rehearsal_leftovers(&id)
+    );
+    assert!(
+        !scratch_exists(&sim, scratch),
+        "{}",
+        sim.state()["instance_dbs"]
+    );
+    assert_eq!(production(&sim), before);
+    sim.assert_check();
+    // Nothing is left for a second cleanup.
+    let again = sim.octoup(&["rehearse", "--cleanup", "--json"]);
+    again.expect_code(0);
+    assert_eq!(again.json["cleaned"].as_array().map(Vec::len), Some(0));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_rehearsal_and_tears_it_down_at_once() {
+    let sim = rehearsable(Scenario::new().spec("[durations]\ndb_upgrade = 20000\n"));
+    let child = sim
+        .octoup_cmd(&["rehearse", "--to", TARGET, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start octoup rehearse");
+    let id = wait_for_container(&sim);
+    let started = Instant::now();
+    // SIGINT, as a terminal's Ctrl-C sends it.
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it waited for the migrations"
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).expect("the report");
+    assert_eq!(j["status"], "interrupted", "{j}");
+    assert_eq!(j["teardown"]["done"], true, "{j}");
+    assert!(
+        rehearsal_leftovers(&id).is_empty(),
+        "{:?}",
+        rehearsal_leftovers(&id)
+    );
+    assert!(!scratch_exists(
+        &sim,
+        j["scratch_database"].as_str().unwrap()
+    ));
+    sim.assert_check();
+}
