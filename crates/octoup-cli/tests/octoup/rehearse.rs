@@ -42,10 +42,12 @@ fn rehearsable(s: Scenario) -> Sim {
 /// sqlcmd, its COPY_ONLY backup and that backup's verification) and what happened to the
 /// scratch database.
 fn touching_production(h: &[Value], from: usize, scratch: &str) -> Vec<String> {
+    // A copy's events name it as `copy`; every other event on the scratch database as
+    // `database`.
     let on_scratch = |e: &Value| {
-        e["database"]
-            .as_str()
-            .is_some_and(|d| d.eq_ignore_ascii_case(scratch))
+        [&e["database"], &e["copy"]]
+            .iter()
+            .any(|v| v.as_str().is_some_and(|d| d.eq_ignore_ascii_case(scratch)))
     };
     h[from..]
         .iter()
@@ -338,5 +340,148 @@ fn ctrl_c_stops_the_rehearsal_and_tears_it_down_at_once() {
         &sim,
         j["scratch_database"].as_str().unwrap()
     ));
+    sim.assert_check();
+}
+
+/// Every file under `dir`, with its text.
+fn files_under(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((
+                path.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+}
+
+#[test]
+fn no_secret_reaches_the_output_the_journal_the_log_or_the_docker_command_line() {
+    let sim = rehearsable(Scenario::new());
+    let secrets = sim.secrets();
+    let (admin_key, sql_password, master_key) = (&secrets[0], &secrets[2], &secrets[3]);
+    let mut texts = Vec::new();
+    for args in [
+        vec!["rehearse", "--to", TARGET, "--verbose"],
+        vec!["rehearse", "--to", TARGET, "--json"],
+    ] {
+        let out = sim.octoup_cmd(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        texts.push((
+            format!("stdout of {args:?}"),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ));
+        texts.push((
+            format!("stderr of {args:?}"),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    let state_dir = sim.dir().join("octoup-state");
+    files_under(&state_dir, &mut texts);
+    let log = texts
+        .iter()
+        .find(|(n, _)| n.contains("rehearsal-") && n.ends_with(".log"))
+        .expect("the rehearsal's run log")
+        .1
+        .clone();
+    // The container's secrets are named on docker's command line, never given there.
+    assert!(log.contains("--env DB_CONNECTION_STRING "), "{log}");
+    assert!(log.contains("--env MASTER_KEY "), "{log}");
+    assert!(!log.contains("DB_CONNECTION_STRING="), "{log}");
+    for (name, text) in &texts {
+        for (what, secret) in [
+            ("API key", admin_key),
+            ("SQL password", sql_password),
+            ("master key", master_key),
+        ] {
+            assert!(!text.contains(secret.as_str()), "the {what} is in {name}");
+        }
+    }
+    // The simulator's container saw no secret in its own argv either (I5).
+    sim.assert_check();
+}
+
+#[test]
+fn a_recent_verified_backup_is_reused_when_the_config_allows_it() {
+    let sim = rehearsable(Scenario::new());
+    sim.edit_config(|cfg| {
+        cfg["rehearsal"]
+            .as_table_mut()
+            .unwrap()
+            .insert("reuse_backup_hours".into(), 24.into());
+    });
+    let first = sim.octoup(&["rehearse", "--to", TARGET, "--json"]);
+    first.expect_code(0);
+    assert!(
+        first.json["backup"]["reused_from"].is_null(),
+        "{}",
+        first.stdout
+    );
+    let backups = sim.count("db-backup-created");
+    let second = sim.octoup(&["rehearse", "--to", TARGET, "--json"]);
+    second.expect_code(0);
+    assert_eq!(
+        second.json["backup"]["reused_from"], first.json["id"],
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        second.json["backup"]["files"],
+        first.json["backup"]["files"]
+    );
+    assert!(
+        !second.json["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "backup"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        sim.count("db-backup-created"),
+        backups,
+        "no second backup was taken"
+    );
+    sim.assert_check();
+}
+
+#[test]
+fn on_azure_sql_database_the_copy_is_made_as_copy_of_and_dropped() {
+    let sim = rehearsable(Scenario::new().database("hosting", "azure-sql-database"));
+    let start = sim.history().len();
+    let r = sim.octoup(&["rehearse", "--to", TARGET, "--json"]);
+    r.expect_code(0);
+    assert_eq!(r.json["copy_method"], "copy", "{}", r.stdout);
+    let phases: Vec<&str> = r.json["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["copy", "disarm", "migrations-and-start", "checks"],
+        "{}",
+        r.stdout
+    );
+    let scratch = r.json["scratch_database"].as_str().unwrap();
+    let h = sim.history();
+    assert_eq!(
+        count(&h, "db-backup-created"),
+        0,
+        "Azure SQL Database allows no BACKUP"
+    );
+    let touched = touching_production(&h, start, scratch);
+    assert!(touched.is_empty(), "production was touched: {touched:#?}");
+    assert!(
+        find(&h, "db-rows-changed", |e| e["database"] == scratch).is_some(),
+        "{}",
+        kinds(&h)
+    );
+    assert!(!scratch_exists(&sim, scratch));
     sim.assert_check();
 }
