@@ -270,11 +270,16 @@ async fn run_local(spec: &CommandSpec) -> Result<CommandOutput, RunError> {
         hook.launching();
     }
     let started = Instant::now();
-    let child = command.spawn().map_err(|source| RunError::Spawn {
-        label: spec.label.clone(),
-        program: program.clone(),
-        source,
-    })?;
+    // fork/exec blocks for milliseconds under load: off the runtime's threads, the spawns
+    // of one phase's nodes (polled together in one task) overlap instead of queueing.
+    let child = tokio::task::spawn_blocking(move || command.spawn())
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+        .map_err(|source| RunError::Spawn {
+            label: spec.label.clone(),
+            program: program.clone(),
+            source,
+        })?;
     let pid = child.id();
     if let (Some(hook), Some(pid)) = (&spec.on_spawn, pid) {
         hook.spawned(ProcessId::of(pid));
