@@ -121,6 +121,7 @@ pub fn run(args: RehearseArgs, ctx: &Context) -> Exit {
             match r.status {
                 RehearsalStatus::Go => Exit::Ok,
                 RehearsalStatus::NoGo => Exit::Refused,
+                RehearsalStatus::Failed => Exit::Failed,
                 RehearsalStatus::Interrupted | RehearsalStatus::Running => Exit::Interrupted,
             }
         }
@@ -154,6 +155,9 @@ fn render(r: &Rehearsal) -> String {
     let verdict = match r.status {
         RehearsalStatus::Go => "GO",
         RehearsalStatus::NoGo => "NO-GO",
+        RehearsalStatus::Failed => {
+            "FAILED (the rehearsal could not be carried out; this says nothing about the upgrade)"
+        }
         RehearsalStatus::Interrupted | RehearsalStatus::Running => "INTERRUPTED",
     };
     let mut t = format!(
@@ -164,14 +168,18 @@ fn render(r: &Rehearsal) -> String {
         r.target
     );
     t.push_str(&format!(
-        "Copy: {} ({}); image {}\n",
+        "Copy: {} ({}); image {}{}\n",
         r.scratch_database,
         if r.copy_method.is_empty() {
             "not made"
         } else {
             &r.copy_method
         },
-        r.image
+        r.image,
+        r.image_digest
+            .as_ref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
     ));
     if !r.phases.is_empty() {
         t.push_str("Measured:\n");
@@ -183,6 +191,9 @@ fn render(r: &Rehearsal) -> String {
                 p.detail
             ));
         }
+    }
+    if let (RehearsalStatus::Failed, Some(e)) = (r.status, &r.error) {
+        t.push_str(&format!("Error: {e}\n"));
     }
     if !r.reasons.is_empty() {
         t.push_str("Why no-go:\n");

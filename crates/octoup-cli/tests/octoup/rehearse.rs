@@ -115,6 +115,14 @@ fn a_rehearsal_is_go_measures_the_migrations_and_the_plan_uses_them() {
     // 1500 simulated seconds at 2 ms each: at least 3 s of real time.
     assert!(migrations >= 3.0, "{migrations}");
     assert_eq!(j["teardown"]["done"], true, "{}", r.stdout);
+    // What ran is recorded exactly (a local image has no registry digest: its id).
+    assert!(
+        j["image_digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{}",
+        r.stdout
+    );
     let scratch = j["scratch_database"].as_str().unwrap();
     let id = j["id"].as_str().unwrap();
 
@@ -484,4 +492,45 @@ fn on_azure_sql_database_the_copy_is_made_as_copy_of_and_dropped() {
     );
     assert!(!scratch_exists(&sim, scratch));
     sim.assert_check();
+}
+
+#[test]
+fn without_a_docker_engine_the_rehearsal_fails_before_any_copy_and_says_so() {
+    let sim = rehearsable(Scenario::new());
+    sim.edit_config(|cfg| {
+        cfg["rehearsal"]
+            .as_table_mut()
+            .unwrap()
+            .insert("docker".into(), toml::Value::Array(vec!["false".into()]));
+    });
+    let start = sim.history().len();
+    let r = sim.octoup(&["rehearse", "--to", TARGET, "--json"]);
+    r.expect_code(1);
+    assert_eq!(r.json["status"], "failed", "{}", r.stdout);
+    assert!(
+        r.json["reasons"].as_array().unwrap().is_empty(),
+        "not a verdict: {}",
+        r.stdout
+    );
+    let error = r.json["error"].as_str().unwrap();
+    assert!(
+        error.contains("Docker") && error.contains("[rehearsal] docker"),
+        "{error}"
+    );
+    // Nothing was made, so nothing is left to tear down (a later rehearsal has no leftovers).
+    assert_eq!(r.json["teardown"]["done"], true, "{}", r.stdout);
+    let h = sim.history();
+    assert_eq!(
+        count(&h[start..], "db-backup-created"),
+        0,
+        "nothing was copied: {}",
+        kinds(&h)
+    );
+    let text = sim.octoup(&["rehearse", "--to", TARGET]);
+    text.expect_code(1);
+    assert!(
+        text.stdout.contains("says nothing about the upgrade"),
+        "{}",
+        text.stdout
+    );
 }

@@ -147,6 +147,30 @@ impl Docker {
         Ok(out.stdout.trim().to_string())
     }
 
+    /// What exactly ran: the image's registry digest (`name@sha256:…`) when it came from a
+    /// registry, else its local id (`sha256:…`).
+    pub async fn image_digest(&self, image: &str) -> Option<String> {
+        let out = self
+            .checked(
+                "read the rehearsal image's digest",
+                &[
+                    "image",
+                    "inspect",
+                    "--format",
+                    "{{range .RepoDigests}}{{.}} {{end}}|{{.Id}}",
+                    image,
+                ],
+            )
+            .await
+            .ok()?;
+        let (digests, id) = out.split_once('|')?;
+        digests
+            .split_whitespace()
+            .next()
+            .map(str::to_string)
+            .or_else(|| Some(id.trim().to_string()).filter(|i| !i.is_empty()))
+    }
+
     /// The container's address on the network (octoup reaches its API there).
     pub async fn address(&self, container: &str, network: &str) -> Result<String, RehearsalError> {
         let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");

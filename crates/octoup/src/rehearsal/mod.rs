@@ -207,10 +207,9 @@ pub async fn rehearse(
             r.error = Some("stopped by Ctrl-C before a verdict".into());
         }
         Err(e) => {
-            r.status = RehearsalStatus::NoGo;
-            let text = log.scrub(&e.to_string());
-            r.reasons.push(text.clone());
-            r.error = Some(text);
+            // Not a verdict on the upgrade: the rehearsal itself could not be carried out.
+            r.status = RehearsalStatus::Failed;
+            r.error = Some(log.scrub(&e.to_string()));
         }
     }
     book.save(&mut r)?;
@@ -453,6 +452,8 @@ impl<'a> Kit<'a> {
         // 3. The rehearsal server, with no route to production.
         self.events
             .phase("start", &format!("{} on an internal network", r.image));
+        r.docker_made = true;
+        self.save(r, book)?;
         let gateway = self.docker.create_network(&r.network, &r.id).await?;
         let gateway_ip: std::net::IpAddr = gateway.parse().map_err(|_| RehearsalError::Docker {
             what: "read the rehearsal network's gateway".into(),
@@ -507,6 +508,8 @@ impl<'a> Kit<'a> {
                 ],
             })
             .await?;
+        r.image_digest = self.docker.image_digest(&r.image).await;
+        self.save(r, book)?;
         let ip = self.docker.address(&r.container, &r.network).await?;
         let api = OctopusApi::new(
             // The container is on a host-local bridge that never leaves this machine: plain
@@ -760,11 +763,14 @@ impl<'a> Kit<'a> {
         let runner = self.conn.runner.as_ref();
         let mut actions = Vec::new();
         let mut ok = true;
-        let mut containers = vec![r.container.clone()];
-        let mut networks = vec![r.network.clone()];
-        if let Ok((c, n)) = self.docker.labelled(&r.id).await {
-            containers.extend(c);
-            networks.extend(n);
+        let (mut containers, mut networks) = (Vec::new(), Vec::new());
+        if r.docker_made {
+            containers.push(r.container.clone());
+            networks.push(r.network.clone());
+            if let Ok((c, n)) = self.docker.labelled(&r.id).await {
+                containers.extend(c);
+                networks.extend(n);
+            }
         }
         containers.dedup();
         networks.dedup();

@@ -27,6 +27,9 @@ pub enum RehearsalStatus {
     NoGo,
     /// Stopped by Ctrl-C before a verdict.
     Interrupted,
+    /// The rehearsal could not be carried out (Docker, the copy, the config): the error
+    /// says why. It says nothing about the upgrade.
+    Failed,
 }
 
 impl RehearsalStatus {
@@ -36,6 +39,7 @@ impl RehearsalStatus {
             RehearsalStatus::Go => "go",
             RehearsalStatus::NoGo => "no-go",
             RehearsalStatus::Interrupted => "interrupted",
+            RehearsalStatus::Failed => "failed",
         }
     }
 }
@@ -89,9 +93,15 @@ pub struct Rehearsal {
     pub scratch_database: String,
     /// Whether the scratch database may exist (set before the statement that makes it).
     pub scratch_made: bool,
+    /// Whether the network or the container may exist (set before the first is made).
+    #[serde(default)]
+    pub docker_made: bool,
     pub container: String,
     pub network: String,
     pub image: String,
+    /// The digest (or local id) of the image that ran: what to pin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupUsed>,
     pub phases: Vec<Phase>,
@@ -122,9 +132,11 @@ impl Rehearsal {
             copy_method: String::new(),
             scratch_database: format!("{prefix}_{short}"),
             scratch_made: false,
+            docker_made: false,
             container: format!("octoup-rehearsal-{}", id.to_ascii_lowercase()),
             network: format!("octoup-rehearsal-{}", id.to_ascii_lowercase()),
             image: String::new(),
+            image_digest: None,
             backup: None,
             phases: Vec::new(),
             reasons: Vec::new(),
