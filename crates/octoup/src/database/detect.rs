@@ -36,6 +36,19 @@ impl Hosting {
         .find(|h| h.name() == name)
     }
 
+    /// The hosting `SERVERPROPERTY('EngineEdition')` and an `rdsadmin` database tell;
+    /// `None` for an edition octoup does not know.
+    pub fn from_engine_edition(engine_edition: u32, rdsadmin: bool) -> Option<Hosting> {
+        match engine_edition {
+            5 => Some(Hosting::AzureSqlDatabase),
+            8 => Some(Hosting::AzureSqlManagedInstance),
+            // RDS instances carry the `rdsadmin` database (its procedures run backups); **inf**.
+            _ if rdsadmin => Some(Hosting::AmazonRds),
+            1..=4 => Some(Hosting::SelfManaged),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Hosting::SelfManaged => "self-managed",

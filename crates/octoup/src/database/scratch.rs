@@ -162,9 +162,7 @@ impl DatabaseSide {
         let edition = row.first().cloned().flatten().unwrap_or_default();
         let engine = sqlcmd_output::number(&row.get(1).cloned().flatten()).map(|n| n as u32);
         let rdsadmin = row.get(2).cloned().flatten().is_some();
-        let hosting = engine
-            .map(|e| crate::doctor::database::hosting(e, rdsadmin))
-            .and_then(|name| super::Hosting::parse(&name));
+        let hosting = engine.and_then(|e| super::Hosting::from_engine_edition(e, rdsadmin));
         let lower = edition.to_ascii_lowercase();
         let compression = !(lower.contains("express") || lower.contains("web"));
         Ok((hosting, compression))

@@ -88,14 +88,9 @@ impl DatabaseFacts {
 
 /// The hosting a server's `EngineEdition` (and an `rdsadmin` database) tell.
 pub fn hosting(engine_edition: u32, rdsadmin: bool) -> String {
-    match engine_edition {
-        5 => "azure-sql-database".into(),
-        8 => "azure-sql-managed-instance".into(),
-        // RDS instances carry the `rdsadmin` database (its procedures run backups); **inf**.
-        _ if rdsadmin => "amazon-rds".into(),
-        1..=4 => "self-managed".into(),
-        n => format!("other (EngineEdition {n})"),
-    }
+    crate::database::Hosting::from_engine_edition(engine_edition, rdsadmin)
+        .map(|h| h.name().to_string())
+        .unwrap_or_else(|| format!("other (EngineEdition {engine_edition})"))
 }
 
 /// Runs the database checks.
