@@ -19,6 +19,6 @@ mod sim;
 pub use bins::{octoup_bin, sim_bin, target_dir};
 pub use docker::{rehearsal_leftovers, sim_image};
 pub use history::{count, find, first, kinds, last, mutating};
-pub use ran::{Ran, octoup_asking, octoup_command, run, run_in};
+pub use ran::{Ran, files_under, octoup_asking, octoup_command, run, run_in};
 pub use scenario::Scenario;
 pub use sim::{Launcher, SQLCMD_ARGS, Sim};

@@ -145,3 +145,18 @@ where
 {
     Ran::of(octoup_command(args).current_dir(dir))
 }
+
+/// Every file under `dir` (recursively), with its text: for asserting what octoup wrote.
+pub fn files_under(dir: &Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((
+                path.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+}

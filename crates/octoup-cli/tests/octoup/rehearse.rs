@@ -351,21 +351,6 @@ fn ctrl_c_stops_the_rehearsal_and_tears_it_down_at_once() {
     sim.assert_check();
 }
 
-/// Every file under `dir`, with its text.
-fn files_under(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            out.push((
-                path.display().to_string(),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            ));
-        }
-    }
-}
-
 #[test]
 fn no_secret_reaches_the_output_the_journal_the_log_or_the_docker_command_line() {
     let sim = rehearsable(Scenario::new());

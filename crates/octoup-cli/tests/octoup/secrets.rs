@@ -5,20 +5,6 @@ use std::path::Path;
 
 use octoup_testkit::*;
 
-fn files_under(dir: &Path, out: &mut Vec<(String, String)>) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            out.push((
-                path.display().to_string(),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            ));
-        }
-    }
-}
-
 #[test]
 fn secrets_never_appear_in_output_logs_journal_or_command_lines() {
     let sim = Scenario::new()

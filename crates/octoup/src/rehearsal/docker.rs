@@ -232,32 +232,23 @@ impl Docker {
 
     /// Removes the container; one that is already gone is fine. `Ok(true)`: it existed.
     pub async fn remove_container(&self, container: &str) -> Result<bool, RehearsalError> {
-        let out = self
-            .call(
-                "remove the rehearsal container",
-                &["rm", "--force", "--volumes", container],
-                Vec::new(),
-            )
-            .await?;
-        if out.success() {
-            return Ok(true);
-        }
-        if gone(&out) {
-            return Ok(false);
-        }
-        Err(RehearsalError::Docker {
-            what: format!("remove the rehearsal container {container}"),
-            detail: format!("exit {}: {}", out.code_text(), out.tail(4)),
-        })
+        self.remove(
+            "container",
+            &["rm", "--force", "--volumes", container],
+            container,
+        )
+        .await
     }
 
     pub async fn remove_network(&self, network: &str) -> Result<bool, RehearsalError> {
+        self.remove("network", &["network", "rm", network], network)
+            .await
+    }
+
+    /// Runs a removal; Docker's "no such …" means it was already gone.
+    async fn remove(&self, kind: &str, args: &[&str], name: &str) -> Result<bool, RehearsalError> {
         let out = self
-            .call(
-                "remove the rehearsal network",
-                &["network", "rm", network],
-                Vec::new(),
-            )
+            .call(&format!("remove the rehearsal {kind}"), args, Vec::new())
             .await?;
         if out.success() {
             return Ok(true);
@@ -266,7 +257,7 @@ impl Docker {
             return Ok(false);
         }
         Err(RehearsalError::Docker {
-            what: format!("remove the rehearsal network {network}"),
+            what: format!("remove the rehearsal {kind} {name}"),
             detail: format!("exit {}: {}", out.code_text(), out.tail(4)),
         })
     }
