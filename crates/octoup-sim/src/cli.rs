@@ -127,7 +127,7 @@ pub fn run_cli(prefix: Vec<OsString>, args: Vec<OsString>) -> i32 {
     if let Some(program) = args.first()
         && matches!(program.as_str(), "exe" | "msiexec" | "sqlcmd")
     {
-        return run_standin(program, &args[1..]);
+        return run_standin(&prefix, program, &args[1..]);
     }
     let cli = match Cli::try_parse_from(std::iter::once("octoup-sim".to_string()).chain(args)) {
         Ok(cli) => cli,
@@ -301,7 +301,7 @@ fn run_command(prefix: &[OsString], command: Command) -> Result<i32, String> {
 
 /// `exe`/`msiexec`/`sqlcmd`: `--dir DIR` (and `--node NAME`) first, then the program's own
 /// arguments untouched.
-fn run_standin(program: &str, args: &[String]) -> i32 {
+fn run_standin(prefix: &[OsString], program: &str, args: &[String]) -> i32 {
     let mut dir = None;
     let mut node = None;
     let mut i = 0;
@@ -361,7 +361,7 @@ fn run_standin(program: &str, args: &[String]) -> i32 {
                 return Output::from(e).emit();
             }
             if program == "exe" {
-                standins::exe::run(&store, &node, rest)
+                standins::exe::run(&store, &node, rest, prefix)
             } else {
                 standins::msiexec::run(&store, &node, rest)
             }

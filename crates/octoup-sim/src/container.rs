@@ -286,6 +286,89 @@ fn sql_error(v: &Value) -> String {
     )
 }
 
+/// Connects to the database as a server at `version` with `master_key` would (retrying
+/// until the connect timeout): what the SQL Server port knows of it, or the error line the
+/// server prints. One connection rule for the container and a Windows rehearsal instance.
+pub(crate) fn connect(
+    c: &ConnectionString,
+    version: &str,
+    master_key: &str,
+) -> Result<Value, String> {
+    let timeout = c
+        .connect_timeout
+        .map(Duration::from_secs)
+        .unwrap_or(CONNECT_TIMEOUT);
+    let deadline = Instant::now() + timeout;
+    let connect = json!({ "version": version, "master_key": master_key });
+    loop {
+        match post(c, "connect", connect.clone()) {
+            Ok((200, v)) => return Ok(v),
+            Ok((_, v)) => return Err(format!("Error: {}", sql_error(&v))),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(250)),
+            Err(e) => {
+                return Err(format!(
+                    "Error: A network-related or instance-specific error occurred while establishing a connection to SQL Server. The server was not found or was not accessible. Verify that the instance name is correct and that SQL Server is configured to allow remote connections. (provider: TCP Provider, error: 40 - Could not open a connection to SQL Server: {e})"
+                ));
+            }
+        }
+    }
+}
+
+/// Migrates the connected database (`info` from [`connect`]) from `schema` to `version`
+/// as the server does: timed by the database's size and the version distance
+/// (`[durations]`), failing half way with `[database] migration_failure`; each step is
+/// recorded through the SQL Server port (rehearsal-migration-started/finished/failed). The
+/// error is the line the server prints. One rule for the container and `database --upgrade`
+/// of a Windows rehearsal instance.
+pub(crate) fn migrate(
+    c: &ConnectionString,
+    info: &Value,
+    schema: &str,
+    version: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let lost = |e: std::io::Error| format!("Error: lost the connection to SQL Server: {e}");
+    match crate::version::compare(schema, version) {
+        std::cmp::Ordering::Greater => Err(format!(
+            "Error: The database schema ({schema}) is newer than this version of Octopus Server ({version}). Downgrading a database is not supported."
+        )),
+        std::cmp::Ordering::Less => {
+            log(&format!("Upgrading database from {schema} to {version}"));
+            let fields = json!({ "from": schema, "to": version });
+            post(c, "migration-start", fields.clone()).map_err(lost)?;
+            let secs = info["migration_seconds"].as_f64().unwrap_or(0.0).max(0.0);
+            let time_scale = info["time_scale"].as_f64().unwrap_or(1.0).max(0.0);
+            let failure = info["data"]["migration_failure"]
+                .as_str()
+                .map(str::to_string);
+            let sleep = |sim: f64| {
+                std::thread::sleep(
+                    Duration::try_from_secs_f64(sim * time_scale).unwrap_or_default(),
+                )
+            };
+            if let Some(error) = failure {
+                sleep(secs / 2.0);
+                let _ = post(
+                    c,
+                    "migration-fail",
+                    json!({ "from": schema, "to": version, "error": error }),
+                );
+                return Err(format!("Error: {error}"));
+            }
+            sleep(secs);
+            post(c, "migration-finish", fields).map_err(lost)?;
+            log(&format!(
+                "The database was upgraded successfully to {version}"
+            ));
+            Ok(())
+        }
+        std::cmp::Ordering::Equal => {
+            log("The database schema is up to date");
+            Ok(())
+        }
+    }
+}
+
 /// Runs the container; returns the exit code. `argv` is the container's own command line
 /// (a secret there is recorded as a leak).
 pub(crate) fn run(
@@ -319,26 +402,11 @@ pub(crate) fn run(
         "Checking the database connection to {},{} (database {})",
         c.host, c.port, c.database
     ));
-    let timeout = c
-        .connect_timeout
-        .map(Duration::from_secs)
-        .unwrap_or(CONNECT_TIMEOUT);
-    let deadline = Instant::now() + timeout;
-    let connect = json!({ "version": version, "master_key": settings.master_key });
-    let info = loop {
-        match post(c, "connect", connect.clone()) {
-            Ok((200, v)) => break v,
-            Ok((_, v)) => {
-                log(&format!("Error: {}", sql_error(&v)));
-                return 1;
-            }
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(250)),
-            Err(e) => {
-                log(&format!(
-                    "Error: A network-related or instance-specific error occurred while establishing a connection to SQL Server. The server was not found or was not accessible. Verify that the instance name is correct and that SQL Server is configured to allow remote connections. (provider: TCP Provider, error: 40 - Could not open a connection to SQL Server: {e})"
-                ));
-                return 1;
-            }
+    let info = match connect(c, version, &settings.master_key) {
+        Ok(info) => info,
+        Err(e) => {
+            log(&e);
+            return 1;
         }
     };
     let database = info["database"].as_str().unwrap_or(&c.database).to_string();
@@ -369,7 +437,6 @@ pub(crate) fn run(
         return 1;
     }
     let schema = info["schema_version"].as_str().unwrap_or("").to_string();
-    let time_scale = info["time_scale"].as_f64().unwrap_or(1.0).max(0.0);
     log(&format!(
         "Connected to database {database} (schema {schema})"
     ));
@@ -388,49 +455,9 @@ pub(crate) fn run(
         ));
         let _ = post(c, "armed", json!({ "what": what }));
     }
-    match crate::version::compare(&schema, version) {
-        std::cmp::Ordering::Greater => {
-            log(&format!(
-                "Error: The database schema ({schema}) is newer than this version of Octopus Server ({version}). Downgrading a database is not supported."
-            ));
-            return 1;
-        }
-        std::cmp::Ordering::Less => {
-            log(&format!("Upgrading database from {schema} to {version}"));
-            let fields = json!({ "from": schema, "to": version });
-            if let Err(e) = post(c, "migration-start", fields.clone()) {
-                log(&format!("Error: lost the connection to SQL Server: {e}"));
-                return 1;
-            }
-            let secs = info["migration_seconds"].as_f64().unwrap_or(0.0).max(0.0);
-            let failure = info["data"]["migration_failure"]
-                .as_str()
-                .map(str::to_string);
-            let sleep = |sim: f64| {
-                std::thread::sleep(
-                    Duration::try_from_secs_f64(sim * time_scale).unwrap_or_default(),
-                )
-            };
-            if let Some(error) = failure {
-                sleep(secs / 2.0);
-                log(&format!("Error: {error}"));
-                let _ = post(
-                    c,
-                    "migration-fail",
-                    json!({ "from": schema, "to": version, "error": error }),
-                );
-                return 1;
-            }
-            sleep(secs);
-            if let Err(e) = post(c, "migration-finish", fields) {
-                log(&format!("Error: lost the connection to SQL Server: {e}"));
-                return 1;
-            }
-            log(&format!(
-                "The database was upgraded successfully to {version}"
-            ));
-        }
-        std::cmp::Ordering::Equal => log("The database schema is up to date"),
+    if let Err(e) = migrate(c, &info, &schema, version, &mut log) {
+        log(&e);
+        return 1;
     }
     log(&format!("Registering node {}", settings.node));
     if let Err(e) = post(c, "register-node", json!({ "node": settings.node })) {

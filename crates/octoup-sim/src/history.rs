@@ -209,6 +209,40 @@ pub enum Event {
         database: String,
         what: String,
     },
+    /// msiexec on a spare node (outside the installation): `version` installed, or `None`
+    /// removed.
+    SpareNodeInstalled {
+        node: String,
+        version: Option<String>,
+    },
+    /// `create-instance` / `delete-instance` of a rehearsal instance on a spare node.
+    RehearsalInstanceCreated {
+        node: String,
+        instance: String,
+    },
+    RehearsalInstanceDeleted {
+        node: String,
+        instance: String,
+    },
+    /// A rehearsal instance's service started serving (against `database`), or stopped.
+    RehearsalInstanceStarted {
+        node: String,
+        instance: String,
+        database: String,
+        port: u16,
+    },
+    RehearsalInstanceStopped {
+        node: String,
+        instance: String,
+    },
+    /// A secret on the command line of `Octopus.Server.exe database` on a spare node: the
+    /// vendor's only route for a new instance against an existing database, taken only
+    /// under the operator's opt-in. Recorded (never the value), not counted as a leak.
+    SecretArgument {
+        node: String,
+        which: String,
+        detail: String,
+    },
     /// The container began migrating `database`'s schema.
     RehearsalMigrationStarted {
         database: String,

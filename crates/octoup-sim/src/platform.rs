@@ -58,6 +58,22 @@ pub fn shared_tmp(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Ends process `pid` (a rehearsal instance's server) and reaps nothing: it was detached.
+pub fn terminate(pid: u32) {
+    #[cfg(unix)]
+    let _ = Command::new("kill")
+        .arg(pid.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    #[cfg(windows)]
+    let _ = Command::new("taskkill")
+        .args(["/PID", &pid.to_string(), "/T", "/F"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 /// What stops a server: Ctrl-C, and on Unix SIGTERM too (`docker stop` sends it, and as a
 /// container's PID 1 the process ignores it without a handler).
 pub struct Stop {

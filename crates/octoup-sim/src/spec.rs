@@ -35,6 +35,9 @@ pub struct Spec {
     /// Installed version and schema version on every node.
     pub version: String,
     pub nodes: u32,
+    /// Spare Windows nodes (`OCTO-SPARE-01` …): not part of the installation, for the
+    /// Windows rehearsal host; `up` names the first in `[rehearsal.windows.node]`.
+    pub spare_nodes: u32,
     pub durations: Durations,
     pub license: LicenseSpec,
     pub server: ServerSpec,
@@ -52,6 +55,7 @@ impl Default for Spec {
             time_scale: 0.01,
             version: DEFAULT_VERSION.to_string(),
             nodes: 1,
+            spare_nodes: 0,
             durations: Durations::default(),
             license: LicenseSpec::default(),
             server: ServerSpec::default(),
@@ -564,6 +568,12 @@ impl Spec {
                 "durations.migration_per_gb_step must be >= 0, got {per}"
             ));
         }
+        if self.spare_nodes > 9 {
+            return bad(format!(
+                "spare_nodes must be 0..=9, got {}",
+                self.spare_nodes
+            ));
+        }
         if self.nodes == 0 || self.nodes > 99 {
             return bad(format!("nodes must be 1..=99, got {}", self.nodes));
         }
@@ -679,6 +689,13 @@ impl Spec {
     pub(crate) fn node_names(&self) -> Vec<String> {
         (1..=self.nodes).map(node_name).collect()
     }
+}
+
+/// `OCTO-SPARE-01` … for `spare_nodes`.
+pub(crate) fn spare_node_names(spec: &Spec) -> Vec<String> {
+    (1..=spec.spare_nodes)
+        .map(|n| format!("OCTO-SPARE-{n:02}"))
+        .collect()
 }
 
 /// The name of node number `n` (1-based).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::spec::{Spec, SpecError};
-use crate::state::{Ports, Secrets, State, Store, StoreError};
+use crate::state::{Ports, Secrets, SpareNode, State, Store, StoreError};
 
 /// How long `up` waits for the daemon's listeners and `down` for the daemon to exit.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -181,13 +181,16 @@ fn create(dir: &Path, options: &UpOptions) -> Result<Store, UpError> {
         spec.version = v.clone();
     }
     spec.validate()?;
-    // The feed, one per node, and the SQL Server port last.
-    let mut ports = free_ports(spec.nodes as usize + 2).map_err(|source| UpError::Io {
-        what: "cannot find free ports on",
-        path: "127.0.0.1".into(),
-        source,
-    })?;
+    // The feed, one per node, one per spare node, and the SQL Server port last.
+    let spares = crate::spec::spare_node_names(&spec);
+    let mut ports =
+        free_ports(spec.nodes as usize + spares.len() + 2).map_err(|source| UpError::Io {
+            what: "cannot find free ports on",
+            path: "127.0.0.1".into(),
+            source,
+        })?;
     let sql_port = ports.pop().unwrap_or(0);
+    let spare_ports = ports.split_off(spec.nodes as usize + 1);
     let ports = Ports {
         feed: ports[0],
         nodes: ports[1..].to_vec(),
@@ -218,6 +221,11 @@ fn create(dir: &Path, options: &UpOptions) -> Result<Store, UpError> {
         std::fs::create_dir_all(&home).map_err(io("cannot create", home.clone()))?;
     }
     let mut state = State::new(&spec, &ports, secrets);
+    state.spare_nodes = spares
+        .into_iter()
+        .zip(spare_ports)
+        .map(|(name, port)| SpareNode::new(name, port))
+        .collect();
     state.sql_port = sql_port;
     state.sql_server = format!("127.0.0.1,{sql_port}");
     Ok(Store::create(dir, state)?)
@@ -342,8 +350,33 @@ struct ConfigFile {
     backup: DirSection,
     drain: DrainSection,
     state: DirSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rehearsal: Option<RehearsalSection>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     nodes: Vec<NodeSection>,
+}
+
+/// `[rehearsal.windows]` naming the first spare node (the host stays Docker unless the
+/// operator chooses it).
+#[derive(Serialize)]
+struct RehearsalSection {
+    windows: WindowsSection,
+}
+
+#[derive(Serialize)]
+struct WindowsSection {
+    home: String,
+    listen_port: u16,
+    node: SpareSection,
+}
+
+#[derive(Serialize)]
+struct SpareSection {
+    name: String,
+    url: String,
+    server_exe: Vec<String>,
+    install: Vec<String>,
+    uninstall: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -488,6 +521,19 @@ pub(crate) fn config_toml(prefix: &[OsString], dir: &Path, state: &State) -> Str
         state: DirSection {
             dir: path("octoup-state"),
         },
+        rehearsal: state.spare_nodes.first().map(|spare| RehearsalSection {
+            windows: WindowsSection {
+                home: path("spare-homes"),
+                listen_port: spare.listen_port,
+                node: SpareSection {
+                    name: spare.name.clone(),
+                    url: node_url(spare.listen_port),
+                    server_exe: server_exe(&spare.name),
+                    install: install(&spare.name),
+                    uninstall: uninstall(&spare.name),
+                },
+            },
+        }),
         nodes,
     };
     let body = toml::to_string(&file).unwrap_or_default();
@@ -552,5 +598,46 @@ mod tests {
         // No secret in the config.
         assert!(!text.contains(&state.secrets.sql_password));
         assert!(!text.contains(&state.secrets.admin_api_key));
+        assert!(
+            config.get("rehearsal").is_none(),
+            "no spare node, no [rehearsal]"
+        );
+    }
+
+    #[test]
+    fn a_spare_node_is_named_for_the_windows_rehearsal_host_outside_the_nodes() {
+        let spec = Spec {
+            nodes: 2,
+            spare_nodes: 1,
+            ..Spec::default()
+        };
+        let ports = Ports {
+            feed: 41000,
+            nodes: vec![41001, 41002],
+        };
+        let mut state = State::new(&spec, &ports, Secrets::generate());
+        state.spare_nodes = vec![SpareNode::new("OCTO-SPARE-01".into(), 41003)];
+        let text = config_toml(&["/bin/octoup-sim".into()], Path::new("/d"), &state);
+        let config: toml::Value = toml::from_str(&text).unwrap();
+        let w = &config["rehearsal"]["windows"];
+        assert_eq!(w["listen_port"].as_integer(), Some(41003));
+        assert_eq!(w["node"]["name"].as_str(), Some("OCTO-SPARE-01"));
+        assert_eq!(w["node"]["url"].as_str(), Some("http://127.0.0.1:41003"));
+        assert!(
+            w["node"]["server_exe"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a.as_str() == Some("OCTO-SPARE-01"))
+        );
+        // The Docker host stays the default, and the spare is none of the nodes.
+        assert!(config["rehearsal"].get("host").is_none());
+        assert!(
+            config["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["name"].as_str() != Some("OCTO-SPARE-01"))
+        );
     }
 }

@@ -16,6 +16,7 @@ struct Fault {
 #[derive(Clone)]
 pub struct Scenario {
     nodes: u32,
+    spare_nodes: u32,
     time_scale: f64,
     launcher: Launcher,
     faults: Vec<Fault>,
@@ -45,6 +46,7 @@ impl Scenario {
     pub fn new() -> Scenario {
         Scenario {
             nodes: 1,
+            spare_nodes: 0,
             time_scale: 0.002,
             launcher: Launcher::OctoupSim,
             faults: Vec::new(),
@@ -60,6 +62,13 @@ impl Scenario {
             machines: Vec::new(),
             database: toml::Table::new(),
         }
+    }
+
+    /// Spare Windows nodes outside the installation (the Windows rehearsal host); the
+    /// first is named in the config's `[rehearsal.windows.node]`.
+    pub fn spare_nodes(mut self, n: u32) -> Self {
+        self.spare_nodes = n;
+        self
     }
 
     pub fn nodes(mut self, n: u32) -> Self {
@@ -180,8 +189,8 @@ impl Scenario {
     /// The spec TOML this scenario starts the simulator with.
     fn spec_text(&self) -> String {
         let mut spec = format!(
-            "time_scale = {}\nnodes = {}\n{}\n",
-            self.time_scale, self.nodes, self.spec_extra
+            "time_scale = {}\nnodes = {}\nspare_nodes = {}\n{}\n",
+            self.time_scale, self.nodes, self.spare_nodes, self.spec_extra
         );
         let table = |name: &str, keys: &[(String, toml::Value)]| {
             let mut t = format!("\n{name}\n");

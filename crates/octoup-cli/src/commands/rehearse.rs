@@ -37,7 +37,7 @@ impl Printer {
         if self.stop.swap(true, Ordering::SeqCst) {
             let _ = writeln!(
                 err,
-                "\noctoup: second interrupt: exiting now. The rehearsal's container, network and scratch database may be left: `octoup rehearse --cleanup` removes them (the next rehearsal does too)."
+                "\noctoup: second interrupt: exiting now. The rehearsal's container and network (or rehearsal instance) and its scratch database may be left: `octoup rehearse --cleanup` removes them (the next rehearsal does too)."
             );
             drop(err);
             std::process::exit(Exit::Interrupted as i32);
@@ -167,19 +167,28 @@ fn render(r: &Rehearsal) -> String {
         r.from,
         r.target
     );
+    let ran = match &r.windows {
+        Some(w) => format!(
+            "spare node {}, instance {} ({})",
+            w.node, w.instance, r.image
+        ),
+        None => format!(
+            "image {}{}",
+            r.image,
+            r.image_digest
+                .as_ref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        ),
+    };
     t.push_str(&format!(
-        "Copy: {} ({}); image {}{}\n",
+        "Copy: {} ({}); {ran}\n",
         r.scratch_database,
         if r.copy_method.is_empty() {
             "not made"
         } else {
             &r.copy_method
         },
-        r.image,
-        r.image_digest
-            .as_ref()
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default()
     ));
     if !r.phases.is_empty() {
         t.push_str("Measured:\n");

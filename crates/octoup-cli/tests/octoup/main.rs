@@ -23,6 +23,7 @@ mod node_commands;
 mod notify;
 mod progress;
 mod rehearse;
+mod rehearse_windows;
 mod resume;
 mod secrets;
 mod snapshots;

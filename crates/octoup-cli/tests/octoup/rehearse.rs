@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use octoup_testkit::*;
 use serde_json::Value;
 
-const TARGET: &str = "2024.3.13050";
+pub(crate) const TARGET: &str = "2024.3.13050";
 
 /// A one-node installation set up for rehearsals to `TARGET`.
 fn rehearsable(s: Scenario) -> Sim {
@@ -41,7 +41,7 @@ fn rehearsable(s: Scenario) -> Sim {
 /// The events from `from` on that touch production: anything but reads of it (API GETs,
 /// sqlcmd, its COPY_ONLY backup and that backup's verification) and what happened to the
 /// scratch database.
-fn touching_production(h: &[Value], from: usize, scratch: &str) -> Vec<String> {
+pub(crate) fn touching_production(h: &[Value], from: usize, scratch: &str) -> Vec<String> {
     // A copy's events name it as `copy`; every other event on the scratch database as
     // `database`.
     let on_scratch = |e: &Value| {
@@ -66,13 +66,35 @@ fn touching_production(h: &[Value], from: usize, scratch: &str) -> Vec<String> {
         .collect()
 }
 
-fn scratch_exists(sim: &Sim, scratch: &str) -> bool {
+/// `octoup plan --to TARGET` estimates the database upgrade from rehearsal `id`'s
+/// `seconds`; its `upgrade-database` step.
+pub(crate) fn plan_uses(sim: &Sim, id: &str, seconds: f64) -> Value {
+    let plan = sim.octoup(&["plan", "--to", TARGET, "--json"]);
+    plan.expect_code(0);
+    assert_eq!(plan.json["rehearsal"]["id"], id, "{}", plan.stdout);
+    let step = plan.json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "upgrade-database")
+        .expect("the database upgrade is planned")
+        .clone();
+    assert_eq!(step["estimate_seconds"].as_f64(), Some(seconds), "{step}");
+    step
+}
+
+/// An event of `kind` matching `pred` is in `h`.
+pub(crate) fn assert_event(h: &[Value], kind: &str, pred: impl Fn(&Value) -> bool) {
+    assert!(find(h, kind, pred).is_some(), "no {kind}: {}", kinds(h));
+}
+
+pub(crate) fn scratch_exists(sim: &Sim, scratch: &str) -> bool {
     sim.state()["instance_dbs"]["databases"]
         .as_array()
         .is_some_and(|dbs| dbs.iter().any(|d| d["name"] == scratch))
 }
 
-fn production(sim: &Sim) -> Value {
+pub(crate) fn production(sim: &Sim) -> Value {
     let s = sim.state();
     serde_json::json!({
         "schema": s["database"]["schema_version"],
@@ -161,20 +183,7 @@ fn a_rehearsal_is_go_measures_the_migrations_and_the_plan_uses_them() {
     );
 
     // The plan estimates the database upgrade from what the rehearsal measured.
-    let plan = sim.octoup(&["plan", "--to", TARGET, "--json"]);
-    plan.expect_code(0);
-    assert_eq!(plan.json["rehearsal"]["id"], id, "{}", plan.stdout);
-    let step = plan.json["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "upgrade-database")
-        .expect("the database upgrade is planned");
-    assert_eq!(
-        step["estimate_seconds"].as_f64(),
-        Some(migrations),
-        "{step}"
-    );
+    let step = plan_uses(&sim, id, migrations);
     assert!(
         step["note"]
             .as_str()
@@ -272,12 +281,7 @@ fn a_killed_rehearsal_is_torn_down_by_cleanup() {
     // Migrations of 20000 simulated seconds: 40 s, long enough to kill octoup during them.
     let sim = rehearsable(Scenario::new().spec("[durations]\ndb_upgrade = 20000\n"));
     let before = production(&sim);
-    let mut child = sim
-        .octoup_cmd(&["rehearse", "--to", TARGET, "--json"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start octoup rehearse");
+    let mut child = spawn_rehearsal(&sim, false);
     let id = wait_for_container(&sim);
     child.kill().expect("kill octoup");
     let _ = child.wait();
@@ -286,14 +290,8 @@ fn a_killed_rehearsal_is_torn_down_by_cleanup() {
         "the kill left the container"
     );
 
-    let c = sim.octoup(&["rehearse", "--cleanup", "--json"]);
-    c.expect_code(0);
-    let cleaned = c.json["cleaned"].as_array().expect("cleaned").clone();
-    assert_eq!(cleaned.len(), 1, "{}", c.stdout);
-    assert_eq!(cleaned[0]["id"], id.as_str());
-    assert_eq!(cleaned[0]["status"], "interrupted");
-    assert_eq!(cleaned[0]["teardown"]["done"], true, "{}", c.stdout);
-    let scratch = cleaned[0]["scratch_database"].as_str().unwrap();
+    let cleaned = cleaned_after_kill(&sim, &id);
+    let scratch = cleaned["scratch_database"].as_str().unwrap();
     assert!(
         rehearsal_leftovers(&id).is_empty(),
         "{:?}",
@@ -306,25 +304,50 @@ fn a_killed_rehearsal_is_torn_down_by_cleanup() {
     );
     assert_eq!(production(&sim), before);
     sim.assert_check();
-    // Nothing is left for a second cleanup.
+    nothing_left(&sim);
+}
+
+/// `octoup rehearse --to TARGET --json` in the background (its output piped or dropped).
+pub(crate) fn spawn_rehearsal(sim: &Sim, output: bool) -> std::process::Child {
+    let pipe = || {
+        if output {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        }
+    };
+    sim.octoup_cmd(&["rehearse", "--to", TARGET, "--json"])
+        .stdout(pipe())
+        .stderr(pipe())
+        .spawn()
+        .expect("start octoup rehearse")
+}
+
+/// `octoup rehearse --cleanup` after rehearsal `id` was killed: the one record it tore
+/// down, interrupted and done.
+pub(crate) fn cleaned_after_kill(sim: &Sim, id: &str) -> Value {
+    let c = sim.octoup(&["rehearse", "--cleanup", "--json"]);
+    c.expect_code(0);
+    let cleaned = c.json["cleaned"].as_array().expect("cleaned").clone();
+    assert_eq!(cleaned.len(), 1, "{}", c.stdout);
+    assert_eq!(cleaned[0]["id"], id);
+    assert_eq!(cleaned[0]["status"], "interrupted");
+    assert_eq!(cleaned[0]["teardown"]["done"], true, "{}", c.stdout);
+    cleaned[0].clone()
+}
+
+/// Nothing is left for a second cleanup.
+pub(crate) fn nothing_left(sim: &Sim) {
     let again = sim.octoup(&["rehearse", "--cleanup", "--json"]);
     again.expect_code(0);
     assert_eq!(again.json["cleaned"].as_array().map(Vec::len), Some(0));
 }
 
+/// SIGINT (a terminal's Ctrl-C) to a running rehearsal: it exits 130 at once, without
+/// waiting for the migrations, torn down; its report.
 #[cfg(unix)]
-#[test]
-fn ctrl_c_stops_the_rehearsal_and_tears_it_down_at_once() {
-    let sim = rehearsable(Scenario::new().spec("[durations]\ndb_upgrade = 20000\n"));
-    let child = sim
-        .octoup_cmd(&["rehearse", "--to", TARGET, "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start octoup rehearse");
-    let id = wait_for_container(&sim);
+pub(crate) fn ctrl_c(child: std::process::Child) -> Value {
     let started = Instant::now();
-    // SIGINT, as a terminal's Ctrl-C sends it.
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -339,6 +362,16 @@ fn ctrl_c_stops_the_rehearsal_and_tears_it_down_at_once() {
     let j: Value = serde_json::from_slice(&out.stdout).expect("the report");
     assert_eq!(j["status"], "interrupted", "{j}");
     assert_eq!(j["teardown"]["done"], true, "{j}");
+    j
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_rehearsal_and_tears_it_down_at_once() {
+    let sim = rehearsable(Scenario::new().spec("[durations]\ndb_upgrade = 20000\n"));
+    let child = spawn_rehearsal(&sim, true);
+    let id = wait_for_container(&sim);
+    let j = ctrl_c(child);
     assert!(
         rehearsal_leftovers(&id).is_empty(),
         "{:?}",

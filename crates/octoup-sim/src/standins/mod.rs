@@ -119,11 +119,26 @@ pub fn record_invocation(
 ) -> Result<(), StoreError> {
     store.update(|s| {
         let (masked, leaks) = mask_secrets(s, args);
+        // `database --connectionString --masterKey` on a spare node: the vendor's only
+        // route for a rehearsal instance, which octoup takes only under its opt-in.
+        let accepted = program == "exe"
+            && node.is_some_and(|n| s.spare(n).is_some())
+            && args
+                .first()
+                .is_some_and(|c| c.eq_ignore_ascii_case("database"));
         for (i, which) in leaks {
-            s.record(Event::SecretLeak {
-                place: format!("command line of {program}"),
-                detail: format!("argument {} contains the {which}", i + 1),
-            });
+            let detail = format!("argument {} contains the {which}", i + 1);
+            match node.filter(|_| accepted) {
+                Some(n) => s.record(Event::SecretArgument {
+                    node: n.to_string(),
+                    which: which.to_string(),
+                    detail,
+                }),
+                None => s.record(Event::SecretLeak {
+                    place: format!("command line of {program}"),
+                    detail,
+                }),
+            }
         }
         s.record(Event::StandinInvoked {
             program: program.to_string(),

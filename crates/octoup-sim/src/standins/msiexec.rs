@@ -150,7 +150,8 @@ fn fail(log: Log, version: Option<&str>, code: i32, message: String) -> Result<O
 
 fn run_inner(store: &Store, node: &str, args: &[String]) -> Result<Output, Output> {
     let state = store.snapshot()?;
-    if state.node(node).is_none() {
+    let spare = state.spare(node).is_some();
+    if state.node(node).is_none() && !spare {
         return Err(Output::fail(
             2,
             format!(
@@ -208,6 +209,9 @@ fn run_inner(store: &Store, node: &str, args: &[String]) -> Result<Output, Outpu
         })?;
         return fail(log, None, 1618, message);
     };
+    if spare {
+        return on_spare(store, node, &parsed, log);
+    }
     match (&parsed.install, &parsed.uninstall) {
         (Some(file), _) => install(store, node, file, log),
         (None, Some(file)) => uninstall(store, node, file, log),
@@ -215,17 +219,59 @@ fn run_inner(store: &Store, node: &str, args: &[String]) -> Result<Output, Outpu
     }
 }
 
+/// msiexec's 1619 message when the package is not there.
+fn no_package(file: &str) -> Option<String> {
+    (!Path::new(file).is_file()).then(|| {
+        format!(
+            "This installation package could not be opened: {file}. Verify that the package exists and that you can access it."
+        )
+    })
+}
+
+/// On a spare node (outside the installation): the product is installed or removed, with
+/// the installer checked as on a node; no service of the installation is involved.
+fn on_spare(store: &Store, node: &str, parsed: &Args, mut log: Log) -> Result<Output, Output> {
+    let installing = parsed.install.clone();
+    let version = match &installing {
+        Some(file) => {
+            if let Some(message) = no_package(file) {
+                return fail(log, None, 1619, message);
+            }
+            match installer::validate(Path::new(file)) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    return fail(
+                        log,
+                        None,
+                        1620,
+                        format!("This installation package could not be opened. ({e})"),
+                    );
+                }
+            }
+        }
+        None => None,
+    };
+    let (clock, secs) = store.read(|s| (s.clock(), s.durations.install))?;
+    clock.sleep_sim(secs);
+    store.update(|s| {
+        if let Some(n) = s.spare_mut(node) {
+            n.installed_version = version.clone();
+        }
+        s.record(Event::SpareNodeInstalled {
+            node: node.to_string(),
+            version: version.clone(),
+        });
+        Ok::<_, StoreError>(())
+    })?;
+    log.action("InstallFinalize", 1);
+    log.finish(version.as_deref(), 0)?;
+    Ok(Output::ok(""))
+}
+
 fn install(store: &Store, node: &str, file: &str, mut log: Log) -> Result<Output, Output> {
     let path = Path::new(file);
-    if !path.is_file() {
-        return fail(
-            log,
-            None,
-            1619,
-            format!(
-                "This installation package could not be opened: {file}. Verify that the package exists and that you can access it."
-            ),
-        );
+    if let Some(message) = no_package(file) {
+        return fail(log, None, 1619, message);
     }
     let checked = installer::validate(path);
     let version = checked.as_ref().ok().cloned();

@@ -7,11 +7,13 @@
 //! - `transitions`: every change of a [`State`], each recording its history events.
 //! - `instance`: the other databases, credentials and RDS tasks on the SQL instance.
 //! - `machines`: the host, spaces, targets and workers, and the tasks that act on them.
+//! - `spare`: spare nodes outside the installation, and their rehearsal instances.
 //! - `store`: the directory: lock, load, atomic save, and the history file.
 
 mod instance;
 mod machines;
 mod model;
+mod spare;
 mod store;
 mod transitions;
 
@@ -22,6 +24,7 @@ pub use model::{
     ServiceState, State, Task, TaskState, UpgradeInProgress, Watchdog,
 };
 pub(crate) use model::{DatabaseSnapshot, node_id};
+pub use spare::{RehearsalInstance, SpareNode};
 pub use store::{Store, StoreError};
 pub(crate) use transitions::new_guid;
 

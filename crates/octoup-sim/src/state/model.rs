@@ -376,6 +376,9 @@ pub struct State {
     #[serde(default)]
     pub instance_dbs: super::instance::SqlInstance,
     pub nodes: Vec<Node>,
+    /// Machines outside the installation (`spare_nodes` in the spec).
+    #[serde(default)]
+    pub spare_nodes: Vec<super::SpareNode>,
     pub secrets: Secrets,
     pub backups: Vec<BackupRecord>,
     pub faults: Vec<FaultSpec>,

@@ -70,6 +70,7 @@ impl State {
             server: Default::default(),
             spaces: Vec::new(),
             machines: Vec::new(),
+            spare_nodes: Vec::new(),
             daemon: None,
             next_seq: 1,
             pending: Vec::new(),

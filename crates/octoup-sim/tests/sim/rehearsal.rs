@@ -707,3 +707,150 @@ fn the_container_refuses_bad_logins_keys_databases_and_failing_migrations() {
         "the failed migration left it"
     );
 }
+
+// ---- a spare node's rehearsal instance (the Windows rehearsal host) ----
+
+const SPARE: &str = "OCTO-SPARE-01";
+
+#[test]
+fn a_spare_nodes_rehearsal_instance_refuses_what_the_real_cli_refuses_and_migrates_the_copy() {
+    let live = Live::up("spare_nodes = 1\n");
+    live.copy(COPY);
+    live.sqlcmd(&format!("USE [{COPY}]; {DISARM}"));
+    live.store
+        .update(|s| {
+            s.spare_nodes[0].installed_version = Some(NEW.to_string());
+            Ok::<_, octoup_sim::state::StoreError>(())
+        })
+        .unwrap();
+    let s = live.store.snapshot().unwrap();
+    let dir = live.sim.dir().display().to_string();
+    let exe = |node: &str, args: &[&str]| -> (i32, String) {
+        let out = Command::new(sim_bin())
+            .args(["exe", "--dir", &dir, "--node", node])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let cs = |db: &str| {
+        format!(
+            "--connectionString=Server=127.0.0.1,{};Database={db};User ID=octoup;Password={};Connect Timeout=2",
+            s.sql_port, s.secrets.sql_password
+        )
+    };
+    let key = format!("--masterKey={}", s.secrets.master_key);
+    let i = ["--instance", "R1"];
+
+    // An instance that does not exist.
+    let (code, out) = exe(SPARE, &["database", "--upgrade", "--instance", "R1"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("Instance 'R1' of Octopus Server has not been configured"),
+        "{out}"
+    );
+    let (code, out) = exe(
+        SPARE,
+        &[
+            "create-instance",
+            "--instance",
+            "R1",
+            "--config",
+            "C:\\R1\\R1.config",
+            "--home",
+            "C:\\R1",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = exe(
+        SPARE,
+        &["create-instance", "--instance", "R1", "--config", "x"],
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("already exists"), "{out}");
+    // Not configured yet; a database that does not exist; a wrong master key.
+    let (code, out) = exe(SPARE, &["database", "--upgrade", i[0], i[1]]);
+    assert_eq!(code, 1);
+    assert!(out.contains("has no database configured"), "{out}");
+    let (code, out) = exe(SPARE, &["database", i[0], i[1], &cs("Nope"), &key]);
+    assert_eq!(code, 1);
+    assert!(out.contains("Cannot open database \"Nope\""), "{out}");
+    let (code, out) = exe(
+        SPARE,
+        &[
+            "database",
+            i[0],
+            i[1],
+            &cs(COPY),
+            "--masterKey=AAAAAAAAAAAAAAAAAAAAAA==",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("The master key cannot decrypt"), "{out}");
+    // The copy, with the right key: the status, then the migration.
+    let (code, out) = exe(SPARE, &["database", i[0], i[1], &cs(COPY), &key]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = exe(
+        SPARE,
+        &["database-upgrade-status", i[0], i[1], "--format=json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"IsUpgradeRequired\":true"), "{out}");
+    let (code, out) = exe(SPARE, &["database", "--upgrade", i[0], i[1]]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("upgraded successfully to {NEW}")),
+        "{out}"
+    );
+    let history = live.kinds();
+    assert!(
+        history
+            .iter()
+            .any(|v| v["kind"] == "rehearsal-migration-finished" && v["database"] == COPY),
+        "{history:?}"
+    );
+    // The secrets on that command line are recorded as the opt-in's, never as a leak.
+    assert!(
+        history
+            .iter()
+            .any(|v| v["kind"] == "secret-argument" && v["which"] == "master key")
+    );
+    assert!(
+        !history.iter().any(|v| v["kind"] == "secret-leak"),
+        "{history:?}"
+    );
+    let after = live.store.snapshot().unwrap();
+    assert_eq!(
+        after.database.schema_version, s.database.schema_version,
+        "production untouched"
+    );
+    // The copy gone: the upgrade is refused.
+    live.sqlcmd(&format!("DROP DATABASE [{COPY}]"));
+    let (code, out) = exe(SPARE, &["database", "--upgrade", i[0], i[1]]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!("Cannot open database \"{COPY}\"")),
+        "{out}"
+    );
+    // Production nodes make no rehearsal instance.
+    let (code, out) = exe(
+        N1,
+        &["create-instance", "--instance", "R2", "--config", "x"],
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("not simulated"), "{out}");
+    let (code, out) = exe(SPARE, &["delete-instance", i[0], i[1]]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        live.store.snapshot().unwrap().spare_nodes[0]
+            .instances
+            .is_empty()
+    );
+}

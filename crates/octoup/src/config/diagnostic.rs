@@ -63,6 +63,19 @@ impl KeyPath {
         }
     }
 
+    /// A key of a nested table: `[rehearsal.windows.node] name` is
+    /// `nested(&["rehearsal", "windows", "node"], "name")`.
+    pub(crate) fn nested(tables: &[&str], key: &str) -> KeyPath {
+        KeyPath {
+            segs: tables
+                .iter()
+                .chain([&key])
+                .map(|k| Seg::Key((*k).into()))
+                .collect(),
+            table: false,
+        }
+    }
+
     /// The `index`th `[[nodes]]` table, or one of its keys.
     pub(crate) fn node(index: usize, key: Option<&str>) -> KeyPath {
         KeyPath::item("nodes", index, key)

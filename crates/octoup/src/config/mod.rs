@@ -564,6 +564,58 @@ pub struct RehearsalConfig {
     pub reuse_backup_hours: u64,
     /// Minutes the migrations and the start may take before the rehearsal is no-go.
     pub start_timeout_minutes: u64,
+    /// Where the target runs against the copy: a Docker engine, or a spare Windows node.
+    pub host: RehearsalHost,
+    /// `[rehearsal.windows]`: the spare Windows node (`host = "windows"`).
+    pub windows: WindowsRehearsalConfig,
+}
+
+/// `[rehearsal] host`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RehearsalHost {
+    /// The vendor's Linux container on a Docker engine; secrets only in its environment.
+    #[default]
+    Docker,
+    /// A spare Windows node: the staged MSI, a rehearsal instance, `database --upgrade`.
+    Windows,
+}
+
+/// `[rehearsal.windows]`: the spare Windows node a rehearsal instance is made on. It is
+/// never one of `[[nodes]]` (docs/rehearsal.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowsRehearsalConfig {
+    /// `[rehearsal.windows.node]`: named the way `[[nodes]]` are (name, url, ssh,
+    /// server_exe, install, uninstall); `url` is the node's address, whose port octoup
+    /// replaces by `listen_port` to reach the rehearsal instance.
+    pub node: Option<NodeConfig>,
+    /// The rehearsal instance's name prefix; the rehearsal id is appended.
+    pub instance_prefix: String,
+    /// A folder on the spare node; each rehearsal instance gets its own folder in it.
+    pub home: String,
+    /// The port the rehearsal instance listens on (`configure --webListenPrefixes`).
+    pub listen_port: u16,
+    /// The operator's explicit consent to the one route the vendor documents:
+    /// `database --masterKey=VALUE` (and the connection string) on the command line of
+    /// `Octopus.Server.exe` on the spare node. Without it `host = "windows"` is refused.
+    pub secret_arguments: bool,
+    /// `Integrated Security=True` in the rehearsal instance's connection string (the
+    /// spare node's service account logs in): no SQL password on the command line.
+    pub integrated_security: bool,
+}
+
+impl Default for WindowsRehearsalConfig {
+    fn default() -> Self {
+        WindowsRehearsalConfig {
+            node: None,
+            instance_prefix: "OctoupRehearsal".into(),
+            home: r"C:\Octopus\OctoupRehearsal".into(),
+            listen_port: 8091,
+            secret_arguments: false,
+            integrated_security: false,
+        }
+    }
 }
 
 impl Default for RehearsalConfig {
@@ -580,6 +632,8 @@ impl Default for RehearsalConfig {
             master_key_file: None,
             reuse_backup_hours: 0,
             start_timeout_minutes: 240,
+            host: RehearsalHost::Docker,
+            windows: WindowsRehearsalConfig::default(),
         }
     }
 }

@@ -437,6 +437,42 @@ pub(crate) const KEYS: &[(&str, &str, &str, Option<&str>)] = &[
         None,
     ),
     (
+        "rehearsal",
+        "host",
+        "Where the target runs against the copy: \"docker\" (the vendor's Linux container; secrets only in its environment) or \"windows\" (a spare Windows node, [rehearsal.windows]).",
+        None,
+    ),
+    (
+        "rehearsal.windows",
+        "instance_prefix",
+        "With host = \"windows\": the rehearsal instance's name prefix; the rehearsal id is appended. Name the spare node in [rehearsal.windows.node] (name, url, ssh, server_exe, install, as [[nodes]]); it is never one of [[nodes]].",
+        None,
+    ),
+    (
+        "rehearsal.windows",
+        "home",
+        "A folder on the spare node; each rehearsal instance gets its own folder in it.",
+        None,
+    ),
+    (
+        "rehearsal.windows",
+        "listen_port",
+        "The port the rehearsal instance listens on (configure --webListenPrefixes); octoup reaches it at the spare node's url on this port.",
+        None,
+    ),
+    (
+        "rehearsal.windows",
+        "secret_arguments",
+        "Consent to the only route the vendor documents: the master key (and a SQL login's password) on the command line of Octopus.Server.exe database on the spare node. Off: host = \"windows\" is refused.",
+        None,
+    ),
+    (
+        "rehearsal.windows",
+        "integrated_security",
+        "Integrated Security in the rehearsal instance's connection string (recommended: no SQL password on a command line).",
+        None,
+    ),
+    (
         "ssh",
         "program",
         "The OpenSSH client argv prefix (BatchMode=yes, StrictHostKeyChecking=yes and ConnectTimeout are always added).",
@@ -503,8 +539,10 @@ pub fn init_template(options: &InitOptions) -> Result<String, ConfigError> {
             }
             let _ = writeln!(out, "# {meaning}");
             let given = set.iter().find(|(st, sk, _)| *st == t && *sk == key);
-            let default = defaults
-                .get(t)
+            // A nested table (`rehearsal.windows`) is found part by part.
+            let default = t
+                .split('.')
+                .try_fold(&defaults, |d, part| d.get(part)?.as_table())
                 .and_then(|d| d.get(key))
                 .map(ToString::to_string);
             match (given, default.as_deref().or(example)) {
@@ -640,7 +678,18 @@ mod tests {
         let docs = include_str!("../../../../docs/configuration.md");
         let defaults = toml::Table::try_from(Config::default()).unwrap();
         for (table, keys) in &defaults {
-            for key in keys.as_table().into_iter().flat_map(|t| t.keys()) {
+            for (key, value) in keys.as_table().into_iter().flat_map(|t| t.iter()) {
+                if value.is_table() {
+                    // A nested table: its keys are listed under `table.key`.
+                    for sub in value.as_table().into_iter().flat_map(|t| t.keys()) {
+                        let nested = format!("{table}.{key}");
+                        assert!(
+                            KEYS.iter().any(|(t, k, _, _)| *t == nested && k == sub),
+                            "[{nested}] {sub} is not in KEYS"
+                        );
+                    }
+                    continue;
+                }
                 assert!(
                     KEYS.iter().any(|(t, k, _, _)| t == table && k == key),
                     "[{table}] {key} is not in KEYS"

@@ -111,3 +111,79 @@ fn one_node_without_nodes_table_is_primary() {
     assert!(nodes[0].primary);
     assert_eq!(nodes[0].url, "http://127.0.0.1:9");
 }
+
+#[test]
+fn a_spare_node_that_is_production_is_refused_with_the_reason() {
+    let cluster = "[[nodes]]\nname = \"OCTO-NODE-01\"\nurl = \"https://octo-node-01\"\nssh = \"admin@octo-node-01\"\n[[nodes]]\nname = \"OCTO-NODE-02\"\nurl = \"https://octo-node-02:8443\"\n";
+    let spare = |node: &str| {
+        format!("{cluster}[rehearsal]\nhost = \"windows\"\n[rehearsal.windows.node]\n{node}")
+    };
+    for (node, says) in [
+        (
+            "name = \"octo-node-02\"\nurl = \"https://spare\"\n",
+            "has the name of [[nodes]] \"OCTO-NODE-02\"",
+        ),
+        (
+            "name = \"SPARE\"\nurl = \"https://spare\"\nssh = \"other@OCTO-NODE-01:22\"\n",
+            "reached over SSH at OCTO-NODE-01",
+        ),
+        (
+            "name = \"SPARE\"\nurl = \"https://octo-node-02:8443/\"\n",
+            "has the address octo-node-02:8443",
+        ),
+        (
+            "name = \"SPARE\"\nurl = \"https://octo-node-01:443\"\n",
+            "has the address octo-node-01:443",
+        ),
+    ] {
+        let err = Config::parse(&spare(node)).unwrap_err().to_string();
+        assert!(
+            err.contains("[rehearsal.windows.node] name")
+                && err.contains(says)
+                && err.contains("never runs on a production node"),
+            "{node}: {err}"
+        );
+    }
+    // One node: its address is [server] url.
+    let err = Config::parse(
+        "[server]\nurl = \"https://octopus\"\n[rehearsal.windows.node]\nname = \"S\"\nurl = \"https://OCTOPUS:443\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("([server] url)"), "{err}");
+    // A spare node elsewhere is fine.
+    let ok = Config::parse(&spare(
+        "name = \"OCTO-SPARE-01\"\nurl = \"https://octo-spare-01\"\nssh = \"admin@octo-spare-01\"\n",
+    ))
+    .unwrap();
+    assert_eq!(ok.rehearsal.host, RehearsalHost::Windows);
+    assert!(
+        !ok.rehearsal.windows.secret_arguments,
+        "opt-in is off by default"
+    );
+}
+
+#[test]
+fn the_windows_host_needs_its_node_and_sane_names() {
+    for (text, says) in [
+        (
+            "[rehearsal]\nhost = \"windows\"\n",
+            "[rehearsal.windows.node] is missing",
+        ),
+        (
+            "[rehearsal.windows]\ninstance_prefix = \"a b\"\n",
+            "instance_prefix",
+        ),
+        ("[rehearsal.windows]\nlisten_port = 0\n", "listen_port"),
+        ("[rehearsal.windows]\nhome = \" \"\n", "home"),
+        (
+            "[rehearsal.windows.node]\nname = \"S\"\nurl = \"http://s\"\nprimary = true\n",
+            "never primary",
+        ),
+        ("[rehearsal.windows.node]\nname = \"S\"\n", "has no url"),
+        ("[rehearsal]\nhost = \"linux\"\n", "host"),
+    ] {
+        let err = Config::parse(text).unwrap_err().to_string();
+        assert!(err.contains(says), "{text}: {err}");
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::diagnostic::{KeyPath, Problem};
 use super::{
-    Config, DatabaseConfig, DatabaseStrategy, DoctorConfig, InstallerConfig, SshConfig,
+    Config, DatabaseConfig, DatabaseStrategy, DoctorConfig, InstallerConfig, NodeConfig, SshConfig,
     TimeoutsConfig,
 };
 
@@ -315,6 +315,7 @@ impl Config {
         }
         self.window.schedule()?;
         self.validate_nodes()?;
+        self.validate_spare_node()?;
         self.validate_notify()
     }
 
@@ -372,6 +373,164 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// `[rehearsal.windows]`: what the Windows rehearsal host needs, and a spare node that
+    /// is not production. The missing opt-in (`secret_arguments`) is refused by `octoup
+    /// rehearse` itself, so a config naming the host still serves every other command.
+    fn validate_spare_node(&self) -> Result<(), Problem> {
+        const W: &[&str] = &["rehearsal", "windows"];
+        let w = &self.rehearsal.windows;
+        let at = |key: &str, message: String| Err(Problem::at(KeyPath::nested(W, key), message));
+        // The instance name goes on command lines and into folder names.
+        if w.instance_prefix.is_empty()
+            || w.instance_prefix.len() > 40
+            || !w
+                .instance_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return at(
+                "instance_prefix",
+                format!(
+                    "expected 1 to 40 letters, digits, - or _, found {:?}",
+                    w.instance_prefix
+                ),
+            );
+        }
+        if w.home.trim().is_empty() {
+            return at(
+                "home",
+                "is empty: give a folder on the spare node for the rehearsal instances".into(),
+            );
+        }
+        if w.listen_port == 0 {
+            return at(
+                "listen_port",
+                "expected a TCP port from 1 to 65535, found 0".into(),
+            );
+        }
+        let Some(node) = &w.node else {
+            if self.rehearsal.host == super::RehearsalHost::Windows {
+                return Err(Problem::at(
+                    KeyPath::key("rehearsal", "host"),
+                    "is \"windows\" but [rehearsal.windows.node] is missing: name the spare Windows node (name, url, and ssh unless it is this machine)",
+                ));
+            }
+            return Ok(());
+        };
+        const N: &[&str] = &["rehearsal", "windows", "node"];
+        let at = |key: &str, message: String| Err(Problem::at(KeyPath::nested(N, key), message));
+        if node.name.trim().is_empty() {
+            return at("name", "missing: give the spare node's name".into());
+        }
+        if node.url.trim().is_empty() {
+            return at(
+                "url",
+                format!(
+                    "spare node {:?} has no url (its address; octoup reaches the rehearsal instance there on listen_port)",
+                    node.name
+                ),
+            );
+        }
+        if node.primary {
+            return at(
+                "primary",
+                "a spare node is never primary: it is not one of the installation's nodes".into(),
+            );
+        }
+        if let Some(argv) = &node.install {
+            check_install_argv(KeyPath::nested(N, "install"), argv)?;
+        }
+        if node.server_exe.as_ref().is_some_and(|v| v.is_empty()) {
+            return at("server_exe", "is empty".into());
+        }
+        if let Some(reason) = self.production_node_like(node) {
+            return at("name", reason);
+        }
+        Ok(())
+    }
+
+    /// Why `spare` is a production node (the same name, SSH host or address as one of
+    /// `[[nodes]]`, or as `[server] url` for a single node), if it is.
+    pub(crate) fn production_node_like(&self, spare: &NodeConfig) -> Option<String> {
+        let production: Vec<NodeConfig> = if self.nodes.is_empty() {
+            self.server
+                .url
+                .iter()
+                .map(|url| NodeConfig {
+                    url: url.clone(),
+                    ..NodeConfig::default()
+                })
+                .collect()
+        } else {
+            self.nodes.clone()
+        };
+        let why = "a rehearsal never runs on a production node: name a spare Windows node that is not in [[nodes]] (or use [rehearsal] host = \"docker\")";
+        for p in &production {
+            let shown = if p.name.is_empty() {
+                "the installation's node ([server] url)".to_string()
+            } else {
+                format!("[[nodes]] {:?}", p.name)
+            };
+            if !p.name.is_empty() && p.name.eq_ignore_ascii_case(spare.name.trim()) {
+                return Some(format!(
+                    "spare node {:?} has the name of {shown}: {why}",
+                    spare.name
+                ));
+            }
+            if let (Some(a), Some(b)) = (ssh_host(spare), ssh_host(p))
+                && a.eq_ignore_ascii_case(b)
+            {
+                return Some(format!(
+                    "spare node {:?} is reached over SSH at {a}, like {shown}: {why}",
+                    spare.name
+                ));
+            }
+            if let (Some(a), Some(b)) = (origin(&spare.url), origin(&p.url))
+                && a == b
+            {
+                return Some(format!(
+                    "spare node {:?} has the address {a} of {shown}: {why}",
+                    spare.name
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// The host of a node's `ssh = "user@host"`.
+fn ssh_host(node: &NodeConfig) -> Option<&str> {
+    let d = node.ssh.as_deref()?.trim();
+    let host = d.rsplit_once('@').map_or(d, |(_, h)| h);
+    Some(host.rsplit_once(':').map_or(host, |(h, _)| h)).filter(|h| !h.is_empty())
+}
+
+/// `host:port` of a URL, lowercased, with the scheme's default port.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, a)| a);
+    if authority.is_empty() {
+        return None;
+    }
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !authority.ends_with(']'));
+    Some(if has_port {
+        authority.to_string()
+    } else {
+        let port = if scheme.eq_ignore_ascii_case("https") {
+            443
+        } else {
+            80
+        };
+        format!("{authority}:{port}")
+    })
 }
 
 /// The message for a zero duration that makes no sense.

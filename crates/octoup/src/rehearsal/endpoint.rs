@@ -59,21 +59,52 @@ pub(crate) fn parse_server(server: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// The SQL Server as the rehearsal server reaches it: `[rehearsal] sql_server`, else
+/// sqlcmd's `-S`.
+pub(crate) fn server(config: &Config) -> Result<(String, u16), RehearsalError> {
+    let server = config
+        .rehearsal
+        .sql_server
+        .clone()
+        .or_else(|| option(&config.database.sqlcmd, "-S").map(str::to_string))
+        .ok_or_else(|| {
+            RehearsalError::Setup(
+                "the rehearsal server cannot be told where the SQL Server is: set [rehearsal] sql_server = \"host,port\" (sqlcmd's argv has no -S)".into(),
+            )
+        })?;
+    parse_server(&server).map_err(|e| RehearsalError::Setup(format!("[rehearsal] sql_server: {e}")))
+}
+
+/// A connection string with `Integrated Security`: the rehearsal server's own Windows
+/// account logs in, so it holds no secret.
+pub(crate) fn integrated_connection_string(
+    host: &str,
+    port: u16,
+    database: &str,
+    options: &str,
+) -> String {
+    let mut s = format!(
+        "Server={},{port};Database={};Integrated Security=True;",
+        quote(host),
+        quote(database)
+    );
+    push_options(&mut s, options);
+    s
+}
+
+fn push_options(s: &mut String, options: &str) {
+    let options = options.trim().trim_matches(';');
+    if !options.is_empty() {
+        s.push_str(options);
+        s.push(';');
+    }
+}
+
 impl SqlEndpoint {
     pub fn from_config(config: &Config) -> Result<SqlEndpoint, RehearsalError> {
         let r = &config.rehearsal;
         let sqlcmd = &config.database.sqlcmd;
-        let server = r
-            .sql_server
-            .clone()
-            .or_else(|| option(sqlcmd, "-S").map(str::to_string))
-            .ok_or_else(|| {
-                RehearsalError::Setup(
-                    "the container cannot be told where the SQL Server is: set [rehearsal] sql_server = \"host,port\" (sqlcmd's argv has no -S)".into(),
-                )
-            })?;
-        let (host, port) = parse_server(&server)
-            .map_err(|e| RehearsalError::Setup(format!("[rehearsal] sql_server: {e}")))?;
+        let (host, port) = server(config)?;
         let login = r
             .sql_login
             .clone()
@@ -127,11 +158,7 @@ impl SqlEndpoint {
             quote(&self.login),
             quote(self.password.expose())
         );
-        let options = options.trim().trim_matches(';');
-        if !options.is_empty() {
-            s.push_str(options);
-            s.push(';');
-        }
+        push_options(&mut s, options);
         Secret::new(s)
     }
 }

@@ -8,20 +8,21 @@
 //!    restored under a scratch name with every file moved (`[rehearsal] data_dir`); on Azure
 //!    SQL Database `AS COPY OF`;
 //! 2. the copy disarmed with the vendor's statements, and read back ([`disarm`]);
-//! 3. the Docker host runs the target's image on an `--internal` network whose only way out
-//!    is octoup's relay to the SQL Server ([`relay`]); the connection string, the master key
-//!    and a fresh admin API key go in through the environment only ([`docker`]);
-//! 4. the migrations and the start are timed until `/api` reports the target; then the
-//!    checks that follow every upgrade (System Integrity Check, versions, stuck triggers,
-//!    the queue) run against the rehearsal server;
-//! 5. teardown always: the container, the network, the scratch database. A rehearsal that
-//!    was killed is torn down by the next one, or by `octoup rehearse --cleanup`.
+//! 3. the rehearsal host ([`host`]) runs the target against the copy: the Docker host on an
+//!    `--internal` network whose only way out is octoup's relay to the SQL Server
+//!    ([`relay`]), every secret through the container's environment only; or a spare
+//!    Windows node (opt-in: the master key on `Octopus.Server.exe`'s command line there);
+//! 4. the migrations are timed until `/api` reports the target; then the checks that follow
+//!    every upgrade (System Integrity Check, versions, stuck triggers, the queue) run
+//!    against the rehearsal server;
+//! 5. teardown always: what the host made, the scratch database. A rehearsal that was
+//!    killed is torn down by the next one, or by `octoup rehearse --cleanup`.
 //!
 //! Measured figures feed `octoup plan` and `upgrade` ([`newest_go`]).
 
 mod disarm;
-mod docker;
 mod endpoint;
+mod host;
 pub mod record;
 mod relay;
 
@@ -29,16 +30,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use record::{BackupUsed, MIGRATIONS, Rehearsals};
+use record::{BackupUsed, Rehearsals};
 pub use record::{Phase, Rehearsal, RehearsalStatus, Teardown, newest_go};
 
-use crate::config::{Config, ConfigError, EnvOverrides, IntegrityCheck, Secret};
+use crate::config::{Config, ConfigError, EnvOverrides, IntegrityCheck, RehearsalHost, Secret};
 use crate::database::{Choice, DatabaseError, DatabaseSide, Hosting, RollbackPoint};
 use crate::doctor::finding::{Finding, Findings, Severity};
 use crate::doctor::preflight::{Connection, PreflightError};
 use crate::journal::{JournalError, StateDir, new_run_id};
 use crate::octopus::api::OctopusApi;
-use crate::octopus::http::{HttpClient, NetworkSettings};
 use crate::process::runner::{RunError, RunLog};
 use crate::version::Version;
 
@@ -164,11 +164,10 @@ pub async fn rehearse(
 
     let (from, target, production_id) = kit.choose(to).await?;
     let mut r = Rehearsal::new(&id, from, target, &conn.config.rehearsal.database_prefix);
-    r.image = conn
-        .config
-        .rehearsal
-        .image
-        .replace("{version}", &r.target.to_string());
+    r.host = conn.config.rehearsal.host;
+    // Refused (the Windows host without its opt-in) before anything is made or journaled.
+    let host = kit.host(r.host)?;
+    host.refused(&kit)?;
     book.save(&mut r)?;
     events.note(&format!(
         "rehearsal {id}: {} → {} on a copy of {}; the run log is {}",
@@ -179,7 +178,7 @@ pub async fn rehearse(
     ));
 
     let outcome = {
-        let work = kit.work(&mut r, &book, production_id);
+        let work = kit.work(&mut r, &book, host, production_id);
         tokio::pin!(work);
         let stop = async {
             loop {
@@ -223,7 +222,8 @@ struct Kit<'a> {
     log: Arc<RunLog>,
     events: Arc<dyn RehearsalEvents>,
     side: DatabaseSide,
-    docker: docker::Docker,
+    docker: host::DockerHost,
+    windows: Option<host::WindowsHost>,
 }
 
 impl<'a> Kit<'a> {
@@ -235,23 +235,32 @@ impl<'a> Kit<'a> {
         let config = &conn.config;
         let choice = Choice::native("rehearsal", config.database.compression.unwrap_or(false));
         let side = DatabaseSide::new(config, &choice)?;
-        if config.rehearsal.docker.is_empty() {
-            return Err(RehearsalError::Setup(
-                "[rehearsal] docker is empty: give the argv of the Docker CLI".into(),
-            ));
-        }
-        let docker = docker::Docker {
-            argv: config.rehearsal.docker.clone(),
-            runner: conn.runner.clone(),
-            timeout: Duration::from_secs(config.timeouts.command.max(60)),
-        };
+        let docker = host::DockerHost::new(config, conn.runner.clone())?;
+        let windows = host::WindowsHost::new(conn)?;
         Ok(Kit {
             conn,
             log,
             events,
             side,
             docker,
+            windows,
         })
+    }
+
+    /// The rehearsal host of that kind.
+    fn host(&self, kind: RehearsalHost) -> Result<&dyn host::RehearsalHost, RehearsalError> {
+        match kind {
+            RehearsalHost::Docker => Ok(&self.docker),
+            RehearsalHost::Windows => self
+                .windows
+                .as_ref()
+                .map(|w| w as &dyn host::RehearsalHost)
+                .ok_or_else(|| {
+                    RehearsalError::Setup(
+                        "[rehearsal] host = \"windows\" needs [rehearsal.windows.node]: name the spare Windows node".into(),
+                    )
+                }),
+        }
     }
 
     /// The version the installation serves, the target (`--to`, else the policy's), and
@@ -331,16 +340,14 @@ impl<'a> Kit<'a> {
         &self,
         r: &mut Rehearsal,
         book: &Rehearsals,
+        host: &dyn host::RehearsalHost,
         production_id: Option<String>,
     ) -> Result<(), RehearsalError> {
         let config = &self.conn.config;
         let runner = self.conn.runner.as_ref();
         // Everything that can be refused is asked before the copy is made.
-        let engine = self.docker.ping().await?;
-        self.events
-            .note(&format!("Docker engine {engine}; image {}", r.image));
-        let endpoint = endpoint::SqlEndpoint::from_config(config)?;
-        self.log.redact(&endpoint.password);
+        let ready = host.ready(self, r).await?;
+        self.events.note(&ready);
         let master_key = self.master_key().await?;
         self.log.redact(&master_key);
         let (hosting, compression) = self.side.server_kind(runner).await?;
@@ -449,90 +456,27 @@ impl<'a> Kit<'a> {
             ),
         )?;
 
-        // 3. The rehearsal server, with no route to production.
-        self.events
-            .phase("start", &format!("{} on an internal network", r.image));
-        r.docker_made = true;
-        self.save(r, book)?;
-        let gateway = self.docker.create_network(&r.network, &r.id).await?;
-        let gateway_ip: std::net::IpAddr = gateway.parse().map_err(|_| RehearsalError::Docker {
-            what: "read the rehearsal network's gateway".into(),
-            detail: format!("{gateway:?} is not an address"),
-        })?;
-        let upstream = format!("{}:{}", endpoint.host, endpoint.port);
-        let relay = relay::Relay::start(gateway_ip, upstream.clone())
-            .await
-            .map_err(|e| {
-                RehearsalError::Setup(format!(
-                    "cannot listen on the rehearsal network's gateway {gateway}: {e}"
-                ))
-            })?;
-        self.events.note(&format!(
-            "the container's only way out: {} → {upstream}",
-            relay.addr
-        ));
-        let (host_in_container, add_host) = if endpoint.is_name() {
-            (
-                endpoint.host.clone(),
-                Some((endpoint.host.clone(), gateway.clone())),
-            )
-        } else {
-            (gateway.clone(), None)
-        };
-        let connection = endpoint.connection_string(
-            &host_in_container,
-            relay.addr.port(),
-            &r.scratch_database,
-            &config.rehearsal.connection_options,
-        );
-        self.log.redact(&connection);
-        let api_key = new_api_key();
-        self.log.redact(&api_key);
-        let t = Instant::now();
-        self.docker
-            .run(&docker::ContainerSpec {
-                name: &r.container,
-                network: &r.network,
-                image: &r.image,
-                rehearsal: &r.id,
-                add_host,
-                settings: vec![
-                    ("ACCEPT_EULA".into(), "Y".into()),
-                    ("DISABLE_DIND".into(), "Y".into()),
-                    ("OCTOPUS_SERVER_NODE_NAME".into(), "octoup-rehearsal".into()),
-                ],
-                secrets: vec![
-                    ("DB_CONNECTION_STRING".into(), connection),
-                    ("MASTER_KEY".into(), master_key),
-                    ("ADMIN_API_KEY".into(), api_key.clone()),
-                ],
-            })
-            .await?;
-        r.image_digest = self.docker.image_digest(&r.image).await;
-        self.save(r, book)?;
-        let ip = self.docker.address(&r.container, &r.network).await?;
-        let api = OctopusApi::new(
-            // The container is on a host-local bridge that never leaves this machine: plain
-            // HTTP, and never through a configured proxy.
-            HttpClient::new(NetworkSettings {
-                allow_plain_http: true,
-                ..NetworkSettings::default()
-            })
-            .map_err(|e| RehearsalError::Setup(e.to_string()))?,
-            &format!("http://{ip}:8080"),
-            api_key,
-            Duration::from_secs(config.timeouts.http),
-        );
-
-        // 4. Timed until /api reports the target.
-        let served = self.wait_served(r, &api).await?;
-        let Some(served) = served else {
-            // The reasons and the log excerpt are set.
-            self.finish(r, book, MIGRATIONS, t, "failed".into())?;
-            drop(relay);
+        // 3. The rehearsal server, on the host, with no route to production.
+        let Some(launched) = host.launch(self, r, book, master_key).await? else {
+            // The reasons, the error and the excerpt are set.
             return Ok(());
         };
-        self.finish(r, book, MIGRATIONS, t, format!("/api reports {served}"))?;
+
+        // 4. Timed until /api reports the target.
+        let served = self.wait_served(r, host, &launched.api).await?;
+        let Some(served) = served else {
+            // The reasons and the log excerpt are set.
+            self.finish(r, book, launched.phase, launched.started, "failed".into())?;
+            return Ok(());
+        };
+        self.finish(
+            r,
+            book,
+            launched.phase,
+            launched.started,
+            format!("/api reports {served}"),
+        )?;
+        let api = &launched.api;
 
         self.events.phase(
             "checks",
@@ -544,7 +488,7 @@ impl<'a> Kit<'a> {
         if checked.doctor.integrity_check != IntegrityCheck::Off {
             checked.doctor.integrity_check = IntegrityCheck::Blocker;
         }
-        let findings = crate::doctor::verify::after_upgrade(&api, &checked, &r.target).await;
+        let findings = crate::doctor::verify::after_upgrade(api, &checked, &r.target).await;
         for f in findings.iter().filter(|f| f.severity == Severity::Blocker) {
             r.reasons.push(format!("{}: {}", f.id, f.found));
         }
@@ -558,7 +502,8 @@ impl<'a> Kit<'a> {
         );
         r.findings = findings;
         self.finish(r, book, "checks", t, summary)?;
-        drop(relay);
+        // The Docker host's relay lives until the checks are done.
+        drop(launched.keep);
         Ok(())
     }
 
@@ -636,10 +581,10 @@ impl<'a> Kit<'a> {
     async fn wait_served(
         &self,
         r: &mut Rehearsal,
+        host: &dyn host::RehearsalHost,
         api: &OctopusApi,
     ) -> Result<Option<Version>, RehearsalError> {
-        let limit =
-            Duration::from_secs(self.conn.config.rehearsal.start_timeout_minutes.max(1) * 60);
+        let (limit, setting) = host.start_limit(&self.conn.config);
         let deadline = Instant::now() + limit;
         let mut pause = Duration::from_millis(100);
         loop {
@@ -661,12 +606,11 @@ impl<'a> Kit<'a> {
                     "the rehearsal server serves {v}, not the target {}: check [rehearsal] image",
                     r.target
                 ));
-                r.log_excerpt = Some(self.excerpt(&r.container).await);
+                r.log_excerpt = Some(self.excerpt(host, r).await);
                 return Ok(None);
             }
-            let (running, code) = self.docker.state(&r.container).await?;
-            if !running {
-                let excerpt = self.excerpt(&r.container).await;
+            if let Some(code) = host.stopped(r).await? {
+                let excerpt = self.excerpt(host, r).await;
                 let error = excerpt
                     .lines()
                     .rev()
@@ -684,11 +628,11 @@ impl<'a> Kit<'a> {
             }
             if Instant::now() >= deadline {
                 r.reasons.push(format!(
-                    "the rehearsal server did not serve {} within {} min ([rehearsal] start_timeout_minutes)",
+                    "the rehearsal server did not serve {} within {} ({setting})",
                     r.target,
-                    limit.as_secs() / 60
+                    crate::process::clock::human_duration(limit)
                 ));
-                r.log_excerpt = Some(self.excerpt(&r.container).await);
+                r.log_excerpt = Some(self.excerpt(host, r).await);
                 return Ok(None);
             }
             tokio::time::sleep(pause).await;
@@ -696,8 +640,8 @@ impl<'a> Kit<'a> {
         }
     }
 
-    async fn excerpt(&self, container: &str) -> String {
-        self.log.scrub(&self.docker.logs(container, 40).await)
+    async fn excerpt(&self, host: &dyn host::RehearsalHost, r: &Rehearsal) -> String {
+        self.log.scrub(&host.logs(r).await)
     }
 
     /// `[rehearsal] master_key_file`, else the newest key octoup saved in `[backup] dir`,
@@ -762,38 +706,14 @@ impl<'a> Kit<'a> {
     async fn teardown(&self, r: &mut Rehearsal, book: &Rehearsals) {
         let runner = self.conn.runner.as_ref();
         let mut actions = Vec::new();
-        let mut ok = true;
-        let (mut containers, mut networks) = (Vec::new(), Vec::new());
-        if r.docker_made {
-            containers.push(r.container.clone());
-            networks.push(r.network.clone());
-            if let Ok((c, n)) = self.docker.labelled(&r.id).await {
-                containers.extend(c);
-                networks.extend(n);
+        let mut ok = match self.host(r.host) {
+            Ok(host) => host.teardown(r, &mut actions).await,
+            Err(e) if r.host_made() => {
+                actions.push(format!("could not tear down on the {:?} host: {e}", r.host));
+                false
             }
-        }
-        containers.dedup();
-        networks.dedup();
-        for c in &containers {
-            match self.docker.remove_container(c).await {
-                Ok(true) => actions.push(format!("removed the container {c}")),
-                Ok(false) => {}
-                Err(e) => {
-                    ok = false;
-                    actions.push(format!("could not remove the container {c}: {e}"));
-                }
-            }
-        }
-        for n in &networks {
-            match self.docker.remove_network(n).await {
-                Ok(true) => actions.push(format!("removed the network {n}")),
-                Ok(false) => {}
-                Err(e) => {
-                    ok = false;
-                    actions.push(format!("could not remove the network {n}: {e}"));
-                }
-            }
-        }
+            Err(_) => true,
+        };
         if r.scratch_made {
             match self.side.drop_scratch(runner, &r.scratch_database).await {
                 Ok(true) => actions.push(format!("dropped the database {}", r.scratch_database)),
@@ -858,7 +778,7 @@ impl<'a> Kit<'a> {
 
 /// A fresh key for the rehearsal server's admin (`ADMIN_API_KEY`): `API-` + 26 of
 /// `[A-Z0-9]`, like Octopus's own.
-fn new_api_key() -> Secret {
+pub(crate) fn new_api_key() -> Secret {
     use rand::Rng;
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::rng();

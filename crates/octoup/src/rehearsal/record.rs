@@ -1,5 +1,6 @@
 //! A rehearsal's journal: `state/rehearsals/<id>.json`, written atomically after every
-//! change. What it names (the scratch database, the container, the network) is written
+//! change. What it names (the scratch database, the container and the network, or the
+//! Windows host's rehearsal instance) is written
 //! *before* it is made, so a rehearsal killed at any point leaves a record that
 //! `octoup rehearse --cleanup` (or the next rehearsal) tears down.
 
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::config::RehearsalHost;
 use crate::doctor::finding::Findings;
 use crate::process::fsutil;
 use crate::version::Version;
@@ -47,7 +49,9 @@ impl RehearsalStatus {
 /// A measured phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
-    /// `backup`, `verify`, `restore`, `copy`, `disarm`, `migrations-and-start`, `checks`.
+    /// `backup`, `verify`, `restore`, `copy`, `disarm`, `migrations-and-start`, `checks`;
+    /// on the Windows host `install`, `instance`, `database-upgrade`, `start` instead of
+    /// `migrations-and-start`.
     pub name: String,
     pub seconds: f64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -66,6 +70,24 @@ pub struct BackupUsed {
     /// The rehearsal that took it, when this one reused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reused_from: Option<String>,
+}
+
+/// The rehearsal instance the Windows host makes on the spare node (named before it is
+/// made, so a teardown after a kill finds it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowsInstance {
+    /// The spare node (`[rehearsal.windows.node] name`).
+    pub node: String,
+    pub instance: String,
+    pub home: String,
+    pub config: String,
+    /// Where the rehearsal instance's API is reached.
+    pub url: String,
+    /// Whether the instance may exist (set before `create-instance`).
+    pub made: bool,
+    /// What `database-upgrade-status` said (absent: the target predates it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_status: Option<String>,
 }
 
 /// What was torn down, and whether all of it is gone.
@@ -96,6 +118,12 @@ pub struct Rehearsal {
     /// Whether the network or the container may exist (set before the first is made).
     #[serde(default)]
     pub docker_made: bool,
+    /// The rehearsal host (records before it was recorded are Docker's).
+    #[serde(default)]
+    pub host: RehearsalHost,
+    /// The Windows host's rehearsal instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<WindowsInstance>,
     pub container: String,
     pub network: String,
     pub image: String,
@@ -133,6 +161,8 @@ impl Rehearsal {
             scratch_database: format!("{prefix}_{short}"),
             scratch_made: false,
             docker_made: false,
+            host: RehearsalHost::Docker,
+            windows: None,
             container: format!("octoup-rehearsal-{}", id.to_ascii_lowercase()),
             network: format!("octoup-rehearsal-{}", id.to_ascii_lowercase()),
             image: String::new(),
@@ -151,15 +181,26 @@ impl Rehearsal {
         self.phases.iter().find(|p| p.name == name)
     }
 
-    /// The migrations and the start, as measured (what the plan uses for the database
-    /// upgrade).
+    /// The migrations as measured (what the plan uses for the database upgrade): the
+    /// Windows host's timed `database --upgrade`, else the Docker host's migrations and
+    /// start (an upper bound).
     pub fn migration_seconds(&self) -> Option<f64> {
-        self.phase(MIGRATIONS).map(|p| p.seconds)
+        self.phase(DATABASE_UPGRADE)
+            .or_else(|| self.phase(MIGRATIONS))
+            .map(|p| p.seconds)
+    }
+
+    /// Whether this rehearsal's host may have made something (a container, a network, a
+    /// rehearsal instance).
+    pub(crate) fn host_made(&self) -> bool {
+        self.docker_made || self.windows.as_ref().is_some_and(|w| w.made)
     }
 }
 
-/// The phase the plan reads.
+/// The phase the plan reads on the Docker host (the server migrates at start).
 pub const MIGRATIONS: &str = "migrations-and-start";
+/// The phase the plan reads on the Windows host: `database --upgrade` alone.
+pub const DATABASE_UPGRADE: &str = "database-upgrade";
 
 /// Where rehearsals are journaled.
 #[derive(Debug, Clone)]

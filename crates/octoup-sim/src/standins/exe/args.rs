@@ -68,6 +68,10 @@ pub(super) fn options(command: &str) -> Option<&'static [(&'static str, bool)]> 
             ("grant", true),
         ],
         "database-upgrade-status" => &[("connectionString", true), ("format", true)],
+        // Simulated on spare nodes only (production nodes refuse them: NOT_SIMULATED).
+        "create-instance" => &[("home", true), ("serverNodeName", true)],
+        "delete-instance" => &[],
+        "configure" => &[("webListenPrefixes", true), ("home", true)],
         "show-master-key" | "version" | "list-instances" => &[("format", true)],
         "show-configuration" => &[("format", true), ("file", true)],
         "watchdog" => &[

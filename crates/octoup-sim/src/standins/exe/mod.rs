@@ -3,6 +3,7 @@
 //!
 //! - `args`: the commands and their options; `invocation`: the context of one run.
 //! - `node`, `service`, `database`, `info`: the commands, by what they act on.
+//! - `spare`: the commands on a spare node (rehearsal instances), outside the installation.
 
 mod args;
 mod database;
@@ -10,6 +11,7 @@ mod info;
 mod invocation;
 mod node;
 mod service;
+mod spare;
 
 use args::{NOT_SIMULATED, options, parse_options};
 use invocation::{Exe, error};
@@ -19,15 +21,24 @@ use crate::state::Store;
 
 pub use info::node_home;
 
-/// Runs one `Octopus.Server.exe` command line on `node`.
-pub fn run(store: &Store, node: &str, args: &[String]) -> Output {
-    match run_inner(store, node, args) {
+/// Runs one `Octopus.Server.exe` command line on `node`. `prefix` runs this simulator
+/// (a spare node's rehearsal instance starts its server with it).
+pub fn run(store: &Store, node: &str, args: &[String], prefix: &[std::ffi::OsString]) -> Output {
+    match run_inner(store, node, args, prefix) {
         Ok(out) | Err(out) => out,
     }
 }
 
-fn run_inner(store: &Store, node: &str, args: &[String]) -> Result<Output, Output> {
+fn run_inner(
+    store: &Store,
+    node: &str,
+    args: &[String],
+    prefix: &[std::ffi::OsString],
+) -> Result<Output, Output> {
     let state = store.snapshot()?;
+    if state.spare(node).is_some() {
+        return spare::run(store, node, &state, args, prefix);
+    }
     let Some(this) = state.node(node) else {
         return Err(Output::fail(
             2,

@@ -1,4 +1,4 @@
-//! The Docker rehearsal host, through the configured `docker` argv (`[rehearsal] docker`).
+//! The Docker CLI the Docker host drives, through the configured `docker` argv (`[rehearsal] docker`).
 //! Secrets reach the container only through the Docker CLI's own environment: `-e NAME`
 //! without a value makes the CLI copy `NAME` from its environment, so no secret is ever on
 //! a command line (design I5).
@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::config::Secret;
 use crate::process::runner::{CommandOutput, CommandRunner, CommandSpec};
 
-use super::RehearsalError;
+use crate::rehearsal::RehearsalError;
 
 /// Every container and network octoup makes carries this label, so leftovers are found
 /// even when the journal could not record a name.
