@@ -6,6 +6,8 @@
 #   scripts/bench-outage.sh [NODES...]      # default: 1 3 16
 #   TIME_SCALE=0.04 scripts/bench-outage.sh # real seconds per simulated second
 #   ROUNDS=3 scripts/bench-outage.sh        # runs per cluster size; the median is shown
+#   TRACE=1 scripts/bench-outage.sh 32      # also: who spent each phase boundary, per run
+#   OCTOUP=path/to/octoup scripts/bench-outage.sh  # another build (no build made here)
 #
 # Needs: jq, a release build (made here). Not run in CI. Run it on a quiet machine: the
 # simulated seconds are real time divided by the time scale, so anything else using the CPU
@@ -31,8 +33,10 @@ NODES=("$@")
 [ ${#NODES[@]} -gt 0 ] || NODES=(1 3 16)
 
 command -v jq >/dev/null || { echo "missing jq (apt-get install jq)" >&2; exit 2; }
-cargo build --release -q -p octoup-cli
-OCTOUP=$PWD/target/release/octoup
+if [ -z "${OCTOUP:-}" ]; then
+    cargo build --release -q -p octoup-cli
+    OCTOUP=${CARGO_TARGET_DIR:-$PWD/target}/release/octoup
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/octoup-outage.XXXXXX")
 cleanup() {
@@ -70,6 +74,11 @@ run_once() {
     fi
     "$OCTOUP" sim history --dir "$dir/sim" --json >"$dir/history.json"
     "$OCTOUP" sim down --dir "$dir/sim" >/dev/null
+    if [ -n "${TRACE:-}" ]; then
+        # Who spent each phase boundary (scripts/trace-outage.py), to stderr.
+        echo "trace: $n nodes, $(basename "$dir")" >&2
+        python3 scripts/trace-outage.py "$dir/history.json" "$dir"/sim/octoup-state/logs/[0-9]*.log "$TIME_SCALE" >&2
+    fi
     target=$(jq -r .to "$dir/report.json")
     # Phase ends: last node stopped; backup verified and every node installed; schema
     # upgraded; last node serving the target.

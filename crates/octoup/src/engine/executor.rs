@@ -298,11 +298,27 @@ impl Engine {
     }
 
     pub(crate) fn from(&self) -> Version {
-        self.run().from
+        self.journal.lock().expect("journal lock").run.from.clone()
     }
 
     pub(crate) fn target(&self) -> Version {
-        self.run().target
+        self.journal
+            .lock()
+            .expect("journal lock")
+            .run
+            .target
+            .clone()
+    }
+
+    /// One step as the journal holds it now. (Not `run().step()`: with many nodes, cloning
+    /// the whole run for every node's step costs the critical path O(nodes²).)
+    fn step_now(&self, key: &str) -> Option<Step> {
+        self.journal
+            .lock()
+            .expect("journal lock")
+            .run
+            .step(key)
+            .cloned()
     }
 
     pub(crate) fn primary(&self) -> &EngineNode {
@@ -369,12 +385,10 @@ impl Engine {
         // Found `running`: octoup died in this step; see recovery.rs. (A batched step was
         // marked running a moment ago by `each`, for every node at once.)
         let interrupted = self
-            .run()
-            .step(&key)
-            .filter(|s| s.state == StepState::Running && !batched)
-            .cloned();
+            .step_now(&key)
+            .filter(|s| s.state == StepState::Running && !batched);
         let started = if batched {
-            self.run().step(&key).cloned().expect("step exists")
+            self.step_now(&key).expect("step exists")
         } else {
             self.mark(&key, start_step)?
         };
@@ -472,22 +486,16 @@ impl Engine {
         Ok(fresh)
     }
 
-    /// Writes the ends of the steps `start_together` began, once.
-    fn finish_together(&self, ids: &[String]) -> Result<(), Failure> {
-        if ids.is_empty() {
-            return Ok(());
-        }
+    /// Ends the batch `start_together` began. Its ends are in memory (and the `.live`
+    /// view): the next journal write carries them, which is the next step's start, at once
+    /// (a separate write here would put two more fsyncs between one phase's end and the
+    /// next one's start). A crash before it finds the steps `running`, which the recovery
+    /// rules check against the real state, as for a node whose step was still running.
+    fn finish_together(&self, ids: &[String]) {
         let mut batched = self.batched.lock().expect("batch lock");
         for id in ids {
             batched.remove(id);
         }
-        drop(batched);
-        let written = self.journal_update(|_| ()).map_err(|e| Failure {
-            step: ids[0].clone(),
-            message: e.to_string(),
-        });
-        self.journal.lock().expect("journal lock").drop_view();
-        written
     }
 
     /// A step of the whole installation.
@@ -507,8 +515,8 @@ impl Engine {
     pub(crate) async fn each(&self, kind: StepKind) -> Result<(), Failure> {
         let together = self.start_together(kind)?;
         let result = self.on_every_node(|n| self.on_node(kind, n)).await;
-        let written = self.finish_together(&together);
-        result.and(written)
+        self.finish_together(&together);
+        result
     }
 
     /// Runs `one(node)` for every node at once, waits for all, and reports the first

@@ -214,7 +214,7 @@ impl Engine {
     }
 
     fn launch_marker(&self, id: &StepId) -> LaunchMarker {
-        self.state.launch_marker(&self.run().id, &id.key())
+        self.state.launch_marker(&self.run_id(), &id.key())
     }
 
     /// What the records say of the command of `step` (interrupted), see [`Self::launch_hook`]:

@@ -323,10 +323,11 @@ impl StateDir {
 
     /// Writes a new run's journal and makes it the current run.
     pub(crate) fn create(&self, run: Run) -> Result<Journal, JournalError> {
-        let journal = Journal {
+        let mut journal = Journal {
             path: self.run_path(&run.id),
             current: self.root.join(CURRENT),
             run,
+            view: false,
         };
         journal.save()?;
         fsutil::write_atomic(&journal.current, journal.run.id.as_bytes())
@@ -343,6 +344,7 @@ impl StateDir {
             path,
             current: self.root.join(CURRENT),
             run,
+            view: false,
         })
     }
 
@@ -392,7 +394,12 @@ impl StateDir {
             let _ = fsutil::remove_file_if_exists(&current);
             return Ok(None);
         }
-        Ok(Some(Journal { path, current, run }))
+        Ok(Some(Journal {
+            path,
+            current,
+            run,
+            view: false,
+        }))
     }
 
     /// Every run, oldest first; a journal that cannot be read is an error naming it (it is
@@ -447,6 +454,8 @@ pub(crate) struct Journal {
     path: PathBuf,
     current: PathBuf,
     pub run: Run,
+    /// A `.live` view is on disk, ahead of the journal: the next write removes it.
+    view: bool,
 }
 
 impl Journal {
@@ -460,14 +469,10 @@ impl Journal {
 
     /// Writes the run as it stands for `octoup status` only, beside the journal and without
     /// fsync: not a recovery point (the journal is), so a crash may lose it harmlessly.
-    pub(crate) fn save_view(&self) {
+    pub(crate) fn save_view(&mut self) {
         let _ = serde_json::to_vec(&self.run)
             .map(|bytes| std::fs::write(self.path.with_extension("live"), bytes));
-    }
-
-    /// The journal caught up with the view: it goes.
-    pub(crate) fn drop_view(&self) {
-        let _ = fsutil::remove_file_if_exists(&self.path.with_extension("live"));
+        self.view = true;
     }
 
     /// Changes one step and writes the journal.
@@ -496,10 +501,15 @@ impl Journal {
         Ok(())
     }
 
-    fn save(&self) -> Result<(), JournalError> {
+    fn save(&mut self) -> Result<(), JournalError> {
         // Serializing our own types cannot fail (string keys only).
         let text = serde_json::to_vec_pretty(&self.run).unwrap_or_default();
         fsutil::write_atomic(&self.path, &text).at("cannot write", &self.path)?;
+        if self.view {
+            // The journal caught up with the view: it goes (else `status` would prefer it).
+            let _ = fsutil::remove_file_if_exists(&self.path.with_extension("live"));
+            self.view = false;
+        }
         Ok(())
     }
 }

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use futures_util::future::join_all;
+
 use crate::database::{Percent, RollbackPoint};
 use crate::process::clock::now;
 
-use crate::journal::Step;
+use crate::journal::{Step, StepState};
 use crate::nodes::{NodeCommand, NodeError};
 use crate::process::clock::{Deadline, Poller, human_duration};
 
@@ -152,21 +154,29 @@ impl Engine {
     pub(super) async fn upgrade_database(&self) -> StepResult {
         let primary = self.primary();
         let target = self.target();
-        for n in &self.nodes {
-            if n.agent.ping().await.is_up() {
-                return Err(StepError::StillAnswers {
-                    node: n.info.name.clone(),
-                    url: n.info.url.clone(),
+        // Every node at once: one unreachable host must not hold the outage for a
+        // connect timeout per node.
+        let pings = join_all(self.nodes.iter().map(|n| n.agent.ping())).await;
+        if let Some((n, _)) = self.nodes.iter().zip(pings).find(|(_, p)| p.is_up()) {
+            return Err(StepError::StillAnswers {
+                node: n.info.name.clone(),
+                url: n.info.url.clone(),
+            });
+        }
+        // The install step of this process read the target back on the primary, and no
+        // node has run since; a resumed run cannot know that, so it asks.
+        let installed_here = !self.resumed
+            && self.state_of(&StepId::on(StepKind::Install, &primary.info.name))
+                == Some(StepState::Done);
+        if !installed_here {
+            let installed = primary.agent.installed_version().await?;
+            if installed != target {
+                return Err(StepError::PrimaryNotInstalled {
+                    node: primary.info.name.clone(),
+                    installed,
+                    want: target,
                 });
             }
-        }
-        let installed = primary.agent.installed_version().await?;
-        if installed != target {
-            return Err(StepError::PrimaryNotInstalled {
-                node: primary.info.name.clone(),
-                installed,
-                want: target,
-            });
         }
         if self.resumed
             && let Ok(Some(false)) = primary.agent.database_upgrade_pending().await

@@ -13,7 +13,11 @@ impl Engine {
     pub(super) async fn install(&self, n: &EngineNode) -> StepResult {
         let id = StepId::on(StepKind::Install, &n.info.name);
         let target = self.target();
-        if n.agent.installed_version().await? == target {
+        // Only a resumed run can find the target already installed (a crash after the
+        // installer ran): a fresh run's preflight read the original on every node moments
+        // ago, with every node stopped since. Each check is a command on the outage's
+        // critical path (an SSH round trip per node in production).
+        if self.resumed && n.agent.installed_version().await? == target {
             return Ok(Done::Ok(format!("{target} is installed")));
         }
         let installer = self

@@ -54,6 +54,9 @@ pub enum Op {
     Release,
     /// A node's `/api` Version (any fault: it gives no answer).
     ServedVersion,
+    /// `Octopus.Server.exe version` on a node (counted only: a command on the outage's
+    /// critical path).
+    InstalledVersion,
 }
 
 /// What a fault does to the operation it hits. Only `FailAlways` strikes more than once.
@@ -1052,6 +1055,10 @@ impl NodeAgent for FakeNode {
     }
 
     async fn installed_version(&self) -> Result<Version, NodeError> {
+        self.fake
+            .lock()
+            .calls
+            .push((Op::InstalledVersion, Some(self.name.clone())));
         self.state().installed.ok_or_else(|| NodeError::Output {
             node: self.name.clone(),
             command: "Octopus.Server.exe version".into(),

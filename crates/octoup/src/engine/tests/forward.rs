@@ -47,6 +47,20 @@ async fn three_nodes_upgrade_with_one_schema_upgrade_on_the_primary_after_every_
 }
 
 #[tokio::test]
+async fn a_fresh_run_reads_each_installed_version_once_after_the_install_only() {
+    // Every command between the first stop and the last start is on the outage's critical
+    // path: a fresh run knows each node holds the original (its preflight read it), so it
+    // reads the version back after the installer only, and not again on the primary
+    // before the schema upgrade.
+    let ran = Scenario::nodes(3).run().await;
+    ran.assert_upgraded();
+    for n in ["N1", "N2", "N3"] {
+        assert_eq!(ran.fake().calls(Op::InstalledVersion, Some(n)), 1, "{n}");
+        assert_eq!(ran.fake().calls(Op::Install, Some(n)), 1, "{n}");
+    }
+}
+
+#[tokio::test]
 async fn flags_that_were_on_stay_on_and_watchdogs_come_back() {
     let ran = Scenario::nodes(3)
         .with(|m| {
