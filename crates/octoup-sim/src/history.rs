@@ -189,7 +189,8 @@ pub enum Event {
     DbDropped {
         database: String,
     },
-    /// `RESTORE DATABASE [new] … WITH MOVE …`: another database made from a backup
+    /// `RESTORE DATABASE [new] … WITH MOVE …` (on Managed Instance `FROM URL` alone; on RDS a
+    /// finished `rds_restore_database` to a new name): another database made from a backup
     /// (production is untouched; `db-restored` is production changing).
     DbRestoredAs {
         database: String,

@@ -57,7 +57,11 @@ pub(crate) fn touching_production(h: &[Value], from: usize, scratch: &str) -> Ve
                 "api-request" => e["method"].as_str().is_some_and(|m| m != "GET"),
                 "standin-invoked" => e["program"] != "sqlcmd",
                 "db-backup-created" => e["copy_only"] != true,
-                "db-backup-verified" | "task-queued" | "task-started" | "task-finished" => false,
+                // RDS's native backup reads production; a restore names the scratch database.
+                "rds-task-created" => e["task_type"] != "BACKUP_DB" && !on_scratch(e),
+                // The blob credential is a server object, not the database.
+                "db-backup-verified" | "task-queued" | "task-started" | "task-finished"
+                | "rds-task-finished" | "credential-set" => false,
                 "fault-fired" => false,
                 _ => !on_scratch(e),
             }
@@ -81,6 +85,33 @@ pub(crate) fn plan_uses(sim: &Sim, id: &str, seconds: f64) -> Value {
         .clone();
     assert_eq!(step["estimate_seconds"].as_f64(), Some(seconds), "{step}");
     step
+}
+
+/// `octoup rehearse --to TARGET --json`, which exits `code`: where the history stood before
+/// it, and what it printed.
+fn rehearse_json(sim: &Sim, code: i32) -> (usize, Ran) {
+    let start = sim.history().len();
+    let r = sim.octoup(&["rehearse", "--to", TARGET, "--json"]);
+    r.expect_code(code);
+    (start, r)
+}
+
+/// The phases a rehearsal whose copy is a restored backup measures, in order.
+const RESTORED: [&str; 6] = [
+    "backup",
+    "verify",
+    "restore",
+    "disarm",
+    "migrations-and-start",
+    "checks",
+];
+
+/// The names of a rehearsal report's phases, in order.
+fn phases(report: &Value) -> Vec<&str> {
+    report["phases"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default()
 }
 
 /// An event of `kind` matching `pred` is in `h`.
@@ -114,25 +145,7 @@ fn a_rehearsal_is_go_measures_the_migrations_and_the_plan_uses_them() {
     r.expect_code(0);
     let j = &r.json;
     assert_eq!(j["status"], "go", "{}", r.stdout);
-    let phases: Vec<&str> = j["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        phases,
-        [
-            "backup",
-            "verify",
-            "restore",
-            "disarm",
-            "migrations-and-start",
-            "checks"
-        ],
-        "{}",
-        r.stdout
-    );
+    assert_eq!(phases(j), RESTORED, "{}", r.stdout);
     let migrations = j["phases"][4]["seconds"].as_f64().unwrap();
     // 1500 simulated seconds at 2 ms each: at least 3 s of real time.
     assert!(migrations >= 3.0, "{migrations}");
@@ -478,18 +491,10 @@ fn a_recent_verified_backup_is_reused_when_the_config_allows_it() {
 #[test]
 fn on_azure_sql_database_the_copy_is_made_as_copy_of_and_dropped() {
     let sim = rehearsable(Scenario::new().database("hosting", "azure-sql-database"));
-    let start = sim.history().len();
-    let r = sim.octoup(&["rehearse", "--to", TARGET, "--json"]);
-    r.expect_code(0);
+    let (start, r) = rehearse_json(&sim, 0);
     assert_eq!(r.json["copy_method"], "copy", "{}", r.stdout);
-    let phases: Vec<&str> = r.json["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        phases,
+        phases(&r.json),
         ["copy", "disarm", "migrations-and-start", "checks"],
         "{}",
         r.stdout
@@ -510,6 +515,137 @@ fn on_azure_sql_database_the_copy_is_made_as_copy_of_and_dropped() {
     );
     assert!(!scratch_exists(&sim, scratch));
     sim.assert_check();
+}
+
+/// A go rehearsal whose copy is a backup restored under the scratch name (`copy_method`):
+/// the history shows the copy made under that name, nothing on production, and the scratch
+/// database dropped at teardown. Its report.
+fn restored_under_the_scratch_name_and_dropped(sim: &Sim, copy_method: &str) -> Value {
+    let (start, r) = rehearse_json(sim, 0);
+    assert_eq!(r.json["status"], "go", "{}", r.stdout);
+    assert_eq!(r.json["copy_method"], copy_method, "{}", r.stdout);
+    assert_eq!(phases(&r.json), RESTORED, "{}", r.stdout);
+    let scratch = r.json["scratch_database"].as_str().unwrap();
+    let h = sim.history();
+    assert_event(&h[start..], "db-restored-as", |e| e["database"] == scratch);
+    let touched = touching_production(&h, start, scratch);
+    assert!(touched.is_empty(), "production was touched: {touched:#?}");
+    assert_event(&h[start..], "db-dropped", |e| e["database"] == scratch);
+    assert!(!scratch_exists(sim, scratch));
+    assert_eq!(r.json["teardown"]["done"], true, "{}", r.stdout);
+    sim.assert_check();
+    r.json
+}
+
+#[test]
+fn on_managed_instance_the_copy_is_a_backup_to_url_restored_under_a_new_name() {
+    const CONTAINER: &str = "https://acct.blob.core.windows.net/octopus";
+    const TOKEN: &str = "sv=2022-11-02&ss=b&sig=R3h3arsalS4sT0ken";
+    let sim = rehearsable(
+        Scenario::new()
+            .database("hosting", "azure-sql-managed-instance")
+            .config("database", "url", CONTAINER),
+    );
+    let token_file = sim.dir().join("sas-token.txt");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    sim.edit_config(|cfg| {
+        cfg["database"].as_table_mut().unwrap().insert(
+            "sas_token_file".into(),
+            token_file.to_string_lossy().into_owned().into(),
+        );
+    });
+    let start = sim.history().len();
+    let report = restored_under_the_scratch_name_and_dropped(&sim, "restore-from-url");
+    let backup = &report["backup"];
+    assert_eq!(backup["media"], "url", "{report}");
+    assert!(
+        backup["files"][0]
+            .as_str()
+            .is_some_and(|f| f.starts_with(&format!("{CONTAINER}/"))),
+        "{report}"
+    );
+    let h = sim.history();
+    assert_event(&h[start..], "credential-set", |e| e["name"] == CONTAINER);
+    // The blob is kept and reused like a disk backup; the SAS token reached sqlcmd only
+    // through its environment: not in octoup's output, journal or logs (the checker's I5
+    // covers sqlcmd's command line).
+    sim.edit_config(|cfg| {
+        cfg["rehearsal"]
+            .as_table_mut()
+            .unwrap()
+            .insert("reuse_backup_hours".into(), 24.into());
+    });
+    let backups = sim.count("db-backup-created");
+    let out = sim
+        .octoup_cmd(&["rehearse", "--to", TARGET, "--verbose"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        sim.count("db-backup-created"),
+        backups,
+        "the blob was reused"
+    );
+    assert_eq!(sim.count("db-restored-as"), 2);
+    let mut texts = vec![
+        (
+            "stdout".to_string(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ),
+        (
+            "stderr".to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ),
+        ("the JSON report".to_string(), report.to_string()),
+    ];
+    files_under(&sim.dir().join("octoup-state"), &mut texts);
+    for (name, text) in &texts {
+        assert!(!text.contains(TOKEN), "the SAS token is in {name}");
+    }
+    sim.assert_check();
+}
+
+#[test]
+fn on_amazon_rds_the_copy_is_a_native_backup_restored_under_a_new_name() {
+    // Multi-AZ: the scratch database is dropped with rds_drop_database (a plain DROP is
+    // refused for a mirrored database).
+    let sim = rehearsable(
+        Scenario::new()
+            .database("hosting", "amazon-rds")
+            .database("multi_az", true)
+            .config(
+                "database",
+                "rds_s3_arn",
+                "arn:aws:s3:::octopus-backups/rehearsals",
+            ),
+    );
+    let start = sim.history().len();
+    let report = restored_under_the_scratch_name_and_dropped(&sim, "rds-restore");
+    let scratch = report["scratch_database"].as_str().unwrap();
+    let object = report["backup"]["files"][0].as_str().unwrap();
+    assert_eq!(report["backup"]["media"], "s3", "{report}");
+    assert!(
+        object.starts_with("arn:aws:s3:::octopus-backups/rehearsals/"),
+        "{report}"
+    );
+    let h = sim.history();
+    assert_event(&h[start..], "rds-task-created", |e| {
+        e["task_type"] == "RESTORE_DB" && e["database"] == scratch && e["s3_arn"] == object
+    });
+}
+
+#[test]
+fn on_google_cloud_sql_the_rehearsal_is_refused_with_the_documented_route() {
+    let sim = rehearsable(Scenario::new().database("hosting", "google-cloud-sql"));
+    let (start, r) = rehearse_json(&sim, 1);
+    let error = r.json["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("no sysadmin or dbcreator") && error.contains("gcloud sql import bak"),
+        "{}",
+        r.stdout
+    );
+    let h = sim.history();
+    assert_eq!(count(&h[start..], "db-backup-created"), 0, "{}", kinds(&h));
 }
 
 #[test]

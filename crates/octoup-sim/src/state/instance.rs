@@ -203,7 +203,8 @@ impl State {
     }
 
     /// Records copies and RDS tasks that finished by now (once each); a finished RDS restore
-    /// becomes the Octopus database (`content` reads what its S3 object holds).
+    /// to the Octopus database's name becomes it, one to another name a new database
+    /// (`content` reads what its S3 object holds).
     pub(crate) fn settle(&mut self, content: &dyn Fn(&str) -> Option<DatabaseSnapshot>) {
         let now = self.now_sim();
         let mut events = Vec::new();
@@ -250,18 +251,36 @@ impl State {
                     s3_arn: t.s3_arn.clone(),
                 });
                 if t.task_type == "RESTORE_DB" && t.error.is_none() {
-                    restores.push(t.s3_arn.clone());
+                    restores.push((t.database.clone(), t.s3_arn.clone()));
                 }
             }
         }
         for e in events {
             self.record(e);
         }
-        for arn in restores {
-            if let Some(content) = content(&arn) {
+        for (database, arn) in restores {
+            let Some(content) = content(&arn) else {
+                continue;
+            };
+            if database.eq_ignore_ascii_case(&self.database.name) {
                 self.instance_dbs.octopus_absent = false;
                 self.restore(&content, &arn);
+                continue;
             }
+            // Under another name: a new database beside production, which is untouched.
+            let schema_version = content.schema_version.clone();
+            self.instance_dbs.databases.push(OtherDatabase {
+                name: database.clone(),
+                kind: OtherKind::Plain,
+                content,
+                created_sim: now,
+                files: Vec::new(),
+            });
+            self.record(Event::DbRestoredAs {
+                database,
+                path: arn,
+                schema_version,
+            });
         }
     }
 

@@ -287,6 +287,17 @@ fn task_status(id: &str) -> String {
     format!("SET NOCOUNT ON; exec msdb.dbo.rds_task_status @task_id = {id};")
 }
 
+/// `restore` (an `rds_restore_database` onto `name`, which exists) starts a task that ends
+/// ERROR with RDS's reason.
+fn restore_ends_already_exists(scene: &Scene, restore: &str, name: &str) {
+    let id = scene.rows(restore)[0][0].clone();
+    let rows = wait_value(scene, &task_status(&id), 5, "ERROR");
+    assert!(
+        rows[0][6].contains(&format!("Database '{name}' already exists")),
+        "{rows:?}"
+    );
+}
+
 #[test]
 fn rds_backup_task_then_rename_and_restore_task() {
     // ≈ 25 simulated seconds each at 75 MB/s.
@@ -322,12 +333,7 @@ fn rds_backup_task_then_rename_and_restore_task() {
         "SET NOCOUNT ON; exec msdb.dbo.rds_restore_database @restore_db_name = N'{DB}', @s3_arn_to_restore_from = N'{object}';"
     );
     // Onto an existing name: the task fails as RDS reports it.
-    let failed = scene.rows(&restore)[0][0].clone();
-    let rows = wait_value(&scene, &task_status(&failed), 5, "ERROR");
-    assert!(
-        rows[0][6].contains(&format!("Database '{DB}' already exists")),
-        "{rows:?}"
-    );
+    restore_ends_already_exists(&scene, &restore, DB);
     scene
         .sqlcmd(&format!(
             "EXEC rdsadmin.dbo.rds_modify_db_name N'{DB}', N'{DB}_octoup_failed_{STAMP}';"
@@ -370,4 +376,120 @@ fn rds_refusals() {
     busy.sqlcmd(&format!("BACKUP DATABASE [{DB}] TO DISK = N'/x.bak';"))
         .code(1)
         .stderr(contains("Msg 262"));
+}
+
+/// The `db-restored-as` event for `database`, as JSON.
+fn restored_as(scene: &Scene, database: &str) -> Option<serde_json::Value> {
+    scene
+        .history()
+        .into_iter()
+        .filter(|r| r.event.kind() == "db-restored-as")
+        .map(|r| serde_json::to_value(&r).unwrap())
+        .find(|v| v["database"] == database)
+}
+
+fn has_database(scene: &Scene, name: &str) -> bool {
+    scene
+        .state()
+        .instance_dbs
+        .databases
+        .iter()
+        .any(|d| d.name == name)
+}
+
+const COPY: &str = "OctopusRehearsal_1";
+
+#[test]
+fn managed_instance_restores_from_url_under_a_new_name_placing_the_files_itself() {
+    let scene = scene_on("azure-sql-managed-instance", |_| {});
+    let set = urls(2);
+    credential(&scene, "CREATE");
+    scene
+        .sqlcmd(&format!(
+            "BACKUP DATABASE [{DB}] TO {} WITH COPY_ONLY, CHECKSUM;",
+            url_list(&set)
+        ))
+        .success();
+    // Under a new name, MOVE and every other option are refused as over an existing one.
+    scene
+        .sqlcmd(&format!(
+            "RESTORE DATABASE [{COPY}] FROM {} WITH MOVE N'{DB}' TO N'/x.mdf', STATS = 5;",
+            url_list(&set)
+        ))
+        .code(1)
+        .stderr(contains("Msg 41901"))
+        .stderr(contains("(stats, move)"));
+    scene
+        .sqlcmd(&format!(
+            "RESTORE DATABASE [{COPY}] FROM {} WITH REPLACE;",
+            url_list(&set)
+        ))
+        .code(1)
+        .stderr(contains("Msg 41901"));
+    assert!(!has_database(&scene, COPY));
+    // Nodes keep running: production is only read.
+    scene
+        .sqlcmd(&format!(
+            "RESTORE DATABASE [{COPY}] FROM {};",
+            url_list(&set)
+        ))
+        .success()
+        .stdout(contains("RESTORE DATABASE successfully processed"));
+    let v = restored_as(&scene, COPY).expect("db-restored-as for the copy");
+    assert_eq!(
+        (v["path"].as_str(), v["schema_version"].as_str()),
+        (Some(set[0].as_str()), Some(OLD))
+    );
+    assert!(has_database(&scene, COPY));
+    assert!(!scene.has("db-restored"), "production is untouched");
+    // Again onto that name: MI never restores over a database.
+    scene
+        .sqlcmd(&format!("RESTORE DATABASE [{COPY}] FROM {};", url_list(&set)))
+        .code(1)
+        .stderr(contains(format!("Msg 1801, Level 16, State 1, Server 127.0.0.1,1433, Line 1\nDatabase '{COPY}' already exists.")));
+    scene.sqlcmd(&format!("DROP DATABASE [{COPY}];")).success();
+    assert!(!has_database(&scene, COPY));
+    assert!(scene.violations().is_empty(), "{:?}", scene.violations());
+}
+
+#[test]
+fn rds_restores_under_a_new_name_and_multi_az_drops_only_with_the_procedure() {
+    let scene = scene_on("amazon-rds", |d| d.multi_az = true);
+    let object = format!("{ARN}/{DB}-{OLD}-{STAMP}.bak");
+    let id = scene.rows(&format!(
+        "SET NOCOUNT ON; exec msdb.dbo.rds_backup_database @source_db_name = N'{DB}', @s3_arn_to_backup_to = N'{object}', @overwrite_s3_backup_file = 0, @type = N'FULL', @number_of_files = 1;"
+    ))[0][0]
+        .clone();
+    wait_value(&scene, &task_status(&id), 5, "SUCCESS");
+    let restore = format!(
+        "SET NOCOUNT ON; exec msdb.dbo.rds_restore_database @restore_db_name = N'{COPY}', @s3_arn_to_restore_from = N'{object}';"
+    );
+    let id = scene.rows(&restore)[0][0].clone();
+    let rows = wait_value(&scene, &task_status(&id), 5, "SUCCESS");
+    assert_eq!(rows[0][2], COPY);
+    let v = restored_as(&scene, COPY).expect("db-restored-as for the copy");
+    assert_eq!(v["path"], object.as_str());
+    assert!(has_database(&scene, COPY));
+    assert!(!scene.has("db-restored"), "production is untouched");
+    // RDS cannot restore over an existing name: the task ends ERROR.
+    restore_ends_already_exists(&scene, &restore, COPY);
+    // Multi-AZ mirrors every database: a plain DROP is refused, the procedure works.
+    scene
+        .sqlcmd(&format!("DROP DATABASE [{COPY}];"))
+        .code(1)
+        .stderr(contains("Msg 3743"));
+    scene
+        .sqlcmd(&format!("EXECUTE msdb.dbo.rds_drop_database N'{COPY}';"))
+        .success();
+    assert!(!has_database(&scene, COPY));
+    scene
+        .sqlcmd(&format!("EXECUTE msdb.dbo.rds_drop_database N'{COPY}';"))
+        .code(1)
+        .stderr(contains("Msg 3701"));
+    // Elsewhere the procedure does not exist.
+    scene_on("self-managed", |_| {})
+        .sqlcmd(&format!("EXECUTE msdb.dbo.rds_drop_database N'{COPY}';"))
+        .code(1)
+        .stderr(contains("Msg 2812"));
+    assert!(scene.violations().is_empty(), "{:?}", scene.violations());
 }

@@ -118,6 +118,31 @@ async fn rows(sql: &Sql, runner: &dyn CommandRunner, what: &str, text: String) -
     out::rows(&output.stdout, &output.stderr).ok()
 }
 
+/// The hosting `EngineEdition` told, with Cloud SQL told apart: it looks self-managed by
+/// its EngineEdition, but its login has the `CustomerDbRootRole` role.
+pub(crate) async fn refine(
+    sql: &Sql,
+    runner: &dyn CommandRunner,
+    hosting: Option<Hosting>,
+) -> Option<Hosting> {
+    if hosting == Some(Hosting::SelfManaged)
+        && let Some(rows) = rows(
+            sql,
+            runner,
+            "Cloud SQL role",
+            "SET NOCOUNT ON; SELECT N'octoup', IS_SRVROLEMEMBER(N'CustomerDbRootRole');".into(),
+        )
+        .await
+        && rows
+            .first()
+            .and_then(|r| out::flag(&r.first().cloned().flatten()))
+            == Some(true)
+    {
+        return Some(Hosting::GoogleCloudSql);
+    }
+    hosting
+}
+
 /// Asks the server what the doctor's checks did not already tell: `product_version`,
 /// `edition` and `engine_edition` (with `rdsadmin`) come from them. Cheap: a few quick
 /// queries, before anything changes.
@@ -135,22 +160,7 @@ pub(crate) async fn detect(
         hosting,
         ..Detected::default()
     };
-    // Cloud SQL looks self-managed by its EngineEdition; its root role tells it apart.
-    if d.hosting == Some(Hosting::SelfManaged)
-        && let Some(rows) = rows(
-            sql,
-            runner,
-            "Cloud SQL role",
-            "SET NOCOUNT ON; SELECT N'octoup', IS_SRVROLEMEMBER(N'CustomerDbRootRole');".into(),
-        )
-        .await
-        && rows
-            .first()
-            .and_then(|r| out::flag(&r.first().cloned().flatten()))
-            == Some(true)
-    {
-        d.hosting = Some(Hosting::GoogleCloudSql);
-    }
+    d.hosting = refine(sql, runner, d.hosting).await;
     if d.hosting == Some(Hosting::AmazonRds) {
         // Multi-AZ mirrors the database (database mirroring or an availability group).
         d.multi_az = rows(

@@ -54,29 +54,39 @@ impl DatabaseSide {
         }
     }
 
-    /// Runs an `rds_*` procedure that starts a task; its task id.
+    /// The tasks `rds_task_status` lists for `database`.
+    async fn tasks_of(
+        &self,
+        runner: &dyn CommandRunner,
+        database: &str,
+    ) -> Result<Vec<Task>, DatabaseError> {
+        let out = self
+            .sql
+            .call(
+                runner,
+                "RDS task status",
+                tsql::rds_tasks_of(database),
+                self.listing(),
+            )
+            .await?;
+        Ok(tasks(&out.stdout))
+    }
+
+    /// Runs an `rds_*` procedure that starts a task on `database`; its task id.
     async fn start_task(
         &self,
         runner: &dyn CommandRunner,
         what: &str,
         text: String,
-        kind: &str,
+        (database, kind): (&str, &str),
     ) -> Result<u64, DatabaseError> {
         let out = self.sql.call(runner, what, text, self.listing()).await?;
         if let Some(t) = tasks(&out.stdout).into_iter().max_by_key(|t| t.id) {
             return Ok(t.id);
         }
         // The procedure's own output did not show it: the newest task of that kind.
-        let out = self
-            .sql
-            .call(
-                runner,
-                "RDS task status",
-                tsql::rds_tasks_of(self.name()),
-                self.listing(),
-            )
-            .await?;
-        tasks(&out.stdout)
+        self.tasks_of(runner, database)
+            .await?
             .into_iter()
             .filter(|t| t.kind.eq_ignore_ascii_case(kind))
             .map(|t| t.id)
@@ -153,7 +163,7 @@ impl DatabaseSide {
                 runner,
                 "database backup",
                 tsql::rds_backup(self.name(), &object, self.stripes),
-                "BACKUP_DB",
+                (self.name(), "BACKUP_DB"),
             )
             .await?;
         self.wait_task(runner, "database backup", id, percent.as_ref())
@@ -196,17 +206,56 @@ impl DatabaseSide {
             .await?;
         }
         let id = self
-            .start_task(
-                runner,
-                "database restore",
-                tsql::rds_restore(db, object),
-                "RESTORE_DB",
-            )
+            .rds_restore_task(runner, "database restore", db, object, None)
             .await?;
-        self.wait_task(runner, "database restore", id, None).await?;
         Ok(format!(
             "restored {db} from {object} (RDS task {id}); the upgraded database is kept as {failed}"
         ))
+    }
+
+    /// Waits for the tasks still running on `database`: RDS refuses to drop a database with
+    /// a pending restore, and a restore still running would make it after the drop (an
+    /// interrupted rehearsal's teardown).
+    pub(super) async fn rds_wait_pending(
+        &self,
+        runner: &dyn CommandRunner,
+        database: &str,
+    ) -> Result<(), DatabaseError> {
+        let pending = self
+            .tasks_of(runner, database)
+            .await?
+            .into_iter()
+            .filter(|t| !matches!(t.lifecycle.as_str(), "SUCCESS" | "ERROR" | "CANCELLED"));
+        for t in pending {
+            // How it ends does not matter here: what exists afterwards is dropped, and a drop
+            // refused while it still runs is reported by the caller.
+            let _ = self
+                .wait_task(runner, "wait for the RDS task", t.id, None)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// `rds_restore_database` of `object` as `name` (which must not exist), waited for
+    /// until SUCCESS; its task id.
+    pub(super) async fn rds_restore_task(
+        &self,
+        runner: &dyn CommandRunner,
+        what: &str,
+        name: &str,
+        object: &str,
+        percent: Option<&Percent>,
+    ) -> Result<u64, DatabaseError> {
+        let id = self
+            .start_task(
+                runner,
+                what,
+                tsql::rds_restore(name, object),
+                (name, "RESTORE_DB"),
+            )
+            .await?;
+        self.wait_task(runner, what, id, percent).await?;
+        Ok(id)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Scratch copies of the Octopus database for `octoup rehearse`: a verified backup restored
-//! under a new name with every file moved (self-managed SQL Server), or `AS COPY OF` (Azure
-//! SQL Database). The Octopus database itself is only read (a COPY_ONLY backup, or the
+//! under a new name, with every file moved (self-managed SQL Server), `FROM URL` with no
+//! options (Managed Instance) or by `rds_restore_database` (Amazon RDS); or `AS COPY OF`
+//! (Azure SQL Database). The Octopus database itself is only read (a COPY_ONLY backup, or the
 //! copy's source); every statement that changes anything names the scratch database.
 
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::path::Path;
 use super::sql::Sql;
 use super::sqlcmd_output;
 use super::tsql::{self, Media};
-use super::{DatabaseError, DatabaseSide, Percent, RollbackPoint};
+use super::{DatabaseError, DatabaseSide, Hosting, Percent, RollbackPoint};
 use crate::process::runner::CommandRunner;
 
 /// One file of a backup, as `RESTORE FILELISTONLY` lists it.
@@ -91,7 +92,8 @@ impl DatabaseSide {
         Ok(list)
     }
 
-    /// Restores `point` (a disk backup) as `copy`, its files under `data_dir`.
+    /// Restores `point` as `copy`: a disk backup with its files moved under `data_dir`; a
+    /// backup to URL on Managed Instance, which places the files itself; an RDS backup in S3.
     pub(crate) async fn restore_as(
         &self,
         runner: &dyn CommandRunner,
@@ -100,17 +102,49 @@ impl DatabaseSide {
         data_dir: &Path,
         percent: Option<Percent>,
     ) -> Result<String, DatabaseError> {
-        let RollbackPoint::Backup {
-            media: Media::Disk,
-            files,
-            ..
-        } = point
-        else {
-            return Err(DatabaseError::failed(
-                "restore the rehearsal copy",
-                format!("{} is not a disk backup", point.describe()),
-                "rehearse with [database] strategy native or snapshot on self-managed SQL Server",
-            ));
+        const WHAT: &str = "restore the rehearsal copy";
+        let files = match point {
+            RollbackPoint::Backup {
+                media: Media::Disk,
+                files,
+                ..
+            } => files,
+            RollbackPoint::Backup {
+                media: Media::Url,
+                files,
+                ..
+            } if self.hosting == Some(Hosting::AzureSqlManagedInstance) => {
+                // Managed Instance takes no WITH option on a restore (MOVE, REPLACE and STATS
+                // are refused: reference §2.3): it names and places the files itself.
+                self.sql
+                    .run(
+                        runner,
+                        WHAT,
+                        tsql::restore_database_plain(copy, Media::Url, files),
+                    )
+                    .await?;
+                return Ok(format!(
+                    "{} restored as {copy} (Managed Instance placed its files)",
+                    point.describe()
+                ));
+            }
+            RollbackPoint::Rds { object, .. } => {
+                let id = self
+                    .rds_restore_task(runner, WHAT, copy, object, percent.as_ref())
+                    .await?;
+                return Ok(format!("{object} restored as {copy} (RDS task {id})"));
+            }
+            _ => {
+                return Err(DatabaseError::failed(
+                    WHAT,
+                    format!(
+                        "{} cannot be restored under a new name on {}",
+                        point.describe(),
+                        self.hosting.map(Hosting::name).unwrap_or("this server")
+                    ),
+                    "rehearse on self-managed SQL Server, Managed Instance or Amazon RDS (docs/rehearsal.md)",
+                ));
+            }
         };
         let list = self.backup_files(runner, files).await?;
         let moves = moves(&list, copy, &data_dir.to_string_lossy());
@@ -118,7 +152,7 @@ impl DatabaseSide {
         self.sql
             .call(
                 runner,
-                "restore the rehearsal copy",
+                WHAT,
                 tsql::restore_as(copy, Media::Disk, files, &moves),
                 super::sql::Call {
                     on_line: super::native::progress_hook(percent),
@@ -150,7 +184,7 @@ impl DatabaseSide {
     pub(crate) async fn server_kind(
         &self,
         runner: &dyn CommandRunner,
-    ) -> Result<(Option<super::Hosting>, bool), DatabaseError> {
+    ) -> Result<(Option<Hosting>, bool), DatabaseError> {
         let rows = self
             .rows(
                 runner,
@@ -162,13 +196,14 @@ impl DatabaseSide {
         let edition = row.first().cloned().flatten().unwrap_or_default();
         let engine = sqlcmd_output::number(&row.get(1).cloned().flatten()).map(|n| n as u32);
         let rdsadmin = row.get(2).cloned().flatten().is_some();
-        let hosting = engine.and_then(|e| super::Hosting::from_engine_edition(e, rdsadmin));
+        let hosting = engine.and_then(|e| Hosting::from_engine_edition(e, rdsadmin));
         let lower = edition.to_ascii_lowercase();
         let compression = !(lower.contains("express") || lower.contains("web"));
         Ok((hosting, compression))
     }
 
-    /// Drops the scratch database when it exists; `Ok(true)`: it did.
+    /// Drops the scratch database when it exists (on RDS with `rds_drop_database`, which
+    /// Multi-AZ needs); `Ok(true)`: it did.
     pub(crate) async fn drop_scratch(
         &self,
         runner: &dyn CommandRunner,
@@ -182,11 +217,19 @@ impl DatabaseSide {
                 "fix the rehearsal's journal by hand",
             ));
         }
+        let rds = self.hosting == Some(Hosting::AmazonRds);
+        if rds {
+            self.rds_wait_pending(runner, copy).await?;
+        }
         if !self.exists(runner, copy).await? {
             return Ok(false);
         }
-        self.quick(runner, "drop the rehearsal copy", tsql::drop_database(copy))
-            .await?;
+        let text = if rds {
+            tsql::rds_drop_database(copy)
+        } else {
+            tsql::drop_database(copy)
+        };
+        self.quick(runner, "drop the rehearsal copy", text).await?;
         Ok(true)
     }
 

@@ -288,6 +288,15 @@ pub(crate) fn rds_rename(from: &str, to: &str) -> String {
     )
 }
 
+/// Drops a database on RDS: the procedure works on Single-AZ and Multi-AZ instances alike,
+/// where a mirrored or Always On database refuses a plain `DROP DATABASE` (RDS
+/// `Appendix.SQLServer.CommonDBATasks.DropMirrorDB.md`).
+pub(crate) fn rds_drop_database(name: &str) -> String {
+    format!("EXECUTE msdb.dbo.rds_drop_database {};", quote_string(name))
+}
+
+/// Restores an S3 backup under `database`, which must not exist (RDS restores to a new name
+/// only).
 pub(crate) fn rds_restore(database: &str, object: &str) -> String {
     format!(
         "SET NOCOUNT ON; exec msdb.dbo.rds_restore_database @restore_db_name = {}, @s3_arn_to_restore_from = {};",
@@ -378,6 +387,27 @@ mod tests {
             "SET NOCOUNT ON; exec msdb.dbo.rds_backup_database @source_db_name = N'Octo', @s3_arn_to_backup_to = N'arn:aws:s3:::b/p/Octo*.bak', @overwrite_s3_backup_file = 0, @type = N'FULL', @number_of_files = 4;"
         );
         assert_eq!(
+            rds_restore("OctopusRehearsal_1", "arn:aws:s3:::b/p/Octo*.bak"),
+            "SET NOCOUNT ON; exec msdb.dbo.rds_restore_database @restore_db_name = N'OctopusRehearsal_1', @s3_arn_to_restore_from = N'arn:aws:s3:::b/p/Octo*.bak';"
+        );
+        assert_eq!(
+            rds_drop_database("O'Rehearsal"),
+            "EXECUTE msdb.dbo.rds_drop_database N'O''Rehearsal';"
+        );
+        // Managed Instance: a restore under a new name takes no WITH options at all (no MOVE:
+        // the instance places the files itself; no STATS).
+        assert_eq!(
+            restore_database_plain(
+                "OctopusRehearsal_1",
+                Media::Url,
+                &[
+                    "https://a.blob.core.windows.net/c/d-1of2.bak".into(),
+                    "https://a.blob.core.windows.net/c/d-2of2.bak".into()
+                ]
+            ),
+            "RESTORE DATABASE [OctopusRehearsal_1] FROM URL = N'https://a.blob.core.windows.net/c/d-1of2.bak', URL = N'https://a.blob.core.windows.net/c/d-2of2.bak';"
+        );
+        assert_eq!(
             rds_rename("Octo", "Octo_failed"),
             "EXEC rdsadmin.dbo.rds_modify_db_name N'Octo', N'Octo_failed';"
         );
@@ -459,6 +489,16 @@ mod tests {
             let (p, rest) = parse_string(rest.strip_prefix(", FILENAME = ").unwrap()).unwrap();
             let (d, rest) = parse_ident(rest.strip_prefix(") AS SNAPSHOT OF ").unwrap()).unwrap();
             prop_assert_eq!((&s, &n, &p, &d, rest), (&other, &file, &file, &db, ";"));
+
+            let sql = rds_drop_database(&db);
+            let (a, rest) = parse_string(sql.strip_prefix("EXECUTE msdb.dbo.rds_drop_database ").unwrap()).unwrap();
+            prop_assert_eq!((&a, rest), (&db, ";"));
+
+            let sql = rds_restore(&db, &file);
+            let rest = sql.strip_prefix("SET NOCOUNT ON; exec msdb.dbo.rds_restore_database @restore_db_name = ").unwrap();
+            let (a, rest) = parse_string(rest).unwrap();
+            let (b, rest) = parse_string(rest.strip_prefix(", @s3_arn_to_restore_from = ").unwrap()).unwrap();
+            prop_assert_eq!((&a, &b, rest), (&db, &file, ";"));
 
             let sql = rds_rename(&db, &other);
             let (a, rest) = parse_string(sql.strip_prefix("EXEC rdsadmin.dbo.rds_modify_db_name ").unwrap()).unwrap();

@@ -30,10 +30,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use record::{BackupUsed, Rehearsals};
+use record::{BackupMedia, BackupUsed, Rehearsals};
 pub use record::{Phase, Rehearsal, RehearsalStatus, Teardown, newest_go};
 
-use crate::config::{Config, ConfigError, EnvOverrides, IntegrityCheck, RehearsalHost, Secret};
+use crate::config::{
+    Config, ConfigError, DatabaseConfig, DatabaseStrategy, EnvOverrides, IntegrityCheck,
+    RehearsalHost, Secret,
+};
 use crate::database::{Choice, DatabaseError, DatabaseSide, Hosting, RollbackPoint};
 use crate::doctor::finding::{Finding, Findings, Severity};
 use crate::doctor::preflight::{Connection, PreflightError};
@@ -351,40 +354,15 @@ impl<'a> Kit<'a> {
         let master_key = self.master_key().await?;
         self.log.redact(&master_key);
         let (hosting, compression) = self.side.server_kind(runner).await?;
+        let hosting = crate::database::detect::refine(&self.side.sql, runner, hosting).await;
         let mut side = self.side.clone();
         side.tuning.compression = config.database.compression.unwrap_or(compression);
 
         // 1. The copy.
         let use_database = match hosting {
-            Some(Hosting::SelfManaged) | None => {
-                r.copy_method = "restore".into();
-                let point = self.backup(&side, r, book).await?;
-                let data_dir = config
-                    .rehearsal
-                    .data_dir
-                    .clone()
-                    .unwrap_or_else(|| config.database.backup_dir.clone());
-                self.events.phase(
-                    "restore",
-                    &format!("as {} under {}", r.scratch_database, data_dir.display()),
-                );
-                r.scratch_made = true;
-                self.save(r, book)?;
-                let t = Instant::now();
-                let done = side
-                    .restore_as(
-                        runner,
-                        &point,
-                        &r.scratch_database,
-                        &data_dir,
-                        self.percent(),
-                    )
-                    .await?;
-                self.finish(r, book, "restore", t, done)?;
-                true
-            }
             Some(Hosting::AzureSqlDatabase) => {
                 r.copy_method = "copy".into();
+                r.hosting = hosting;
                 self.events.phase(
                     "copy",
                     &format!("CREATE DATABASE {} AS COPY OF", r.scratch_database),
@@ -403,11 +381,53 @@ impl<'a> Kit<'a> {
                 )?;
                 false
             }
-            Some(other) => {
-                return Err(RehearsalError::Setup(format!(
-                    "a rehearsal copy on {} is not supported yet: octoup copies by restoring a disk backup under a new name (self-managed SQL Server) or AS COPY OF (Azure SQL Database). Restore a copy on a self-managed SQL Server by hand and point [database] at it, or rehearse there",
-                    other.name()
-                )));
+            Some(Hosting::GoogleCloudSql) => {
+                return Err(RehearsalError::Setup(
+                    "a rehearsal copy on Google Cloud SQL is not supported: its login has no sysadmin or dbcreator, so octoup cannot BACKUP or RESTORE by T-SQL there. Make the copy with the documented route, `gcloud sql export bak INSTANCE gs://BUCKET/octopus.bak --database=<database>` then `gcloud sql import bak INSTANCE gs://BUCKET/octopus.bak --database=<copy>` (cloud.google.com/sql/docs/sqlserver/import-export), or restore that .bak on a self-managed SQL Server and rehearse there".into(),
+                ));
+            }
+            other => {
+                let copy = CopyBy::for_hosting(other, &config.database)?;
+                copy.apply(&mut side, other);
+                if let Some(token) = &side.sas_token {
+                    // It reaches sqlcmd only through the environment; never a log line either.
+                    self.log.redact(token);
+                }
+                r.copy_method = copy.method.into();
+                r.hosting = other;
+                let point = self.backup(&side, r, book, copy).await?;
+                let data_dir = config
+                    .rehearsal
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| config.database.backup_dir.clone());
+                let detail = match copy.media {
+                    BackupMedia::Disk => {
+                        format!("as {} under {}", r.scratch_database, data_dir.display())
+                    }
+                    BackupMedia::Url => format!(
+                        "as {} FROM URL (Managed Instance places the files)",
+                        r.scratch_database
+                    ),
+                    BackupMedia::S3 => {
+                        format!("as {} by rds_restore_database", r.scratch_database)
+                    }
+                };
+                self.events.phase("restore", &detail);
+                r.scratch_made = true;
+                self.save(r, book)?;
+                let t = Instant::now();
+                let done = side
+                    .restore_as(
+                        runner,
+                        &point,
+                        &r.scratch_database,
+                        &data_dir,
+                        self.percent(),
+                    )
+                    .await?;
+                self.finish(r, book, "restore", t, done)?;
+                true
             }
         };
 
@@ -507,12 +527,14 @@ impl<'a> Kit<'a> {
         Ok(())
     }
 
-    /// A fresh verified COPY_ONLY backup, or a recent verified one reused.
+    /// A fresh verified backup (COPY_ONLY but on RDS), or a recent verified one of the same
+    /// media reused.
     async fn backup(
         &self,
         side: &DatabaseSide,
         r: &mut Rehearsal,
         book: &Rehearsals,
+        copy: CopyBy,
     ) -> Result<RollbackPoint, RehearsalError> {
         let config = &self.conn.config;
         let runner = self.conn.runner.as_ref();
@@ -524,6 +546,7 @@ impl<'a> Kit<'a> {
             let reusable = book.all()?.into_iter().rev().find_map(|old| {
                 let b = old.backup?;
                 (b.verified
+                    && b.media == copy.media
                     && b.schema == r.from
                     && b.taken > fresh_after
                     && b.reused_from.is_none())
@@ -535,38 +558,28 @@ impl<'a> Kit<'a> {
                     b.files.join(", "),
                     b.taken
                 ));
+                let point = b.point();
                 r.backup = Some(BackupUsed {
                     reused_from: Some(from_id),
-                    ..b.clone()
+                    ..b
                 });
                 self.save(r, book)?;
-                return Ok(RollbackPoint::Backup {
-                    media: crate::database::Media::Disk,
-                    files: b.files,
-                    bytes: None,
-                    seconds: None,
-                });
+                return Ok(point);
             }
         }
-        self.events
-            .phase("backup", "COPY_ONLY, CHECKSUM: production keeps serving");
+        self.events.phase("backup", copy.backup);
         let t = Instant::now();
         let stamp = format!("rehearsal-{}", r.id);
         let point = side.backup(runner, &r.from, &stamp, self.percent()).await?;
-        let RollbackPoint::Backup { files, .. } = &point else {
-            return Err(RehearsalError::Setup(
-                "the backup is not a disk backup".into(),
-            ));
+        let Some(used) = BackupUsed::taken(&point, &r.from) else {
+            return Err(RehearsalError::Setup(format!(
+                "{} is not a backup a copy can be restored from",
+                point.describe()
+            )));
         };
-        r.backup = Some(BackupUsed {
-            files: files.clone(),
-            schema: r.from.clone(),
-            taken: jiff::Timestamp::now(),
-            verified: false,
-            reused_from: None,
-        });
+        r.backup = Some(used);
         self.finish(r, book, "backup", t, point.describe())?;
-        self.events.phase("verify", "RESTORE VERIFYONLY");
+        self.events.phase("verify", copy.verify);
         let t = Instant::now();
         let said = side.verify(runner, &point).await?;
         if let Some(b) = r.backup.as_mut() {
@@ -715,7 +728,9 @@ impl<'a> Kit<'a> {
             Err(_) => true,
         };
         if r.scratch_made {
-            match self.side.drop_scratch(runner, &r.scratch_database).await {
+            let mut side = self.side.clone();
+            side.hosting = r.hosting;
+            match side.drop_scratch(runner, &r.scratch_database).await {
                 Ok(true) => actions.push(format!("dropped the database {}", r.scratch_database)),
                 Ok(false) => {}
                 Err(e) => {
@@ -776,6 +791,75 @@ impl<'a> Kit<'a> {
     }
 }
 
+/// How the copy is made from a backup on a hosting: the backup strategy whose code takes
+/// it (docs/database.md) and what the phases say.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CopyBy {
+    strategy: DatabaseStrategy,
+    media: BackupMedia,
+    method: &'static str,
+    backup: &'static str,
+    verify: &'static str,
+}
+
+impl CopyBy {
+    /// The way for a hosting that restores backups (self-managed, Managed Instance, RDS),
+    /// or what the config lacks for it.
+    fn for_hosting(
+        hosting: Option<Hosting>,
+        database: &DatabaseConfig,
+    ) -> Result<CopyBy, RehearsalError> {
+        let (copy, missing) = match hosting {
+            Some(Hosting::AzureSqlManagedInstance) => (
+                CopyBy {
+                    strategy: DatabaseStrategy::Url,
+                    media: BackupMedia::Url,
+                    method: "restore-from-url",
+                    backup: "COPY_ONLY, CHECKSUM to URL: production keeps serving",
+                    verify: "RESTORE VERIFYONLY FROM URL",
+                },
+                database.url.is_none().then_some(
+                    "a rehearsal copy on Azure SQL Managed Instance is a COPY_ONLY backup to URL restored under a new name, and [database] url is not set: set it to \"https://<account>.blob.core.windows.net/<container>\" and, unless the server has that credential, [database] sas_token_file",
+                ),
+            ),
+            Some(Hosting::AmazonRds) => (
+                CopyBy {
+                    strategy: DatabaseStrategy::Rds,
+                    media: BackupMedia::S3,
+                    method: "rds-restore",
+                    // RDS has no COPY_ONLY: the full becomes the base of later native
+                    // differentials (SQLServer.Procedural.Importing.md).
+                    backup: "rds_backup_database @type = FULL to S3: production keeps serving",
+                    verify: "the RDS task's SUCCESS",
+                },
+                database.rds_s3_arn.is_none().then_some(
+                    "a rehearsal copy on Amazon RDS is a native backup to S3 restored under a new name, and [database] rds_s3_arn is not set: set it to \"arn:aws:s3:::<bucket>/<prefix>\" (same region, with the SQLSERVER_BACKUP_RESTORE option's IAM role allowed to write there)",
+                ),
+            ),
+            _ => (
+                CopyBy {
+                    strategy: DatabaseStrategy::Native,
+                    media: BackupMedia::Disk,
+                    method: "restore",
+                    backup: "COPY_ONLY, CHECKSUM: production keeps serving",
+                    verify: "RESTORE VERIFYONLY",
+                },
+                None,
+            ),
+        };
+        match missing {
+            Some(why) => Err(RehearsalError::Setup(why.into())),
+            None => Ok(copy),
+        }
+    }
+
+    /// The database side takes the backup with that strategy's code, for that hosting.
+    fn apply(&self, side: &mut DatabaseSide, hosting: Option<Hosting>) {
+        side.strategy = self.strategy;
+        side.hosting = hosting;
+    }
+}
+
 /// A fresh key for the rehearsal server's admin (`ADMIN_API_KEY`): `API-` + 26 of
 /// `[A-Z0-9]`, like Octopus's own.
 pub(crate) fn new_api_key() -> Secret {
@@ -794,4 +878,48 @@ pub fn blockers(r: &Rehearsal) -> Vec<&Finding> {
         .iter()
         .filter(|f| f.severity == Severity::Blocker)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_restoring_hosting_copies_with_its_strategy_and_says_what_is_missing() {
+        let none = DatabaseConfig::default();
+        for hosting in [None, Some(Hosting::SelfManaged)] {
+            let c = CopyBy::for_hosting(hosting, &none).unwrap();
+            assert_eq!(
+                (c.strategy, c.media, c.method),
+                (DatabaseStrategy::Native, BackupMedia::Disk, "restore")
+            );
+        }
+        let mi = CopyBy::for_hosting(Some(Hosting::AzureSqlManagedInstance), &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            mi.contains("[database] url") && mi.contains("sas_token_file"),
+            "{mi}"
+        );
+        let rds = CopyBy::for_hosting(Some(Hosting::AmazonRds), &none)
+            .unwrap_err()
+            .to_string();
+        assert!(rds.contains("[database] rds_s3_arn"), "{rds}");
+        let set = DatabaseConfig {
+            url: Some("https://a.blob.core.windows.net/c".into()),
+            rds_s3_arn: Some("arn:aws:s3:::b/p".into()),
+            ..DatabaseConfig::default()
+        };
+        let c = CopyBy::for_hosting(Some(Hosting::AzureSqlManagedInstance), &set).unwrap();
+        assert_eq!(
+            (c.strategy, c.media, c.method),
+            (DatabaseStrategy::Url, BackupMedia::Url, "restore-from-url")
+        );
+        let c = CopyBy::for_hosting(Some(Hosting::AmazonRds), &set).unwrap();
+        assert_eq!(
+            (c.strategy, c.media, c.method),
+            (DatabaseStrategy::Rds, BackupMedia::S3, "rds-restore")
+        );
+        assert!(c.backup.contains("@type = FULL"), "{}", c.backup);
+    }
 }

@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RehearsalHost;
+use crate::database::{Hosting, Media, RollbackPoint};
 use crate::doctor::finding::Findings;
 use crate::process::fsutil;
 use crate::version::Version;
@@ -58,10 +59,32 @@ pub struct Phase {
     pub detail: String,
 }
 
-/// The COPY_ONLY backup a rehearsal restored from (kept: the next rehearsal may reuse it).
+/// Where a rehearsal's backup is: files the SQL Server wrote, blobs (Managed Instance), or
+/// an RDS native backup in S3.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackupMedia {
+    #[default]
+    Disk,
+    Url,
+    S3,
+}
+
+impl BackupMedia {
+    fn is_disk(&self) -> bool {
+        *self == BackupMedia::Disk
+    }
+}
+
+/// The backup a rehearsal restored from (kept: the next rehearsal may reuse it). COPY_ONLY
+/// except on RDS, whose procedure has no such option.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackupUsed {
+    /// Every file or blob of the media set; on RDS the S3 object (`*` for several files).
     pub files: Vec<String>,
+    /// Records from before Managed Instance and RDS copies are disk backups.
+    #[serde(default, skip_serializing_if = "BackupMedia::is_disk")]
+    pub media: BackupMedia,
     /// The version the database held when it was taken.
     pub schema: Version,
     pub taken: Timestamp,
@@ -70,6 +93,55 @@ pub struct BackupUsed {
     /// The rehearsal that took it, when this one reused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reused_from: Option<String>,
+}
+
+impl BackupUsed {
+    /// What a fresh backup was taken to, unverified; `None` for a point that is no backup.
+    pub(crate) fn taken(point: &RollbackPoint, schema: &Version) -> Option<BackupUsed> {
+        let (media, files) = match point {
+            RollbackPoint::Backup {
+                media: Media::Disk,
+                files,
+                ..
+            } => (BackupMedia::Disk, files.clone()),
+            RollbackPoint::Backup {
+                media: Media::Url,
+                files,
+                ..
+            } => (BackupMedia::Url, files.clone()),
+            RollbackPoint::Rds { object, .. } => (BackupMedia::S3, vec![object.clone()]),
+            _ => return None,
+        };
+        Some(BackupUsed {
+            files,
+            media,
+            schema: schema.clone(),
+            taken: Timestamp::now(),
+            verified: false,
+            reused_from: None,
+        })
+    }
+
+    /// The backup as something to restore from (a reused one is not verified again).
+    pub(crate) fn point(&self) -> RollbackPoint {
+        match self.media {
+            BackupMedia::Disk | BackupMedia::Url => RollbackPoint::Backup {
+                media: if self.media == BackupMedia::Url {
+                    Media::Url
+                } else {
+                    Media::Disk
+                },
+                files: self.files.clone(),
+                bytes: None,
+                seconds: None,
+            },
+            BackupMedia::S3 => RollbackPoint::Rds {
+                object: self.files.first().cloned().unwrap_or_default(),
+                // Only the object is restored from; the task that wrote it is long done.
+                task_id: 0,
+            },
+        }
+    }
 }
 
 /// The rehearsal instance the Windows host makes on the spare node (named before it is
@@ -110,8 +182,12 @@ pub struct Rehearsal {
     pub from: Version,
     pub target: Version,
     pub status: RehearsalStatus,
-    /// `restore` (a backup restored under a new name) or `copy` (Azure `AS COPY OF`).
+    /// `restore` (a disk backup restored under a new name), `restore-from-url` (Managed
+    /// Instance), `rds-restore` (Amazon RDS) or `copy` (Azure `AS COPY OF`).
     pub copy_method: String,
+    /// The hosting the scratch database is on (how it is dropped: RDS has its procedure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosting: Option<Hosting>,
     pub scratch_database: String,
     /// Whether the scratch database may exist (set before the statement that makes it).
     pub scratch_made: bool,
@@ -158,6 +234,7 @@ impl Rehearsal {
             target,
             status: RehearsalStatus::Running,
             copy_method: String::new(),
+            hosting: None,
             scratch_database: format!("{prefix}_{short}"),
             scratch_made: false,
             docker_made: false,
@@ -263,4 +340,57 @@ pub fn newest_go<'a>(all: &'a [Rehearsal], target: &Version) -> Option<&'a Rehea
     all.iter().rev().find(|r| {
         r.status == RehearsalStatus::Go && &r.target == target && r.migration_seconds().is_some()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_round_trips_to_what_it_is_restored_from() {
+        let from: Version = "2024.1.10".parse().unwrap();
+        let points = [
+            RollbackPoint::Backup {
+                media: Media::Disk,
+                files: vec!["/b/a.bak".into()],
+                bytes: Some(1),
+                seconds: Some(1.0),
+            },
+            RollbackPoint::Backup {
+                media: Media::Url,
+                files: vec!["https://a/c/1of2.bak".into(), "https://a/c/2of2.bak".into()],
+                bytes: None,
+                seconds: None,
+            },
+            RollbackPoint::Rds {
+                object: "arn:aws:s3:::b/p/x.bak".into(),
+                task_id: 7,
+            },
+        ];
+        for p in points {
+            let used = BackupUsed::taken(&p, &from).unwrap();
+            assert!(!used.verified);
+            let json = serde_json::to_value(&used).unwrap();
+            let back: BackupUsed = serde_json::from_value(json).unwrap();
+            match (back.point(), &p) {
+                (RollbackPoint::Rds { object, .. }, RollbackPoint::Rds { object: o, .. }) => {
+                    assert_eq!(&object, o)
+                }
+                (
+                    RollbackPoint::Backup { media, files, .. },
+                    RollbackPoint::Backup {
+                        media: m, files: f, ..
+                    },
+                ) => assert_eq!((&media, &files), (m, f)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(BackupUsed::taken(&RollbackPoint::Copy { name: "c".into() }, &from).is_none());
+        // Records from before media was recorded are disk backups.
+        let old: BackupUsed = serde_json::from_str(
+            r#"{"files":["/b/a.bak"],"schema":"2024.1.10","taken":"2026-12-03T10:15:00Z","verified":true}"#,
+        )
+        .unwrap();
+        assert_eq!(old.media, BackupMedia::Disk);
+    }
 }

@@ -337,10 +337,18 @@ impl Sql<'_> {
                 &format!("One or more of the options ({}) are not supported for this statement in SQL Database Managed Instance. Review the documentation for supported options.", names.join(", ")),
             ));
         }
-        self.device_limit(media, paths, WHAT)?;
-        let members = self.members(&state, media, paths, WHAT)?;
         let octopus = database.eq_ignore_ascii_case(&state.database.name);
         let exists = state.database_exists(database);
+        if exists && mi {
+            // MI never restores over a database (reference §2.3): whichever one has the name.
+            return Err(self.msg(
+                1801,
+                16,
+                &format!("Database '{database}' already exists. Choose a different database name."),
+            ));
+        }
+        self.device_limit(media, paths, WHAT)?;
+        let members = self.members(&state, media, paths, WHAT)?;
         if let Some(snap) = state.instance_dbs.snapshots_of(database).first() {
             // Unverified number; the restriction is documented (snapshots page: the source
             // cannot be restored while a snapshot exists).
@@ -356,13 +364,6 @@ impl Sql<'_> {
                 3154,
                 &format!("The backup set holds a backup of a database other than the existing '{database}' database."),
                 WHAT,
-            ));
-        }
-        if exists && mi {
-            return Err(self.msg(
-                1801,
-                16,
-                &format!("Database '{database}' already exists. Choose a different database name."),
             ));
         }
         if exists && !options.has("REPLACE") {
@@ -536,10 +537,19 @@ impl Sql<'_> {
                 ));
             }
         }
-        // Where each file goes: its MOVE target, else where it was.
+        let mi = state.sql.hosting == Hosting::AzureSqlManagedInstance;
+        // Where each file goes: its MOVE target, else where it was; Managed Instance names
+        // and places the files of a new database itself (it takes no MOVE).
         let targets: Vec<(&BackupFile, String, bool)> = files
             .iter()
             .map(|f| {
+                if mi {
+                    let name = Path::new(&f.physical)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| f.logical.clone());
+                    return (f, format!("{data}/{database}_{name}"), false);
+                }
                 match moves
                     .iter()
                     .rev()

@@ -258,7 +258,26 @@ impl Sql<'_> {
     }
 
     pub(super) fn drop_database(&self, name: &str) -> Result<Output, String> {
+        self.drop_database_as(name, false)
+    }
+
+    /// `DROP DATABASE`, or RDS's `rds_drop_database` (`procedure`), which a Multi-AZ
+    /// instance needs: there every database is mirrored (or in an availability group) to
+    /// the standby, and SQL Server refuses to drop a mirrored database.
+    pub(super) fn drop_database_as(&self, name: &str, procedure: bool) -> Result<Output, String> {
         let state = self.state()?;
+        if state.sql.hosting == Hosting::AmazonRds
+            && state.sql.multi_az
+            && !procedure
+            && state.database_exists(name)
+        {
+            // SQL Server's message for a mirrored database (its number unverified here).
+            return Err(self.msg(
+                3743,
+                16,
+                &format!("The database '{name}' is enabled for database mirroring. Database mirroring must be removed before you drop the database."),
+            ));
+        }
         if !state.database_exists(name) {
             return Err(self.msg(
                 3701,

@@ -1,6 +1,7 @@
 //! Amazon RDS's native backup procedures (reference §2.4, RDS
 //! `SQLServer.Procedural.Importing.md`): `msdb.dbo.rds_backup_database`,
-//! `rds_restore_database`, `rds_task_status` and `rdsadmin.dbo.rds_modify_db_name`. A task
+//! `rds_restore_database` (to any name that does not exist), `rds_task_status`,
+//! `rds_drop_database` and `rdsadmin.dbo.rds_modify_db_name`. A task
 //! runs in the background (CREATED → IN_PROGRESS → SUCCESS | ERROR, `% complete` in 5 %
 //! steps); the S3 object is a file under `DIR/s3/<bucket>/<key>`. Elsewhere the procedures
 //! do not exist (Msg 2812).
@@ -89,7 +90,10 @@ impl Sql<'_> {
         let short = procedure.rsplit('.').next().unwrap_or("");
         let known = matches!(
             short,
-            "rds_backup_database" | "rds_restore_database" | "rds_task_status"
+            "rds_backup_database"
+                | "rds_restore_database"
+                | "rds_task_status"
+                | "rds_drop_database"
         ) || (short == "rds_modify_db_name" && procedure.starts_with("rdsadmin."));
         if state.sql.hosting != Hosting::AmazonRds || !known {
             return Err(self.msg(
@@ -101,6 +105,25 @@ impl Sql<'_> {
         match short {
             "rds_backup_database" => self.rds_backup(&state, args),
             "rds_restore_database" => self.rds_restore(&state, args),
+            "rds_drop_database" => {
+                let Some(db) = arg(args, "db_name", 0) else {
+                    return Err(self
+                        .rds_error("Usage: EXECUTE msdb.dbo.rds_drop_database N'database_name'"));
+                };
+                let now = state.now_sim();
+                if state.instance_dbs.rds_tasks.iter().any(|t| {
+                    t.task_type == "RESTORE_DB"
+                        && t.done_sim > now
+                        && t.database.eq_ignore_ascii_case(&db)
+                }) {
+                    // Importing page: no DROP for a database with a pending restore task.
+                    return Err(self.rds_error(&format!(
+                        "Database '{db}' has a pending restore task; wait for it to finish (rds_task_status)."
+                    )));
+                }
+                // Single-AZ or Multi-AZ alike (DropMirrorDB page).
+                self.drop_database_as(&db, true)
+            }
             "rds_task_status" => {
                 let id = arg(args, "task_id", usize::MAX).and_then(|v| v.parse::<u64>().ok());
                 let db = arg(args, "db_name", 0);
@@ -318,10 +341,6 @@ impl Sql<'_> {
         let error = if state.database_exists(&db) {
             Some(format!(
                 "Database '{db}' already exists. Two databases that differ only by case or accent are not allowed. Choose a different database name."
-            ))
-        } else if !db.eq_ignore_ascii_case(&state.database.name) {
-            Some(format!(
-                "The simulator restores only the Octopus database, not '{db}'."
             ))
         } else if set.is_err() {
             Some(format!("Cannot find or read the S3 object {arn}."))
