@@ -8,6 +8,7 @@
 #   scripts/bench-db-size.sh [SIZES...]       # default: 1 10 100 250
 #   TIME_SCALE=0.01 scripts/bench-db-size.sh  # real seconds per simulated second
 #   SNAPSHOT_ONLY=1 TIME_SCALE=0.1 scripts/bench-db-size.sh 1 250   # the snapshot column only
+#   OCTOUP=path/to/octoup scripts/bench-db-size.sh  # another build (no build made here)
 #
 #   plain    [database] strategy = "native", compression = false, one file
 #   tuned    native with COMPRESSION, 2 stripes, MAXTRANSFERSIZE = 4 MiB, BUFFERCOUNT = 64
@@ -25,9 +26,10 @@ SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1 10 100 250)
 
 command -v jq >/dev/null || { echo "missing jq (apt-get install jq)" >&2; exit 2; }
-cargo build --release -q -p octoup-cli
-TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-OCTOUP=$TARGET_DIR/release/octoup
+if [ -z "${OCTOUP:-}" ]; then
+    cargo build --release -q -p octoup-cli
+    OCTOUP=${CARGO_TARGET_DIR:-$PWD/target}/release/octoup
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/octoup-dbsize.XXXXXX")
 cleanup() {
