@@ -89,9 +89,24 @@ pub struct CheckOptions {
 /// Replays `records` and returns every violation, in history order.
 pub fn check(records: &[Record], options: CheckOptions) -> Vec<Violation> {
     let mut c = Checker::default();
+    // With a rehearsal SQL Server, production's server gets only the rehearsal's backup.
+    let separate = records.iter().any(|r| r.server.is_some());
     for r in records {
         c.seq = Some(r.seq);
-        c.event(&r.event);
+        match &r.server {
+            // Another server: nothing there is the installation's, but an armed copy and a
+            // leaked secret are as bad there.
+            Some(_) => match &r.event {
+                Event::RehearsalArmed { .. } | Event::SecretLeak { .. } => c.event(&r.event),
+                _ => {}
+            },
+            None => {
+                if separate {
+                    c.production_untouched(&r.event);
+                }
+                c.event(&r.event);
+            }
+        }
     }
     c.seq = None;
     c.finish(options);
@@ -313,6 +328,22 @@ impl Checker {
         }
     }
 
+    /// R1 with a rehearsal SQL Server: no rehearsal copy is made or disarmed on production's
+    /// server (a drop there is an upgrade's snapshot or copy as well, so it is not judged).
+    fn production_untouched(&mut self, event: &Event) {
+        let what = match event {
+            Event::DbRestoredAs { database, .. } => format!("restored {database}"),
+            Event::DbRowsChanged {
+                database, table, ..
+            } => format!("changed {database}.{table}"),
+            _ => return,
+        };
+        let message = format!(
+            "a rehearsal SQL Server exists, yet production's SQL Server {what}: it must see only the backup"
+        );
+        self.violate(Invariant::R1, message);
+    }
+
     /// A copy or RDS backup started: a rollback point only when no node's service runs.
     fn offline_point(&mut self, name: &str, schema: &str) {
         if self.live.is_empty() {
@@ -379,6 +410,7 @@ mod tests {
                 seq: i as u64 + 1,
                 at: jiff::Timestamp::UNIX_EPOCH,
                 sim_seconds: i as f64,
+                server: None,
                 event,
             })
             .collect()
@@ -799,6 +831,58 @@ mod tests {
         assert!(
             v[0].message
                 .contains("before it was disarmed: Copy: 2 enabled subscriptions")
+        );
+    }
+
+    #[test]
+    fn with_a_rehearsal_sql_server_production_sees_only_the_backup() {
+        let restored = Event::DbRestoredAs {
+            database: "Copy".into(),
+            path: "p".into(),
+            schema_version: OLD.into(),
+        };
+        let on = |server: Option<&str>, mut r: Vec<Record>| {
+            for x in &mut r[1..] {
+                x.server = server.map(str::to_string);
+            }
+            r
+        };
+        let made = Event::SqlServerCreated {
+            address: "127.0.0.1,1".into(),
+        };
+        let armed = Event::RehearsalArmed {
+            database: "Copy".into(),
+            what: "1 node".into(),
+        };
+        // The restore on the rehearsal server: fine; its backups count for nothing here.
+        let mut r = on(
+            Some("rehearsal"),
+            records(vec![created(&["A"]), made.clone(), restored.clone()]),
+        );
+        assert_eq!(check(&r, CheckOptions::default()), vec![]);
+        // The same restore on production's server: R1.
+        r.extend(
+            on(None, records(vec![created(&["A"]), restored.clone()]))
+                .into_iter()
+                .skip(1),
+        );
+        let v = check(&r, CheckOptions::default());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].invariant, Invariant::R1);
+        assert!(
+            v[0].message.contains("must see only the backup"),
+            "{}",
+            v[0]
+        );
+        // An armed copy on the rehearsal server is R1 too; without one, production restores are fine.
+        let r = on(Some("rehearsal"), records(vec![created(&["A"]), armed]));
+        assert_eq!(check(&r, CheckOptions::default()).len(), 1);
+        assert_eq!(
+            check(
+                &records(vec![created(&["A"]), restored]),
+                CheckOptions::default()
+            ),
+            vec![]
         );
     }
 }

@@ -17,7 +17,7 @@ use crate::up::{self, UpOptions};
 #[command(
     name = "octoup-sim",
     about = "A faithful local Octopus Server installation to test and rehearse upgrades against",
-    after_help = "Stand-ins (argv prefixes in DIR/octoup.toml):\n  exe     --dir DIR --node NAME <Octopus.Server.exe arguments...>\n  msiexec --dir DIR --node NAME <msiexec arguments...>\n  sqlcmd  --dir DIR <sqlcmd arguments...>"
+    after_help = "Stand-ins (argv prefixes in DIR/octoup.toml):\n  exe     --dir DIR --node NAME <Octopus.Server.exe arguments...>\n  msiexec --dir DIR --node NAME <msiexec arguments...>\n  sqlcmd  --dir DIR [--server rehearsal] <sqlcmd arguments...>"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -304,6 +304,8 @@ fn run_command(prefix: &[OsString], command: Command) -> Result<i32, String> {
 fn run_standin(prefix: &[OsString], program: &str, args: &[String]) -> i32 {
     let mut dir = None;
     let mut node = None;
+    // sqlcmd `--server rehearsal`: the rehearsal SQL Server (`DIR/rehearsal-sql`).
+    let mut server = None;
     let mut i = 0;
     while i < args.len() {
         let (name, inline) = match args[i].split_once('=') {
@@ -313,6 +315,7 @@ fn run_standin(prefix: &[OsString], program: &str, args: &[String]) -> i32 {
         let slot = match name {
             "--dir" => &mut dir,
             "--node" if program != "sqlcmd" => &mut node,
+            "--server" if program == "sqlcmd" => &mut server,
             _ => break,
         };
         match inline {
@@ -331,9 +334,19 @@ fn run_standin(prefix: &[OsString], program: &str, args: &[String]) -> i32 {
         eprintln!("octoup-sim {program}: --dir DIR is required before the program's arguments");
         return 2;
     };
-    let store = match Store::open(Path::new(&dir)) {
-        Ok(s) => s,
-        Err(e) => return Output::from(e).emit(),
+    let store = match (Store::open(Path::new(&dir)), server.as_deref()) {
+        (Ok(s), None) => s,
+        (Ok(s), Some("rehearsal")) => match s.rehearsal_server() {
+            Ok(s) => s,
+            Err(e) => return Output::from(e).emit(),
+        },
+        (Ok(_), Some(other)) => {
+            eprintln!(
+                "octoup-sim sqlcmd: --server {other:?}: the only other SQL Server is \"rehearsal\" (spec rehearsal_sql_server)"
+            );
+            return 2;
+        }
+        (Err(e), _) => return Output::from(e).emit(),
     };
     let output = match (program, node) {
         ("sqlcmd", _) => {
@@ -388,7 +401,15 @@ fn history_line(r: &Record) -> String {
                 .join(" ")
         })
         .unwrap_or_default();
-    format!("{:>5} {:>10.1}s  {kind:<22} {fields}", r.seq, r.sim_seconds)
+    let server = r
+        .server
+        .as_ref()
+        .map(|s| format!(" server={s}"))
+        .unwrap_or_default();
+    format!(
+        "{:>5} {:>10.1}s  {kind:<22} {fields}{server}",
+        r.seq, r.sim_seconds
+    )
 }
 
 /// A human summary of the state (no secrets).

@@ -12,6 +12,10 @@ pub struct Record {
     /// Real time, RFC 3339.
     pub at: Timestamp,
     pub sim_seconds: f64,
+    /// The SQL Server the event happened on when it is not the installation's own:
+    /// `rehearsal` (spec `rehearsal_sql_server`). Absent: production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     #[serde(flatten)]
     pub event: Event,
 }
@@ -189,6 +193,10 @@ pub enum Event {
     DbDropped {
         database: String,
     },
+    /// `up` made a second SQL Server (spec `rehearsal_sql_server`), reached at `server`.
+    SqlServerCreated {
+        address: String,
+    },
     /// `RESTORE DATABASE [new] … WITH MOVE …` (on Managed Instance `FROM URL` alone; on RDS a
     /// finished `rds_restore_database` to a new name): another database made from a backup
     /// (production is untouched; `db-restored` is production changing).
@@ -360,6 +368,7 @@ mod tests {
             seq: 7,
             at: "2025-03-04T09:12:44.120Z".parse().unwrap(),
             sim_seconds: 12.5,
+            server: None,
             event: Event::DrainSet {
                 node: "OCTO-NODE-01".into(),
                 value: true,

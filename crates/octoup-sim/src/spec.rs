@@ -38,6 +38,9 @@ pub struct Spec {
     /// Spare Windows nodes (`OCTO-SPARE-01` …): not part of the installation, for the
     /// Windows rehearsal host; `up` names the first in `[rehearsal.windows.node]`.
     pub spare_nodes: u32,
+    /// A second SQL Server for rehearsals (`DIR/rehearsal-sql`, its own port and
+    /// password); `up` writes a matching `[rehearsal.sql]`.
+    pub rehearsal_sql_server: bool,
     pub durations: Durations,
     pub license: LicenseSpec,
     pub server: ServerSpec,
@@ -56,6 +59,7 @@ impl Default for Spec {
             version: DEFAULT_VERSION.to_string(),
             nodes: 1,
             spare_nodes: 0,
+            rehearsal_sql_server: false,
             durations: Durations::default(),
             license: LicenseSpec::default(),
             server: ServerSpec::default(),

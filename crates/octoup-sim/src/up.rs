@@ -184,11 +184,12 @@ fn create(dir: &Path, options: &UpOptions) -> Result<Store, UpError> {
     // The feed, one per node, one per spare node, and the SQL Server port last.
     let spares = crate::spec::spare_node_names(&spec);
     let mut ports =
-        free_ports(spec.nodes as usize + spares.len() + 2).map_err(|source| UpError::Io {
+        free_ports(spec.nodes as usize + spares.len() + 3).map_err(|source| UpError::Io {
             what: "cannot find free ports on",
             path: "127.0.0.1".into(),
             source,
         })?;
+    let rehearsal_sql_port = ports.pop().unwrap_or(0);
     let sql_port = ports.pop().unwrap_or(0);
     let spare_ports = ports.split_off(spec.nodes as usize + 1);
     let ports = Ports {
@@ -228,7 +229,32 @@ fn create(dir: &Path, options: &UpOptions) -> Result<Store, UpError> {
         .collect();
     state.sql_port = sql_port;
     state.sql_server = format!("127.0.0.1,{sql_port}");
-    Ok(Store::create(dir, state)?)
+    let rehearsal = spec.rehearsal_sql_server.then(|| {
+        // Its own login password, databases and port; production's master key (the copy's).
+        let mut own = state.clone();
+        own.forget_pending();
+        own.instance_dbs = Default::default();
+        own.backups.clear();
+        own.secrets.sql_password = Secrets::generate().sql_password;
+        own.sql_port = rehearsal_sql_port;
+        own.sql_server = format!("127.0.0.1,{rehearsal_sql_port}");
+        own.server_label = Some("rehearsal".into());
+        state.rehearsal_sql_port = rehearsal_sql_port;
+        own
+    });
+    let store = Store::create(dir, state)?;
+    if let Some(mut own) = rehearsal {
+        let sub = dir.join(crate::state::REHEARSAL_SQL_DIR);
+        std::fs::create_dir_all(&sub).map_err(io("cannot create", sub.clone()))?;
+        let path = sub.join("sql-password.txt");
+        crate::platform::write_secret(&path, &own.secrets.sql_password)
+            .map_err(io("cannot write", path.clone()))?;
+        own.record(crate::history::Event::SqlServerCreated {
+            address: own.sql_server.clone(),
+        });
+        Store::create(&sub, own)?;
+    }
+    Ok(store)
 }
 
 /// Asks the daemon to exit through its control endpoint and waits until it has.
@@ -357,10 +383,20 @@ struct ConfigFile {
 }
 
 /// `[rehearsal.windows]` naming the first spare node (the host stays Docker unless the
-/// operator chooses it).
+/// operator chooses it), and `[rehearsal.sql]` for the rehearsal SQL Server.
 #[derive(Serialize)]
 struct RehearsalSection {
-    windows: WindowsSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    windows: Option<WindowsSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sql: Option<RehearsalSqlSection>,
+}
+
+#[derive(Serialize)]
+struct RehearsalSqlSection {
+    sqlcmd: Vec<String>,
+    password_file: String,
+    backup_dir: String,
 }
 
 #[derive(Serialize)]
@@ -521,25 +557,60 @@ pub(crate) fn config_toml(prefix: &[OsString], dir: &Path, state: &State) -> Str
         state: DirSection {
             dir: path("octoup-state"),
         },
-        rehearsal: state.spare_nodes.first().map(|spare| RehearsalSection {
-            windows: WindowsSection {
-                home: path("spare-homes"),
-                listen_port: spare.listen_port,
-                node: SpareSection {
-                    name: spare.name.clone(),
-                    url: node_url(spare.listen_port),
-                    server_exe: server_exe(&spare.name),
-                    install: install(&spare.name),
-                    uninstall: uninstall(&spare.name),
-                },
-            },
-        }),
+        rehearsal: rehearsal_section(state, &argv, &path, &server_exe, &install, &uninstall),
         nodes,
     };
     let body = toml::to_string(&file).unwrap_or_default();
     format!(
         "# Written by `octoup-sim up` for the simulated installation in {d}.\n# The API key, SQL password and master key live in files, never here.\n\n{body}"
     )
+}
+
+/// `[rehearsal]`: the first spare node and the rehearsal SQL Server, when there are.
+fn rehearsal_section(
+    state: &State,
+    argv: &dyn Fn(&[&str]) -> Vec<String>,
+    path: &dyn Fn(&str) -> String,
+    server_exe: &dyn Fn(&str) -> Vec<String>,
+    install: &dyn Fn(&str) -> Vec<String>,
+    uninstall: &dyn Fn(&str) -> Vec<String>,
+) -> Option<RehearsalSection> {
+    let sql = (state.rehearsal_sql_port != 0).then(|| {
+        let sub = crate::state::REHEARSAL_SQL_DIR;
+        let d = path("");
+        let d = d.trim_end_matches(['/', '\\']);
+        RehearsalSqlSection {
+            sqlcmd: argv(&[
+                "sqlcmd",
+                "--dir",
+                d,
+                "--server",
+                "rehearsal",
+                "-S",
+                &format!("127.0.0.1,{}", state.rehearsal_sql_port),
+                "-d",
+                "master",
+                "-U",
+                &state.secrets.sql_login,
+                "-b",
+            ]),
+            password_file: path(&format!("{sub}/sql-password.txt")),
+            // The same folder by another path: the rehearsal server's view of the share.
+            backup_dir: path(&format!("{sub}/../sql-backups")),
+        }
+    });
+    let windows = state.spare_nodes.first().map(|spare| WindowsSection {
+        home: path("spare-homes"),
+        listen_port: spare.listen_port,
+        node: SpareSection {
+            name: spare.name.clone(),
+            url: node_url(spare.listen_port),
+            server_exe: server_exe(&spare.name),
+            install: install(&spare.name),
+            uninstall: uninstall(&spare.name),
+        },
+    });
+    (windows.is_some() || sql.is_some()).then_some(RehearsalSection { windows, sql })
 }
 
 #[cfg(test)]
@@ -639,5 +710,43 @@ mod tests {
                 .iter()
                 .all(|n| n["name"].as_str() != Some("OCTO-SPARE-01"))
         );
+    }
+
+    #[test]
+    fn a_rehearsal_sql_server_gets_its_own_sqlcmd_password_and_view_of_the_backups() {
+        let ports = Ports {
+            feed: 41000,
+            nodes: vec![41001],
+        };
+        let mut state = State::new(&Spec::default(), &ports, Secrets::generate());
+        state.sql_server = "127.0.0.1,41002".into();
+        state.rehearsal_sql_port = 41003;
+        let text = config_toml(&["/bin/octoup-sim".into()], Path::new("/d"), &state);
+        let config: toml::Value = toml::from_str(&text).unwrap();
+        let sql = &config["rehearsal"]["sql"];
+        let argv: Vec<&str> = sql["sqlcmd"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        assert!(
+            argv.windows(2).any(|w| w == ["--server", "rehearsal"])
+                && argv.windows(2).any(|w| w == ["-S", "127.0.0.1,41003"]),
+            "{argv:?}"
+        );
+        assert!(
+            sql["password_file"]
+                .as_str()
+                .unwrap()
+                .contains("rehearsal-sql")
+        );
+        assert!(
+            sql["backup_dir"]
+                .as_str()
+                .unwrap()
+                .ends_with("rehearsal-sql/../sql-backups")
+        );
+        assert!(config["rehearsal"].get("windows").is_none());
     }
 }

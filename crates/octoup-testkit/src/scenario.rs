@@ -17,6 +17,7 @@ struct Fault {
 pub struct Scenario {
     nodes: u32,
     spare_nodes: u32,
+    rehearsal_sql_server: bool,
     time_scale: f64,
     launcher: Launcher,
     faults: Vec<Fault>,
@@ -47,6 +48,7 @@ impl Scenario {
         Scenario {
             nodes: 1,
             spare_nodes: 0,
+            rehearsal_sql_server: false,
             time_scale: 0.002,
             launcher: Launcher::OctoupSim,
             faults: Vec::new(),
@@ -68,6 +70,13 @@ impl Scenario {
     /// first is named in the config's `[rehearsal.windows.node]`.
     pub fn spare_nodes(mut self, n: u32) -> Self {
         self.spare_nodes = n;
+        self
+    }
+
+    /// A second simulated SQL Server for rehearsals (`DIR/rehearsal-sql`), named in the
+    /// config's `[rehearsal.sql]`.
+    pub fn rehearsal_sql_server(mut self) -> Self {
+        self.rehearsal_sql_server = true;
         self
     }
 
@@ -189,8 +198,12 @@ impl Scenario {
     /// The spec TOML this scenario starts the simulator with.
     fn spec_text(&self) -> String {
         let mut spec = format!(
-            "time_scale = {}\nnodes = {}\nspare_nodes = {}\n{}\n",
-            self.time_scale, self.nodes, self.spare_nodes, self.spec_extra
+            "time_scale = {}\nnodes = {}\nspare_nodes = {}\nrehearsal_sql_server = {}\n{}\n",
+            self.time_scale,
+            self.nodes,
+            self.spare_nodes,
+            self.rehearsal_sql_server,
+            self.spec_extra
         );
         let table = |name: &str, keys: &[(String, toml::Value)]| {
             let mut t = format!("\n{name}\n");

@@ -33,6 +33,10 @@ fn rehearsable(s: Scenario) -> Sim {
             "master_key_file".into(),
             key_file.to_string_lossy().into_owned().into(),
         );
+        // The rehearsal SQL Server `up` wrote, when the scenario has one.
+        if let Some(sql) = cfg.get("rehearsal").and_then(|r| r.get("sql")) {
+            t.insert("sql".into(), sql.clone());
+        }
         cfg.insert("rehearsal".into(), toml::Value::Table(t));
     });
     sim
@@ -687,4 +691,147 @@ fn without_a_docker_engine_the_rehearsal_fails_before_any_copy_and_says_so() {
         "{}",
         text.stdout
     );
+}
+
+/// A rehearsable installation with a rehearsal SQL Server (`[rehearsal.sql]` kept from
+/// what `octoup-sim up` wrote).
+fn rehearsable_elsewhere(s: Scenario) -> Sim {
+    let sim = rehearsable(s.rehearsal_sql_server());
+    assert!(
+        sim.dir().join("rehearsal-sql").join("state.json").is_file(),
+        "no rehearsal SQL Server"
+    );
+    sim
+}
+
+/// The rehearsal SQL Server's state (`DIR/rehearsal-sql/state.json`).
+fn rehearsal_server(sim: &Sim) -> Value {
+    let text = std::fs::read_to_string(sim.dir().join("rehearsal-sql").join("state.json"))
+        .expect("the rehearsal SQL Server's state");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn on_rehearsal_server(e: &Value) -> bool {
+    e["server"] == "rehearsal"
+}
+
+#[test]
+fn on_a_rehearsal_sql_server_production_sees_only_the_backup() {
+    let sim = rehearsable_elsewhere(Scenario::new().spec("[durations]\ndb_upgrade = 1500\n"));
+    let cfg = sim.read_config();
+    let sql = &cfg["rehearsal"]["sql"];
+    assert!(
+        sql["backup_dir"]
+            .as_str()
+            .unwrap()
+            .contains("rehearsal-sql"),
+        "{sql}"
+    );
+    let password = rehearsal_server(&sim)["secrets"]["sql_password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(password, sim.secrets()[2]);
+    let before = production(&sim);
+    let (start, r) = rehearse_json(&sim, 0);
+    let j = &r.json;
+    assert_eq!(j["status"], "go", "{}", r.stdout);
+    assert_eq!(phases(j), RESTORED, "{}", r.stdout);
+    assert_eq!(
+        j["sql_server"].as_str(),
+        sql["sqlcmd"][sql["sqlcmd"].as_array().unwrap().len() - 6].as_str(),
+        "the journal names the server: {}",
+        r.stdout
+    );
+    let scratch = j["scratch_database"].as_str().unwrap();
+    let id = j["id"].as_str().unwrap();
+    let migrations = j["phases"][4]["seconds"].as_f64().unwrap();
+
+    let h = sim.history();
+    let after = &h[start..];
+    // Production wrote the COPY_ONLY backup; the rehearsal server restored it from its
+    // view of the share, was disarmed, migrated and dropped it.
+    assert_event(after, "db-backup-created", |e| {
+        !on_rehearsal_server(e) && e["copy_only"] == true
+    });
+    assert_event(after, "db-restored-as", |e| {
+        on_rehearsal_server(e)
+            && e["database"] == scratch
+            && e["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("rehearsal-sql"))
+    });
+    assert_event(after, "db-rows-changed", |e| {
+        on_rehearsal_server(e) && e["database"] == scratch
+    });
+    assert_event(after, "rehearsal-migration-finished", |e| {
+        on_rehearsal_server(e) && e["database"] == scratch
+    });
+    assert_event(after, "db-dropped", |e| {
+        on_rehearsal_server(e) && e["database"] == scratch
+    });
+    let on_production: Vec<&Value> = after
+        .iter()
+        .filter(|e| !on_rehearsal_server(e))
+        .filter(|e| {
+            matches!(
+                e["kind"].as_str(),
+                Some(
+                    "db-restored-as"
+                        | "db-rows-changed"
+                        | "db-dropped"
+                        | "rehearsal-migration-started"
+                )
+            )
+        })
+        .collect();
+    assert!(on_production.is_empty(), "{on_production:#?}");
+    let touched = touching_production(&h, start, scratch);
+    assert!(touched.is_empty(), "production was touched: {touched:#?}");
+    assert_eq!(production(&sim), before);
+    assert!(!scratch_exists(&sim, scratch));
+    sim.assert_check();
+
+    // The plan estimates from the rehearsal as it does for a copy on production's server.
+    plan_uses(&sim, id, migrations);
+
+    // The rehearsal server's SQL password is in no output and no state file of octoup.
+    let mut texts = vec![
+        ("stdout".to_string(), r.stdout.clone()),
+        ("stderr".to_string(), r.stderr.clone()),
+    ];
+    files_under(&sim.dir().join("octoup-state"), &mut texts);
+    for (name, text) in &texts {
+        assert!(
+            !text.contains(&password),
+            "the rehearsal SQL password is in {name}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_rehearsal_on_a_rehearsal_sql_server_is_dropped_there_by_cleanup() {
+    let sim = rehearsable_elsewhere(Scenario::new().spec("[durations]\ndb_upgrade = 20000\n"));
+    let mut child = spawn_rehearsal(&sim, false);
+    let id = wait_for_container(&sim);
+    child.kill().expect("kill octoup");
+    let _ = child.wait();
+    let start = sim.history().len();
+    let cleaned = cleaned_after_kill(&sim, &id);
+    let scratch = cleaned["scratch_database"].as_str().unwrap();
+    assert!(cleaned["sql_server"].is_string(), "{cleaned}");
+    let h = sim.history();
+    assert_event(&h[start..], "db-dropped", |e| {
+        on_rehearsal_server(e) && e["database"] == scratch
+    });
+    assert!(
+        rehearsal_server(&sim)["instance_dbs"]["databases"]
+            .as_array()
+            .is_none_or(|dbs| dbs.iter().all(|d| d["name"] != scratch)),
+        "{}",
+        rehearsal_server(&sim)["instance_dbs"]
+    );
+    assert!(rehearsal_leftovers(&id).is_empty());
+    sim.assert_check();
+    nothing_left(&sim);
 }

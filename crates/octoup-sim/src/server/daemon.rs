@@ -89,6 +89,28 @@ async fn run(store: Store) -> anyhow::Result<()> {
         None
     };
 
+    // The rehearsal SQL Server's port serves its own store (its databases, its login).
+    let rehearsal_sql = match (state.rehearsal_sql_port, shared.store.rehearsal_server()) {
+        (0, _) | (_, Err(_)) => None,
+        (port, Ok(store)) => {
+            let listener = TcpListener::bind(("127.0.0.1", port))
+                .await
+                .with_context(|| {
+                    format!("cannot listen on 127.0.0.1:{port} for the rehearsal SQL Server port")
+                })?;
+            let own = Arc::new(Shared {
+                store,
+                clock: state.clock(),
+                shutdown: Notify::new(),
+                served_versions: Mutex::new(HashMap::new()),
+            });
+            Some(tokio::spawn(serve_listener(
+                listener,
+                super::sqlport::router(own),
+            )))
+        }
+    };
+
     let pid = std::process::id();
     shared
         .update(move |s| {
@@ -135,7 +157,7 @@ async fn run(store: Store) -> anyhow::Result<()> {
 
     nodes.stop_all();
     feed_server.abort();
-    if let Some(server) = sql_server {
+    for server in [sql_server, rehearsal_sql].into_iter().flatten() {
         server.abort();
     }
     let store = shared.store.clone();

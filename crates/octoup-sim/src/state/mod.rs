@@ -25,7 +25,7 @@ pub use model::{
 };
 pub(crate) use model::{DatabaseSnapshot, node_id};
 pub use spare::{RehearsalInstance, SpareNode};
-pub use store::{Store, StoreError};
+pub use store::{REHEARSAL_SQL_DIR, Store, StoreError};
 pub(crate) use transitions::new_guid;
 
 #[cfg(test)]

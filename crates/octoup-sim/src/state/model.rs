@@ -392,6 +392,14 @@ pub struct State {
     pub machines: Vec<super::machines::Machine>,
     /// Set by the daemon while it runs.
     pub daemon: Option<DaemonInfo>,
+    /// Port of the rehearsal SQL Server's SQL port (0: none; spec `rehearsal_sql_server`).
+    /// Its own state is in `DIR/rehearsal-sql`.
+    #[serde(default)]
+    pub rehearsal_sql_port: u16,
+    /// Set in the state of a SQL Server that is not the installation's own (`rehearsal`):
+    /// its events go into the installation's history (the parent directory), tagged so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_label: Option<String>,
     /// Sequence number of the next history record.
     pub next_seq: u64,
     /// Events recorded during the current update, appended when it commits.
@@ -411,6 +419,11 @@ impl State {
     /// Queues an event; it is appended to the history when the current update commits.
     pub(crate) fn record(&mut self, event: Event) {
         self.pending.push(event);
+    }
+
+    /// Drops the queued events (a copy of a state that must not repeat them).
+    pub(crate) fn forget_pending(&mut self) {
+        self.pending.clear();
     }
 
     pub(crate) fn node(&self, name: &str) -> Option<&Node> {

@@ -13,6 +13,8 @@ use crate::history::{Event, Record};
 pub const STATE_FILE: &str = "state.json";
 pub const LOCK_FILE: &str = "state.lock";
 pub const HISTORY_FILE: &str = "history.jsonl";
+/// The rehearsal SQL Server's own state directory, inside the installation's.
+pub const REHEARSAL_SQL_DIR: &str = "rehearsal-sql";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -168,24 +170,42 @@ impl Store {
         })
     }
 
+    /// The rehearsal SQL Server's store (`DIR/rehearsal-sql`), when the installation has one.
+    pub fn rehearsal_server(&self) -> Result<Store, StoreError> {
+        Store::open(&self.dir.join(REHEARSAL_SQL_DIR))
+    }
+
+    /// Appends events that happened on another SQL Server (`label`) to this history, under
+    /// this store's lock and with its sequence numbers.
+    fn append_from(&self, label: &str, events: Vec<Event>) -> Result<(), StoreError> {
+        let _lock = self.lock(true)?;
+        let mut state = self.load()?;
+        let records = stamp(&mut state, events, Some(label));
+        self.save(&state)?;
+        append_history(&self.history_path(), &records)
+    }
+
     /// Saves the state (temp file + rename) and appends its pending events.
     fn commit(&self, state: &mut State) -> Result<(), StoreError> {
-        let clock = state.clock();
-        let at = Timestamp::now();
-        let sim_seconds = clock.sim_at(at);
-        let records: Vec<Record> = std::mem::take(&mut state.pending)
-            .into_iter()
-            .map(|event| {
-                let seq = state.next_seq;
-                state.next_seq += 1;
-                Record {
-                    seq,
-                    at,
-                    sim_seconds,
-                    event,
-                }
-            })
-            .collect();
+        let events = std::mem::take(&mut state.pending);
+        if let Some(label) = state.server_label.clone() {
+            // Another SQL Server of the installation: its events are the installation's.
+            self.save(state)?;
+            let Some(parent) = self.dir.parent() else {
+                return Ok(());
+            };
+            return Store {
+                dir: parent.to_path_buf(),
+            }
+            .append_from(&label, events);
+        }
+        let records = stamp(state, events, None);
+        self.save(state)?;
+        append_history(&self.history_path(), &records)
+    }
+
+    /// Writes the state (temp file + rename).
+    fn save(&self, state: &State) -> Result<(), StoreError> {
         let path = self.state_path();
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
         let io = |p: &Path, source| StoreError::Io {
@@ -195,9 +215,28 @@ impl Store {
         // Serializing our own types cannot fail.
         let text = serde_json::to_string_pretty(state).unwrap_or_default();
         std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-        append_history(&self.history_path(), &records)
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
     }
+}
+
+/// History records for `events`, numbered from `state`'s next sequence number, now.
+fn stamp(state: &mut State, events: Vec<Event>, server: Option<&str>) -> Vec<Record> {
+    let at = Timestamp::now();
+    let sim_seconds = state.clock().sim_at(at);
+    events
+        .into_iter()
+        .map(|event| {
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            Record {
+                seq,
+                at,
+                sim_seconds,
+                server: server.map(str::to_string),
+                event,
+            }
+        })
+        .collect()
 }
 
 /// Appends records to the history file (the caller holds the state lock).

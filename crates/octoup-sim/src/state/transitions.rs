@@ -41,6 +41,8 @@ impl State {
             sql_server: SQL_SERVER.to_string(),
             feed_port: ports.feed,
             sql_port: 0,
+            rehearsal_sql_port: 0,
+            server_label: None,
             feed: spec.feed.versions.clone(),
             installer_size: spec.installer.size,
             database: Database {

@@ -23,6 +23,7 @@ use diagnostic::Source;
 pub use key_source::ApiKeySource;
 pub use notify::{NotifyConfig, NotifyEvent, NotifyFormat};
 pub use template::{InitOptions, init_template};
+pub(crate) use validate::{same_sql_server, sqlcmd_option};
 pub use window::{DaysConfig, Schedule, WindowConfig};
 pub(crate) use window::{parse_hh_mm as window_time, zone_or_system as window_zone};
 
@@ -73,7 +74,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read the SQL password file {path}: {source}. Check [database] password_file")]
+    #[error(
+        "cannot read the SQL password file {path}: {source}. Check the setting that names it ([database] password_file, [rehearsal] sql_password_file or [rehearsal.sql] password_file)"
+    )]
     PasswordFile {
         path: PathBuf,
         source: std::io::Error,
@@ -568,6 +571,38 @@ pub struct RehearsalConfig {
     pub host: RehearsalHost,
     /// `[rehearsal.windows]`: the spare Windows node (`host = "windows"`).
     pub windows: WindowsRehearsalConfig,
+    /// `[rehearsal.sql]`: a separate SQL Server the copy is restored on; absent: production's.
+    pub sql: Option<RehearsalSqlConfig>,
+}
+
+/// `[rehearsal.sql]`: the rehearsal SQL Server, described the way `[database]` describes
+/// production's. Production's server only writes the COPY_ONLY backup; this one restores it
+/// (from `backup_dir`, the same folder as it sees it), holds the copy and drops it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RehearsalSqlConfig {
+    /// argv prefix, as `[database] sqlcmd`; octoup appends `-Q <T-SQL>`.
+    pub sqlcmd: Vec<String>,
+    /// `host,port` as the rehearsal host reaches it (default: this sqlcmd's `-S`); the
+    /// default of `[rehearsal] sql_server`.
+    pub server: Option<String>,
+    /// The SQL login the rehearsal server uses (default: this sqlcmd's `-U`).
+    pub login: Option<String>,
+    /// The login's password, handed to sqlcmd only as `SQLCMDPASSWORD`.
+    pub password_file: Option<PathBuf>,
+    /// `[database] backup_dir` as this server sees it (e.g. a UNC share): production's server
+    /// writes the backup there, this one reads it.
+    pub backup_dir: Option<PathBuf>,
+}
+
+impl RehearsalSqlConfig {
+    /// The server's name: `server`, else the sqlcmd argv's `-S` (what the journal records).
+    pub(crate) fn server_name(&self) -> Option<&str> {
+        self.server
+            .as_deref()
+            .or_else(|| sqlcmd_option(&self.sqlcmd, "-S"))
+            .filter(|s| !s.trim().is_empty())
+    }
 }
 
 /// `[rehearsal] host`.
@@ -634,6 +669,7 @@ impl Default for RehearsalConfig {
             start_timeout_minutes: 240,
             host: RehearsalHost::Docker,
             windows: WindowsRehearsalConfig::default(),
+            sql: None,
         }
     }
 }
@@ -757,6 +793,10 @@ impl Config {
             self.rehearsal.data_dir.as_mut(),
             self.rehearsal.sql_password_file.as_mut(),
             self.rehearsal.master_key_file.as_mut(),
+            self.rehearsal
+                .sql
+                .as_mut()
+                .and_then(|s| s.password_file.as_mut()),
         ]
         .into_iter()
         .flatten()
@@ -821,14 +861,11 @@ impl Config {
 
     /// The SQL password, when a password file is configured.
     pub(crate) fn sql_password(&self) -> Result<Option<Secret>, ConfigError> {
-        let Some(path) = &self.database.password_file else {
-            return Ok(None);
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::PasswordFile {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']))))
+        self.database
+            .password_file
+            .as_deref()
+            .map(read_sql_password)
+            .transpose()
     }
 
     /// The SAS token for `[database] url`, when octoup is to create the credential.
@@ -901,6 +938,15 @@ impl Config {
             .as_deref()
             .unwrap_or(&self.installer.uninstall)
     }
+}
+
+/// A SQL password file's content (its line ending is not part of the password).
+pub(crate) fn read_sql_password(path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::PasswordFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
 }
 
 #[cfg(test)]

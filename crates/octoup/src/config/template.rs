@@ -509,6 +509,15 @@ const HEADER: &str = "\
 # variable or [server] api_key_file. Check the file with `octoup config check`.
 ";
 
+const REHEARSAL_SQL: &str = r#"
+# Restore the rehearsal copy on a separate SQL Server instead of production's (docs/rehearsal.md):
+# production's server only writes the COPY_ONLY backup; this one restores, holds and drops the copy.
+# [rehearsal.sql]
+#   sqlcmd = ["sqlcmd", "-S", "sqlrehearse01.example.com,1433", "-U", "octoup", "-b"]
+#   password_file = "rehearsal-sql-password.txt"   # reaches sqlcmd only as SQLCMDPASSWORD
+#   backup_dir = '\\nas\octopus\backups'          # [database] backup_dir as that server sees it
+"#;
+
 /// The commented config for `options`. Refuses what would put a secret in the file or not
 /// load (the result always loads with [`Config::parse`]).
 pub fn init_template(options: &InitOptions) -> Result<String, ConfigError> {
@@ -556,6 +565,8 @@ pub fn init_template(options: &InitOptions) -> Result<String, ConfigError> {
             }
         }
     }
+    // Commented as a whole: an empty [rehearsal.sql] would not load.
+    out.push_str(REHEARSAL_SQL);
     if options.nodes.is_empty() {
         out.push_str(
             "\n# One node: this machine. For an HA cluster add a [[nodes]] table per node\n# (`octoup init --nodes NAME=URL ...` writes them).\n",

@@ -187,3 +187,58 @@ fn the_windows_host_needs_its_node_and_sane_names() {
         assert!(err.contains(says), "{text}: {err}");
     }
 }
+
+#[test]
+fn a_rehearsal_sql_server_is_read_and_checked() {
+    let with = |table: &str| {
+        Config::parse(&format!(
+            "[database]\nsqlcmd = [\"sqlcmd\", \"-S\", \"tcp:SQL01.corp,1433\", \"-E\", \"-b\"]\n\n[rehearsal.sql]\n{table}"
+        ))
+    };
+    let ok = with(
+        "sqlcmd = [\"sqlcmd\", \"-S\", \"sqlr01.corp,1433\", \"-U\", \"octoup\", \"-b\"]\nbackup_dir = '\\\\nas\\octopus\\backups'\npassword_file = 'r.txt'\n",
+    )
+    .unwrap();
+    let sql = ok.rehearsal.sql.as_ref().unwrap();
+    assert_eq!(sql.server_name(), Some("sqlr01.corp,1433"));
+    assert_eq!(
+        sql.backup_dir.as_deref(),
+        Some(Path::new("\\\\nas\\octopus\\backups"))
+    );
+    // Absent, nothing changes: the copy is made on production's server.
+    assert_eq!(Config::default().rehearsal.sql, None);
+
+    for (table, expected) in [
+        ("backup_dir = 'x'\n", "[rehearsal.sql] sqlcmd"),
+        (
+            "sqlcmd = [\"sqlcmd\", \"-E\"]\nbackup_dir = 'x'\n",
+            "the sqlcmd argv has no -S",
+        ),
+        (
+            "sqlcmd = [\"sqlcmd\", \"-S\", \"sqlr01\"]\n",
+            "[database] backup_dir as the rehearsal SQL Server sees it",
+        ),
+        // Production's server by another spelling of its name: refused.
+        (
+            "sqlcmd = [\"sqlcmd\", \"-S\", \"sql01.corp\"]\nbackup_dir = 'x'\n",
+            "production's SQL Server",
+        ),
+        (
+            "sqlcmd = [\"sqlcmd\", \"-S\", \"sqlr01\"]\nserver = \"SQL01.CORP\"\nbackup_dir = 'x'\n",
+            "[rehearsal.sql] server",
+        ),
+        (
+            "sqlcmd = [\"sqlcmd\", \"-S\", \"sqlr01\"]\nbackupdir = 'x'\n",
+            "backupdir",
+        ),
+    ] {
+        let err = with(table).unwrap_err().to_string();
+        assert!(err.contains(expected), "{table}: {err}");
+    }
+    // Another instance or port on the same host is another server.
+    assert!(with("sqlcmd = [\"sqlcmd\", \"-S\", \"sql01.corp,1500\"]\nbackup_dir = 'x'\n").is_ok());
+    assert!(
+        with("sqlcmd = [\"sqlcmd\", \"-S\", \"sql01.corp\\\\REHEARSE\"]\nbackup_dir = 'x'\n")
+            .is_ok()
+    );
+}

@@ -7,6 +7,48 @@ use super::{
     TimeoutsConfig,
 };
 
+/// The value after `flag` in a sqlcmd argv (`-S x` or `-Sx`).
+pub(crate) fn sqlcmd_option<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
+    let mut it = argv.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == flag {
+            return it.next().map(String::as_str);
+        }
+        if let Some(v) = a.strip_prefix(flag).filter(|v| !v.is_empty()) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Whether two sqlcmd `-S` values name one SQL Server: `tcp:`, case, the local aliases and
+/// the default port 1433 do not make a server another one.
+pub(crate) fn same_sql_server(a: &str, b: &str) -> bool {
+    fn key(s: &str) -> String {
+        let s = s.trim().to_ascii_lowercase();
+        let s = s.strip_prefix("tcp:").unwrap_or(&s);
+        let (name, port) = match s.rsplit_once(',') {
+            Some((n, p)) => (n.trim(), Some(p.trim().to_string())),
+            None => (s, None),
+        };
+        let (host, instance) = name.split_once('\\').unwrap_or((name, ""));
+        let host = match host {
+            "." | "(local)" | "localhost" => "127.0.0.1",
+            h => h,
+        };
+        // A named instance without a port is found by the SQL Browser, not on 1433.
+        let port = port.unwrap_or_else(|| {
+            if instance.is_empty() {
+                "1433".into()
+            } else {
+                String::new()
+            }
+        });
+        format!("{host}\\{instance},{port}")
+    }
+    key(a) == key(b)
+}
+
 /// The longest `[rollback] keep_hours` accepted.
 pub const MAX_KEEP_HOURS: u64 = 168;
 
@@ -316,6 +358,7 @@ impl Config {
         self.window.schedule()?;
         self.validate_nodes()?;
         self.validate_spare_node()?;
+        self.validate_rehearsal_sql()?;
         self.validate_notify()
     }
 
@@ -448,6 +491,56 @@ impl Config {
         }
         if let Some(reason) = self.production_node_like(node) {
             return at("name", reason);
+        }
+        Ok(())
+    }
+
+    /// `[rehearsal.sql]`: a sqlcmd argv, a server to name, the share, and not production's
+    /// SQL Server (a restore there is what this table exists to avoid).
+    fn validate_rehearsal_sql(&self) -> Result<(), Problem> {
+        const T: &[&str] = &["rehearsal", "sql"];
+        let Some(sql) = &self.rehearsal.sql else {
+            return Ok(());
+        };
+        let at = |key: &str, message: String| Err(Problem::at(KeyPath::nested(T, key), message));
+        if sql.sqlcmd.is_empty() {
+            return at(
+                "sqlcmd",
+                "is empty: give the sqlcmd argv prefix that reaches the rehearsal SQL Server, e.g. [\"sqlcmd\", \"-S\", \"sqlrehearse01,1433\", \"-U\", \"octoup\", \"-b\"]".into(),
+            );
+        }
+        let Some(server) = sql.server_name() else {
+            return at(
+                "server",
+                "missing, and the sqlcmd argv has no -S: name the rehearsal SQL Server (host,port)"
+                    .into(),
+            );
+        };
+        if sql
+            .backup_dir
+            .as_ref()
+            .is_none_or(|d| d.as_os_str().is_empty())
+        {
+            return at(
+                "backup_dir",
+                "missing: give [database] backup_dir as the rehearsal SQL Server sees it (e.g. a UNC share such as '\\\\nas\\octopus\\backups'): production's server writes the backup there and this one restores it".into(),
+            );
+        }
+        let production = sqlcmd_option(&self.database.sqlcmd, "-S");
+        for (key, name) in [
+            ("server", Some(server)),
+            ("sqlcmd", sqlcmd_option(&sql.sqlcmd, "-S")),
+        ] {
+            if let (Some(name), Some(prod)) = (name, production)
+                && same_sql_server(name, prod)
+            {
+                return at(
+                    key,
+                    format!(
+                        "names {name:?}, production's SQL Server ([database] sqlcmd -S {prod:?}): the copy would be restored on production, which [rehearsal.sql] is there to avoid. Name the rehearsal SQL Server, or remove [rehearsal.sql] to restore on production's server"
+                    ),
+                );
+            }
         }
         Ok(())
     }

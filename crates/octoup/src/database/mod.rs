@@ -132,6 +132,22 @@ impl DatabaseSide {
         &self.sql.database
     }
 
+    /// The side of the rehearsal SQL Server (`[rehearsal.sql]`), when one is configured: the
+    /// same settings over its own connection, self-managed, reading backups from its view
+    /// of the share.
+    pub fn rehearsal_server(&self, config: &Config) -> Result<Option<DatabaseSide>, ConfigError> {
+        let Some(r) = &config.rehearsal.sql else {
+            return Ok(None);
+        };
+        Ok(Some(DatabaseSide {
+            sql: Sql::for_rehearsal(config, r)?,
+            strategy: DatabaseStrategy::Native,
+            hosting: Some(Hosting::SelfManaged),
+            backup_dir: r.backup_dir.clone().unwrap_or_default(),
+            ..self.clone()
+        }))
+    }
+
     /// `OctopusDeploy-2024.1.10-20250304T091244Z` (+ `-1of2` per stripe): the database,
     /// the version it holds and when (the vendor script lost the name to a variable typo).
     fn backup_stem(&self, from: &Version, stamp: &str) -> String {

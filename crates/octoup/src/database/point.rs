@@ -31,6 +31,40 @@ pub enum RollbackPoint {
 }
 
 impl RollbackPoint {
+    /// The same backup as another SQL Server sees it: each disk file by its name in `dir`
+    /// (that server's path to the folder production's server wrote to, e.g. a UNC share).
+    pub fn seen_from(&self, dir: &std::path::Path) -> RollbackPoint {
+        let RollbackPoint::Backup {
+            media: Media::Disk,
+            files,
+            bytes,
+            seconds,
+        } = self
+        else {
+            return self.clone();
+        };
+        let dir = dir.to_string_lossy();
+        // The folder is written the way that server writes paths, not this machine's way.
+        let sep = if dir.contains('\\') && !dir.contains('/') {
+            '\\'
+        } else {
+            '/'
+        };
+        let dir = dir.trim_end_matches(['/', '\\']);
+        RollbackPoint::Backup {
+            media: Media::Disk,
+            files: files
+                .iter()
+                .map(|f| {
+                    let name = f.rsplit(['/', '\\']).next().unwrap_or(f);
+                    format!("{dir}{sep}{name}")
+                })
+                .collect(),
+            bytes: *bytes,
+            seconds: *seconds,
+        }
+    }
+
     /// In words, for the report and messages.
     pub fn describe(&self) -> String {
         match self {

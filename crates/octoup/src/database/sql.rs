@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::DatabaseError;
-use crate::config::{Config, ConfigError, Secret};
+use crate::config::{Config, ConfigError, RehearsalSqlConfig, Secret, read_sql_password};
 use crate::process::runner::{CommandOutput, CommandRunner, CommandSpec, LineHook};
 
 /// How to reach the database.
@@ -32,12 +32,33 @@ pub(crate) struct Call<'a> {
 impl Sql {
     pub fn from_config(config: &Config) -> Result<Sql, ConfigError> {
         Ok(Sql {
-            sqlcmd: config.database.sqlcmd.clone(),
             password: config.sql_password()?,
+            ..Sql::from_config_without_password(config)
+        })
+    }
+
+    /// The rehearsal SQL Server (`[rehearsal.sql]`): its own argv and password, the same
+    /// database name (the guard against dropping it) and timeouts as production.
+    pub fn for_rehearsal(config: &Config, r: &RehearsalSqlConfig) -> Result<Sql, ConfigError> {
+        Ok(Sql {
+            sqlcmd: r.sqlcmd.clone(),
+            password: r
+                .password_file
+                .as_deref()
+                .map(read_sql_password)
+                .transpose()?,
+            ..Sql::from_config_without_password(config)
+        })
+    }
+
+    fn from_config_without_password(config: &Config) -> Sql {
+        Sql {
+            sqlcmd: config.database.sqlcmd.clone(),
+            password: None,
             database: config.database.name.clone(),
             timeout: Duration::from_secs(config.timeouts.backup),
             timeout_setting: "[timeouts] backup",
-        })
+        }
     }
 
     /// Runs `sql`; a failed exit is [`DatabaseError::Sql`] with the server's message.

@@ -2,7 +2,7 @@
 //! `[rehearsal]`, else from the sqlcmd argv's `-S` and `-U`), and the connection string the
 //! container is given, through its environment only.
 
-use crate::config::{Config, ConfigError, Secret};
+use crate::config::{Config, Secret, read_sql_password, sqlcmd_option as option};
 
 use super::RehearsalError;
 
@@ -13,20 +13,6 @@ pub(crate) struct SqlEndpoint {
     pub port: u16,
     pub login: String,
     pub password: Secret,
-}
-
-/// The value after `flag` in an argv (`-S x` or `-Sx`).
-fn option<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
-    let mut it = argv.iter();
-    while let Some(a) = it.next() {
-        if a == flag {
-            return it.next().map(String::as_str);
-        }
-        if let Some(v) = a.strip_prefix(flag).filter(|v| !v.is_empty()) {
-            return Some(v);
-        }
-    }
-    None
 }
 
 /// `host`, `host,port`, `tcp:host,port`; a named instance (`host\name`) needs the SQL
@@ -59,14 +45,24 @@ pub(crate) fn parse_server(server: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// The sqlcmd argv of the SQL Server that holds the copy: `[rehearsal.sql]`'s, else
+/// production's.
+fn copy_sqlcmd(config: &Config) -> &[String] {
+    match &config.rehearsal.sql {
+        Some(sql) => &sql.sqlcmd,
+        None => &config.database.sqlcmd,
+    }
+}
+
 /// The SQL Server as the rehearsal server reaches it: `[rehearsal] sql_server`, else
-/// sqlcmd's `-S`.
+/// `[rehearsal.sql] server`, else the `-S` of the sqlcmd that reaches the copy.
 pub(crate) fn server(config: &Config) -> Result<(String, u16), RehearsalError> {
     let server = config
         .rehearsal
         .sql_server
         .clone()
-        .or_else(|| option(&config.database.sqlcmd, "-S").map(str::to_string))
+        .or_else(|| config.rehearsal.sql.as_ref().and_then(|s| s.server.clone()))
+        .or_else(|| option(copy_sqlcmd(config), "-S").map(str::to_string))
         .ok_or_else(|| {
             RehearsalError::Setup(
                 "the rehearsal server cannot be told where the SQL Server is: set [rehearsal] sql_server = \"host,port\" (sqlcmd's argv has no -S)".into(),
@@ -103,31 +99,34 @@ fn push_options(s: &mut String, options: &str) {
 impl SqlEndpoint {
     pub fn from_config(config: &Config) -> Result<SqlEndpoint, RehearsalError> {
         let r = &config.rehearsal;
-        let sqlcmd = &config.database.sqlcmd;
+        let separate = r.sql.as_ref();
         let (host, port) = server(config)?;
         let login = r
             .sql_login
             .clone()
-            .or_else(|| option(sqlcmd, "-U").map(str::to_string))
+            .or_else(|| separate.and_then(|s| s.login.clone()))
+            .or_else(|| option(copy_sqlcmd(config), "-U").map(str::to_string))
             .ok_or_else(|| {
                 RehearsalError::Setup(
                     "the rehearsal container needs a SQL login (Windows authentication cannot reach SQL Server from a Linux container): set [rehearsal] sql_login and sql_password_file".into(),
                 )
             })?;
-        let password = match &r.sql_password_file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::PasswordFile {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Secret::new(text.trim_end_matches(['\r', '\n']))
+        let file = r.sql_password_file.as_ref().or(match separate {
+            Some(s) => s.password_file.as_ref(),
+            None => config.database.password_file.as_ref(),
+        });
+        let password = match file {
+            Some(path) => read_sql_password(path)?,
+            None => {
+                return Err(RehearsalError::Setup(format!(
+                    "no password for the rehearsal's SQL login: set [rehearsal] sql_password_file (or {} password_file)",
+                    if separate.is_some() {
+                        "[rehearsal.sql]"
+                    } else {
+                        "[database]"
+                    }
+                )));
             }
-            None => config.sql_password()?.ok_or_else(|| {
-                RehearsalError::Setup(
-                    "no password for the rehearsal's SQL login: set [rehearsal] sql_password_file (or [database] password_file)".into(),
-                )
-            })?,
         };
         Ok(SqlEndpoint {
             host,

@@ -225,6 +225,8 @@ struct Kit<'a> {
     log: Arc<RunLog>,
     events: Arc<dyn RehearsalEvents>,
     side: DatabaseSide,
+    /// `[rehearsal.sql]`: the SQL Server the copy is restored on, when it is not production's.
+    copy_server: Option<DatabaseSide>,
     docker: host::DockerHost,
     windows: Option<host::WindowsHost>,
 }
@@ -238,6 +240,7 @@ impl<'a> Kit<'a> {
         let config = &conn.config;
         let choice = Choice::native("rehearsal", config.database.compression.unwrap_or(false));
         let side = DatabaseSide::new(config, &choice)?;
+        let copy_server = side.rehearsal_server(config)?;
         let docker = host::DockerHost::new(config, conn.runner.clone())?;
         let windows = host::WindowsHost::new(conn)?;
         Ok(Kit {
@@ -245,6 +248,7 @@ impl<'a> Kit<'a> {
             log,
             events,
             side,
+            copy_server,
             docker,
             windows,
         })
@@ -395,16 +399,36 @@ impl<'a> Kit<'a> {
                 }
                 r.copy_method = copy.method.into();
                 r.hosting = other;
+                if self.copy_server.is_some() && copy.media != BackupMedia::Disk {
+                    return Err(RehearsalError::Setup(format!(
+                        "[rehearsal.sql] restores a disk backup that production's server wrote to a share, and production is on {}, which writes none: remove [rehearsal.sql] to make the copy on production's server",
+                        other.map(Hosting::name).unwrap_or("this hosting")
+                    )));
+                }
                 let point = self.backup(&side, r, book, copy).await?;
+                // On a rehearsal SQL Server the backup is read from its view of the share.
+                let (point, restorer) = match &self.copy_server {
+                    Some(server) => {
+                        r.sql_server = self.copy_server_name();
+                        (point.seen_from(&server.backup_dir), server)
+                    }
+                    None => (point, &side),
+                };
                 let data_dir = config
                     .rehearsal
                     .data_dir
                     .clone()
-                    .unwrap_or_else(|| config.database.backup_dir.clone());
+                    .unwrap_or_else(|| restorer.backup_dir.clone());
                 let detail = match copy.media {
-                    BackupMedia::Disk => {
-                        format!("as {} under {}", r.scratch_database, data_dir.display())
-                    }
+                    BackupMedia::Disk => format!(
+                        "as {} under {}{}",
+                        r.scratch_database,
+                        data_dir.display(),
+                        r.sql_server
+                            .as_deref()
+                            .map(|s| format!(" on the rehearsal SQL Server {s}"))
+                            .unwrap_or_default()
+                    ),
                     BackupMedia::Url => format!(
                         "as {} FROM URL (Managed Instance places the files)",
                         r.scratch_database
@@ -417,7 +441,7 @@ impl<'a> Kit<'a> {
                 r.scratch_made = true;
                 self.save(r, book)?;
                 let t = Instant::now();
-                let done = side
+                let done = restorer
                     .restore_as(
                         runner,
                         &point,
@@ -435,10 +459,10 @@ impl<'a> Kit<'a> {
         self.events
             .phase("disarm", "the vendor's statements for a cloned instance");
         let t = Instant::now();
-        let sql = if use_database {
-            side.sql.clone()
-        } else {
-            side.sql_in(&r.scratch_database)
+        let sql = match (&self.copy_server, use_database) {
+            (Some(server), true) => server.sql.clone(),
+            (None, true) => side.sql.clone(),
+            (_, false) => side.sql_in(&r.scratch_database),
         };
         sql.run(
             runner,
@@ -728,15 +752,32 @@ impl<'a> Kit<'a> {
             Err(_) => true,
         };
         if r.scratch_made {
-            let mut side = self.side.clone();
-            side.hosting = r.hosting;
-            match side.drop_scratch(runner, &r.scratch_database).await {
-                Ok(true) => actions.push(format!("dropped the database {}", r.scratch_database)),
+            let side = match self.side_holding(r) {
+                Ok(side) => Ok(side),
+                Err(why) => Err(DatabaseError::Failed {
+                    what: "drop the rehearsal copy".into(),
+                    detail: why,
+                    fix: "put that [rehearsal.sql] back and run `octoup rehearse --cleanup`, or drop it there by hand".into(),
+                }),
+            };
+            let dropped = match side {
+                Ok(side) => side.drop_scratch(runner, &r.scratch_database).await,
+                Err(e) => Err(e),
+            };
+            let on = r
+                .sql_server
+                .as_deref()
+                .map(|s| format!(" on the rehearsal SQL Server {s}"))
+                .unwrap_or_default();
+            match dropped {
+                Ok(true) => {
+                    actions.push(format!("dropped the database {}{on}", r.scratch_database))
+                }
                 Ok(false) => {}
                 Err(e) => {
                     ok = false;
                     actions.push(format!(
-                        "could not drop the database {}: {}",
+                        "could not drop the database {}{on}: {}",
                         r.scratch_database,
                         self.log.scrub(&e.to_string())
                     ));
@@ -762,6 +803,39 @@ impl<'a> Kit<'a> {
         if let Err(e) = book.save(r) {
             self.events
                 .note(&format!("the teardown could not be journaled: {e}"));
+        }
+    }
+
+    /// `[rehearsal.sql]`'s server name, as the journal records it.
+    fn copy_server_name(&self) -> Option<String> {
+        self.conn
+            .config
+            .rehearsal
+            .sql
+            .as_ref()
+            .and_then(|s| s.server_name())
+            .map(str::to_string)
+    }
+
+    /// The database side of the SQL Server that holds `r`'s copy: the rehearsal SQL Server
+    /// it names (which must still be configured), else production's.
+    fn side_holding(&self, r: &Rehearsal) -> Result<DatabaseSide, String> {
+        let Some(name) = &r.sql_server else {
+            let mut side = self.side.clone();
+            side.hosting = r.hosting;
+            return Ok(side);
+        };
+        match (&self.copy_server, self.copy_server_name()) {
+            (Some(server), Some(now)) if crate::config::same_sql_server(name, &now) => {
+                Ok(server.clone())
+            }
+            (_, now) => Err(format!(
+                "the copy is on the rehearsal SQL Server {name}, and [rehearsal.sql] {}",
+                match now {
+                    Some(now) => format!("now names {now}"),
+                    None => "is no longer configured".into(),
+                }
+            )),
         }
     }
 
@@ -921,5 +995,40 @@ mod tests {
             (DatabaseStrategy::Rds, BackupMedia::S3, "rds-restore")
         );
         assert!(c.backup.contains("@type = FULL"), "{}", c.backup);
+    }
+
+    #[test]
+    fn the_rehearsal_sql_server_reads_the_backup_from_its_view_of_the_share() {
+        let point = RollbackPoint::Backup {
+            media: crate::database::Media::Disk,
+            files: vec![
+                "D:\\SQLBackups\\OctopusDeploy-1of2.bak".into(),
+                "/var/opt/mssql/backup/OctopusDeploy-2of2.bak".into(),
+            ],
+            bytes: Some(7),
+            seconds: None,
+        };
+        let RollbackPoint::Backup { files, bytes, .. } =
+            point.seen_from(std::path::Path::new("\\\\sql01\\SQLBackups\\"))
+        else {
+            panic!("still a backup");
+        };
+        assert_eq!(
+            files,
+            [
+                "\\\\sql01\\SQLBackups\\OctopusDeploy-1of2.bak",
+                "\\\\sql01\\SQLBackups\\OctopusDeploy-2of2.bak"
+            ]
+        );
+        assert_eq!(bytes, Some(7));
+        let RollbackPoint::Backup { files, .. } =
+            point.seen_from(std::path::Path::new("/mnt/share"))
+        else {
+            panic!("still a backup");
+        };
+        assert_eq!(files[0], "/mnt/share/OctopusDeploy-1of2.bak");
+        // A point that is no disk file stays what it is.
+        let url = RollbackPoint::Snapshot { name: "s".into() };
+        assert_eq!(url.seen_from(std::path::Path::new("/x")), url);
     }
 }

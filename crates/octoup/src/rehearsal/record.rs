@@ -188,6 +188,10 @@ pub struct Rehearsal {
     /// The hosting the scratch database is on (how it is dropped: RDS has its procedure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosting: Option<Hosting>,
+    /// The rehearsal SQL Server (`[rehearsal.sql]`) the scratch database is on; absent:
+    /// production's (where the teardown, and `--cleanup` after a kill, drop it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_server: Option<String>,
     pub scratch_database: String,
     /// Whether the scratch database may exist (set before the statement that makes it).
     pub scratch_made: bool,
@@ -235,6 +239,7 @@ impl Rehearsal {
             status: RehearsalStatus::Running,
             copy_method: String::new(),
             hosting: None,
+            sql_server: None,
             scratch_database: format!("{prefix}_{short}"),
             scratch_made: false,
             docker_made: false,
