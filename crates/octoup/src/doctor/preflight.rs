@@ -207,11 +207,6 @@ impl Facts {
         self.database.as_ref().and_then(|d| d.strategy.clone())
     }
 
-    /// Where the chosen strategy's database steps go.
-    pub(crate) fn layout(&self) -> crate::engine::catalogue::Layout {
-        crate::engine::catalogue::Layout::of_choice(self.strategy().as_ref())
-    }
-
     /// The blockers, one line each (empty: the upgrade may go ahead).
     pub fn blockers(&self) -> Vec<String> {
         self.findings.blocker_lines()

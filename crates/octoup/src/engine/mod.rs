@@ -238,7 +238,7 @@ pub async fn upgrade(
         options.until,
         facts.nodes.len(),
         &history,
-        facts.layout(),
+        catalogue::Layout::of_choice(facts.strategy().as_ref()),
         facts.database.as_ref(),
         rehearsed,
     ) {

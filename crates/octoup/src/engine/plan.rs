@@ -74,7 +74,7 @@ pub(crate) fn make_plan(
     let primary = facts.primary().map(|n| n.name.clone()).unwrap_or_default();
     let rollback = config.rollback.enabled;
     let mut steps = Vec::new();
-    let layout = facts.layout();
+    let layout = catalogue::Layout::of_choice(facts.strategy().as_ref());
     for id in catalogue::steps(FORWARD, &nodes, &primary, rollback, layout) {
         let (kind, node) = (id.kind, id.node);
         if kind == StepKind::Preflight {
