@@ -185,6 +185,12 @@ fn a_windows_rehearsal_is_go_times_database_upgrade_and_the_plan_uses_it() {
         "{}",
         r.stdout
     );
+    // What teardown leaves on the spare node is said, not found later.
+    assert!(
+        r.stdout.contains("left Octopus ") && r.stdout.contains("installed on the spare node"),
+        "{}",
+        r.stdout
+    );
 
     // The master key and the SQL password are in no output and no file octoup wrote.
     let key = master_key(&sim);

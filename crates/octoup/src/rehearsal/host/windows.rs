@@ -468,6 +468,14 @@ impl RehearsalHost for WindowsHost {
                 }
             }
         }
+        // Said, so that nobody is surprised to find it there: the node is a spare, and the
+        // next rehearsal's installer runs over it.
+        if r.phases.iter().any(|p| p.name == "install") {
+            actions.push(format!(
+                "left Octopus {} installed on the spare node {} (no instance uses it)",
+                r.target, w.node
+            ));
+        }
         ok
     }
 }
