@@ -238,15 +238,20 @@ fn render(r: &Rehearsal) -> String {
     for a in &r.teardown.actions {
         t.push_str(&format!("  - {a}\n"));
     }
-    match r.status {
-        RehearsalStatus::Go => t.push_str(
-            "Production was not touched. `octoup plan` now estimates the database upgrade from this rehearsal.\n",
-        ),
-        RehearsalStatus::NoGo => t.push_str(
-            "Production was not touched. Fix what is named above before the window, then rehearse again.\n",
-        ),
-        _ => t.push_str("Production was not touched.\n"),
-    }
+    // Exactly what production saw: a backup was read from it, nothing in it changed.
+    let untouched = if r.backup.as_ref().is_some_and(|b| b.reused_from.is_none()) {
+        "Production's data, nodes and maintenance mode were not changed (its server only took the backup)."
+    } else {
+        "Production's data, nodes and maintenance mode were not changed."
+    };
+    let next = match r.status {
+        RehearsalStatus::Go => {
+            " `octoup plan` now estimates the database upgrade from this rehearsal."
+        }
+        RehearsalStatus::NoGo => " Fix what is named above before the window, then rehearse again.",
+        _ => "",
+    };
+    t.push_str(&format!("{untouched}{next}\n"));
     t
 }
 
