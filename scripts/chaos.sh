@@ -50,9 +50,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now_ms() { date +%s%3N; }
-# A uniform integer in [0, n).
-uniform() { echo $(( (RANDOM * 32768 + RANDOM) % $1 )); }
+# shellcheck source=scripts/lib/chaos-common.sh
+. "$(dirname "$0")/lib/chaos-common.sh"
 
 # Starts a simulated installation of $2 nodes in $1.
 sim_up() {
@@ -67,25 +66,10 @@ sim_up() {
 
 # `octoup upgrade` in $1, killed after $2 ms (none when empty); sets RC, KILLED and MS.
 attempt() {
-    local dir=$1 delay=$2 k=$3 pid killer t0
-    t0=$(now_ms)
-    "$OCTOUP" upgrade --yes --json --config "$dir/sim/octoup.toml" \
-        >"$dir/attempt-$k.json" 2>"$dir/attempt-$k.err" </dev/null &
-    pid=$!
-    killer=""
-    if [ -n "$delay" ]; then
-        (sleep "$(awk -v d="$delay" 'BEGIN { printf "%.3f", d / 1000 }')" && kill -KILL "$pid" 2>/dev/null) &
-        killer=$!
-    fi
-    { wait "$pid"; } 2>/dev/null
-    RC=$?
-    if [ -n "$killer" ]; then
-        kill "$killer" 2>/dev/null
-        wait "$killer" 2>/dev/null
-    fi
-    MS=$(( $(now_ms) - t0 ))
-    KILLED=0
-    [ "$RC" -eq 137 ] && KILLED=1
+    local dir=$1 delay=$2 k=$3
+    signalled "$dir" "$k" "${delay:+KILL}" "${delay:-0}" \
+        "$OCTOUP" upgrade --yes --json --config "$dir/sim/octoup.toml"
+    KILLED=$SIGNALLED
     echo "attempt $k: delay ${delay:-none} ms, exit $RC, ${MS} ms" >>"$dir/attempts.txt"
     if [ "$MS" -gt "$STALL_MS" ]; then
         STALLED=1

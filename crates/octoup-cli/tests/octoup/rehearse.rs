@@ -835,3 +835,63 @@ fn a_killed_rehearsal_on_a_rehearsal_sql_server_is_dropped_there_by_cleanup() {
     sim.assert_check();
     nothing_left(&sim);
 }
+
+/// Found by scripts/chaos-rehearse.sh: a `--cleanup` killed just after its `docker rm` was
+/// sent left the engine removing the container, and the next cleanup was told "removal of
+/// container … is already in progress" (and, for the network, "has active endpoints"): it
+/// exited 1 with the teardown not done, though the engine was about to finish it. Now a
+/// removal the engine is busy with is asked again until it is done.
+#[test]
+fn a_removal_the_engine_is_already_busy_with_is_waited_for_not_failed() {
+    let sim = rehearsable(Scenario::new());
+    // The Docker CLI, answering each removal once as an engine still busy with an earlier,
+    // killed teardown's does; then the real engine.
+    let wrapper = sim.dir().join("busy-docker.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            r#"#!/bin/sh
+case "$1 $2" in
+    "rm --force") what=container ;;
+    "network rm") what=network ;;
+    *) exec docker "$@" ;;
+esac
+marker="{dir}/busy-$what"
+if [ ! -e "$marker" ]; then
+    : >"$marker"
+    if [ "$what" = container ]; then
+        echo "Error response from daemon: removal of container octoup-rehearsal is already in progress" >&2
+    else
+        echo "Error response from daemon: error while removing network: network octoup-rehearsal has active endpoints" >&2
+    fi
+    exit 1
+fi
+exec docker "$@"
+"#,
+            dir = sim.dir().display()
+        ),
+    )
+    .unwrap();
+    sim.edit_config(|cfg| {
+        let r = cfg.get_mut("rehearsal").unwrap().as_table_mut().unwrap();
+        r.insert(
+            "docker".into(),
+            toml::Value::Array(vec![
+                "sh".into(),
+                wrapper.to_string_lossy().into_owned().into(),
+            ]),
+        );
+    });
+    let (_, r) = rehearse_json(&sim, 0);
+    assert!(sim.dir().join("busy-container").exists(), "{}", r.stdout);
+    assert!(sim.dir().join("busy-network").exists(), "{}", r.stdout);
+    assert_eq!(r.json["teardown"]["done"], true, "{}", r.stdout);
+    let id = r.json["id"].as_str().unwrap();
+    assert!(
+        rehearsal_leftovers(id).is_empty(),
+        "{:?}",
+        rehearsal_leftovers(id)
+    );
+    sim.assert_check();
+    nothing_left(&sim);
+}

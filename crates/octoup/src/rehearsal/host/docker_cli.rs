@@ -245,11 +245,21 @@ impl Docker {
             .await
     }
 
-    /// Runs a removal; Docker's "no such …" means it was already gone.
+    /// Runs a removal; Docker's "no such …" means it was already gone. A removal the engine
+    /// is still busy with (an earlier teardown killed after its `docker rm` was sent: the
+    /// engine goes on removing the container, and its network keeps the endpoint until
+    /// then) is asked again until it is done, within `BUSY_WAIT`.
     async fn remove(&self, kind: &str, args: &[&str], name: &str) -> Result<bool, RehearsalError> {
-        let out = self
-            .call(&format!("remove the rehearsal {kind}"), args, Vec::new())
-            .await?;
+        let deadline = std::time::Instant::now() + BUSY_WAIT;
+        let out = loop {
+            let out = self
+                .call(&format!("remove the rehearsal {kind}"), args, Vec::new())
+                .await?;
+            if out.success() || !busy(&out) || std::time::Instant::now() >= deadline {
+                break out;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
         if out.success() {
             return Ok(true);
         }
@@ -296,6 +306,16 @@ impl Docker {
         };
         Ok((names(containers), names(networks)))
     }
+}
+
+/// How long a teardown waits for a removal the engine is already busy with.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
+
+/// Docker's answer while it is still removing what was asked for: the container's removal
+/// is in progress, or the network still has that container's endpoint.
+fn busy(out: &CommandOutput) -> bool {
+    let text = format!("{}{}", out.stdout, out.stderr).to_ascii_lowercase();
+    text.contains("is already in progress") || text.contains("has active endpoints")
 }
 
 /// Docker's "no such container / network" answer.
