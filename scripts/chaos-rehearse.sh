@@ -370,12 +370,7 @@ for ((i = 1; i <= RUNS; i++)); do
     fi
     teardown_live "$dir"
     LIVE=""
-    if [ "$stalled" -eq 1 ]; then
-        touch "$WORK/keep"
-        echo "run $i ($kind): a cleanup took over ${STALL_MS} ms, kept $dir: $(tail -n +2 "$dir/attempts.txt" | tr '\n' ';')" >&2
-    elif [ -z "$problem" ] && [ -z "$KEEP" ]; then
-        rm -rf "$dir"
-    fi
+    keep_or_drop "$dir" "$i ($kind)" "$problem" "$stalled" "a cleanup"
     if (( i % 10 == 0 )); then
         echo "  $i runs: $kills kills, $ctrl_cs Ctrl-C, $cleanups cleanups ($cleanup_kills killed), $violations violations, $stalls stalls ($(( $(date +%s) - T0 )) s)"
     fi

@@ -169,13 +169,8 @@ for ((i = 1; i <= RUNS; i++)); do
     else
         upgraded=$((upgraded + 1))
     fi
-    if [ "$STALLED" -eq 1 ]; then
-        stalled_runs=$((stalled_runs + 1))
-        touch "$WORK/keep"
-        echo "run $i ($nodes node(s)): an attempt took over ${STALL_MS} ms, kept $dir: $(tail -n +2 "$dir/attempts.txt" | tr '\n' ';')" >&2
-    elif [ -z "$problem" ] && [ -z "${KEEP:-}" ]; then
-        rm -rf "$dir"
-    fi
+    stalled_runs=$((stalled_runs + STALLED))
+    keep_or_drop "$dir" "$i ($nodes node(s))" "$problem" "$STALLED" "an attempt"
     if (( i % 20 == 0 )); then
         echo "  $i runs: $kills kills, $reruns re-runs, $violations violations, $stalls stalls ($(( $(date +%s) - T0 )) s)"
     fi

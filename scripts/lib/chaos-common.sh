@@ -36,3 +36,16 @@ signalled() {
     if [ "$signal" = KILL ] && [ "$RC" -eq 137 ]; then SIGNALLED=1; fi
     if [ -n "$signal" ] && [ "$signal" != KILL ] && [ -e "$dir/signalled-$k" ]; then SIGNALLED=1; fi
 }
+
+# After run LABEL (its directory DIR, under $WORK): kept, saying why, when it stalled (STALLED
+# 1; WHAT names what took too long), and when it broke an invariant (PROBLEM not empty, said
+# by the caller); else removed, unless KEEP is set.
+keep_or_drop() {
+    local dir=$1 label=$2 problem=$3 stalled=$4 what=$5
+    if [ "$stalled" -eq 1 ]; then
+        touch "$WORK/keep"
+        echo "run $label: $what took over ${STALL_MS} ms, kept $dir: $(tail -n +2 "$dir/attempts.txt" | tr '\n' ';')" >&2
+    elif [ -z "$problem" ] && [ -z "${KEEP:-}" ]; then
+        rm -rf "$dir"
+    fi
+}
