@@ -428,3 +428,44 @@ fn ctrl_c_tears_the_windows_rehearsal_down_at_once() {
     ));
     sim.assert_check();
 }
+
+#[test]
+fn a_windows_rehearsal_against_a_rehearsal_sql_server_migrates_the_copy_there() {
+    let sim = windows_rehearsable(Scenario::new().rehearsal_sql_server(), true);
+    let start = sim.history().len();
+    let r = sim.octoup(&["rehearse", "--to", TARGET, "--json"]);
+    r.expect_code(0);
+    let j = &r.json;
+    assert_eq!(j["status"], "go", "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(j["host"], "windows", "{}", r.stdout);
+    let scratch = j["scratch_database"].as_str().unwrap();
+    let h = sim.history();
+    let after = &h[start..];
+    // The spare node's instance upgraded the copy where it was restored, and only there:
+    // production's server took the backup and nothing else.
+    for kind in [
+        "db-restored-as",
+        "db-rows-changed",
+        "rehearsal-migration-finished",
+        "db-dropped",
+    ] {
+        let of_kind: Vec<&Value> = after.iter().filter(|e| e["kind"] == kind).collect();
+        assert!(
+            of_kind
+                .iter()
+                .any(|e| e["server"] == "rehearsal" && e["database"] == scratch),
+            "{kind} on the rehearsal server: {after:#?}"
+        );
+        assert!(
+            of_kind.iter().all(|e| e["server"] == "rehearsal"),
+            "{kind} on production: {of_kind:#?}"
+        );
+    }
+    assert!(
+        after
+            .iter()
+            .any(|e| e["kind"] == "db-backup-created" && e["server"] != "rehearsal"),
+        "production took the backup: {after:#?}"
+    );
+    assert!(spare_instances(&sim).is_empty(), "the instance is left");
+}
