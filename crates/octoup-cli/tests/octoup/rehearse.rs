@@ -111,7 +111,7 @@ const RESTORED: [&str; 6] = [
 ];
 
 /// The names of a rehearsal report's phases, in order.
-fn phases(report: &Value) -> Vec<&str> {
+pub(crate) fn phases(report: &Value) -> Vec<&str> {
     report["phases"]
         .as_array()
         .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())

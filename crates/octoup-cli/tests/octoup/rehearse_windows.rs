@@ -13,8 +13,8 @@ use serde_json::Value;
 #[cfg(unix)]
 use super::rehearse::ctrl_c;
 use super::rehearse::{
-    TARGET, assert_event, cleaned_after_kill, nothing_left, plan_uses, production, scratch_exists,
-    spawn_rehearsal, touching_production,
+    TARGET, assert_event, cleaned_after_kill, nothing_left, phases, plan_uses, production,
+    scratch_exists, spawn_rehearsal, touching_production,
 };
 
 const SPARE: &str = "OCTO-SPARE-01";
@@ -74,28 +74,12 @@ fn touched(h: &[Value], from: usize, scratch: &str) -> Vec<String> {
 
 /// Files under `dir` (recursively) that hold `secret`.
 fn files_holding(dir: &Path, secret: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else if std::fs::read(&p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(secret))
-            {
-                found.push(p.display().to_string());
-            }
-        }
-    }
-    found
-}
-
-fn phase_names(j: &Value) -> Vec<String> {
-    j["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_string())
+    let mut texts = Vec::new();
+    files_under(dir, &mut texts);
+    texts
+        .into_iter()
+        .filter(|(_, text)| text.contains(secret))
+        .map(|(path, _)| path)
         .collect()
 }
 
@@ -113,7 +97,7 @@ fn a_windows_rehearsal_is_go_times_database_upgrade_and_the_plan_uses_it() {
     assert_eq!(j["status"], "go", "{}\n{}", r.stdout, r.stderr);
     assert_eq!(j["host"], "windows", "{}", r.stdout);
     assert_eq!(
-        phase_names(j),
+        phases(j),
         [
             "backup",
             "verify",
@@ -246,11 +230,7 @@ fn a_failing_migration_on_the_windows_host_is_no_go_with_the_error() {
         "{}",
         r.stdout
     );
-    assert!(
-        !phase_names(j).contains(&"start".to_string()),
-        "{}",
-        r.stdout
-    );
+    assert!(!phases(j).contains(&"start"), "{}", r.stdout);
     assert_eq!(j["teardown"]["done"], true, "{}", r.stdout);
     let scratch = j["scratch_database"].as_str().unwrap();
     let h = sim.history();
